@@ -1,0 +1,656 @@
+//! `add` and `status`: walking paths, the stat cache, and the chunk -> hash -> compress ->
+//! pack pipeline.
+//!
+//! Files are processed in parallel with rayon. Inside one file, reading and chunking the next
+//! batch overlaps with hashing and compressing the current one (`rayon::join`), so a single
+//! large file also uses every core while memory stays bounded by two batches.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use fastcdc::v2020::StreamCDC;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+use crate::index::{Commit, Root, StatEntry};
+use crate::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
+use crate::pack::{encode, FinishedPack, PackWriter};
+use crate::store::{LockMode, Store};
+use crate::util::now_ns;
+
+/// Bytes of chunks hashed and compressed together while the next batch is read.
+const BATCH_BYTES: usize = 8 << 20;
+/// A file modified less than this long before it was read is not trusted by the stat cache:
+/// a later write could land within the same timestamp tick without changing size or mtime.
+const RACY_NS: i64 = 2_000_000_000;
+
+/// Options for [`Store::add`].
+#[derive(Clone, Debug, Default)]
+pub struct AddOptions {
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a top-level path became.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootKind {
+    /// A regular file (hash of its file manifest).
+    File,
+    /// A directory (hash of its tree manifest).
+    Tree,
+}
+
+impl RootKind {
+    /// `file` or `tree`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RootKind::File => "file",
+            RootKind::Tree => "tree",
+        }
+    }
+}
+
+/// One top-level path that was added.
+#[derive(Clone, Debug, Serialize)]
+pub struct Added {
+    /// The path as given.
+    pub path: PathBuf,
+    /// File or tree.
+    pub kind: RootKind,
+    /// Its hash.
+    pub hash: Hash,
+    /// Logical size in bytes.
+    pub size: u64,
+}
+
+/// The result of [`Store::add`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AddReport {
+    /// Top-level paths, in the order given.
+    pub added: Vec<Added>,
+    /// Things skipped (special files), with the reason.
+    pub warnings: Vec<String>,
+    /// Regular files seen.
+    pub files: u64,
+    /// Files that had to be read (not answered by the stat cache).
+    pub files_read: u64,
+    /// Bytes read and chunked.
+    pub bytes_read: u64,
+    /// New objects written to packs.
+    pub new_objects: u64,
+    /// Bytes those new objects take in packs.
+    pub new_bytes: u64,
+}
+
+/// Writes new objects into this operation's own packs, skipping anything already stored.
+pub(crate) struct Sink<'a> {
+    store: &'a Store,
+    state: Mutex<SinkState>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    writer: Option<PackWriter>,
+    finished: Vec<FinishedPack>,
+    written: HashSet<Hash>,
+    objects: u64,
+    bytes: u64,
+}
+
+impl<'a> Sink<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Sink {
+            store,
+            state: Mutex::new(SinkState::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn known(&self, hash: &Hash) -> Result<bool> {
+        if self.state().written.contains(hash) {
+            return Ok(true);
+        }
+        self.store.index().contains(hash)
+    }
+
+    /// Stores `raw` as an object of `kind` unless it is already stored.
+    pub(crate) fn put(&self, kind: ObjectKind, hash: Hash, raw: &[u8]) -> Result<()> {
+        if self.known(&hash)? {
+            return Ok(());
+        }
+        let (compression, stored) = encode(raw, self.store.config().zstd_level);
+        self.append_encoded(kind, hash, compression, raw.len() as u32, &stored)
+    }
+
+    /// Appends an already-encoded object (used by `gc` to move objects without recompressing).
+    pub(crate) fn append_encoded(
+        &self,
+        kind: ObjectKind,
+        hash: Hash,
+        compression: crate::pack::Compression,
+        raw_len: u32,
+        stored: &[u8],
+    ) -> Result<()> {
+        let mut st = self.state();
+        if !st.written.insert(hash) {
+            return Ok(());
+        }
+        if st.writer.is_none() {
+            st.writer = Some(PackWriter::create(&self.store.tmp_dir())?);
+        }
+        let w = st.writer.as_mut().expect("writer was just created");
+        w.append(hash, kind, compression, raw_len, stored)?;
+        let full = w.len() >= self.store.config().pack_target_size;
+        st.objects += 1;
+        st.bytes += stored.len() as u64;
+        if full {
+            let w = st.writer.take().expect("writer exists");
+            let done = w.finish(&self.store.packs_dir())?;
+            st.finished.push(done);
+        }
+        Ok(())
+    }
+
+    /// Closes the open pack; returns every finished pack and (objects, bytes) written.
+    pub(crate) fn finish(self) -> Result<(Vec<FinishedPack>, u64, u64)> {
+        let mut st = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = st.writer.take() {
+            if !w.is_empty() {
+                st.finished.push(w.finish(&self.store.packs_dir())?);
+            }
+        }
+        Ok((st.finished, st.objects, st.bytes))
+    }
+}
+
+/// A walked path.
+enum Node {
+    File {
+        idx: usize,
+        mode: u32,
+    },
+    Dir {
+        mode: u32,
+        children: Vec<(Vec<u8>, Node)>,
+    },
+    Symlink {
+        mode: u32,
+        target: Vec<u8>,
+    },
+}
+
+struct Walk<'a> {
+    store_id: (u64, u64),
+    files: Vec<(PathBuf, Metadata)>,
+    warnings: Vec<String>,
+    store: &'a Store,
+}
+
+impl Walk<'_> {
+    fn node(&mut self, path: &Path, meta: Metadata) -> Result<Option<Node>> {
+        let ft = meta.file_type();
+        let mode = meta.mode();
+        if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(|e| Error::io(path, e))?;
+            return Ok(Some(Node::Symlink {
+                mode,
+                target: target.as_os_str().as_bytes().to_vec(),
+            }));
+        }
+        if ft.is_file() {
+            self.files.push((path.to_path_buf(), meta));
+            return Ok(Some(Node::File {
+                idx: self.files.len() - 1,
+                mode,
+            }));
+        }
+        if ft.is_dir() {
+            if (meta.dev(), meta.ino()) == self.store_id {
+                return Ok(None);
+            }
+            let mut children = Vec::new();
+            let rd = fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+            for ent in rd {
+                let ent = ent.map_err(|e| Error::io(path, e))?;
+                let p = ent.path();
+                let m = fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
+                if let Some(n) = self.node(&p, m)? {
+                    children.push((ent.file_name().as_bytes().to_vec(), n));
+                }
+            }
+            children.sort_by(|a, b| a.0.cmp(&b.0));
+            return Ok(Some(Node::Dir { mode, children }));
+        }
+        let what = if ft.is_fifo() {
+            "fifo"
+        } else if ft.is_socket() {
+            "socket"
+        } else if ft.is_block_device() || ft.is_char_device() {
+            "device"
+        } else {
+            "special file"
+        };
+        let _ = self.store;
+        self.warnings
+            .push(format!("{}: skipped ({what})", path.display()));
+        Ok(None)
+    }
+}
+
+fn stat_of(meta: &Metadata, hash: Hash, trusted: bool) -> StatEntry {
+    StatEntry {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        hash,
+        trusted,
+    }
+}
+
+fn same_stat(a: &StatEntry, b: &StatEntry) -> bool {
+    a.dev == b.dev
+        && a.ino == b.ino
+        && a.size == b.size
+        && a.mtime_ns == b.mtime_ns
+        && a.ctime_ns == b.ctime_ns
+}
+
+/// The key of a path in the stat cache and roots table.
+pub(crate) fn path_key(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Absolute form of a user-given path, without resolving symlinks.
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|e| Error::io(p, e))
+}
+
+impl Store {
+    fn store_dir_id(&self) -> Result<(u64, u64)> {
+        let m = fs::metadata(self.dir()).map_err(|e| Error::io(self.dir(), e))?;
+        Ok((m.dev(), m.ino()))
+    }
+
+    /// Chunks, hashes and (with a sink) stores one open file; returns its manifest.
+    pub(crate) fn chunk_file(
+        &self,
+        file: File,
+        path: &Path,
+        sink: Option<&Sink<'_>>,
+        pb: &ProgressBar,
+    ) -> Result<FileManifest> {
+        let p = self.config().chunking;
+        let mut iter = StreamCDC::new(file, p.min, p.avg, p.max);
+        let read_batch = |iter: &mut StreamCDC<File>| -> Result<Vec<Vec<u8>>> {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            while bytes < BATCH_BYTES {
+                match iter.next() {
+                    None => break,
+                    Some(Ok(c)) => {
+                        bytes += c.data.len();
+                        batch.push(c.data);
+                    }
+                    Some(Err(fastcdc::v2020::Error::IoError(e))) => return Err(Error::io(path, e)),
+                    Some(Err(e)) => {
+                        return Err(Error::Io {
+                            path: path.to_path_buf(),
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                    }
+                }
+            }
+            Ok(batch)
+        };
+        let process = |batch: &[Vec<u8>]| -> Result<Vec<(Hash, u32)>> {
+            batch
+                .par_iter()
+                .map(|data| {
+                    let h = Hash::of(ObjectKind::Chunk, data);
+                    if let Some(s) = sink {
+                        s.put(ObjectKind::Chunk, h, data)?;
+                    }
+                    pb.inc(data.len() as u64);
+                    Ok((h, data.len() as u32))
+                })
+                .collect()
+        };
+        let mut chunks = Vec::new();
+        let mut next = read_batch(&mut iter)?;
+        while !next.is_empty() {
+            let cur = next;
+            let (done, following) = rayon::join(|| process(&cur), || read_batch(&mut iter));
+            chunks.extend(done?);
+            next = following?;
+        }
+        let size = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
+        Ok(FileManifest { size, chunks })
+    }
+
+    /// Hashes (and stores) one file, consulting the stat cache first.
+    fn add_file(
+        &self,
+        sink: &Sink<'_>,
+        path: &Path,
+        meta: &Metadata,
+        start_ns: i64,
+        pb: &ProgressBar,
+    ) -> Result<(Hash, Option<StatEntry>, u64)> {
+        let key = path_key(path);
+        let now = stat_of(meta, Hash([0; 32]), false);
+        let cached = self.index().stat(&key)?;
+        if let Some(cached) = cached {
+            if cached.trusted && same_stat(&cached, &now) && self.index().contains(&cached.hash)? {
+                pb.inc(meta.size());
+                return Ok((cached.hash, None, 0));
+            }
+        }
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let m = self.chunk_file(file, path, Some(sink), pb)?;
+        let hash = m.hash();
+        sink.put(ObjectKind::File, hash, &m.encode())?;
+        let after = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        let after = stat_of(&after, hash, false);
+        let trusted =
+            same_stat(&after, &now) && after.size == m.size && after.mtime_ns < start_ns - RACY_NS;
+        Ok((hash, Some(StatEntry { trusted, ..after }), m.size))
+    }
+
+    fn build_tree(
+        &self,
+        sink: &Sink<'_>,
+        node: &Node,
+        results: &[(Hash, u64)],
+    ) -> Result<(EntryKind, u64)> {
+        match node {
+            Node::File { idx, .. } => {
+                let (h, size) = results[*idx];
+                Ok((EntryKind::File(h), size))
+            }
+            Node::Symlink { target, .. } => {
+                Ok((EntryKind::Symlink(target.clone()), target.len() as u64))
+            }
+            Node::Dir { children, .. } => {
+                let mut t = TreeManifest::default();
+                for (name, child) in children {
+                    let (kind, size) = self.build_tree(sink, child, results)?;
+                    let mode = match child {
+                        Node::File { mode, .. }
+                        | Node::Dir { mode, .. }
+                        | Node::Symlink { mode, .. } => *mode,
+                    };
+                    t.entries.push(TreeEntry {
+                        name: name.clone(),
+                        mode,
+                        size,
+                        kind,
+                    });
+                }
+                let h = t.hash();
+                sink.put(ObjectKind::Tree, h, &t.encode())?;
+                Ok((EntryKind::Dir(h), t.size()))
+            }
+        }
+    }
+
+    /// Adds files and directories (recursively). Symlinks inside directories are recorded as
+    /// links; a symlink given on the command line is followed. Nothing is committed unless
+    /// everything was stored: on error the index is unchanged.
+    pub fn add(&self, paths: &[PathBuf], opts: &AddOptions) -> Result<AddReport> {
+        let _lock = self.lock(LockMode::Shared)?;
+        let start_ns = now_ns();
+        let store_canon = fs::canonicalize(self.dir()).map_err(|e| Error::io(self.dir(), e))?;
+        let mut walk = Walk {
+            store_id: self.store_dir_id()?,
+            files: Vec::new(),
+            warnings: Vec::new(),
+            store: self,
+        };
+        let mut tops = Vec::new();
+        for p in paths {
+            let abs = absolute(p)?;
+            let meta = fs::metadata(&abs).map_err(|e| Error::io(p, e))?;
+            let canon = fs::canonicalize(&abs).map_err(|e| Error::io(p, e))?;
+            if canon.starts_with(&store_canon) {
+                return Err(Error::InsideStore(p.clone()));
+            }
+            if meta.is_dir() {
+                // Fail early and clearly on an unreadable top-level directory.
+                fs::read_dir(&abs).map_err(|e| Error::io(p, e))?;
+            }
+            let node = walk.node(&abs, meta)?;
+            tops.push((p.clone(), abs, node));
+        }
+        let total: u64 = walk.files.iter().map(|(_, m)| m.size()).sum();
+        let pb = progress_bar(opts.progress, total, "adding");
+        let sink = Sink::new(self);
+        let results: Vec<(Hash, Option<StatEntry>, u64)> = walk
+            .files
+            .par_iter()
+            .map(|(path, meta)| self.add_file(&sink, path, meta, start_ns, &pb))
+            .collect::<Result<_>>()?;
+        pb.finish_and_clear();
+        let sizes: Vec<(Hash, u64)> = results
+            .iter()
+            .zip(&walk.files)
+            .map(|((h, _, _), (_, m))| (*h, m.size()))
+            .collect();
+        let mut report = AddReport {
+            warnings: walk.warnings.clone(),
+            files: walk.files.len() as u64,
+            ..AddReport::default()
+        };
+        let mut commit = Commit::default();
+        for ((path, meta), (_, stat, read)) in walk.files.iter().zip(&results) {
+            if let Some(s) = stat {
+                report.files_read += 1;
+                report.bytes_read += read;
+                let _ = meta;
+                commit.stats.push((path_key(path), s.clone()));
+            }
+        }
+        let current: HashMap<String, Root> = self
+            .index()
+            .roots()?
+            .into_iter()
+            .map(|r| (r.path.clone(), r))
+            .collect();
+        let seen: HashSet<String> = walk.files.iter().map(|(p, _)| path_key(p)).collect();
+        for (given, abs, node) in &tops {
+            let Some(node) = node else { continue };
+            let (kind, hash, size) = match self.build_tree(&sink, node, &sizes)? {
+                (EntryKind::File(h), s) => (RootKind::File, h, s),
+                (EntryKind::Dir(h), s) => (RootKind::Tree, h, s),
+                (EntryKind::Symlink(_), _) => unreachable!("top-level paths are followed"),
+            };
+            let key = path_key(abs);
+            if kind == RootKind::Tree {
+                let under = self.index().stats_under(&key)?;
+                for (p, _) in under {
+                    if !seen.contains(&p) {
+                        commit.forget.push(p);
+                    }
+                }
+            }
+            if current.get(&key).map(|r| r.hash) != Some(hash) {
+                let rec = RootRecord {
+                    path: key.clone(),
+                    kind: kind.as_str().into(),
+                    hash: hash.to_hex(),
+                    size,
+                    time_ns: start_ns,
+                };
+                let json = serde_json::to_vec(&rec).map_err(|e| Error::Invalid(e.to_string()))?;
+                let record = Hash::of(ObjectKind::Root, &json);
+                sink.put(ObjectKind::Root, record, &json)?;
+                commit.roots.push(Root {
+                    path: key,
+                    kind: kind.as_str().into(),
+                    hash,
+                    size,
+                    time_ns: start_ns,
+                    record,
+                });
+            }
+            report.added.push(Added {
+                path: given.clone(),
+                kind,
+                hash,
+                size,
+            });
+        }
+        let (packs, objects, bytes) = sink.finish()?;
+        report.new_objects = objects;
+        report.new_bytes = bytes;
+        commit.packs = packs;
+        self.index().commit(&commit)?;
+        Ok(report)
+    }
+
+    /// What changed in tracked paths since each was last added, from the stat cache
+    /// (re-hashing only files whose stat differs or whose cache entry is not trusted).
+    pub fn status(&self) -> Result<Vec<StatusEntry>> {
+        let store_id = self.store_dir_id()?;
+        let mut out = Vec::new();
+        let mut to_check: Vec<(String, PathBuf, Metadata, Hash)> = Vec::new();
+        let roots = self.index().roots()?;
+        for root in roots {
+            let path = PathBuf::from(&root.path);
+            let meta = match fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    out.push(StatusEntry {
+                        path: root.path.clone(),
+                        change: Change::Deleted,
+                    });
+                    continue;
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            let mut cached: HashMap<String, StatEntry> = if root.kind == "tree" {
+                self.index().stats_under(&root.path)?.into_iter().collect()
+            } else {
+                self.index()
+                    .stat(&root.path)?
+                    .map(|s| (root.path.clone(), s))
+                    .into_iter()
+                    .collect()
+            };
+            let mut files = Vec::new();
+            if meta.is_dir() {
+                list_files(&path, store_id, &mut files)?;
+            } else {
+                files.push((path.clone(), meta));
+            }
+            for (p, m) in files {
+                let key = path_key(&p);
+                match cached.remove(&key) {
+                    None => out.push(StatusEntry {
+                        path: key,
+                        change: Change::New,
+                    }),
+                    Some(c) => {
+                        let now = stat_of(&m, c.hash, false);
+                        if !(c.trusted && same_stat(&c, &now)) {
+                            if c.size != now.size {
+                                out.push(StatusEntry {
+                                    path: key,
+                                    change: Change::Modified,
+                                });
+                            } else {
+                                to_check.push((key, p, m, c.hash));
+                            }
+                        }
+                    }
+                }
+            }
+            for (p, _) in cached {
+                out.push(StatusEntry {
+                    path: p,
+                    change: Change::Deleted,
+                });
+            }
+        }
+        let hidden = ProgressBar::hidden();
+        let rehashed: Vec<Option<StatusEntry>> = to_check
+            .par_iter()
+            .map(|(key, p, _, old)| {
+                let f = File::open(p).map_err(|e| Error::io(p, e))?;
+                let h = self.chunk_file(f, p, None, &hidden)?.hash();
+                Ok((h != *old).then(|| StatusEntry {
+                    path: key.clone(),
+                    change: Change::Modified,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        out.extend(rehashed.into_iter().flatten());
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.dedup();
+        Ok(out)
+    }
+}
+
+fn list_files(dir: &Path, store_id: (u64, u64), out: &mut Vec<(PathBuf, Metadata)>) -> Result<()> {
+    for ent in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let ent = ent.map_err(|e| Error::io(dir, e))?;
+        let p = ent.path();
+        let m = fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
+        if m.is_dir() {
+            if (m.dev(), m.ino()) != store_id {
+                list_files(&p, store_id, out)?;
+            }
+        } else if m.is_file() {
+            out.push((p, m));
+        }
+    }
+    Ok(())
+}
+
+/// A change reported by [`Store::status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusEntry {
+    /// Absolute path.
+    pub path: String,
+    /// What happened to it.
+    pub change: Change,
+}
+
+/// Kinds of change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Not present at the last add.
+    New,
+    /// Content differs from the last add.
+    Modified,
+    /// Gone since the last add.
+    Deleted,
+}
+
+/// A progress bar on stderr when `show` (and stderr is a terminal), hidden otherwise.
+pub(crate) fn progress_bar(show: bool, total: u64, msg: &'static str) -> ProgressBar {
+    if !show || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(msg);
+    pb
+}

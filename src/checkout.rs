@@ -1,0 +1,314 @@
+//! `checkout`: restoring a file or tree from the store, verifying every chunk.
+//!
+//! Each file is written to a temporary name in its destination directory and renamed into
+//! place, so a reader never sees a half-restored file. Large files are written by several
+//! threads at once with positioned writes; small files are restored in parallel.
+
+use std::fs::{self, File};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::add::{path_key, progress_bar};
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+use crate::manifest::{EntryKind, FileManifest};
+
+/// How restored files are materialized.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinkMode {
+    /// Clone (FICLONE) from a verified workspace copy when the filesystem supports it,
+    /// otherwise decompress and copy.
+    #[default]
+    Reflink,
+    /// Hard-link to a read-only materialized copy in `.store/cache/` (opt-in: files become
+    /// read-only and share an inode with the cache).
+    Hardlink,
+    /// Always decompress from packs and write a fresh copy.
+    Copy,
+}
+
+impl std::str::FromStr for LinkMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<LinkMode> {
+        match s {
+            "reflink" => Ok(LinkMode::Reflink),
+            "hardlink" => Ok(LinkMode::Hardlink),
+            "copy" => Ok(LinkMode::Copy),
+            _ => Err(Error::Invalid(format!(
+                "unknown link mode {s:?} (reflink, hardlink, copy)"
+            ))),
+        }
+    }
+}
+
+/// Options for [`Store::checkout`].
+#[derive(Clone, Debug, Default)]
+pub struct CheckoutOptions {
+    /// How to materialize files.
+    pub link: LinkMode,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What [`Store::checkout`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckoutReport {
+    /// Files written.
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files cloned by reflink.
+    pub reflinked: u64,
+    /// Files hard-linked.
+    pub hardlinked: u64,
+    /// Where the object was restored.
+    pub path: PathBuf,
+}
+
+struct Job {
+    hash: Hash,
+    dest: PathBuf,
+    mode: u32,
+    size: u64,
+}
+
+impl Store {
+    /// Restores file or tree `hash` under directory `to` (created if missing). A tree's
+    /// entries land directly in `to`; a file lands as `to/<name it was added under>`.
+    pub fn checkout(
+        &self,
+        hash: &Hash,
+        to: &Path,
+        opts: &CheckoutOptions,
+    ) -> Result<CheckoutReport> {
+        let loc = self.locate(hash)?;
+        fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+        let mut jobs = Vec::new();
+        let mut links = Vec::new();
+        let target = match loc.entry.kind {
+            ObjectKind::Tree => {
+                self.plan_tree(hash, to, &mut jobs, &mut links)?;
+                to.to_path_buf()
+            }
+            ObjectKind::File => {
+                let name = self
+                    .index()
+                    .roots()?
+                    .into_iter()
+                    .find(|r| r.hash == *hash)
+                    .and_then(|r| Path::new(&r.path).file_name().map(|n| n.to_os_string()))
+                    .unwrap_or_else(|| hash.to_hex().into());
+                let dest = to.join(name);
+                let m = self.file_manifest(hash)?;
+                jobs.push(Job {
+                    hash: *hash,
+                    dest: dest.clone(),
+                    mode: 0o644,
+                    size: m.size,
+                });
+                dest
+            }
+            k => {
+                return Err(Error::Invalid(format!(
+                    "{hash} is a {}, not a file or tree",
+                    k.name()
+                )))
+            }
+        };
+        let total = jobs.iter().map(|j| j.size).sum();
+        let pb = progress_bar(opts.progress, total, "restoring");
+        let outcomes: Vec<Outcome> = jobs
+            .par_iter()
+            .map(|j| {
+                let o = self.restore_file(j, opts.link)?;
+                pb.inc(j.size);
+                Ok(o)
+            })
+            .collect::<Result<_>>()?;
+        pb.finish_and_clear();
+        for (link, target_bytes) in links {
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target_bytes), &link)
+                .map_err(|e| Error::io(&link, e))?;
+        }
+        let mut r = CheckoutReport {
+            path: target,
+            ..CheckoutReport::default()
+        };
+        for (j, o) in jobs.iter().zip(outcomes) {
+            r.files += 1;
+            r.bytes += j.size;
+            match o {
+                Outcome::Reflinked => r.reflinked += 1,
+                Outcome::Hardlinked => r.hardlinked += 1,
+                Outcome::Written => {}
+            }
+        }
+        Ok(r)
+    }
+
+    fn plan_tree(
+        &self,
+        hash: &Hash,
+        dir: &Path,
+        jobs: &mut Vec<Job>,
+        links: &mut Vec<(PathBuf, Vec<u8>)>,
+    ) -> Result<()> {
+        let t = self.tree_manifest(hash)?;
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for e in t.entries {
+            // Names were validated on decode: no '/', '.', '..' or empty name can escape `dir`.
+            let p = dir.join(std::ffi::OsStr::from_bytes(&e.name));
+            match e.kind {
+                EntryKind::File(h) => jobs.push(Job {
+                    hash: h,
+                    dest: p,
+                    mode: e.mode,
+                    size: e.size,
+                }),
+                EntryKind::Dir(h) => {
+                    self.plan_tree(&h, &p, jobs, links)?;
+                    let _ = fs::set_permissions(
+                        &p,
+                        fs::Permissions::from_mode(e.mode & 0o7777 | 0o700),
+                    );
+                }
+                EntryKind::Symlink(target) => links.push((p, target)),
+            }
+        }
+        Ok(())
+    }
+
+    fn restore_file(&self, job: &Job, link: LinkMode) -> Result<Outcome> {
+        match link {
+            LinkMode::Reflink => {
+                if self.try_reflink(job)? {
+                    return Ok(Outcome::Reflinked);
+                }
+            }
+            LinkMode::Hardlink => {
+                let cached = self.materialize_cached(&job.hash)?;
+                let tmp = tmp_beside(&job.dest);
+                if fs::hard_link(&cached, &tmp).is_ok() {
+                    fs::rename(&tmp, &job.dest).map_err(|e| Error::io(&job.dest, e))?;
+                    return Ok(Outcome::Hardlinked);
+                }
+            }
+            LinkMode::Copy => {}
+        }
+        let m = self.file_manifest(&job.hash)?;
+        let tmp = tmp_beside(&job.dest);
+        let res = self.write_manifest(&m, &tmp).and_then(|f| {
+            f.set_permissions(fs::Permissions::from_mode(job.mode & 0o7777))
+                .map_err(|e| Error::io(&tmp, e))?;
+            fs::rename(&tmp, &job.dest).map_err(|e| Error::io(&job.dest, e))
+        });
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.map(|_| Outcome::Written)
+    }
+
+    /// Writes the verified content of `m` to a new file at `path` (parallel positioned writes).
+    fn write_manifest(&self, m: &FileManifest, path: &Path) -> Result<File> {
+        let f = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        f.set_len(m.size).map_err(|e| Error::io(path, e))?;
+        let mut offsets = Vec::with_capacity(m.chunks.len());
+        let mut off = 0u64;
+        for (h, len) in &m.chunks {
+            offsets.push((*h, off));
+            off += u64::from(*len);
+        }
+        offsets.par_iter().try_for_each(|(h, off)| -> Result<()> {
+            let data = self.read_kind(h, ObjectKind::Chunk)?;
+            f.write_all_at(&data, *off).map_err(|e| Error::io(path, e))
+        })?;
+        Ok(f)
+    }
+
+    /// Clones the file from a workspace copy that the stat cache says still holds `hash`.
+    fn try_reflink(&self, job: &Job) -> Result<bool> {
+        let Some((src, cached)) = self.index().path_with_hash(&job.hash)? else {
+            return Ok(false);
+        };
+        let Ok(meta) = fs::symlink_metadata(&src) else {
+            return Ok(false);
+        };
+        use std::os::unix::fs::MetadataExt;
+        let unchanged = meta.ino() == cached.ino
+            && meta.size() == cached.size
+            && meta.mtime() * 1_000_000_000 + meta.mtime_nsec() == cached.mtime_ns
+            && meta.ctime() * 1_000_000_000 + meta.ctime_nsec() == cached.ctime_ns;
+        if !unchanged || path_key(&job.dest) == src {
+            return Ok(false);
+        }
+        let Ok(src_file) = File::open(&src) else {
+            return Ok(false);
+        };
+        let tmp = tmp_beside(&job.dest);
+        let dst = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        if reflink(&src_file, &dst) {
+            let _ = dst.set_permissions(fs::Permissions::from_mode(job.mode & 0o7777));
+            fs::rename(&tmp, &job.dest).map_err(|e| Error::io(&job.dest, e))?;
+            Ok(true)
+        } else {
+            drop(dst);
+            let _ = fs::remove_file(&tmp);
+            Ok(false)
+        }
+    }
+
+    /// A verified, read-only full copy of file `hash` under `.store/cache/`, for hard links.
+    fn materialize_cached(&self, hash: &Hash) -> Result<PathBuf> {
+        let hex = hash.to_hex();
+        let dir = self.dir().join("cache").join(&hex[..2]);
+        let path = dir.join(&hex);
+        if path.exists() {
+            return Ok(path);
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let m = self.file_manifest(hash)?;
+        let tmp = tmp_beside(&path);
+        let f = self.write_manifest(&m, &tmp)?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        f.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
+    }
+}
+
+use crate::store::Store;
+
+enum Outcome {
+    Written,
+    Reflinked,
+    Hardlinked,
+}
+
+fn tmp_beside(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(
+        ".{name}.store-{}.tmp",
+        crate::util::unique_suffix()
+    ))
+}
+
+/// FICLONE ioctl: shares the extents of `src` with `dst` (btrfs, XFS, ...).
+fn reflink(src: &File, dst: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const FICLONE: libc::c_ulong = 0x4004_9409;
+    // SAFETY: both descriptors are open for the duration of the call; FICLONE takes an int.
+    unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) == 0 }
+}

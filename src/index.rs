@@ -1,0 +1,512 @@
+//! The SQLite index (the only module that touches rusqlite). It maps objects to their place
+//! in packs, records the current root of each tracked path, and keeps the stat cache. It holds
+//! nothing that cannot be rebuilt from packs except the stat cache, which is only a speed-up.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+use crate::pack::{Compression, Entry, FinishedPack};
+
+/// Append-only schema migrations; `PRAGMA user_version` counts how many have been applied.
+/// Never edit an entry once released: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: packs, objects, roots, stat cache.
+    "CREATE TABLE packs (
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE objects (
+        hash BLOB PRIMARY KEY,
+        kind INTEGER NOT NULL,
+        pack INTEGER NOT NULL REFERENCES packs(id),
+        offset INTEGER NOT NULL,
+        stored_len INTEGER NOT NULL,
+        raw_len INTEGER NOT NULL,
+        compression INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX objects_by_pack ON objects(pack);
+    CREATE TABLE roots (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        time_ns INTEGER NOT NULL,
+        record BLOB NOT NULL
+    );
+    CREATE TABLE stat_cache (
+        path TEXT PRIMARY KEY,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        trusted INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX stat_cache_by_hash ON stat_cache(hash);",
+];
+
+/// The schema version this program writes (number of migrations).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Where an object lives.
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The pack's id.
+    pub pack: Hash,
+    /// The object's entry in that pack.
+    pub entry: Entry,
+}
+
+/// A stat-cache row: what a file looked like when it was last hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatEntry {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns.
+    pub mtime_ns: i64,
+    /// Status-change time, ns.
+    pub ctime_ns: i64,
+    /// The file hash it had.
+    pub hash: Hash,
+    /// False when the file was modified so recently that a later change could share its
+    /// timestamp (the "racy" case): such an entry is re-hashed rather than trusted.
+    pub trusted: bool,
+}
+
+/// The current root of a tracked path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Root {
+    /// Absolute path.
+    pub path: String,
+    /// `file`, `tree` or `symlink`.
+    pub kind: String,
+    /// Hash of what was added.
+    pub hash: Hash,
+    /// Logical size.
+    pub size: u64,
+    /// When, in ns since the epoch.
+    pub time_ns: i64,
+    /// The root record object.
+    pub record: Hash,
+}
+
+/// Everything one operation commits, applied in a single transaction.
+#[derive(Default)]
+pub struct Commit {
+    /// Empty the pack, object and root tables first (a rebuild from packs).
+    pub reset: bool,
+    /// Packs to drop (with their objects) before adding the new ones.
+    pub remove_packs: Vec<Hash>,
+    /// Packs written (with their tables of contents).
+    pub packs: Vec<FinishedPack>,
+    /// Roots to set.
+    pub roots: Vec<Root>,
+    /// Stat-cache rows to upsert.
+    pub stats: Vec<(String, StatEntry)>,
+    /// Stat-cache rows to delete (files gone from a tracked directory).
+    pub forget: Vec<String>,
+}
+
+/// The open index.
+pub struct Index {
+    conn: Connection,
+}
+
+fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::index(context, e)
+}
+
+fn hash_col(b: Vec<u8>) -> rusqlite::Result<Hash> {
+    Hash::from_slice(&b).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
+    })
+}
+
+impl Index {
+    /// Opens (creating and migrating if needed) the index at `path`.
+    pub fn open(path: &Path) -> Result<Index> {
+        let conn = Connection::open(path)
+            .map_err(|e| Error::index(format!("open {}", path.display()), e))?;
+        conn.busy_timeout(Duration::from_secs(120))
+            .map_err(sql("busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql("synchronous"))?;
+        let mut idx = Index { conn };
+        idx.migrate(path)?;
+        Ok(idx)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin migration"))?;
+        let v: u32 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql("read user_version"))?;
+        if v > SCHEMA_VERSION {
+            return Err(Error::NewerFormat {
+                what: format!("index {}", path.display()),
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+            tx.execute_batch(m)
+                .map_err(|e| Error::index(format!("migration {}", i + 1), e))?;
+        }
+        if v < SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(sql("set user_version"))?;
+        }
+        tx.commit().map_err(sql("commit migration"))
+    }
+
+    /// Where `hash` is stored, if anywhere.
+    pub fn locate(&self, hash: &Hash) -> Result<Option<Location>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
+                 FROM objects o JOIN packs p ON p.id = o.pack WHERE o.hash = ?1",
+            )
+            .map_err(sql("prepare locate"))?;
+        st.query_row([&hash.0[..]], |r| {
+            let pack = hash_col(r.get(0)?)?;
+            let kind: u8 = r.get(1)?;
+            let comp: u8 = r.get(5)?;
+            Ok((
+                pack,
+                kind,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                comp,
+            ))
+        })
+        .optional()
+        .map_err(sql("locate object"))?
+        .map(|(pack, kind, offset, stored, raw, comp)| {
+            let kind = ObjectKind::from_u8(kind).ok_or_else(|| {
+                Error::corrupt("index", format!("object {hash} has unknown kind {kind}"))
+            })?;
+            let compression = if comp == 0 {
+                Compression::Raw
+            } else {
+                Compression::Zstd
+            };
+            Ok(Location {
+                pack,
+                entry: Entry {
+                    hash: *hash,
+                    kind,
+                    compression,
+                    raw_len: raw as u32,
+                    stored_len: stored as u32,
+                    offset: offset as u64,
+                },
+            })
+        })
+        .transpose()
+    }
+
+    /// True when the index knows `hash`.
+    pub fn contains(&self, hash: &Hash) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM objects WHERE hash = ?1")
+            .map_err(sql("prepare contains"))?;
+        st.exists([&hash.0[..]]).map_err(sql("contains"))
+    }
+
+    /// The stat-cache row for an absolute path.
+    pub fn stat(&self, path: &str) -> Result<Option<StatEntry>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted FROM stat_cache WHERE path = ?1")
+            .map_err(sql("prepare stat"))?;
+        st.query_row([path], stat_row)
+            .optional()
+            .map_err(sql("read stat cache"))
+    }
+
+    /// Stat-cache rows for every path strictly under directory `dir` (absolute).
+    pub fn stats_under(&self, dir: &str) -> Result<Vec<(String, StatEntry)>> {
+        let lo = format!("{}/", dir.trim_end_matches('/'));
+        let hi = format!("{}0", dir.trim_end_matches('/'));
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
+                 WHERE path >= ?1 AND path < ?2 ORDER BY path",
+            )
+            .map_err(sql("prepare stats_under"))?;
+        let rows = st
+            .query_map([lo, hi], |r| Ok((r.get::<_, String>(7)?, stat_row(r)?)))
+            .map_err(sql("stats under"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql("stats under"))
+    }
+
+    /// Applies one operation's results atomically.
+    pub fn commit(&mut self, c: &Commit) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin commit"))?;
+        if c.reset {
+            tx.execute_batch("DELETE FROM objects; DELETE FROM packs; DELETE FROM roots;")
+                .map_err(sql("clear for reindex"))?;
+        }
+        {
+            let mut del_obj = tx
+                .prepare_cached(
+                    "DELETE FROM objects WHERE pack = (SELECT id FROM packs WHERE hash = ?1)",
+                )
+                .map_err(sql("prepare delete objects"))?;
+            let mut del_pack = tx
+                .prepare_cached("DELETE FROM packs WHERE hash = ?1")
+                .map_err(sql("prepare delete pack"))?;
+            for p in &c.remove_packs {
+                del_obj.execute([&p.0[..]]).map_err(sql("delete objects"))?;
+                del_pack.execute([&p.0[..]]).map_err(sql("delete pack"))?;
+            }
+            let mut del_stat = tx
+                .prepare_cached("DELETE FROM stat_cache WHERE path = ?1")
+                .map_err(sql("prepare forget"))?;
+            for p in &c.forget {
+                del_stat.execute([p]).map_err(sql("forget stat"))?;
+            }
+        }
+        {
+            let mut ins_pack = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO packs (hash, size, created_ns) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(sql("prepare pack insert"))?;
+            let mut pack_id = tx
+                .prepare_cached("SELECT id FROM packs WHERE hash = ?1")
+                .map_err(sql("prepare pack id"))?;
+            let mut ins_obj = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO objects (hash, kind, pack, offset, stored_len, raw_len, compression)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql("prepare object insert"))?;
+            for p in &c.packs {
+                ins_pack
+                    .execute(params![&p.id.0[..], p.size as i64, crate::util::now_ns()])
+                    .map_err(sql("insert pack"))?;
+                let id: i64 = pack_id
+                    .query_row([&p.id.0[..]], |r| r.get(0))
+                    .map_err(sql("pack id"))?;
+                for e in &p.entries {
+                    ins_obj
+                        .execute(params![
+                            &e.hash.0[..],
+                            e.kind as u8,
+                            id,
+                            e.offset as i64,
+                            i64::from(e.stored_len),
+                            i64::from(e.raw_len),
+                            e.compression as u8
+                        ])
+                        .map_err(sql("insert object"))?;
+                }
+            }
+            let mut ins_root = tx
+                .prepare_cached(
+                    "INSERT INTO roots (path, kind, hash, size, time_ns, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, hash = excluded.hash,
+                       size = excluded.size, time_ns = excluded.time_ns, record = excluded.record
+                     WHERE excluded.time_ns >= roots.time_ns",
+                )
+                .map_err(sql("prepare root upsert"))?;
+            for r in &c.roots {
+                ins_root
+                    .execute(params![
+                        r.path,
+                        r.kind,
+                        &r.hash.0[..],
+                        r.size as i64,
+                        r.time_ns,
+                        &r.record.0[..]
+                    ])
+                    .map_err(sql("upsert root"))?;
+            }
+            let mut ins_stat = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO stat_cache (path, dev, ino, size, mtime_ns, ctime_ns, hash, trusted)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(sql("prepare stat upsert"))?;
+            for (path, s) in &c.stats {
+                ins_stat
+                    .execute(params![
+                        path,
+                        s.dev as i64,
+                        s.ino as i64,
+                        s.size as i64,
+                        s.mtime_ns,
+                        s.ctime_ns,
+                        &s.hash.0[..],
+                        s.trusted
+                    ])
+                    .map_err(sql("upsert stat"))?;
+            }
+        }
+        tx.commit().map_err(sql("commit"))
+    }
+
+    /// All current roots, by path.
+    pub fn roots(&self) -> Result<Vec<Root>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT path, kind, hash, size, time_ns, record FROM roots ORDER BY path",
+            )
+            .map_err(sql("prepare roots"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Root {
+                    path: r.get(0)?,
+                    kind: r.get(1)?,
+                    hash: hash_col(r.get(2)?)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    time_ns: r.get(4)?,
+                    record: hash_col(r.get(5)?)?,
+                })
+            })
+            .map_err(sql("roots"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sql("roots"))
+    }
+
+    /// All packs: (id, size).
+    pub fn packs(&self) -> Result<Vec<(Hash, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT hash, size FROM packs ORDER BY hash")
+            .map_err(sql("prepare packs"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((hash_col(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(sql("packs"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sql("packs"))
+    }
+
+    /// Objects indexed in pack `pack`: (hash, kind, stored_len, raw_len).
+    pub fn objects_in_pack(&self, pack: &Hash) -> Result<Vec<(Hash, u8, u64, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT o.hash, o.kind, o.stored_len, o.raw_len FROM objects o JOIN packs p ON p.id = o.pack
+                 WHERE p.hash = ?1",
+            )
+            .map_err(sql("prepare objects_in_pack"))?;
+        let rows = st
+            .query_map([&pack.0[..]], |r| {
+                Ok((
+                    hash_col(r.get(0)?)?,
+                    r.get(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .map_err(sql("objects_in_pack"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql("objects_in_pack"))
+    }
+
+    /// Totals: (objects, chunks, stored bytes of objects, raw bytes of objects, pack bytes).
+    pub fn totals(&self) -> Result<(u64, u64, u64, u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM objects),
+                        (SELECT count(*) FROM objects WHERE kind = 1),
+                        (SELECT coalesce(sum(stored_len), 0) FROM objects),
+                        (SELECT coalesce(sum(raw_len), 0) FROM objects),
+                        (SELECT coalesce(sum(size), 0) FROM packs)",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, i64>(3)? as u64,
+                        r.get::<_, i64>(4)? as u64,
+                    ))
+                },
+            )
+            .map_err(sql("totals"))
+    }
+
+    /// A path whose stat-cache row holds `hash` (a candidate source for reflinks).
+    pub fn path_with_hash(&self, hash: &Hash) -> Result<Option<(String, StatEntry)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
+                 WHERE hash = ?1 AND trusted = 1 LIMIT 1",
+            )
+            .map_err(sql("prepare path_with_hash"))?;
+        st.query_row([&hash.0[..]], |r| {
+            Ok((r.get::<_, String>(7)?, stat_row(r)?))
+        })
+        .optional()
+        .map_err(sql("path with hash"))
+    }
+
+    /// Bytes of unique chunk data (uncompressed).
+    pub fn chunk_bytes(&self) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(sum(raw_len), 0) FROM objects WHERE kind = 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| v as u64)
+            .map_err(sql("chunk bytes"))
+    }
+
+    /// Object hashes whose hex form starts with `prefix` (at most `limit`).
+    pub fn by_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<Hash>> {
+        let lo = format!("{prefix:0<64}").parse::<Hash>()?;
+        let hi = format!("{prefix:f<64}").parse::<Hash>()?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT hash FROM objects WHERE hash >= ?1 AND hash <= ?2 AND kind IN (2, 3) LIMIT ?3")
+            .map_err(sql("prepare prefix"))?;
+        let rows = st
+            .query_map(params![&lo.0[..], &hi.0[..], limit as i64], |r| {
+                hash_col(r.get(0)?)
+            })
+            .map_err(sql("prefix"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sql("prefix"))
+    }
+}
+
+fn stat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatEntry> {
+    Ok(StatEntry {
+        dev: r.get::<_, i64>(0)? as u64,
+        ino: r.get::<_, i64>(1)? as u64,
+        size: r.get::<_, i64>(2)? as u64,
+        mtime_ns: r.get(3)?,
+        ctime_ns: r.get(4)?,
+        hash: hash_col(r.get(5)?)?,
+        trusted: r.get(6)?,
+    })
+}

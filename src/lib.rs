@@ -1,0 +1,57 @@
+//! # store: a content-addressed versioning store for scientific and ML workflows
+//!
+//! Files are split by content-defined chunking (FastCDC), each chunk is hashed with keyed
+//! BLAKE3 (one key per object kind), compressed with zstd when that pays, and appended to
+//! immutable pack files. A SQLite index maps objects to packs and keeps a stat cache; it can be
+//! rebuilt from the packs alone. A file is a manifest of chunks, a directory a manifest of
+//! named entries, and every `add` of a top-level path leaves a root record, so runs (the next
+//! layer) are one more manifest kind on the same machinery. The byte layout is in
+//! `store-format.md`.
+//!
+//! The main type is [`Store`]; the CLI in `src/main.rs` is a thin layer over it.
+//!
+//! ```
+//! use store::{Store, InitOptions, AddOptions, CheckoutOptions};
+//! # fn main() -> Result<(), store::Error> {
+//! let ws = tempfile::tempdir().expect("temp dir");
+//! let data = ws.path().join("data.csv");
+//! std::fs::write(&data, b"id,value\n1,42\n").expect("write");
+//!
+//! let store = Store::init(&ws.path().join(".store"), &InitOptions::default())?;
+//! let report = store.add(&[data.clone()], &AddOptions::default())?;
+//! let hash = report.added[0].hash;
+//!
+//! let out = ws.path().join("restored");
+//! store.checkout(&hash, &out, &CheckoutOptions::default())?;
+//! assert_eq!(std::fs::read(out.join("data.csv")).expect("read"), b"id,value\n1,42\n");
+//! assert!(store.verify()?.problems.is_empty());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod add;
+mod checkout;
+pub mod error;
+pub mod hash;
+pub mod index;
+mod maintenance;
+pub mod manifest;
+pub mod pack;
+mod store;
+pub mod util;
+
+pub use add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
+pub use checkout::{CheckoutOptions, CheckoutReport, LinkMode};
+pub use error::{exit, Error, Result};
+pub use hash::{Hash, ObjectKind};
+pub use maintenance::{GcReport, Problem, Stats, VerifyReport};
+pub use store::{
+    ChunkParams, Config, InitOptions, LockMode, Store, StoreLock, FORMAT_VERSION, STORE_DIR_NAME,
+};
+
+impl Store {
+    /// The tracked top-level paths and what they hold now.
+    pub fn roots(&self) -> Result<Vec<index::Root>> {
+        self.index().roots()
+    }
+}

@@ -1,0 +1,442 @@
+//! `verify`, `gc`, `reindex` and `stats`: whole-store operations.
+//!
+//! `gc` and `reindex` hold the store lock exclusively, so no writer can be between renaming a
+//! pack and committing its index rows while they run. Their own commit protocol is: write
+//! replacement packs (fsync, rename), commit the index in one transaction, then unlink old
+//! packs. A crash at any point leaves only unindexed but valid packs, which the next `gc` removes.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::add::Sink;
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+use crate::index::{Commit, Root};
+use crate::manifest::{EntryKind, RootRecord};
+use crate::pack::{pack_path, PackReader};
+use crate::store::{LockMode, Store};
+
+/// One problem found by [`Store::verify`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    /// The pack file involved (or `index`).
+    pub pack: String,
+    /// The object involved, if one.
+    pub object: Option<String>,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// The result of [`Store::verify`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Packs checked.
+    pub packs: u64,
+    /// Objects re-hashed.
+    pub objects: u64,
+    /// Bytes of packs read.
+    pub bytes: u64,
+    /// Everything wrong; empty means the store is sound.
+    pub problems: Vec<Problem>,
+}
+
+/// What [`Store::gc`] removes (or would remove).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    /// Objects no longer referenced.
+    pub dead_objects: u64,
+    /// Stored bytes they take.
+    pub dead_bytes: u64,
+    /// Packs deleted outright.
+    pub packs_deleted: Vec<String>,
+    /// Packs rewritten without their dead objects.
+    pub packs_repacked: Vec<String>,
+    /// Pack files on disk that the index does not know (crash leftovers).
+    pub orphan_packs: Vec<String>,
+    /// Temporary files left by killed writers.
+    pub stale_temp_files: Vec<String>,
+    /// True when the removal was carried out (`--yes`).
+    pub applied: bool,
+}
+
+/// The result of [`Store::stats`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// Tracked top-level paths.
+    pub roots: u64,
+    /// Logical bytes of everything tracked now.
+    pub logical_bytes: u64,
+    /// Bytes of unique chunk data before compression.
+    pub unique_bytes: u64,
+    /// Bytes of pack files on disk (what the store costs).
+    pub stored_bytes: u64,
+    /// Objects in the index.
+    pub objects: u64,
+    /// Chunks in the index.
+    pub chunks: u64,
+    /// Pack files.
+    pub packs: u64,
+    /// logical / unique.
+    pub dedup_ratio: f64,
+    /// unique / stored.
+    pub compression_ratio: f64,
+}
+
+fn pack_files(dir: &Path) -> Result<Vec<(Hash, PathBuf)>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for sub in rd {
+        let sub = sub.map_err(|e| Error::io(dir, e))?.path();
+        if !sub.is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(&sub).map_err(|e| Error::io(&sub, e))? {
+            let p = f.map_err(|e| Error::io(&sub, e))?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(hex) = name.strip_suffix(".pack") {
+                if let Ok(h) = hex.parse::<Hash>() {
+                    out.push((h, p));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Store {
+    /// Re-reads every pack, checks its id, table of contents and every object's hash, and
+    /// checks that every pack the index names exists.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let on_disk = pack_files(&self.packs_dir())?;
+        let results: Vec<(u64, u64, Vec<Problem>)> = on_disk
+            .par_iter()
+            .map(|(id, path)| verify_pack(id, path))
+            .collect();
+        let mut r = VerifyReport::default();
+        for (objects, bytes, problems) in results {
+            r.packs += 1;
+            r.objects += objects;
+            r.bytes += bytes;
+            r.problems.extend(problems);
+        }
+        let disk: HashSet<Hash> = on_disk.iter().map(|(h, _)| *h).collect();
+        let indexed = self.index().packs()?;
+        for (id, _) in indexed {
+            if !disk.contains(&id) {
+                r.problems.push(Problem {
+                    pack: pack_path(&self.packs_dir(), &id).display().to_string(),
+                    object: None,
+                    detail: "pack is in the index but missing on disk".into(),
+                });
+            }
+        }
+        Ok(r)
+    }
+
+    /// Every object reachable from the current roots.
+    pub(crate) fn live_objects(&self, roots: &[Root]) -> Result<HashSet<Hash>> {
+        let mut live = HashSet::new();
+        let mut stack: Vec<(Hash, ObjectKind)> = Vec::new();
+        for r in roots {
+            live.insert(r.record);
+            stack.push((
+                r.hash,
+                if r.kind == "tree" {
+                    ObjectKind::Tree
+                } else {
+                    ObjectKind::File
+                },
+            ));
+        }
+        while let Some((h, kind)) = stack.pop() {
+            if !live.insert(h) {
+                continue;
+            }
+            match kind {
+                ObjectKind::Tree => {
+                    for e in self.tree_manifest(&h)?.entries {
+                        match e.kind {
+                            EntryKind::File(f) => stack.push((f, ObjectKind::File)),
+                            EntryKind::Dir(d) => stack.push((d, ObjectKind::Tree)),
+                            EntryKind::Symlink(_) => {}
+                        }
+                    }
+                }
+                ObjectKind::File => {
+                    for (c, _) in self.file_manifest(&h)?.chunks {
+                        live.insert(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(live)
+    }
+
+    /// Removes what nothing references. Without `apply` it only reports what it would do.
+    pub fn gc(&self, apply: bool) -> Result<GcReport> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        let roots = self.index().roots()?;
+        let live = self.live_objects(&roots)?;
+        let mut report = GcReport {
+            applied: apply,
+            ..GcReport::default()
+        };
+        let indexed = self.index().packs()?;
+        let indexed_set: HashSet<Hash> = indexed.iter().map(|(h, _)| *h).collect();
+        let mut delete = Vec::new();
+        let mut repack = Vec::new();
+        for (id, _) in &indexed {
+            let objs = self.index().objects_in_pack(id)?;
+            let dead: Vec<_> = objs.iter().filter(|o| !live.contains(&o.0)).collect();
+            report.dead_objects += dead.len() as u64;
+            report.dead_bytes += dead.iter().map(|o| o.2).sum::<u64>();
+            if dead.len() == objs.len() {
+                delete.push(*id);
+                report.packs_deleted.push(id.to_hex());
+            } else if !dead.is_empty() {
+                repack.push(*id);
+                report.packs_repacked.push(id.to_hex());
+            }
+        }
+        let orphans: Vec<(Hash, PathBuf)> = pack_files(&self.packs_dir())?
+            .into_iter()
+            .filter(|(h, _)| !indexed_set.contains(h))
+            .collect();
+        report.orphan_packs = orphans.iter().map(|(h, _)| h.to_hex()).collect();
+        let mut stale = Vec::new();
+        for dir in [self.tmp_dir(), self.dir().join("cache")] {
+            collect_temp(&dir, &mut stale)?;
+        }
+        report.stale_temp_files = stale.iter().map(|p| p.display().to_string()).collect();
+        if !apply {
+            return Ok(report);
+        }
+        // 1. Write replacement packs holding the live objects of partly dead packs.
+        let sink = Sink::new(self);
+        for id in &repack {
+            let reader = self.reader(id)?;
+            for e in reader.entries()? {
+                if live.contains(&e.hash) {
+                    let start = e.offset as usize;
+                    let stored = &reader.bytes()[start..start + e.stored_len as usize];
+                    // Re-verify before copying so gc never launders a damaged object.
+                    reader.read(&e)?;
+                    sink.append_encoded(e.kind, e.hash, e.compression, e.raw_len, stored)?;
+                }
+            }
+        }
+        let (new_packs, _, _) = sink.finish()?;
+        // 2. One transaction swaps the index over.
+        let mut remove = delete.clone();
+        remove.extend(&repack);
+        self.index().commit(&Commit {
+            remove_packs: remove.clone(),
+            packs: new_packs,
+            ..Commit::default()
+        })?;
+        self.readers_clear();
+        // 3. Unlink what the index no longer names.
+        for id in &remove {
+            let p = pack_path(&self.packs_dir(), id);
+            fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        for (_, p) in &orphans {
+            fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        }
+        for p in &stale {
+            let _ = fs::remove_file(p);
+        }
+        Ok(report)
+    }
+
+    /// Rebuilds the pack, object and root tables from the pack files alone. Damaged packs are
+    /// skipped and reported.
+    pub fn reindex(&self) -> Result<VerifyReport> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        let mut report = VerifyReport::default();
+        let mut commit = Commit {
+            reset: true,
+            ..Commit::default()
+        };
+        let mut roots: HashMap<String, Root> = HashMap::new();
+        for (id, path) in pack_files(&self.packs_dir())? {
+            let what = path.display().to_string();
+            let reader = match PackReader::open(&path) {
+                Ok(r) => r,
+                Err(e) => {
+                    report.problems.push(Problem {
+                        pack: what,
+                        object: None,
+                        detail: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let entries = match reader.entries() {
+                Ok(e) => e,
+                Err(e) => {
+                    report.problems.push(Problem {
+                        pack: what,
+                        object: None,
+                        detail: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            for e in entries.iter().filter(|e| e.kind == ObjectKind::Root) {
+                let rec: RootRecord = match reader.read(e).and_then(|b| {
+                    serde_json::from_slice(&b)
+                        .map_err(|x| Error::corrupt(what.clone(), x.to_string()))
+                }) {
+                    Ok(r) => r,
+                    Err(x) => {
+                        report.problems.push(Problem {
+                            pack: what.clone(),
+                            object: Some(e.hash.to_hex()),
+                            detail: x.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                let Ok(hash) = rec.hash.parse::<Hash>() else {
+                    continue;
+                };
+                let newer = roots
+                    .get(&rec.path)
+                    .is_none_or(|r| rec.time_ns >= r.time_ns);
+                if newer {
+                    roots.insert(
+                        rec.path.clone(),
+                        Root {
+                            path: rec.path,
+                            kind: rec.kind,
+                            hash,
+                            size: rec.size,
+                            time_ns: rec.time_ns,
+                            record: e.hash,
+                        },
+                    );
+                }
+            }
+            report.packs += 1;
+            report.objects += entries.len() as u64;
+            report.bytes += reader.bytes().len() as u64;
+            commit.packs.push(crate::pack::FinishedPack {
+                id,
+                size: reader.bytes().len() as u64,
+                entries,
+            });
+        }
+        commit.roots = roots.into_values().collect();
+        self.index().commit(&commit)?;
+        self.readers_clear();
+        Ok(report)
+    }
+
+    /// Sizes and ratios.
+    pub fn stats(&self) -> Result<Stats> {
+        let idx = self.index();
+        let roots = idx.roots()?;
+        let (objects, chunks, _stored, _raw, pack_bytes) = idx.totals()?;
+        let packs = idx.packs()?.len() as u64;
+        let unique = idx.chunk_bytes()?;
+        drop(idx);
+        let logical: u64 = roots.iter().map(|r| r.size).sum();
+        let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+        Ok(Stats {
+            roots: roots.len() as u64,
+            logical_bytes: logical,
+            unique_bytes: unique,
+            stored_bytes: pack_bytes,
+            objects,
+            chunks,
+            packs,
+            dedup_ratio: ratio(logical, unique),
+            compression_ratio: ratio(unique, pack_bytes),
+        })
+    }
+
+    fn readers_clear(&self) {
+        self.readers_lock().clear();
+    }
+}
+
+fn collect_temp(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for ent in rd {
+        let p = ent.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_dir() {
+            collect_temp(&p, out)?;
+            continue;
+        }
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".tmp") {
+            continue;
+        }
+        // A temporary file still locked belongs to a live writer: leave it.
+        if let Ok(f) = fs::File::open(&p) {
+            if f.try_lock().is_ok() {
+                out.push(p);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify_pack(id: &Hash, path: &Path) -> (u64, u64, Vec<Problem>) {
+    let what = path.display().to_string();
+    let mut problems = Vec::new();
+    let reader = match PackReader::open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(Problem {
+                pack: what,
+                object: None,
+                detail: e.to_string(),
+            });
+            return (0, 0, problems);
+        }
+    };
+    let bytes = reader.bytes().len() as u64;
+    if reader.compute_id() != *id {
+        problems.push(Problem {
+            pack: what.clone(),
+            object: None,
+            detail: "pack content does not match its name (hash mismatch)".into(),
+        });
+    }
+    let entries = match reader.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(Problem {
+                pack: what,
+                object: None,
+                detail: e.to_string(),
+            });
+            return (0, bytes, problems);
+        }
+    };
+    for e in &entries {
+        if let Err(x) = reader.read(e) {
+            problems.push(Problem {
+                pack: what.clone(),
+                object: Some(e.hash.to_hex()),
+                detail: x.to_string(),
+            });
+        }
+    }
+    (entries.len() as u64, bytes, problems)
+}

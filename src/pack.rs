@@ -1,0 +1,422 @@
+//! Pack files: immutable containers of compressed objects with a trailing table of contents.
+//!
+//! A pack is written to a temporary file (locked while it is being written, so `gc` can tell a
+//! live writer's file from a crashed one's), fsynced, then renamed to its content hash. Readers
+//! only ever see complete packs. Every pack describes itself (magic, version, table of contents
+//! with kind, hash and lengths of each object), so the index can be rebuilt from packs alone.
+//! The byte layout is specified in `store-format.md`.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+
+/// Magic bytes at offset 0 of every pack.
+pub const PACK_MAGIC: &[u8; 8] = b"STOREPAK";
+/// Magic bytes at the very end of every pack.
+pub const END_MAGIC: &[u8; 8] = b"STOREEND";
+/// The pack format version this program writes and the newest it reads.
+pub const PACK_VERSION: u32 = 1;
+/// Header length in bytes.
+pub const HEADER_LEN: u64 = 16;
+/// One table-of-contents entry, in bytes.
+pub const TOC_ENTRY_LEN: usize = 52;
+/// Trailer length in bytes.
+pub const TRAILER_LEN: u64 = 56;
+/// BLAKE3 derive_key context of the table-of-contents checksum.
+pub const TOC_CONTEXT: &str = "store 2026-11 pack toc v1";
+
+/// How an object's bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Compression {
+    /// Stored as is (compression did not pay).
+    Raw = 0,
+    /// A single zstd frame.
+    Zstd = 1,
+}
+
+impl Compression {
+    fn from_u8(b: u8) -> Option<Compression> {
+        match b {
+            0 => Some(Compression::Raw),
+            1 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// One object's place in a pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The object's hash (in its kind's domain, over the uncompressed bytes).
+    pub hash: Hash,
+    /// What kind of object it is.
+    pub kind: ObjectKind,
+    /// How it is stored.
+    pub compression: Compression,
+    /// Uncompressed length.
+    pub raw_len: u32,
+    /// Length in the pack.
+    pub stored_len: u32,
+    /// Offset of the stored bytes from the start of the pack.
+    pub offset: u64,
+}
+
+/// Compresses `raw` with zstd at `level`, keeping it raw when that saves less than 1/32.
+pub fn encode(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
+    if raw.len() >= 64 {
+        if let Ok(c) = zstd::bulk::compress(raw, level) {
+            if c.len() < raw.len() - raw.len() / 32 {
+                return (Compression::Zstd, c);
+            }
+        }
+    }
+    (Compression::Raw, raw.to_vec())
+}
+
+/// Decodes stored bytes back to the raw object, checking the length.
+pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    let raw = match entry.compression {
+        Compression::Raw => stored.to_vec(),
+        Compression::Zstd => {
+            zstd::bulk::decompress(stored, entry.raw_len as usize).map_err(|e| {
+                Error::corrupt(
+                    what(),
+                    format!("object {} does not decompress: {e}", entry.hash),
+                )
+            })?
+        }
+    };
+    if raw.len() != entry.raw_len as usize {
+        return Err(Error::corrupt(
+            what(),
+            format!(
+                "object {} has {} bytes, expected {}",
+                entry.hash,
+                raw.len(),
+                entry.raw_len
+            ),
+        ));
+    }
+    Ok(raw)
+}
+
+/// A pack being written. Dropping it without [`PackWriter::finish`] removes the temporary file.
+pub struct PackWriter {
+    tmp_path: PathBuf,
+    out: Option<BufWriter<File>>,
+    hasher: blake3::Hasher,
+    entries: Vec<Entry>,
+    len: u64,
+}
+
+/// A pack that was written and renamed into place.
+#[derive(Clone, Debug)]
+pub struct FinishedPack {
+    /// The pack's id (hash of all its bytes).
+    pub id: Hash,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Its table of contents.
+    pub entries: Vec<Entry>,
+}
+
+impl PackWriter {
+    /// Starts a new pack under `tmp_dir`, holding an exclusive lock on it until finished.
+    pub fn create(tmp_dir: &Path) -> Result<PackWriter> {
+        let name = format!(
+            "pack-{}-{}.tmp",
+            std::process::id(),
+            crate::util::unique_suffix()
+        );
+        let tmp_path = tmp_dir.join(name);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(|e| Error::io(&tmp_path, e))?;
+        // The lock tells `gc` this temporary file belongs to a live writer.
+        file.try_lock()
+            .map_err(|e| Error::io(&tmp_path, std::io::Error::other(e.to_string())))?;
+        let mut w = PackWriter {
+            tmp_path,
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            hasher: ObjectKind::Pack.hasher(),
+            entries: Vec::new(),
+            len: 0,
+        };
+        let mut header = Vec::with_capacity(HEADER_LEN as usize);
+        header.extend_from_slice(PACK_MAGIC);
+        header.extend_from_slice(&PACK_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        w.write_all(&header)?;
+        Ok(w)
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> Result<()> {
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("pack already finished".into()))?;
+        out.write_all(b).map_err(|e| Error::io(&self.tmp_path, e))?;
+        self.hasher.update(b);
+        self.len += b.len() as u64;
+        Ok(())
+    }
+
+    /// Appends one already-encoded object.
+    pub fn append(
+        &mut self,
+        hash: Hash,
+        kind: ObjectKind,
+        compression: Compression,
+        raw_len: u32,
+        stored: &[u8],
+    ) -> Result<()> {
+        let offset = self.len;
+        self.write_all(stored)?;
+        self.entries.push(Entry {
+            hash,
+            kind,
+            compression,
+            raw_len,
+            stored_len: stored.len() as u32,
+            offset,
+        });
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when no object was appended.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the table of contents and trailer, fsyncs, and renames the pack into `packs_dir`.
+    pub fn finish(mut self, packs_dir: &Path) -> Result<FinishedPack> {
+        let toc = encode_toc(&self.entries);
+        let toc_offset = self.len;
+        self.write_all(&toc)?;
+        let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
+        trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        trailer.extend_from_slice(&0u32.to_le_bytes());
+        trailer.extend_from_slice(&toc_offset.to_le_bytes());
+        trailer.extend_from_slice(toc_checksum(&toc).as_bytes());
+        trailer.extend_from_slice(END_MAGIC);
+        self.write_all(&trailer)?;
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| Error::Invalid("pack already finished".into()))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
+        let id = Hash(*self.hasher.finalize().as_bytes());
+        let dest = pack_path(packs_dir, &id);
+        let dir = dest.parent().unwrap_or(packs_dir);
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        fs::rename(&self.tmp_path, &dest).map_err(|e| Error::io(&dest, e))?;
+        crate::util::fsync_dir(dir)?;
+        drop(file);
+        Ok(FinishedPack {
+            id,
+            size: self.len,
+            entries: std::mem::take(&mut self.entries),
+        })
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            self.out = None;
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// Where the pack with `id` lives under `packs_dir`.
+pub fn pack_path(packs_dir: &Path, id: &Hash) -> PathBuf {
+    let hex = id.to_hex();
+    packs_dir.join(&hex[..2]).join(format!("{hex}.pack"))
+}
+
+fn toc_checksum(toc: &[u8]) -> Hash {
+    let mut h = blake3::Hasher::new_derive_key(TOC_CONTEXT);
+    h.update(toc);
+    Hash(*h.finalize().as_bytes())
+}
+
+fn encode_toc(entries: &[Entry]) -> Vec<u8> {
+    let mut toc = Vec::with_capacity(entries.len() * TOC_ENTRY_LEN);
+    for e in entries {
+        toc.extend_from_slice(e.hash.as_bytes());
+        toc.push(e.kind as u8);
+        toc.push(e.compression as u8);
+        toc.extend_from_slice(&0u16.to_le_bytes());
+        toc.extend_from_slice(&e.raw_len.to_le_bytes());
+        toc.extend_from_slice(&e.stored_len.to_le_bytes());
+        toc.extend_from_slice(&e.offset.to_le_bytes());
+    }
+    toc
+}
+
+/// A complete pack opened for reading (memory-mapped).
+pub struct PackReader {
+    path: PathBuf,
+    map: Mmap,
+}
+
+impl PackReader {
+    /// Opens and memory-maps a pack; checks magic and version but not the table of contents.
+    pub fn open(path: &Path) -> Result<PackReader> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: packs are immutable once renamed into place; the store never truncates or
+        // rewrites them, it only unlinks them (which does not affect an existing mapping).
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let r = PackReader {
+            path: path.to_path_buf(),
+            map,
+        };
+        r.check_header()?;
+        Ok(r)
+    }
+
+    fn what(&self) -> String {
+        format!("pack {}", self.path.display())
+    }
+
+    fn check_header(&self) -> Result<()> {
+        if self.map.len() < (HEADER_LEN + TRAILER_LEN) as usize {
+            return Err(Error::corrupt(
+                self.what(),
+                format!("truncated: only {} bytes", self.map.len()),
+            ));
+        }
+        if &self.map[..8] != PACK_MAGIC {
+            return Err(Error::corrupt(self.what(), "bad magic (not a store pack)"));
+        }
+        let version = u32::from_le_bytes(self.map[8..12].try_into().expect("4 bytes"));
+        if version > PACK_VERSION {
+            return Err(Error::NewerFormat {
+                what: self.what(),
+                found: version,
+                supported: PACK_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// The whole mapped pack.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The path of the pack file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Parses and checks the trailer and table of contents.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let m = &self.map[..];
+        let n = m.len();
+        let t = &m[n - TRAILER_LEN as usize..];
+        if &t[48..56] != END_MAGIC {
+            return Err(Error::corrupt(
+                self.what(),
+                "trailer magic missing (truncated or damaged pack)",
+            ));
+        }
+        let count = u32::from_le_bytes(t[0..4].try_into().expect("4 bytes")) as usize;
+        let toc_offset = u64::from_le_bytes(t[8..16].try_into().expect("8 bytes"));
+        let toc_len = count.saturating_mul(TOC_ENTRY_LEN);
+        let toc_end = (n as u64).saturating_sub(TRAILER_LEN);
+        if toc_offset < HEADER_LEN || toc_offset.saturating_add(toc_len as u64) != toc_end {
+            return Err(Error::corrupt(
+                self.what(),
+                "table of contents does not fit the file",
+            ));
+        }
+        let toc = &m[toc_offset as usize..toc_end as usize];
+        if toc_checksum(toc).as_bytes()[..] != t[16..48] {
+            return Err(Error::corrupt(
+                self.what(),
+                "table of contents checksum mismatch",
+            ));
+        }
+        let mut out = Vec::with_capacity(count);
+        for (i, e) in toc.chunks_exact(TOC_ENTRY_LEN).enumerate() {
+            let kind = ObjectKind::from_u8(e[32]).ok_or_else(|| {
+                Error::corrupt(self.what(), format!("entry {i}: unknown kind {}", e[32]))
+            })?;
+            let compression = Compression::from_u8(e[33]).ok_or_else(|| {
+                Error::corrupt(
+                    self.what(),
+                    format!("entry {i}: unknown compression {}", e[33]),
+                )
+            })?;
+            let entry = Entry {
+                hash: Hash::from_slice(&e[..32]).expect("32 bytes"),
+                kind,
+                compression,
+                raw_len: u32::from_le_bytes(e[36..40].try_into().expect("4 bytes")),
+                stored_len: u32::from_le_bytes(e[40..44].try_into().expect("4 bytes")),
+                offset: u64::from_le_bytes(e[44..52].try_into().expect("8 bytes")),
+            };
+            if entry.offset < HEADER_LEN || entry.offset + u64::from(entry.stored_len) > toc_offset
+            {
+                return Err(Error::corrupt(
+                    self.what(),
+                    format!("entry {i} ({}) points outside the data area", entry.hash),
+                ));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Reads, decompresses and verifies one object.
+    pub fn read(&self, entry: &Entry) -> Result<Vec<u8>> {
+        let start = entry.offset as usize;
+        let end = start + entry.stored_len as usize;
+        if end > self.map.len() {
+            return Err(Error::corrupt(
+                self.what(),
+                format!("object {} lies past the end of the file", entry.hash),
+            ));
+        }
+        let what = || self.what();
+        let raw = decode(entry, &self.map[start..end], &what)?;
+        let actual = Hash::of(entry.kind, &raw);
+        if actual != entry.hash {
+            return Err(Error::corrupt(
+                self.what(),
+                format!(
+                    "{} {} has hash {} (bit rot or tampering)",
+                    entry.kind.name(),
+                    entry.hash,
+                    actual
+                ),
+            ));
+        }
+        Ok(raw)
+    }
+
+    /// Recomputes the pack id from its bytes.
+    pub fn compute_id(&self) -> Hash {
+        let mut h = ObjectKind::Pack.hasher();
+        h.update(&self.map);
+        Hash(*h.finalize().as_bytes())
+    }
+}

@@ -1,0 +1,325 @@
+//! The [`Store`]: opening and creating `.store/`, its configuration, its lock, and reading
+//! objects back. The operations live in their own modules (`add`, `checkout`, `maintenance`)
+//! as further `impl Store` blocks.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+use crate::index::{Index, Location};
+use crate::manifest::{FileManifest, TreeManifest};
+use crate::pack::{pack_path, PackReader};
+
+/// Name of the store directory inside a workspace.
+pub const STORE_DIR_NAME: &str = ".store";
+/// The store format version this program writes and the newest it opens.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Content-defined chunking parameters (FastCDC 2020, normalization level 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkParams {
+    /// Smallest chunk, bytes.
+    pub min: u32,
+    /// Target average chunk, bytes.
+    pub avg: u32,
+    /// Largest chunk, bytes.
+    pub max: u32,
+}
+
+impl ChunkParams {
+    /// Parameters derived from an average: min = avg/4, max = avg*4.
+    pub fn with_avg(avg: u32) -> Result<ChunkParams> {
+        if !(1024..=(4 << 20)).contains(&avg) || !avg.is_power_of_two() {
+            return Err(Error::Invalid(format!(
+                "chunk average {avg} must be a power of two between 1 KiB and 4 MiB"
+            )));
+        }
+        Ok(ChunkParams {
+            min: avg / 4,
+            avg,
+            max: avg * 4,
+        })
+    }
+}
+
+impl Default for ChunkParams {
+    /// 64 KiB average: see `store-format.md` ("Choosing the chunk size") for the measurement.
+    fn default() -> Self {
+        ChunkParams {
+            min: 16 * 1024,
+            avg: 64 * 1024,
+            max: 256 * 1024,
+        }
+    }
+}
+
+/// The store's configuration file, `.store/config.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Format version of the store (see `store-format.md`).
+    pub format_version: u32,
+    /// Chunking algorithm name; only `fastcdc-2020` exists.
+    pub chunker: String,
+    /// Chunking parameters. Changing them changes every file hash, so they are fixed at init.
+    pub chunking: ChunkParams,
+    /// zstd level used for new objects.
+    pub zstd_level: i32,
+    /// A pack is closed once it holds this many bytes.
+    pub pack_target_size: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            format_version: FORMAT_VERSION,
+            chunker: "fastcdc-2020".into(),
+            chunking: ChunkParams::default(),
+            zstd_level: 3,
+            pack_target_size: 32 << 20,
+        }
+    }
+}
+
+/// Options for [`Store::init`].
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    /// Chunking parameters (default: 64 KiB average).
+    pub chunking: Option<ChunkParams>,
+    /// zstd level (default 3).
+    pub zstd_level: Option<i32>,
+}
+
+/// An open store. Cheap operations take `&self`; it is `Sync`, so rayon workers share it.
+pub struct Store {
+    dir: PathBuf,
+    config: Config,
+    index: Mutex<Index>,
+    readers: Mutex<HashMap<Hash, Arc<PackReader>>>,
+}
+
+/// Kinds of lock on the store: writers share it, `gc` and `reindex` need it alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// Many adders at once.
+    Shared,
+    /// One maintenance operation, nobody else.
+    Exclusive,
+}
+
+/// A held store lock (released on drop, or by the OS when the process dies).
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    /// Creates a new store in `dir` (the `.store` directory itself).
+    pub fn init(dir: &Path, opts: &InitOptions) -> Result<Store> {
+        if dir.join("config.json").exists() {
+            return Err(Error::AlreadyExists(dir.to_path_buf()));
+        }
+        for sub in ["", "packs", "tmp"] {
+            let d = dir.join(sub);
+            fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+        let mut config = Config::default();
+        if let Some(c) = opts.chunking {
+            config.chunking = c;
+        }
+        if let Some(l) = opts.zstd_level {
+            config.zstd_level = l;
+        }
+        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
+        // The index is created before the config file, whose presence marks a complete store.
+        Index::open(&dir.join("index.sqlite"))?;
+        crate::util::atomic_write(&dir.join("config.json"), &json)?;
+        Store::open(dir)
+    }
+
+    /// Opens the store whose directory is `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let cfg_path = dir.join("config.json");
+        let bytes = fs::read(&cfg_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotAStore {
+                start: dir.to_path_buf(),
+            },
+            _ => Error::io(&cfg_path, e),
+        })?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(cfg_path.display().to_string(), e.to_string()))?;
+        let found = v
+            .get("format_version")
+            .and_then(|x| x.as_u64())
+            .unwrap_or(0) as u32;
+        if found > FORMAT_VERSION {
+            return Err(Error::NewerFormat {
+                what: format!("store {}", dir.display()),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let config: Config = serde_json::from_value(v)
+            .map_err(|e| Error::corrupt(cfg_path.display().to_string(), e.to_string()))?;
+        for sub in ["packs", "tmp"] {
+            let d = dir.join(sub);
+            fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+        let index = Index::open(&dir.join("index.sqlite"))?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            config,
+            index: Mutex::new(index),
+            readers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Finds the store for `start`: `STORE_DIR` if set, else the nearest `.store` upwards.
+    pub fn discover(start: &Path) -> Result<PathBuf> {
+        if let Some(d) = std::env::var_os("STORE_DIR") {
+            return Ok(PathBuf::from(d));
+        }
+        let start = std::path::absolute(start).map_err(|e| Error::io(start, e))?;
+        let mut cur: Option<&Path> = Some(&start);
+        while let Some(d) = cur {
+            let cand = d.join(STORE_DIR_NAME);
+            if cand.join("config.json").is_file() {
+                return Ok(cand);
+            }
+            cur = d.parent();
+        }
+        Err(Error::NotAStore { start })
+    }
+
+    /// The `.store` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn packs_dir(&self) -> PathBuf {
+        self.dir.join("packs")
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
+        // A poisoned lock means a worker panicked mid-query; SQLite itself stays consistent.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the store lock (blocking for shared, failing with [`Error::Busy`] for exclusive).
+    pub fn lock(&self, mode: LockMode) -> Result<StoreLock> {
+        let path = self.dir.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match mode {
+            LockMode::Shared => file.lock_shared().map_err(|e| Error::io(&path, e))?,
+            LockMode::Exclusive => match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Busy(
+                        "another store process is writing; try again when it finishes".into(),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            },
+        }
+        Ok(StoreLock { _file: file })
+    }
+
+    pub(crate) fn readers_lock(&self) -> MutexGuard<'_, HashMap<Hash, Arc<PackReader>>> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn reader(&self, pack: &Hash) -> Result<Arc<PackReader>> {
+        let mut cache = self.readers_lock();
+        if let Some(r) = cache.get(pack) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(PackReader::open(&pack_path(&self.packs_dir(), pack))?);
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        cache.insert(*pack, r.clone());
+        Ok(r)
+    }
+
+    /// Where an object is, or [`Error::ObjectNotFound`].
+    pub fn locate(&self, hash: &Hash) -> Result<Location> {
+        self.index()
+            .locate(hash)?
+            .ok_or(Error::ObjectNotFound(hash.to_hex()))
+    }
+
+    /// Reads one object, verified against its hash.
+    pub fn read_object(&self, hash: &Hash) -> Result<(ObjectKind, Vec<u8>)> {
+        let loc = self.locate(hash)?;
+        let reader = self.reader(&loc.pack)?;
+        Ok((loc.entry.kind, reader.read(&loc.entry)?))
+    }
+
+    pub(crate) fn read_kind(&self, hash: &Hash, kind: ObjectKind) -> Result<Vec<u8>> {
+        let (k, data) = self.read_object(hash)?;
+        if k != kind {
+            return Err(Error::Invalid(format!(
+                "{hash} is a {}, not a {}",
+                k.name(),
+                kind.name()
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Reads a file manifest.
+    pub fn file_manifest(&self, hash: &Hash) -> Result<FileManifest> {
+        FileManifest::decode(&self.read_kind(hash, ObjectKind::File)?, hash)
+    }
+
+    /// Reads a tree manifest.
+    pub fn tree_manifest(&self, hash: &Hash) -> Result<TreeManifest> {
+        TreeManifest::decode(&self.read_kind(hash, ObjectKind::Tree)?, hash)
+    }
+
+    /// Resolves a full hash or a unique hex prefix (at least 4 digits) of a file or tree.
+    pub fn resolve(&self, s: &str) -> Result<Hash> {
+        let s = s.trim().to_ascii_lowercase();
+        if s.len() == 64 {
+            return s.parse();
+        }
+        if s.len() < 4 || s.len() > 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::BadHash(s));
+        }
+        let found = self.index().by_prefix(&s, 2)?;
+        match found.as_slice() {
+            [] => Err(Error::ObjectNotFound(s)),
+            [h] => Ok(*h),
+            _ => Err(Error::AmbiguousHash(s)),
+        }
+    }
+
+    /// Streams the content of file `hash` to `out`, verifying every chunk.
+    pub fn cat(&self, hash: &Hash, out: &mut dyn std::io::Write) -> Result<u64> {
+        let m = self.file_manifest(hash)?;
+        for (c, _) in &m.chunks {
+            let data = self.read_kind(c, ObjectKind::Chunk)?;
+            if let Err(e) = out.write_all(&data) {
+                return Err(Error::io("<output>", e));
+            }
+        }
+        Ok(m.size)
+    }
+}
