@@ -13,6 +13,7 @@
 #   ML=1            also add the ml dataset (time + stored size)
 #   VERIFY=1        compare every checkout/restore with the source data (rep 1 only, untimed)
 #   CHUNK_SWEEP=0   1: store chunk-size sweep (32/64/128 KiB avg) on big -> big-v2
+#   TIMEOUT=1800    seconds before a timed command is killed (and reported as failed)
 #
 # The table goes to stdout, progress to stderr. Every measurement runs in a fresh
 # workspace; setup (hardlinking the data in, warming the page cache) and deletes happen
@@ -44,15 +45,17 @@ run_timed() {
     sync
     t0=$EPOCHREALTIME
     if [ "$have_time" = 1 ]; then
-        /usr/bin/time -f '%M' -o "$RES/last.rss" "$@" >"$RES/last.out" 2>"$RES/last.err" || rc=$?
+        timeout -k 10 "$TIMEOUT" /usr/bin/time -f '%M' -o "$RES/last.rss" "$@" \
+            >"$RES/last.out" 2>"$RES/last.err" || rc=$?
     else
-        "$@" >"$RES/last.out" 2>"$RES/last.err" || rc=$?
+        timeout -k 10 "$TIMEOUT" "$@" >"$RES/last.out" 2>"$RES/last.err" || rc=$?
     fi
     t1=$EPOCHREALTIME
     if [ "$rc" != 0 ]; then
         TIMED_OK=0
         log "FAILED ($rc): $tool $op: $*"
         tail -n 5 "$RES/last.err" | sed 's/^/    /' >&2
+        [ "$rc" = 124 ] && echo "timed out after $TIMEOUT s" >>"$RES/last.err"
         note "$tool: \`$op\` failed (exit $rc): $(tail -n 1 "$RES/last.err" | cut -c1-160)"
         return 0
     fi
@@ -375,6 +378,7 @@ fi
 DATA=${1:-/tmp/benchdata}
 STORE_BIN=${2:-target/release/store}
 REPS=${REPS:-3}
+TIMEOUT=${TIMEOUT:-1800}
 WORK=${BENCH_WORK:-/tmp/bench-work}
 TOOLS=${TOOLS:-store dvc restic borg borg64k limit}
 
@@ -417,7 +421,7 @@ mkdir -p "$WORK"
 find "$WORK" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 RES=$WORK/results
 mkdir -p "$RES"
-export DATA STORE_BIN WORK RES REPS
+export DATA STORE_BIN WORK RES REPS TIMEOUT
 log "data $DATA, store $STORE_BIN, reps $REPS, tools: ${ACTIVE[*]:-none}"
 # never let another repo's settings leak in
 unset STORE_DIR

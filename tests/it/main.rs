@@ -1,1 +1,10 @@
+//! One integration-test binary; modules are named after features.
 
+mod bad_input;
+mod common;
+mod concurrency;
+mod corruption;
+mod crash;
+mod golden;
+mod properties;
+mod roundtrip;

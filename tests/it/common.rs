@@ -1,0 +1,113 @@
+//! Shared helpers: a temporary workspace and a way to run the real `store` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary workspace with a store in `.store/`.
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+}
+
+impl Ws {
+    /// A fresh workspace with an initialized store.
+    pub fn new() -> Ws {
+        let ws = Ws::bare();
+        let out = ws.run(&["init"]);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ws
+    }
+
+    /// A fresh workspace without a store.
+    pub fn bare() -> Ws {
+        Ws {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating parents).
+    pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
+        let p = self.p(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, data).expect("write");
+        p
+    }
+
+    /// The store command, run in the workspace.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_store"));
+        c.args(args)
+            .current_dir(self.path())
+            .env_remove("STORE_DIR");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run store")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "store {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8 stdout")
+    }
+
+    /// `store add PATH` and return the printed hash.
+    pub fn add(&self, rel: &str) -> String {
+        let out = self.ok(&["add", "-q", rel]);
+        out.split_whitespace()
+            .next()
+            .expect("hash printed")
+            .to_string()
+    }
+
+    pub fn open(&self) -> store::Store {
+        store::Store::open(&self.p(".store")).expect("open store")
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// All pack files under a store.
+pub fn packs(store_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in std::fs::read_dir(store_dir.join("packs")).expect("packs dir") {
+        let sub = sub.expect("entry").path();
+        if sub.is_dir() {
+            for f in std::fs::read_dir(&sub).expect("sub") {
+                out.push(f.expect("entry").path());
+            }
+        }
+    }
+    out.sort();
+    out
+}

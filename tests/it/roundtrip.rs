@@ -1,0 +1,294 @@
+//! Round trips through the library API and the CLI: bytes restored equal bytes added.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use store::{AddOptions, CheckoutOptions, LinkMode};
+
+use crate::common::{pseudo_random, Ws};
+
+const MIN: usize = 16 * 1024;
+const AVG: usize = 64 * 1024;
+const MAX: usize = 256 * 1024;
+
+#[test]
+fn files_of_many_sizes_round_trip_through_library() {
+    let ws = Ws::new();
+    let store = ws.open();
+    let sizes = [
+        0,
+        1,
+        2,
+        63,
+        64,
+        65,
+        MIN - 1,
+        MIN,
+        MIN + 1,
+        AVG,
+        MAX - 1,
+        MAX,
+        MAX + 1,
+        3 * MAX + 7,
+        5 << 20,
+    ];
+    for (i, &n) in sizes.iter().enumerate() {
+        let data = pseudo_random(n, i as u64 + 1);
+        let p = ws.write(&format!("f{i}.bin"), &data);
+        let r = store.add(&[p], &AddOptions::default()).expect("add");
+        let h = r.added[0].hash;
+        assert_eq!(r.added[0].size, n as u64);
+        let out = ws.p(&format!("out{i}"));
+        store
+            .checkout(
+                &h,
+                &out,
+                &CheckoutOptions {
+                    link: LinkMode::Copy,
+                    progress: false,
+                },
+            )
+            .expect("checkout");
+        assert_eq!(
+            fs::read(out.join(format!("f{i}.bin"))).expect("read"),
+            data,
+            "size {n}"
+        );
+        let mut cat = Vec::new();
+        store.cat(&h, &mut cat).expect("cat");
+        assert_eq!(cat, data, "cat of size {n}");
+        let m = store.file_manifest(&h).expect("manifest");
+        assert_eq!(m.size, n as u64);
+        assert_eq!(m.hash(), h, "file hash is the manifest hash");
+    }
+    assert!(store.verify().expect("verify").problems.is_empty());
+}
+
+#[test]
+fn compressible_data_is_compressed_and_restored() {
+    let ws = Ws::new();
+    let text: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| format!("{i},{},{}\n", i % 7, i * 3).into_bytes())
+        .collect();
+    ws.write("t.csv", &text);
+    let h = ws.add("t.csv");
+    let stats: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["stats", "--json"])).expect("json");
+    let stored = stats["stored_bytes"].as_u64().expect("stored");
+    assert!(
+        stored * 2 < text.len() as u64,
+        "stored {stored} of {}",
+        text.len()
+    );
+    let out = ws.run(&["cat", &h]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, text);
+}
+
+#[test]
+fn directory_tree_round_trips_with_modes_symlinks_and_empty_dirs() {
+    let ws = Ws::new();
+    ws.write("d/a.txt", b"alpha\n");
+    ws.write("d/sub/b.bin", &pseudo_random(300_000, 9));
+    ws.write("d/sub/deeper/c", b"");
+    fs::create_dir_all(ws.p("d/empty")).expect("mkdir");
+    let exe = ws.write("d/run.sh", b"#!/bin/sh\necho hi\n");
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::symlink("sub/b.bin", ws.p("d/link")).expect("symlink");
+    std::os::unix::fs::symlink("/nonexistent/target", ws.p("d/dangling")).expect("symlink");
+    let h = ws.add("d");
+    ws.ok(&["checkout", &h, "--to", "out", "--link", "copy"]);
+    for f in ["a.txt", "sub/b.bin", "sub/deeper/c", "run.sh"] {
+        assert_eq!(
+            fs::read(ws.p(&format!("d/{f}"))).expect("src"),
+            fs::read(ws.p(&format!("out/{f}"))).expect("dst"),
+            "{f}"
+        );
+    }
+    assert!(ws.p("out/empty").is_dir());
+    assert_eq!(
+        fs::metadata(ws.p("out/run.sh")).expect("meta").mode() & 0o777,
+        0o755
+    );
+    assert_eq!(
+        fs::read_link(ws.p("out/link")).expect("link").to_str(),
+        Some("sub/b.bin")
+    );
+    assert_eq!(
+        fs::read_link(ws.p("out/dangling")).expect("link").to_str(),
+        Some("/nonexistent/target")
+    );
+    assert!(fs::symlink_metadata(ws.p("out/link"))
+        .expect("meta")
+        .file_type()
+        .is_symlink());
+    // The same tree added again has the same hash.
+    assert_eq!(ws.add("d"), h);
+}
+
+#[test]
+fn json_output_and_prefix_resolution() {
+    let ws = Ws::new();
+    ws.write("x.txt", b"some content\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["add", "--json", "x.txt"])).expect("json");
+    let h = v["added"][0]["hash"].as_str().expect("hash").to_string();
+    assert_eq!(h.len(), 64);
+    assert_eq!(v["added"][0]["kind"], "file");
+    let out = ws.run(&["cat", &h[..10]]);
+    assert_eq!(out.stdout, b"some content\n");
+    let ls: serde_json::Value = serde_json::from_str(&ws.ok(&["ls", "--json"])).expect("json");
+    assert_eq!(ls[0]["hash"], h.as_str());
+}
+
+#[test]
+fn status_reports_new_modified_and_deleted() {
+    let ws = Ws::new();
+    ws.write("d/keep", b"keep");
+    ws.write("d/change", b"before");
+    ws.write("d/remove", b"gone soon");
+    ws.add("d");
+    assert_eq!(ws.ok(&["status"]), "", "nothing changed right after add");
+    ws.write("d/change", b"after!");
+    ws.write("d/added", b"new file");
+    fs::remove_file(ws.p("d/remove")).expect("rm");
+    let st: serde_json::Value = serde_json::from_str(&ws.ok(&["status", "--json"])).expect("json");
+    let mut seen: Vec<(String, String)> = st
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            let p = e["path"].as_str().expect("path");
+            (
+                p.rsplit('/').next().expect("name").to_string(),
+                e["change"].as_str().expect("change").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("added".into(), "new".into()),
+            ("change".into(), "modified".into()),
+            ("remove".into(), "deleted".into())
+        ]
+    );
+    // Same size, same content rewritten: not modified (re-hashed, equal).
+    ws.write("d/keep", b"keep");
+    assert!(!ws.ok(&["status"]).contains("keep"));
+    ws.add("d");
+    assert_eq!(ws.ok(&["status"]), "");
+}
+
+#[test]
+fn dedup_means_second_add_of_same_content_stores_nothing() {
+    let ws = Ws::new();
+    let data = pseudo_random(2 << 20, 5);
+    ws.write("a/x.bin", &data);
+    ws.write("b/y.bin", &data);
+    ws.add("a");
+    let v: serde_json::Value = serde_json::from_str(&ws.ok(&["add", "--json", "b"])).expect("json");
+    // Only the new tree and root record are new: no chunk, no file manifest.
+    assert_eq!(v["new_objects"], 2, "{v}");
+    let st: serde_json::Value = serde_json::from_str(&ws.ok(&["stats", "--json"])).expect("json");
+    assert!(st["dedup_ratio"].as_f64().expect("ratio") > 1.9, "{st}");
+}
+
+#[test]
+fn hardlink_checkout_is_read_only_and_shares_the_cache_inode() {
+    let ws = Ws::new();
+    let data = pseudo_random(100_000, 3);
+    ws.write("h.bin", &data);
+    let h = ws.add("h.bin");
+    ws.ok(&["checkout", &h, "--to", "o1", "--link", "hardlink"]);
+    ws.ok(&["checkout", &h, "--to", "o2", "--link", "hardlink"]);
+    let m1 = fs::metadata(ws.p("o1/h.bin")).expect("meta");
+    let m2 = fs::metadata(ws.p("o2/h.bin")).expect("meta");
+    assert_eq!(m1.ino(), m2.ino());
+    assert_eq!(m1.mode() & 0o222, 0, "hard-linked files are read-only");
+    assert_eq!(fs::read(ws.p("o2/h.bin")).expect("read"), data);
+    // Default (reflink) falls back to a verified copy where cloning is not supported.
+    ws.ok(&["checkout", &h, "--to", "o3"]);
+    assert_eq!(fs::read(ws.p("o3/h.bin")).expect("read"), data);
+}
+
+#[test]
+fn gc_keeps_current_versions_and_removes_superseded_ones() {
+    let ws = Ws::new();
+    ws.write("d/f", &pseudo_random(500_000, 1));
+    ws.add("d");
+    let v2 = pseudo_random(500_000, 2);
+    ws.write("d/f", &v2);
+    let h2 = ws.add("d");
+    let dry = ws.ok(&["gc", "--json"]);
+    let dry: serde_json::Value = serde_json::from_str(&dry).expect("json");
+    assert!(dry["dead_objects"].as_u64().expect("n") > 0);
+    assert_eq!(dry["applied"], false);
+    let before = ws.ok(&["stats", "--json"]);
+    let gc: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["gc", "--yes", "--json"])).expect("json");
+    assert_eq!(gc["applied"], true);
+    let after = ws.ok(&["stats", "--json"]);
+    let sb: serde_json::Value = serde_json::from_str(&before).expect("json");
+    let sa: serde_json::Value = serde_json::from_str(&after).expect("json");
+    assert!(
+        sa["stored_bytes"].as_u64() < sb["stored_bytes"].as_u64(),
+        "{sb} -> {sa}"
+    );
+    ws.ok(&["verify"]);
+    ws.ok(&["checkout", &h2, "--to", "out", "--link", "copy"]);
+    assert_eq!(fs::read(ws.p("out/f")).expect("read"), v2);
+    // Nothing left to collect.
+    let again: serde_json::Value = serde_json::from_str(&ws.ok(&["gc", "--json"])).expect("json");
+    assert_eq!(again["dead_objects"], 0);
+}
+
+#[test]
+fn reindex_rebuilds_everything_from_packs() {
+    let ws = Ws::new();
+    ws.write("d/a", &pseudo_random(400_000, 4));
+    ws.write("e", b"single file");
+    let h = ws.add("d");
+    let he = ws.add("e");
+    for f in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
+        let _ = fs::remove_file(ws.p(&format!(".store/{f}")));
+    }
+    ws.ok(&["reindex"]);
+    let ls = ws.ok(&["ls"]);
+    assert!(ls.contains(&h) && ls.contains(&he), "{ls}");
+    ws.ok(&["verify"]);
+    ws.ok(&["checkout", &h, "--to", "out", "--link", "copy"]);
+    assert_eq!(
+        fs::read(ws.p("out/a")).expect("read"),
+        pseudo_random(400_000, 4)
+    );
+}
+
+#[test]
+fn store_is_found_from_subdirectories_and_by_env() {
+    let ws = Ws::new();
+    ws.write("deep/er/f.txt", b"x");
+    let out = ws
+        .cmd(&["add", "-q", "f.txt"])
+        .current_dir(ws.p("deep/er"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = Ws::bare();
+    let out = other
+        .cmd(&["ls"])
+        .env("STORE_DIR", ws.p(".store"))
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("f.txt"));
+    let out = other
+        .cmd(&["ls", "--store", ws.p(".store").to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("f.txt"));
+}
