@@ -10,23 +10,22 @@ use std::fs::{self, File, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use fastcdc::v2020::StreamCDC;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::chunker::chunk_stream;
 use crate::error::{Error, Result};
 use crate::hash::{Hash, ObjectKind};
 use crate::index::{Commit, Root, StatEntry};
 use crate::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
-use crate::pack::{encode, FinishedPack, PackWriter};
+use crate::pack::{encode, Compression, FinishedPack, PackWriter};
 use crate::store::{LockMode, Store};
 use crate::util::now_ns;
 
-/// Bytes of chunks hashed and compressed together while the next batch is read.
-const BATCH_BYTES: usize = 8 << 20;
 /// A file modified less than this long before it was read is not trusted by the stat cache:
 /// a later write could land within the same timestamp tick without changing size or mtime.
 const RACY_NS: i64 = 2_000_000_000;
@@ -99,7 +98,8 @@ pub(crate) struct Sink<'a> {
 #[derive(Default)]
 struct SinkState {
     writer: Option<PackWriter>,
-    finished: Vec<FinishedPack>,
+    /// Full packs being fsynced and renamed in the background while new ones fill.
+    finishing: Vec<std::thread::JoinHandle<Result<FinishedPack>>>,
     written: HashSet<Hash>,
     objects: u64,
     bytes: u64,
@@ -133,6 +133,37 @@ impl<'a> Sink<'a> {
         self.append_encoded(kind, hash, compression, raw.len() as u32, &stored)
     }
 
+    /// Stores a chunk unless already stored; `try_compress` false stores it raw.
+    fn put_chunk(&self, hash: Hash, raw: &[u8], try_compress: bool) -> Result<Stored> {
+        if self.known(&hash)? {
+            return Ok(Stored::Known);
+        }
+        if try_compress {
+            let (compression, stored) = encode(raw, self.store.config().zstd_level);
+            self.append_encoded(
+                ObjectKind::Chunk,
+                hash,
+                compression,
+                raw.len() as u32,
+                &stored,
+            )?;
+            Ok(if compression == Compression::Zstd {
+                Stored::Compressed
+            } else {
+                Stored::Raw
+            })
+        } else {
+            self.append_encoded(
+                ObjectKind::Chunk,
+                hash,
+                Compression::Raw,
+                raw.len() as u32,
+                raw,
+            )?;
+            Ok(Stored::Skipped)
+        }
+    }
+
     /// Appends an already-encoded object (used by `gc` to move objects without recompressing).
     pub(crate) fn append_encoded(
         &self,
@@ -156,8 +187,9 @@ impl<'a> Sink<'a> {
         st.bytes += stored.len() as u64;
         if full {
             let w = st.writer.take().expect("writer exists");
-            let done = w.finish(&self.store.packs_dir())?;
-            st.finished.push(done);
+            let dir = self.store.packs_dir();
+            st.finishing
+                .push(std::thread::spawn(move || w.finish(&dir)));
         }
         Ok(())
     }
@@ -165,13 +197,43 @@ impl<'a> Sink<'a> {
     /// Closes the open pack; returns every finished pack and (objects, bytes) written.
     pub(crate) fn finish(self) -> Result<(Vec<FinishedPack>, u64, u64)> {
         let mut st = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = st.writer.take() {
-            if !w.is_empty() {
-                st.finished.push(w.finish(&self.store.packs_dir())?);
+        let mut finished = Vec::new();
+        let mut first_err = None;
+        for h in st.finishing.drain(..) {
+            match h.join() {
+                Ok(Ok(p)) => finished.push(p),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err
+                        .get_or_insert(Error::Invalid("a pack-finishing thread panicked".into()));
+                }
             }
         }
-        Ok((st.finished, st.objects, st.bytes))
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        if let Some(w) = st.writer.take() {
+            if !w.is_empty() {
+                finished.push(w.finish(&self.store.packs_dir())?);
+            }
+        }
+        Ok((finished, st.objects, st.bytes))
     }
+}
+
+/// What happened to a chunk offered to the sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    /// Already in the store (or in this operation's packs).
+    Known,
+    /// New, compressed.
+    Compressed,
+    /// New, compression tried and did not pay.
+    Raw,
+    /// New, stored raw without trying (adaptive skip).
+    Skipped,
 }
 
 /// A walked path.
@@ -287,55 +349,39 @@ impl Store {
     /// Chunks, hashes and (with a sink) stores one open file; returns its manifest.
     pub(crate) fn chunk_file(
         &self,
-        file: File,
+        mut file: File,
         path: &Path,
         sink: Option<&Sink<'_>>,
         pb: &ProgressBar,
     ) -> Result<FileManifest> {
-        let p = self.config().chunking;
-        let mut iter = StreamCDC::new(file, p.min, p.avg, p.max);
-        let read_batch = |iter: &mut StreamCDC<File>| -> Result<Vec<Vec<u8>>> {
-            let mut batch = Vec::new();
-            let mut bytes = 0;
-            while bytes < BATCH_BYTES {
-                match iter.next() {
-                    None => break,
-                    Some(Ok(c)) => {
-                        bytes += c.data.len();
-                        batch.push(c.data);
-                    }
-                    Some(Err(fastcdc::v2020::Error::IoError(e))) => return Err(Error::io(path, e)),
-                    Some(Err(e)) => {
-                        return Err(Error::Io {
-                            path: path.to_path_buf(),
-                            source: std::io::Error::other(e.to_string()),
-                        })
-                    }
-                }
-            }
-            Ok(batch)
-        };
-        let process = |batch: &[Vec<u8>]| -> Result<Vec<(Hash, u32)>> {
-            batch
-                .par_iter()
-                .map(|data| {
+        // Adaptive compression: once a whole batch failed to compress, only every 8th chunk
+        // is tried until one compresses again (incompressible data costs no zstd time).
+        let incompressible = AtomicBool::new(false);
+        let per_batch = chunk_stream(&mut file, self.config().chunking, path, |batch| {
+            let skip = incompressible.load(Ordering::Relaxed);
+            let out: Vec<(Hash, u32, Stored)> = (0..batch.cuts.len())
+                .into_par_iter()
+                .map(|i| {
+                    let data = batch.chunk(i);
                     let h = Hash::of(ObjectKind::Chunk, data);
-                    if let Some(s) = sink {
-                        s.put(ObjectKind::Chunk, h, data)?;
-                    }
+                    let stored = match sink {
+                        Some(s) => s.put_chunk(h, data, !skip || i % 8 == 0)?,
+                        None => Stored::Known,
+                    };
                     pb.inc(data.len() as u64);
-                    Ok((h, data.len() as u32))
+                    Ok((h, data.len() as u32, stored))
                 })
-                .collect()
-        };
-        let mut chunks = Vec::new();
-        let mut next = read_batch(&mut iter)?;
-        while !next.is_empty() {
-            let cur = next;
-            let (done, following) = rayon::join(|| process(&cur), || read_batch(&mut iter));
-            chunks.extend(done?);
-            next = following?;
-        }
+                .collect::<Result<_>>()?;
+            let tried = out.iter().filter(|o| o.2 != Stored::Known).count();
+            let compressed = out.iter().filter(|o| o.2 == Stored::Compressed).count();
+            if compressed > 0 {
+                incompressible.store(false, Ordering::Relaxed);
+            } else if tried >= 8 && !skip {
+                incompressible.store(true, Ordering::Relaxed);
+            }
+            Ok(out.into_iter().map(|(h, l, _)| (h, l)).collect::<Vec<_>>())
+        })?;
+        let chunks: Vec<(Hash, u32)> = per_batch.into_iter().flatten().collect();
         let size = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
         Ok(FileManifest { size, chunks })
     }

@@ -411,7 +411,7 @@ fn verify_pack(id: &Hash, path: &Path) -> (u64, u64, Vec<Problem>) {
         }
     };
     let bytes = reader.bytes().len() as u64;
-    if reader.compute_id() != *id {
+    if reader.compute_id().is_ok_and(|h| h != *id) {
         problems.push(Problem {
             pack: what.clone(),
             object: None,

