@@ -31,7 +31,7 @@
 
 mod add;
 mod checkout;
-mod chunker;
+pub mod chunker;
 pub mod error;
 pub mod hash;
 pub mod index;
