@@ -39,29 +39,30 @@ impl Batch {
 
     fn fill(
         &mut self,
-        reader: &mut (impl Read + ?Sized),
+        reader: &mut impl Read,
         carry: &[u8],
         p: ChunkParams,
         path: &Path,
     ) -> Result<()> {
         let want = BATCH_BYTES.max(p.max as usize * 2);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
         self.cuts.clear();
-        self.buf[..carry.len()].copy_from_slice(carry);
-        self.len = carry.len();
-        while self.len < want {
-            match reader.read(&mut self.buf[self.len..want]) {
+        self.buf.clear();
+        self.buf.extend_from_slice(carry);
+        // `read_to_end` on a `Take` reads into spare capacity without zeroing it first, so a
+        // small file touches only the pages it fills.
+        while self.buf.len() < want {
+            let need = (want - self.buf.len()) as u64;
+            match reader.by_ref().take(need).read_to_end(&mut self.buf) {
                 Ok(0) => {
                     self.eof = true;
                     break;
                 }
-                Ok(n) => self.len += n,
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io(path, e)),
             }
         }
+        self.len = self.buf.len();
         let data = &self.buf[..self.len];
         let (cuts, tail) = find_cuts(data, self.eof, p);
         self.cuts = cuts;
@@ -132,7 +133,7 @@ fn find_cuts(data: &[u8], eof: bool, p: ChunkParams) -> (Vec<Range<usize>>, usiz
 /// Chunks everything `reader` yields, calling `process` on each batch while the next batch is
 /// read, and returns the per-batch results in order.
 pub fn chunk_stream<T: Send>(
-    reader: &mut (impl Read + Send + ?Sized),
+    reader: &mut (impl Read + Send),
     p: ChunkParams,
     path: &Path,
     process: impl Fn(&Batch) -> Result<T> + Sync,

@@ -93,18 +93,32 @@ pub fn encode(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
     (Compression::Raw, raw.to_vec())
 }
 
+thread_local! {
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decodes stored bytes back to the raw object, checking the length.
 pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
     let raw = match entry.compression {
         Compression::Raw => stored.to_vec(),
-        Compression::Zstd => {
-            zstd::bulk::decompress(stored, entry.raw_len as usize).map_err(|e| {
+        Compression::Zstd => DECOMPRESSOR
+            .with(|d| {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new()?);
+                }
+                match d.as_mut() {
+                    Some(d) => d.decompress(stored, entry.raw_len as usize),
+                    None => Err(std::io::Error::other("no zstd context")),
+                }
+            })
+            .map_err(|e| {
                 Error::corrupt(
                     what(),
                     format!("object {} does not decompress: {e}", entry.hash),
                 )
-            })?
-        }
+            })?,
     };
     if raw.len() != entry.raw_len as usize {
         return Err(Error::corrupt(
