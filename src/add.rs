@@ -401,7 +401,7 @@ impl Store {
         if let Some(cached) = cached {
             if cached.trusted && same_stat(&cached, &now) && self.index().contains(&cached.hash)? {
                 pb.inc(meta.size());
-                return Ok((cached.hash, None, 0));
+                return Ok((cached.hash, None, cached.size));
             }
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -492,7 +492,9 @@ impl Store {
         let sizes: Vec<(Hash, u64)> = results
             .iter()
             .zip(&walk.files)
-            .map(|((h, _, _), (_, m))| (*h, m.size()))
+            // The size that was hashed (a file growing during the add keeps tree and manifest
+            // consistent).
+            .map(|((h, _, size), _)| (*h, *size))
             .collect();
         let mut report = AddReport {
             warnings: walk.warnings.clone(),

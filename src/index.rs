@@ -14,7 +14,7 @@ use crate::pack::{Compression, Entry, FinishedPack};
 /// Append-only schema migrations; `PRAGMA user_version` counts how many have been applied.
 /// Never edit an entry once released: add a new one.
 const MIGRATIONS: &[&str] = &[
-    // 1: packs, objects, roots, stat cache.
+    // 1: packs, objects, roots (every version of every added path), stat cache.
     "CREATE TABLE packs (
         id INTEGER PRIMARY KEY,
         hash BLOB NOT NULL UNIQUE,
@@ -32,13 +32,14 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX objects_by_pack ON objects(pack);
     CREATE TABLE roots (
-        path TEXT PRIMARY KEY,
+        record BLOB PRIMARY KEY,
+        path TEXT NOT NULL,
         kind TEXT NOT NULL,
         hash BLOB NOT NULL,
         size INTEGER NOT NULL,
-        time_ns INTEGER NOT NULL,
-        record BLOB NOT NULL
-    );
+        time_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX roots_by_path ON roots(path, time_ns);
     CREATE TABLE stat_cache (
         path TEXT PRIMARY KEY,
         dev INTEGER NOT NULL,
@@ -110,8 +111,10 @@ pub struct Commit {
     pub remove_packs: Vec<Hash>,
     /// Packs written (with their tables of contents).
     pub packs: Vec<FinishedPack>,
-    /// Roots to set.
+    /// Root versions to record.
     pub roots: Vec<Root>,
+    /// Root versions (by record hash) to forget.
+    pub drop_roots: Vec<Hash>,
     /// Stat-cache rows to upsert.
     pub stats: Vec<(String, StatEntry)>,
     /// Stat-cache rows to delete (files gone from a tracked directory).
@@ -329,10 +332,8 @@ impl Index {
             }
             let mut ins_root = tx
                 .prepare_cached(
-                    "INSERT INTO roots (path, kind, hash, size, time_ns, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, hash = excluded.hash,
-                       size = excluded.size, time_ns = excluded.time_ns, record = excluded.record
-                     WHERE excluded.time_ns >= roots.time_ns",
+                    "INSERT OR IGNORE INTO roots (path, kind, hash, size, time_ns, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sql("prepare root upsert"))?;
             for r in &c.roots {
@@ -346,6 +347,12 @@ impl Index {
                         &r.record.0[..]
                     ])
                     .map_err(sql("upsert root"))?;
+            }
+            let mut del_root = tx
+                .prepare_cached("DELETE FROM roots WHERE record = ?1")
+                .map_err(sql("prepare root delete"))?;
+            for r in &c.drop_roots {
+                del_root.execute([&r.0[..]]).map_err(sql("delete root"))?;
             }
             let mut ins_stat = tx
                 .prepare_cached(
@@ -371,16 +378,40 @@ impl Index {
         tx.commit().map_err(sql("commit"))
     }
 
-    /// All current roots, by path.
+    /// The current root of every tracked path (its newest version), by path.
     pub fn roots(&self) -> Result<Vec<Root>> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT path, kind, hash, size, time_ns, record FROM roots ORDER BY path",
-            )
-            .map_err(sql("prepare roots"))?;
+        self.query_roots(
+            "SELECT path, kind, hash, size, time_ns, record FROM roots r WHERE NOT EXISTS (
+                SELECT 1 FROM roots n WHERE n.path = r.path
+                  AND (n.time_ns > r.time_ns OR (n.time_ns = r.time_ns AND n.record > r.record)))
+             ORDER BY path",
+            None,
+        )
+    }
+
+    /// Every version of every tracked path (or of `path`), newest first within a path.
+    pub fn root_history(&self, path: Option<&str>) -> Result<Vec<Root>> {
+        match path {
+            None => self.query_roots(
+                "SELECT path, kind, hash, size, time_ns, record FROM roots ORDER BY path, time_ns DESC, record DESC",
+                None,
+            ),
+            Some(p) => self.query_roots(
+                "SELECT path, kind, hash, size, time_ns, record FROM roots WHERE path = ?1
+                 ORDER BY time_ns DESC, record DESC",
+                Some(p),
+            ),
+        }
+    }
+
+    fn query_roots(&self, q: &str, arg: Option<&str>) -> Result<Vec<Root>> {
+        let mut st = self.conn.prepare_cached(q).map_err(sql("prepare roots"))?;
+        let params: Vec<&dyn rusqlite::ToSql> = match &arg {
+            Some(a) => vec![a as &dyn rusqlite::ToSql],
+            None => vec![],
+        };
         let rows = st
-            .query_map([], |r| {
+            .query_map(params.as_slice(), |r| {
                 Ok(Root {
                     path: r.get(0)?,
                     kind: r.get(1)?,

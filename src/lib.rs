@@ -55,4 +55,9 @@ impl Store {
     pub fn roots(&self) -> Result<Vec<index::Root>> {
         self.index().roots()
     }
+
+    /// Every recorded version of every tracked path (or of the absolute `path`), newest first.
+    pub fn history(&self, path: Option<&str>) -> Result<Vec<index::Root>> {
+        self.index().root_history(path)
+    }
 }

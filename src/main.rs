@@ -72,6 +72,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Every version of every tracked path (or of PATH), newest first.
+    Log {
+        /// A tracked path.
+        path: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the content of a file object to stdout.
     Cat {
         /// File hash or unique prefix.
@@ -97,11 +105,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove what nothing references (dry run unless --yes).
+    /// Remove what nothing references (dry run unless --yes). Every version of every added
+    /// path is kept unless --keep-last limits it.
     Gc {
         /// Actually remove.
         #[arg(long)]
         yes: bool,
+        /// Keep only the newest N versions of each added path.
+        #[arg(long, value_name = "N")]
+        keep_last: Option<usize>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -294,6 +306,34 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Cmd::Log { path, json } => {
+            let s = open(&cli.store)?;
+            let key = match &path {
+                Some(p) => Some(std::path::absolute(p)?.to_string_lossy().into_owned()),
+                None => None,
+            };
+            let rows = s.history(key.as_deref())?;
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|r| serde_json::json!({"path": r.path, "kind": r.kind, "hash": r.hash.to_hex(), "size": r.size, "time_ns": r.time_ns}))
+                    .collect();
+                print_json(&v)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for r in rows {
+                    let secs = r.time_ns / 1_000_000_000;
+                    writeln!(
+                        out,
+                        "{}  {:<4}  {:>10}  t={secs}  {}",
+                        r.hash,
+                        r.kind,
+                        human_bytes(r.size),
+                        r.path
+                    )?;
+                }
+            }
+        }
         Cmd::Cat { hash } => {
             let s = open(&cli.store)?;
             let h = s.resolve(&hash)?;
@@ -364,22 +404,31 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 return Ok(exit::CORRUPT);
             }
         }
-        Cmd::Gc { yes, json } => {
+        Cmd::Gc {
+            yes,
+            keep_last,
+            json,
+        } => {
             let s = open(&cli.store)?;
-            let r = s.gc(yes)?;
+            let r = s.gc(yes, keep_last)?;
             if json {
                 print_json(&r)?;
             } else {
                 let verb = if yes { "removed" } else { "would remove" };
                 println!(
-                    "{verb}: {} unreferenced objects ({}), {} packs deleted, {} packs repacked, {} orphan packs, {} stale temporary files",
+                    "{verb}: {} unreferenced objects ({}), {} packs deleted, {} packs repacked, {} orphan packs, {} stale temporary files, {} cached files, {} old versions",
                     r.dead_objects,
                     human_bytes(r.dead_bytes),
                     r.packs_deleted.len(),
                     r.packs_repacked.len(),
                     r.orphan_packs.len(),
-                    r.stale_temp_files.len()
+                    r.stale_temp_files.len(),
+                    r.cache_files.len(),
+                    r.versions_dropped
                 );
+                for p in &r.kept_unreadable_packs {
+                    eprintln!("store: warning: kept unreadable pack {p} (run `store verify`)");
+                }
                 if !yes
                     && (r.dead_objects > 0
                         || !r.orphan_packs.is_empty()

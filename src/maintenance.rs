@@ -59,6 +59,13 @@ pub struct GcReport {
     pub orphan_packs: Vec<String>,
     /// Temporary files left by killed writers.
     pub stale_temp_files: Vec<String>,
+    /// Pack files on disk that are unindexed but cannot be read (damaged or from a newer
+    /// version): never deleted, reported so a person can look.
+    pub kept_unreadable_packs: Vec<String>,
+    /// Materialized files in `.store/cache/` (hard-link sources) no longer referenced.
+    pub cache_files: Vec<String>,
+    /// Old versions of tracked paths forgotten because of `keep_last`.
+    pub versions_dropped: u64,
     /// True when the removal was carried out (`--yes`).
     pub applied: bool,
 }
@@ -115,6 +122,11 @@ impl Store {
     /// Re-reads every pack, checks its id, table of contents and every object's hash, and
     /// checks that every pack the index names exists.
     pub fn verify(&self) -> Result<VerifyReport> {
+        // Writers may run (shared lock), gc may not. The index is read before the disk is
+        // listed: a pack is renamed into place before its index rows commit, so every pack in
+        // this snapshot of the index is on disk by the time we list it.
+        let _lock = self.lock(LockMode::Shared)?;
+        let indexed = self.index().packs()?;
         let on_disk = pack_files(&self.packs_dir())?;
         let results: Vec<(u64, u64, Vec<Problem>)> = on_disk
             .par_iter()
@@ -128,7 +140,6 @@ impl Store {
             r.problems.extend(problems);
         }
         let disk: HashSet<Hash> = on_disk.iter().map(|(h, _)| *h).collect();
-        let indexed = self.index().packs()?;
         for (id, _) in indexed {
             if !disk.contains(&id) {
                 r.problems.push(Problem {
@@ -181,51 +192,91 @@ impl Store {
         Ok(live)
     }
 
-    /// Removes what nothing references. Without `apply` it only reports what it would do.
-    pub fn gc(&self, apply: bool) -> Result<GcReport> {
+    /// Removes what nothing references. Every version of every added path is a reference
+    /// unless `keep_last` limits how many versions per path are kept. Without `apply` it only
+    /// reports what it would do.
+    pub fn gc(&self, apply: bool, keep_last: Option<usize>) -> Result<GcReport> {
         let _lock = self.lock(LockMode::Exclusive)?;
-        let roots = self.index().roots()?;
-        let live = self.live_objects(&roots)?;
         let mut report = GcReport {
             applied: apply,
             ..GcReport::default()
         };
+        let mut roots = self.index().root_history(None)?;
+        let mut drop_roots = Vec::new();
+        if let Some(n) = keep_last {
+            let n = n.max(1);
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            roots.retain(|r| {
+                let c = seen.entry(r.path.clone()).or_default();
+                *c += 1;
+                if *c > n {
+                    drop_roots.push(r.record);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        report.versions_dropped = drop_roots.len() as u64;
+        let live = self.live_objects(&roots)?;
         let indexed = self.index().packs()?;
         let indexed_set: HashSet<Hash> = indexed.iter().map(|(h, _)| *h).collect();
         let mut delete = Vec::new();
         let mut repack = Vec::new();
         for (id, _) in &indexed {
-            let objs = self.index().objects_in_pack(id)?;
-            let dead: Vec<_> = objs.iter().filter(|o| !live.contains(&o.0)).collect();
+            // An entry is dead when nothing references it, or when the index locates that
+            // object in another pack (a duplicate written by a racing writer).
+            let here: HashSet<Hash> = self
+                .index()
+                .objects_in_pack(id)?
+                .into_iter()
+                .map(|o| o.0)
+                .collect();
+            let entries = self.reader(id)?.entries()?;
+            let dead: Vec<_> = entries
+                .iter()
+                .filter(|e| !(live.contains(&e.hash) && here.contains(&e.hash)))
+                .collect();
             report.dead_objects += dead.len() as u64;
-            report.dead_bytes += dead.iter().map(|o| o.2).sum::<u64>();
-            if dead.len() == objs.len() {
+            report.dead_bytes += dead.iter().map(|e| u64::from(e.stored_len)).sum::<u64>();
+            if dead.len() == entries.len() {
                 delete.push(*id);
                 report.packs_deleted.push(id.to_hex());
             } else if !dead.is_empty() {
-                repack.push(*id);
+                repack.push((*id, here));
                 report.packs_repacked.push(id.to_hex());
             }
         }
-        let orphans: Vec<(Hash, PathBuf)> = pack_files(&self.packs_dir())?
-            .into_iter()
-            .filter(|(h, _)| !indexed_set.contains(h))
-            .collect();
-        report.orphan_packs = orphans.iter().map(|(h, _)| h.to_hex()).collect();
+        let mut orphans = Vec::new();
+        for (h, p) in pack_files(&self.packs_dir())? {
+            if indexed_set.contains(&h) {
+                continue;
+            }
+            // Only a pack we can read completely is known to be a crash leftover.
+            match PackReader::open(&p).and_then(|r| r.entries()) {
+                Ok(_) => {
+                    report.orphan_packs.push(h.to_hex());
+                    orphans.push(p);
+                }
+                Err(_) => report.kept_unreadable_packs.push(p.display().to_string()),
+            }
+        }
         let mut stale = Vec::new();
         for dir in [self.tmp_dir(), self.dir().join("cache")] {
             collect_temp(&dir, &mut stale)?;
         }
         report.stale_temp_files = stale.iter().map(|p| p.display().to_string()).collect();
+        let cache = dead_cache_files(&self.dir().join("cache"), &live)?;
+        report.cache_files = cache.iter().map(|p| p.display().to_string()).collect();
         if !apply {
             return Ok(report);
         }
         // 1. Write replacement packs holding the live objects of partly dead packs.
         let sink = Sink::new(self);
-        for id in &repack {
+        for (id, here) in &repack {
             let reader = self.reader(id)?;
             for e in reader.entries()? {
-                if live.contains(&e.hash) {
+                if live.contains(&e.hash) && here.contains(&e.hash) {
                     let start = e.offset as usize;
                     let stored = &reader.bytes()[start..start + e.stored_len as usize];
                     // Re-verify before copying so gc never launders a damaged object.
@@ -237,10 +288,11 @@ impl Store {
         let (new_packs, _, _) = sink.finish()?;
         // 2. One transaction swaps the index over.
         let mut remove = delete.clone();
-        remove.extend(&repack);
+        remove.extend(repack.iter().map(|(id, _)| *id));
         self.index().commit(&Commit {
             remove_packs: remove.clone(),
             packs: new_packs,
+            drop_roots,
             ..Commit::default()
         })?;
         self.readers_clear();
@@ -249,17 +301,16 @@ impl Store {
             let p = pack_path(&self.packs_dir(), id);
             fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
         }
-        for (_, p) in &orphans {
+        for p in orphans.iter().chain(&stale).chain(&cache) {
             fs::remove_file(p).map_err(|e| Error::io(p, e))?;
-        }
-        for p in &stale {
-            let _ = fs::remove_file(p);
         }
         Ok(report)
     }
 
-    /// Rebuilds the pack, object and root tables from the pack files alone. Damaged packs are
-    /// skipped and reported.
+    /// Rebuilds the pack, object and root tables from the pack files alone (the stat cache is
+    /// kept). Damaged packs are skipped and reported; a pack from a newer version stops the
+    /// rebuild before anything changes. A root record is adopted only when every object it
+    /// reaches is present, so a crash that lost a pack cannot leave a root that gc chokes on.
     pub fn reindex(&self) -> Result<VerifyReport> {
         let _lock = self.lock(LockMode::Exclusive)?;
         let mut report = VerifyReport::default();
@@ -267,11 +318,14 @@ impl Store {
             reset: true,
             ..Commit::default()
         };
-        let mut roots: HashMap<String, Root> = HashMap::new();
+        let mut readers = Vec::new();
+        let mut located: HashMap<Hash, (usize, crate::pack::Entry)> = HashMap::new();
         for (id, path) in pack_files(&self.packs_dir())? {
             let what = path.display().to_string();
-            let reader = match PackReader::open(&path) {
-                Ok(r) => r,
+            let parsed = PackReader::open(&path).and_then(|r| r.entries().map(|e| (r, e)));
+            let (reader, entries) = match parsed {
+                Ok(x) => x,
+                Err(e @ Error::NewerFormat { .. }) => return Err(e),
                 Err(e) => {
                     report.problems.push(Problem {
                         pack: what,
@@ -281,62 +335,51 @@ impl Store {
                     continue;
                 }
             };
-            let entries = match reader.entries() {
-                Ok(e) => e,
-                Err(e) => {
-                    report.problems.push(Problem {
-                        pack: what,
-                        object: None,
-                        detail: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            for e in entries.iter().filter(|e| e.kind == ObjectKind::Root) {
-                let rec: RootRecord = match reader.read(e).and_then(|b| {
-                    serde_json::from_slice(&b)
-                        .map_err(|x| Error::corrupt(what.clone(), x.to_string()))
-                }) {
-                    Ok(r) => r,
-                    Err(x) => {
-                        report.problems.push(Problem {
-                            pack: what.clone(),
-                            object: Some(e.hash.to_hex()),
-                            detail: x.to_string(),
-                        });
-                        continue;
-                    }
-                };
-                let Ok(hash) = rec.hash.parse::<Hash>() else {
-                    continue;
-                };
-                let newer = roots
-                    .get(&rec.path)
-                    .is_none_or(|r| rec.time_ns >= r.time_ns);
-                if newer {
-                    roots.insert(
-                        rec.path.clone(),
-                        Root {
-                            path: rec.path,
-                            kind: rec.kind,
-                            hash,
-                            size: rec.size,
-                            time_ns: rec.time_ns,
-                            record: e.hash,
-                        },
-                    );
-                }
-            }
             report.packs += 1;
             report.objects += entries.len() as u64;
             report.bytes += reader.bytes().len() as u64;
+            for e in &entries {
+                located.entry(e.hash).or_insert((readers.len(), e.clone()));
+            }
             commit.packs.push(crate::pack::FinishedPack {
                 id,
                 size: reader.bytes().len() as u64,
                 entries,
             });
+            readers.push(reader);
         }
-        commit.roots = roots.into_values().collect();
+        let read = |h: &Hash| -> Result<(ObjectKind, Vec<u8>)> {
+            let (i, e) = located.get(h).ok_or(Error::ObjectNotFound(h.to_hex()))?;
+            Ok((e.kind, readers[*i].read(e)?))
+        };
+        for (h, (i, e)) in &located {
+            if e.kind != ObjectKind::Root {
+                continue;
+            }
+            let what = readers[*i].path().display().to_string();
+            let rec = read(h).and_then(|(_, b)| {
+                serde_json::from_slice::<RootRecord>(&b)
+                    .map_err(|x| Error::corrupt(what.clone(), x.to_string()))
+            });
+            let root = rec.and_then(|rec| {
+                Ok(Root {
+                    hash: rec.hash.parse()?,
+                    path: rec.path,
+                    kind: rec.kind,
+                    size: rec.size,
+                    time_ns: rec.time_ns,
+                    record: *h,
+                })
+            });
+            match root.and_then(|r| reachable(&r, &read).map(|_| r)) {
+                Ok(r) => commit.roots.push(r),
+                Err(x) => report.problems.push(Problem {
+                    pack: what,
+                    object: Some(h.to_hex()),
+                    detail: format!("root record not adopted: {x}"),
+                }),
+            }
+        }
         self.index().commit(&commit)?;
         self.readers_clear();
         Ok(report)
@@ -368,6 +411,61 @@ impl Store {
     fn readers_clear(&self) {
         self.readers_lock().clear();
     }
+}
+
+/// Checks that every object reachable from `root` can be read.
+/// Reads one object by hash (from the packs being reindexed).
+type ReadObject<'a> = dyn Fn(&Hash) -> Result<(ObjectKind, Vec<u8>)> + 'a;
+
+fn reachable(root: &Root, read: &ReadObject<'_>) -> Result<()> {
+    let mut stack = vec![root.hash];
+    while let Some(h) = stack.pop() {
+        let (kind, bytes) = read(&h)?;
+        match kind {
+            ObjectKind::Tree => {
+                for e in crate::manifest::TreeManifest::decode(&bytes, &h)?.entries {
+                    match e.kind {
+                        EntryKind::File(f) | EntryKind::Dir(f) => stack.push(f),
+                        EntryKind::Symlink(_) => {}
+                    }
+                }
+            }
+            ObjectKind::File => {
+                for (c, _) in crate::manifest::FileManifest::decode(&bytes, &h)?.chunks {
+                    read(&c)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Files in `.store/cache/` whose content hash is not live.
+fn dead_cache_files(dir: &Path, live: &HashSet<Hash>) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for sub in rd {
+        let sub = sub.map_err(|e| Error::io(dir, e))?.path();
+        if !sub.is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(&sub).map_err(|e| Error::io(&sub, e))? {
+            let p = f.map_err(|e| Error::io(&sub, e))?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let hex = name.strip_suffix(".x").unwrap_or(name);
+            if let Ok(h) = hex.parse::<Hash>() {
+                if !live.contains(&h) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn collect_temp(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

@@ -73,6 +73,40 @@ pub struct Config {
     pub pack_target_size: u64,
 }
 
+impl Config {
+    /// Checks every value against what the chunker and compressor accept.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let c = self.chunking;
+        if self.chunker != "fastcdc-2020" {
+            return Err(format!(
+                "unknown chunker {:?} (this version knows fastcdc-2020)",
+                self.chunker
+            ));
+        }
+        // FastCDC 2020 limits (fastcdc crate): min 64 B..1 MiB, avg 256 B..4 MiB, max 1 KiB..16 MiB.
+        let ok = (64..=1 << 20).contains(&c.min)
+            && (256..=4 << 20).contains(&c.avg)
+            && (1024..=16 << 20).contains(&c.max)
+            && c.min <= c.avg
+            && c.avg <= c.max;
+        if !ok {
+            return Err(format!(
+                "chunking parameters {c:?} are outside FastCDC's limits"
+            ));
+        }
+        if !(-7..=22).contains(&self.zstd_level) {
+            return Err(format!("zstd level {} is outside -7..=22", self.zstd_level));
+        }
+        if !((1 << 20)..=(1 << 32)).contains(&self.pack_target_size) {
+            return Err(format!(
+                "pack_target_size {} is outside 1 MiB..4 GiB",
+                self.pack_target_size
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -133,6 +167,7 @@ impl Store {
         if let Some(l) = opts.zstd_level {
             config.zstd_level = l;
         }
+        config.validate().map_err(Error::Invalid)?;
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
         // The index is created before the config file, whose presence marks a complete store.
         Index::open(&dir.join("index.sqlite"))?;
@@ -164,6 +199,9 @@ impl Store {
         }
         let config: Config = serde_json::from_value(v)
             .map_err(|e| Error::corrupt(cfg_path.display().to_string(), e.to_string()))?;
+        config
+            .validate()
+            .map_err(|d| Error::corrupt(cfg_path.display().to_string(), d))?;
         for sub in ["packs", "tmp"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -313,6 +351,7 @@ impl Store {
 
     /// Streams the content of file `hash` to `out`, verifying every chunk.
     pub fn cat(&self, hash: &Hash, out: &mut dyn std::io::Write) -> Result<u64> {
+        let _lock = self.lock(LockMode::Shared)?;
         let m = self.file_manifest(hash)?;
         for (c, _) in &m.chunks {
             let data = self.read_kind(c, ObjectKind::Chunk)?;

@@ -108,3 +108,125 @@ fn missing_pack_is_reported() {
     assert_eq!(o.status.code(), Some(exit::CORRUPT));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing on disk"));
 }
+
+/// Rewrites a pack's table of contents with `edit`, fixing up the checksum so only the edit
+/// itself is wrong (what a buggy or malicious writer could produce).
+fn edit_toc(pack: &std::path::Path, edit: impl Fn(&mut [u8])) {
+    let mut b = fs::read(pack).expect("read");
+    let n = b.len();
+    let count = u32::from_le_bytes(b[n - 56..n - 52].try_into().expect("4")) as usize;
+    let toc_off = u64::from_le_bytes(b[n - 48..n - 40].try_into().expect("8")) as usize;
+    let toc_end = toc_off + count * 52;
+    edit(&mut b[toc_off..toc_end]);
+    let sum = blake3::Hasher::new_derive_key("store 2026-11 pack toc v1")
+        .update(&b[toc_off..toc_end])
+        .finalize();
+    b[n - 40..n - 8].copy_from_slice(sum.as_bytes());
+    fs::write(pack, b).expect("write");
+}
+
+#[test]
+fn crafted_offsets_are_refused_not_a_crash() {
+    let (ws, _, _) = setup();
+    let pack = packs(&ws.p(".store")).pop().expect("one pack");
+    edit_toc(&pack, |toc| {
+        toc[44..52].copy_from_slice(&(u64::MAX - 10).to_le_bytes())
+    });
+    let o = ws.run(&["verify"]);
+    assert_eq!(
+        o.status.code(),
+        Some(exit::CORRUPT),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outside the data area"));
+}
+
+#[test]
+fn unknown_object_kind_means_newer_format() {
+    let (ws, _, _) = setup();
+    let pack = packs(&ws.p(".store")).pop().expect("one pack");
+    edit_toc(&pack, |toc| toc[32] = 42);
+    let o = ws.run(&["reindex"]);
+    assert_eq!(
+        o.status.code(),
+        Some(exit::NEWER_FORMAT),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Refusing to reindex changed nothing: the index still serves the data.
+    assert!(ws.ok(&["ls"]).contains("data.bin"));
+}
+
+#[test]
+fn gc_never_deletes_a_pack_it_cannot_read() {
+    let (ws, _, _) = setup();
+    let pack = packs(&ws.p(".store")).pop().expect("one pack");
+    let mut bytes = fs::read(&pack).expect("read");
+    let n = bytes.len();
+    bytes[n - 20] ^= 0xff; // damage the trailer checksum
+    fs::write(&pack, &bytes).expect("write");
+    // reindex skips it (reported), so it becomes an unindexed pack...
+    assert_eq!(ws.run(&["reindex"]).status.code(), Some(exit::CORRUPT));
+    // ...which gc must keep: it may hold the only copy of someone's data.
+    let gc: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["gc", "--yes", "--json"])).expect("json");
+    assert_eq!(
+        gc["kept_unreadable_packs"].as_array().map(Vec::len),
+        Some(1),
+        "{gc}"
+    );
+    assert!(pack.exists());
+}
+
+#[test]
+fn reindex_does_not_adopt_a_root_whose_data_is_gone() {
+    let ws = Ws::new();
+    ws.write("a.bin", &pseudo_random(200_000, 1));
+    ws.add("a.bin");
+    let b = pseudo_random(200_000, 2);
+    ws.write("b.bin", &b);
+    let before_b = packs(&ws.p(".store"));
+    ws.add("b.bin");
+    let b_pack: Vec<_> = packs(&ws.p(".store"))
+        .into_iter()
+        .filter(|p| !before_b.contains(p))
+        .collect();
+    // The same content under another name: its pack holds only a root record (dedup).
+    ws.write("c.bin", &b);
+    let before_c = packs(&ws.p(".store"));
+    ws.add("c.bin");
+    let c_pack: Vec<_> = packs(&ws.p(".store"))
+        .into_iter()
+        .filter(|p| !before_c.contains(p))
+        .collect();
+    assert_eq!((b_pack.len(), c_pack.len()), (1, 1));
+    // Lose b's pack (the data): c's root record now points at nothing.
+    fs::remove_file(&b_pack[0]).expect("rm");
+    let o = ws.run(&["reindex"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("root record not adopted") || o.status.success(),
+        "{e}"
+    );
+    let ls = ws.ok(&["ls"]);
+    assert!(
+        ls.contains("a.bin") && !ls.contains("b.bin") && !ls.contains("c.bin"),
+        "{ls}"
+    );
+    // gc can walk every adopted root, and a's data is intact.
+    ws.ok(&["gc", "--yes"]);
+    ws.ok(&["verify"]);
+}
+
+#[test]
+fn invalid_config_is_named() {
+    let (ws, _, _) = setup();
+    let cfg = ws.p(".store/config.json");
+    let s = fs::read_to_string(&cfg).expect("config");
+    fs::write(&cfg, s.replace("\"avg\": 65536", "\"avg\": 5")).expect("write");
+    let o = ws.run(&["ls"]);
+    assert_eq!(o.status.code(), Some(exit::CORRUPT));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("config.json") && e.contains("FastCDC"), "{e}");
+}

@@ -214,21 +214,22 @@ fn hardlink_checkout_is_read_only_and_shares_the_cache_inode() {
 }
 
 #[test]
-fn gc_keeps_current_versions_and_removes_superseded_ones() {
+fn gc_keep_last_removes_superseded_versions() {
     let ws = Ws::new();
     ws.write("d/f", &pseudo_random(500_000, 1));
     ws.add("d");
     let v2 = pseudo_random(500_000, 2);
     ws.write("d/f", &v2);
     let h2 = ws.add("d");
-    let dry = ws.ok(&["gc", "--json"]);
+    let dry = ws.ok(&["gc", "--json", "--keep-last", "1"]);
     let dry: serde_json::Value = serde_json::from_str(&dry).expect("json");
     assert!(dry["dead_objects"].as_u64().expect("n") > 0);
     assert_eq!(dry["applied"], false);
     let before = ws.ok(&["stats", "--json"]);
     let gc: serde_json::Value =
-        serde_json::from_str(&ws.ok(&["gc", "--yes", "--json"])).expect("json");
+        serde_json::from_str(&ws.ok(&["gc", "--yes", "--json", "--keep-last", "1"])).expect("json");
     assert_eq!(gc["applied"], true);
+    assert_eq!(gc["versions_dropped"], 1);
     let after = ws.ok(&["stats", "--json"]);
     let sb: serde_json::Value = serde_json::from_str(&before).expect("json");
     let sa: serde_json::Value = serde_json::from_str(&after).expect("json");
@@ -291,4 +292,32 @@ fn store_is_found_from_subdirectories_and_by_env() {
         .output()
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).contains("f.txt"));
+}
+
+#[test]
+fn gc_keeps_every_version_by_default_and_log_lists_them() {
+    let ws = Ws::new();
+    let v1 = pseudo_random(300_000, 11);
+    let v2 = pseudo_random(300_000, 12);
+    ws.write("d/f", &v1);
+    let h1 = ws.add("d");
+    ws.write("d/f", &v2);
+    let h2 = ws.add("d");
+    let log: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["log", "--json", "d"])).expect("json");
+    let hashes: Vec<&str> = log
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["hash"].as_str().expect("hash"))
+        .collect();
+    assert_eq!(hashes, vec![h2.as_str(), h1.as_str()], "newest first");
+    let gc: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["gc", "--yes", "--json"])).expect("json");
+    assert_eq!(gc["dead_objects"], 0, "{gc}");
+    ws.ok(&["checkout", &h1, "--to", "old", "--link", "copy"]);
+    assert_eq!(fs::read(ws.p("old/f")).expect("read"), v1);
+    // ls shows only the current version.
+    let ls = ws.ok(&["ls"]);
+    assert!(ls.contains(&h2) && !ls.contains(&h1), "{ls}");
 }
