@@ -245,41 +245,78 @@ impl Store {
             .custom_flags(libc::O_DIRECT)
             .open(path)
             .ok();
+        let mut ranges: std::collections::HashMap<Hash, (u64, u64)> =
+            std::collections::HashMap::new();
+        for l in &locs {
+            let end = l.entry.offset + u64::from(l.entry.stored_len);
+            let r = ranges.entry(l.pack).or_insert((l.entry.offset, end));
+            r.0 = r.0.min(l.entry.offset);
+            r.1 = r.1.max(end);
+        }
+        for (pack, (lo, hi)) in &ranges {
+            self.reader(pack)?.prefetch(*lo, hi - lo);
+        }
         let windows = m.size.div_ceil(WINDOW as u64);
-        (0..windows)
-            .into_par_iter()
-            .try_for_each(|w| -> Result<()> {
-                let lo = w * WINDOW as u64;
-                let hi = (lo + WINDOW as u64).min(m.size);
-                let mut buf = AlignedWindow::new();
-                let dst = buf.slice_mut((hi - lo) as usize);
-                // Chunks overlapping [lo, hi): binary search for the first.
-                let first = starts.partition_point(|&s| s <= lo).saturating_sub(1);
-                for (i, loc) in locs.iter().enumerate().skip(first) {
-                    let s = starts[i];
-                    if s >= hi {
-                        break;
+        // Windows wait on the disk as much as on the CPU: run more of them than cores.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(IO_THREADS)
+            .build()
+            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+        pool.install(|| {
+            (0..windows)
+                .into_par_iter()
+                .try_for_each(|w| -> Result<()> {
+                    let lo = w * WINDOW as u64;
+                    let hi = (lo + WINDOW as u64).min(m.size);
+                    let mut buf = AlignedWindow::new();
+                    let dst = buf.slice_mut((hi - lo) as usize);
+                    // Chunks overlapping [lo, hi): binary search for the first, then read runs of
+                    // chunks that lie back to back in one pack with a single positioned read.
+                    let first = starts.partition_point(|&s| s <= lo).saturating_sub(1);
+                    let mut i = first;
+                    while i < locs.len() && starts[i] < hi {
+                        let mut j = i + 1;
+                        while j < locs.len()
+                            && starts[j] < hi
+                            && locs[j].pack == locs[i].pack
+                            && locs[j].entry.offset
+                                == locs[j - 1].entry.offset
+                                    + u64::from(locs[j - 1].entry.stored_len)
+                        {
+                            j += 1;
+                        }
+                        let reader = self.reader(&locs[i].pack)?;
+                        let base = locs[i].entry.offset;
+                        let span_end =
+                            locs[j - 1].entry.offset + u64::from(locs[j - 1].entry.stored_len);
+                        let span = reader.read_span(base, span_end - base)?;
+                        for k in i..j {
+                            let e = &locs[k].entry;
+                            let at = (e.offset - base) as usize;
+                            let data = reader.verify(e, &span[at..at + e.stored_len as usize])?;
+                            let s = starts[k];
+                            let end = s + data.len() as u64;
+                            if end <= lo {
+                                continue;
+                            }
+                            let from = lo.max(s);
+                            let to = hi.min(end);
+                            dst[(from - lo) as usize..(to - lo) as usize]
+                                .copy_from_slice(&data[(from - s) as usize..(to - s) as usize]);
+                        }
+                        i = j;
                     }
-                    let data = self.reader(&loc.pack)?.read(&loc.entry)?;
-                    let e = s + data.len() as u64;
-                    if e <= lo {
-                        continue;
+                    let aligned = (hi - lo) as usize / 4096 * 4096;
+                    let mut done = 0;
+                    if let Some(d) = &direct {
+                        if aligned > 0 && d.write_all_at(&dst[..aligned], lo).is_ok() {
+                            done = aligned;
+                        }
                     }
-                    let from = lo.max(s);
-                    let to = hi.min(e);
-                    dst[(from - lo) as usize..(to - lo) as usize]
-                        .copy_from_slice(&data[(from - s) as usize..(to - s) as usize]);
-                }
-                let aligned = (hi - lo) as usize / 4096 * 4096;
-                let mut done = 0;
-                if let Some(d) = &direct {
-                    if aligned > 0 && d.write_all_at(&dst[..aligned], lo).is_ok() {
-                        done = aligned;
-                    }
-                }
-                f.write_all_at(&dst[done..], lo + done as u64)
-                    .map_err(|e| Error::io(path, e))
-            })?;
+                    f.write_all_at(&dst[done..], lo + done as u64)
+                        .map_err(|e| Error::io(path, e))
+                })
+        })?;
         Ok(f)
     }
 
@@ -367,6 +404,9 @@ impl Store {
         res.map(|_| path)
     }
 }
+
+/// Threads restoring the windows of one large file.
+const IO_THREADS: usize = 6;
 
 /// Bytes per restore window of a large file.
 const WINDOW: usize = 8 << 20;

@@ -611,24 +611,61 @@ impl PackReader {
 
     /// Reads, decompresses and verifies one object.
     pub fn read(&self, entry: &Entry) -> Result<Vec<u8>> {
-        let start = entry.offset as usize;
-        let end = start.saturating_add(entry.stored_len as usize);
-        if end > self.map.len() || entry.raw_len > MAX_OBJECT {
+        let stored = self.read_span(entry.offset, u64::from(entry.stored_len))?;
+        Ok(self.verify(entry, &stored)?.into_owned())
+    }
+
+    /// Reads `len` bytes at `offset` with one positioned read (several adjacent objects at
+    /// once when restoring). A positioned read costs one copy; faulting the mapping in page by
+    /// page costs more and would count the whole pack against our resident memory.
+    pub fn read_span(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let end = offset.checked_add(len);
+        if end.is_none_or(|e| e > self.map.len() as u64) || len > u64::from(MAX_OBJECT) * 64 {
             return Err(Error::corrupt(
                 self.what(),
-                format!("object {} lies past the end of the file", entry.hash),
+                format!("read of {len} bytes at {offset} lies past the end of the file"),
             ));
         }
-        // A positioned read costs one copy; faulting the mapping in page by page costs more
-        // and would count the whole pack against our resident memory.
-        let mut stored = vec![0u8; entry.stored_len as usize];
-        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len as usize];
         self.file
-            .read_exact_at(&mut stored, entry.offset)
+            .read_exact_at(&mut buf, offset)
             .map_err(|e| Error::io(&self.path, e))?;
+        Ok(buf)
+    }
+
+    /// Asks the kernel to start reading a range now (restores read packs written around the
+    /// page cache; this keeps the disk busy while earlier windows are verified and written).
+    pub fn prefetch(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: advisory call on a descriptor we own; no memory is passed.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                offset as i64,
+                len as i64,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
+
+    /// Decodes an object's stored bytes and checks its hash; raw objects are not copied.
+    pub fn verify<'a>(
+        &self,
+        entry: &Entry,
+        stored: &'a [u8],
+    ) -> Result<std::borrow::Cow<'a, [u8]>> {
+        if entry.raw_len > MAX_OBJECT || stored.len() != entry.stored_len as usize {
+            return Err(Error::corrupt(
+                self.what(),
+                format!("object {} has an impossible length", entry.hash),
+            ));
+        }
         let raw = match entry.compression {
-            Compression::Raw if stored.len() == entry.raw_len as usize => stored,
-            _ => decode(entry, &stored, &|| self.what())?,
+            Compression::Raw if stored.len() == entry.raw_len as usize => {
+                std::borrow::Cow::Borrowed(stored)
+            }
+            _ => std::borrow::Cow::Owned(decode(entry, stored, &|| self.what())?),
         };
         let actual = Hash::of(entry.kind, &raw);
         if actual != entry.hash {
