@@ -321,3 +321,65 @@ fn gc_keeps_every_version_by_default_and_log_lists_them() {
     let ls = ws.ok(&["ls"]);
     assert!(ls.contains(&h2) && !ls.contains(&h1), "{ls}");
 }
+
+#[test]
+fn large_file_spanning_packs_round_trips_through_windowed_restore() {
+    let ws = Ws::new();
+    // 40 MiB + an odd tail: several 8 MiB restore windows, two packs, an unaligned end.
+    let mut data = pseudo_random((40 << 20) + 12_345, 21);
+    // Make part of it compressible so both raw and zstd chunks are restored.
+    for b in data[10 << 20..14 << 20].iter_mut() {
+        *b %= 4;
+    }
+    ws.write("big.bin", &data);
+    let h = ws.add("big.bin");
+    let st: serde_json::Value = serde_json::from_str(&ws.ok(&["stats", "--json"])).expect("json");
+    assert!(st["packs"].as_u64().expect("packs") >= 2, "{st}");
+    for mode in ["copy", "hardlink", "reflink"] {
+        ws.ok(&[
+            "checkout",
+            &h,
+            "--to",
+            &format!("out-{mode}"),
+            "--link",
+            mode,
+        ]);
+        assert!(
+            fs::read(ws.p(&format!("out-{mode}/big.bin"))).expect("read") == data,
+            "{mode}"
+        );
+    }
+    // The hard-link cache is checked before reuse: damage it and restore again.
+    let cached: Vec<_> = fs::read_dir(ws.p(".store/cache"))
+        .expect("cache")
+        .flat_map(|d| fs::read_dir(d.expect("d").path()).expect("sub"))
+        .collect();
+    assert_eq!(cached.len(), 1);
+    let cpath = cached[0].as_ref().expect("entry").path();
+    let mut perm = fs::metadata(&cpath).expect("meta").permissions();
+    perm.set_mode(0o644);
+    fs::set_permissions(&cpath, perm).expect("chmod");
+    let mut damaged = fs::read(&cpath).expect("read");
+    damaged[5] ^= 1;
+    fs::write(&cpath, damaged).expect("write");
+    ws.ok(&["checkout", &h, "--to", "out-again", "--link", "hardlink"]);
+    assert!(fs::read(ws.p("out-again/big.bin")).expect("read") == data);
+}
+
+#[test]
+fn hardlinked_executables_keep_their_execute_bit() {
+    let ws = Ws::new();
+    let exe = ws.write("tool/run.sh", b"#!/bin/sh\necho ok\n");
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).expect("chmod");
+    ws.write("tool/data.txt", b"#!/bin/sh\necho ok\n");
+    let h = ws.add("tool");
+    ws.ok(&["checkout", &h, "--to", "out", "--link", "hardlink"]);
+    assert_eq!(
+        fs::metadata(ws.p("out/run.sh")).expect("meta").mode() & 0o777,
+        0o555
+    );
+    assert_eq!(
+        fs::metadata(ws.p("out/data.txt")).expect("meta").mode() & 0o777,
+        0o444
+    );
+}
