@@ -35,6 +35,8 @@ const RACY_NS: i64 = 2_000_000_000;
 pub struct AddOptions {
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Record the added paths into a workflow run (see [`Store::record`]).
+    pub record: Option<crate::run::RecordSpec>,
 }
 
 /// What a top-level path became.
@@ -559,6 +561,15 @@ impl Store {
                 hash,
                 size,
             });
+        }
+        if let Some(spec) = &opts.record {
+            let added: Vec<(PathBuf, PathBuf, Added)> = tops
+                .iter()
+                .filter(|t| t.2.is_some())
+                .zip(&report.added)
+                .map(|((given, abs, _), a)| (given.clone(), abs.clone(), a.clone()))
+                .collect();
+            self.build_run_part(&sink, spec, &added, start_ns, &mut commit)?;
         }
         let (packs, objects, bytes) = sink.finish()?;
         report.new_objects = objects;

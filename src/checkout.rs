@@ -85,15 +85,11 @@ impl Store {
         to: &Path,
         opts: &CheckoutOptions,
     ) -> Result<CheckoutReport> {
-        let loc = self.locate(hash)?;
-        fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-        let mut jobs = Vec::new();
-        let mut links = Vec::new();
-        let target = match loc.entry.kind {
-            ObjectKind::Tree => {
-                self.plan_tree(hash, to, &mut jobs, &mut links)?;
-                to.to_path_buf()
-            }
+        // Shared with writers, exclusive of gc: no pack disappears while we read.
+        let _lock = self.lock(crate::store::LockMode::Shared)?;
+        let kind = self.locate(hash)?.entry.kind;
+        let dest = match kind {
+            ObjectKind::Tree => to.to_path_buf(),
             ObjectKind::File => {
                 let name = self
                     .index()
@@ -102,15 +98,7 @@ impl Store {
                     .find(|r| r.hash == *hash)
                     .and_then(|r| Path::new(&r.path).file_name().map(|n| n.to_os_string()))
                     .unwrap_or_else(|| hash.to_hex().into());
-                let dest = to.join(name);
-                let m = self.file_manifest(hash)?;
-                jobs.push(Job {
-                    hash: *hash,
-                    dest: dest.clone(),
-                    mode: 0o644,
-                    size: m.size,
-                });
-                dest
+                to.join(name)
             }
             k => {
                 return Err(Error::Invalid(format!(
@@ -119,6 +107,36 @@ impl Store {
                 )))
             }
         };
+        fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+        self.restore_to(hash, kind, &dest, opts)
+    }
+
+    /// Restores a file (to exactly `dest`) or a tree (into directory `dest`). The caller holds
+    /// the store lock.
+    pub(crate) fn restore_to(
+        &self,
+        hash: &Hash,
+        kind: ObjectKind,
+        dest: &Path,
+        opts: &CheckoutOptions,
+    ) -> Result<CheckoutReport> {
+        let mut jobs = Vec::new();
+        let mut links = Vec::new();
+        if kind == ObjectKind::Tree {
+            self.plan_tree(hash, dest, &mut jobs, &mut links)?;
+        } else {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            let m = self.file_manifest(hash)?;
+            jobs.push(Job {
+                hash: *hash,
+                dest: dest.to_path_buf(),
+                mode: 0o644,
+                size: m.size,
+            });
+        }
+        let target = dest.to_path_buf();
         let total = jobs.iter().map(|j| j.size).sum();
         let pb = progress_bar(opts.progress, total, "restoring");
         let outcomes: Vec<Outcome> = jobs

@@ -83,6 +83,18 @@ pub enum Error {
     /// The store is locked by a conflicting operation (e.g. `gc` while adds run).
     #[error("the store is busy: {0}")]
     Busy(String),
+    /// Recording into a run that is already sealed.
+    #[error("run {0} is sealed: its snapshot is immutable, record into a new run")]
+    RunSealed(String),
+    /// A run ID (prefix) that matches no run or more than one.
+    #[error("{0}")]
+    RunNotFound(String),
+    /// A manifest path that would escape the checkout directory.
+    #[error("refusing unsafe path {0:?} in run manifest (absolute or contains ..)")]
+    UnsafePath(String),
+    /// A file exists at a checkout destination with other content.
+    #[error("{0} exists with different content (use --force to overwrite)")]
+    WouldOverwrite(std::path::PathBuf),
     /// A bad argument or configuration value.
     #[error("{0}")]
     Invalid(String),
@@ -112,6 +124,8 @@ pub mod exit {
     pub const BUSY: i32 = 9;
     /// Partial success: some inputs were skipped (special files) or failed.
     pub const PARTIAL: i32 = 10;
+    /// Recording into a sealed run.
+    pub const SEALED: i32 = 11;
 }
 
 impl Error {
@@ -152,6 +166,10 @@ impl Error {
             }
             Error::NewerFormat { .. } => exit::NEWER_FORMAT,
             Error::Busy(_) => exit::BUSY,
+            Error::RunSealed(_) => exit::SEALED,
+            Error::RunNotFound(_) => exit::NOT_FOUND,
+            Error::UnsafePath(_) => exit::CORRUPT,
+            Error::WouldOverwrite(_) => exit::BAD_PATH,
             Error::Invalid(_) => exit::USAGE,
             Error::Io { .. } | Error::Index { .. } => exit::FAILURE,
         }

@@ -102,6 +102,10 @@ pub enum ObjectKind {
     Root = 4,
     /// A pack file as a whole (never stored inside a pack; names pack files).
     Pack = 5,
+    /// A sealed workflow run: the merged, immutable snapshot of every tracked file.
+    Run = 6,
+    /// One job's records into a run (a partial manifest), written by one `add --role`.
+    RunPart = 7,
 }
 
 impl ObjectKind {
@@ -113,6 +117,8 @@ impl ObjectKind {
             ObjectKind::Tree => "store 2026-11 tree manifest v1",
             ObjectKind::Root => "store 2026-11 root record v1",
             ObjectKind::Pack => "store 2026-11 pack v1",
+            ObjectKind::Run => "store 2026-11 run snapshot v1",
+            ObjectKind::RunPart => "store 2026-11 run partial manifest v1",
         }
     }
 
@@ -129,6 +135,8 @@ impl ObjectKind {
             3 => ObjectKind::Tree,
             4 => ObjectKind::Root,
             5 => ObjectKind::Pack,
+            6 => ObjectKind::Run,
+            7 => ObjectKind::RunPart,
             _ => return None,
         })
     }
@@ -141,6 +149,8 @@ impl ObjectKind {
             ObjectKind::Tree => "tree",
             ObjectKind::Root => "root",
             ObjectKind::Pack => "pack",
+            ObjectKind::Run => "run",
+            ObjectKind::RunPart => "run-part",
         }
     }
 }

@@ -51,6 +51,35 @@ const MIGRATIONS: &[&str] = &[
         trusted INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX stat_cache_by_hash ON stat_cache(hash);",
+    // 2: workflow runs. Every row is derived from run objects in packs (rebuilt by reindex).
+    "CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        sealed_ns INTEGER,
+        snapshot BLOB
+    );
+    CREATE INDEX runs_by_workflow ON runs(workflow, created_ns);
+    CREATE TABLE run_parts (
+        record BLOB PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        time_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX run_parts_by_run ON run_parts(run_id);
+    CREATE TABLE run_entries (
+        record BLOB NOT NULL,
+        run_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        lfn TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        size INTEGER NOT NULL
+    );
+    CREATE INDEX run_entries_by_run ON run_entries(run_id);
+    CREATE INDEX run_entries_by_hash ON run_entries(hash);",
 ];
 
 /// The schema version this program writes (number of migrations).
@@ -119,6 +148,58 @@ pub struct Commit {
     pub stats: Vec<(String, StatEntry)>,
     /// Stat-cache rows to delete (files gone from a tracked directory).
     pub forget: Vec<String>,
+    /// Partial run manifests to record (refused if their run is sealed).
+    pub run_parts: Vec<RunPartRow>,
+    /// Runs to seal: (run id, snapshot hash, sealed time, parts the snapshot merged).
+    pub seals: Vec<SealRow>,
+}
+
+/// The index view of one partial run manifest.
+#[derive(Clone, Debug)]
+pub struct RunPartRow {
+    /// Its object hash.
+    pub record: Hash,
+    /// Workflow name.
+    pub workflow: String,
+    /// Run ID.
+    pub run_id: String,
+    /// Job ID.
+    pub job_id: String,
+    /// When it was recorded.
+    pub time_ns: i64,
+    /// (role, lfn, path, kind, hash, size) per entry.
+    pub entries: Vec<(String, String, String, String, Hash, u64)>,
+}
+
+/// The index view of a seal.
+#[derive(Clone, Debug)]
+pub struct SealRow {
+    /// Run ID.
+    pub run_id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// Hash of the run snapshot object.
+    pub snapshot: Hash,
+    /// When it was sealed.
+    pub sealed_ns: i64,
+    /// The partial manifests it merged; the seal fails if the run has others by now.
+    /// `None` skips the check (reindex adopting a snapshot that exists).
+    pub parts: Option<Vec<Hash>>,
+}
+
+/// A run as the index knows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunRow {
+    /// Run ID.
+    pub run_id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// First record, ns.
+    pub created_ns: i64,
+    /// Seal time, ns, when sealed.
+    pub sealed_ns: Option<i64>,
+    /// Snapshot hash, when sealed.
+    pub snapshot: Option<Hash>,
 }
 
 /// The open index.
@@ -271,8 +352,11 @@ impl Index {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin commit"))?;
         if c.reset {
-            tx.execute_batch("DELETE FROM objects; DELETE FROM packs; DELETE FROM roots;")
-                .map_err(sql("clear for reindex"))?;
+            tx.execute_batch(
+                "DELETE FROM objects; DELETE FROM packs; DELETE FROM roots;
+                 DELETE FROM run_entries; DELETE FROM run_parts; DELETE FROM runs;",
+            )
+            .map_err(sql("clear for reindex"))?;
         }
         {
             let mut del_obj = tx
@@ -375,7 +459,195 @@ impl Index {
                     .map_err(sql("upsert stat"))?;
             }
         }
+        for p in &c.run_parts {
+            let sealed: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT sealed_ns FROM runs WHERE run_id = ?1",
+                    [&p.run_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql("read run"))?;
+            if let Some(Some(_)) = sealed {
+                return Err(Error::RunSealed(p.run_id.clone()));
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO runs (run_id, workflow, created_ns) VALUES (?1, ?2, ?3)",
+                params![p.run_id, p.workflow, p.time_ns],
+            )
+            .map_err(sql("insert run"))?;
+            tx.execute(
+                "UPDATE runs SET created_ns = min(created_ns, ?2) WHERE run_id = ?1",
+                params![p.run_id, p.time_ns],
+            )
+            .map_err(sql("update run"))?;
+            let fresh = tx
+                .execute(
+                    "INSERT OR IGNORE INTO run_parts (record, run_id, job_id, time_ns) VALUES (?1, ?2, ?3, ?4)",
+                    params![&p.record.0[..], p.run_id, p.job_id, p.time_ns],
+                )
+                .map_err(sql("insert run part"))?;
+            if fresh == 0 {
+                continue;
+            }
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO run_entries (record, run_id, job_id, role, lfn, path, kind, hash, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(sql("prepare run entry"))?;
+            for (role, lfn, path, kind, hash, size) in &p.entries {
+                ins.execute(params![
+                    &p.record.0[..],
+                    p.run_id,
+                    p.job_id,
+                    role,
+                    lfn,
+                    path,
+                    kind,
+                    &hash.0[..],
+                    *size as i64
+                ])
+                .map_err(sql("insert run entry"))?;
+            }
+        }
+        for s in &c.seals {
+            let mut now: Vec<Vec<u8>> = tx
+                .prepare("SELECT record FROM run_parts WHERE run_id = ?1 ORDER BY record")
+                .and_then(|mut st| st.query_map([&s.run_id], |r| r.get(0))?.collect())
+                .map_err(sql("read run parts"))?;
+            let mut want: Vec<Vec<u8>> = s
+                .parts
+                .as_ref()
+                .map(|p| p.iter().map(|h| h.0.to_vec()).collect())
+                .unwrap_or_else(|| now.clone());
+            now.sort();
+            want.sort();
+            if now != want {
+                return Err(Error::Busy(format!(
+                    "run {} received new records while sealing; seal again",
+                    s.run_id
+                )));
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO runs (run_id, workflow, created_ns) VALUES (?1, ?2, ?3)",
+                params![s.run_id, s.workflow, s.sealed_ns],
+            )
+            .map_err(sql("insert run"))?;
+            tx.execute(
+                "UPDATE runs SET sealed_ns = ?2, snapshot = ?3 WHERE run_id = ?1 AND sealed_ns IS NULL",
+                params![s.run_id, s.sealed_ns, &s.snapshot.0[..]],
+            )
+            .map_err(sql("seal run"))?;
+        }
         tx.commit().map_err(sql("commit"))
+    }
+
+    /// Runs, newest first, optionally of one workflow.
+    pub fn runs(&self, workflow: Option<&str>) -> Result<Vec<RunRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, workflow, created_ns, sealed_ns, snapshot FROM runs
+                 WHERE ?1 IS NULL OR workflow = ?1 ORDER BY created_ns DESC, run_id",
+            )
+            .map_err(sql("prepare runs"))?;
+        let rows = st
+            .query_map([workflow], |r| {
+                let snap: Option<Vec<u8>> = r.get(4)?;
+                Ok(RunRow {
+                    run_id: r.get(0)?,
+                    workflow: r.get(1)?,
+                    created_ns: r.get(2)?,
+                    sealed_ns: r.get(3)?,
+                    snapshot: snap.map(hash_col).transpose()?,
+                })
+            })
+            .map_err(sql("runs"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sql("runs"))
+    }
+
+    /// The partial manifests of a run.
+    pub fn run_parts(&self, run_id: &str) -> Result<Vec<Hash>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT record FROM run_parts WHERE run_id = ?1 ORDER BY time_ns, record",
+            )
+            .map_err(sql("prepare run parts"))?;
+        let rows = st
+            .query_map([run_id], |r| hash_col(r.get(0)?))
+            .map_err(sql("run parts"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql("run parts"))
+    }
+
+    /// Every run part and snapshot (roots for gc).
+    pub fn run_objects(&self) -> Result<Vec<Hash>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT record FROM run_parts UNION SELECT snapshot FROM runs WHERE snapshot IS NOT NULL")
+            .map_err(sql("prepare run objects"))?;
+        let rows = st
+            .query_map([], |r| hash_col(r.get(0)?))
+            .map_err(sql("run objects"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql("run objects"))
+    }
+
+    /// (run id, workflow, job id, role, path) of every run entry holding `hash`.
+    pub fn runs_with_hash(&self, hash: &Hash) -> Result<Vec<[String; 5]>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT e.run_id, r.workflow, e.job_id, e.role, e.path FROM run_entries e
+                 JOIN runs r ON r.run_id = e.run_id WHERE e.hash = ?1 ORDER BY r.created_ns, e.run_id, e.job_id",
+            )
+            .map_err(sql("prepare lineage"))?;
+        let rows = st
+            .query_map([&hash.0[..]], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+            })
+            .map_err(sql("lineage"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql("lineage"))
+    }
+
+    /// The environment record already captured for a job of a run, if any.
+    pub fn environment_of(&self, run_id: &str, job_id: &str) -> Result<Option<Hash>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT hash FROM run_entries WHERE run_id = ?1 AND job_id = ?2 AND role = 'environment' LIMIT 1",
+            )
+            .map_err(sql("prepare environment_of"))?;
+        st.query_row([run_id, job_id], |r| hash_col(r.get(0)?))
+            .optional()
+            .map_err(sql("environment_of"))
+    }
+
+    /// (files, bytes, jobs) recorded per run.
+    pub fn run_counts(&self) -> Result<std::collections::HashMap<String, (u64, u64, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, count(*), coalesce(sum(size), 0), count(DISTINCT job_id) FROM run_entries GROUP BY run_id",
+            )
+            .map_err(sql("prepare run counts"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, i64>(3)? as u64,
+                    ),
+                ))
+            })
+            .map_err(sql("run counts"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql("run counts"))
     }
 
     /// The current root of every tracked path (its newest version), by path.

@@ -32,12 +32,14 @@
 mod add;
 mod checkout;
 pub mod chunker;
+pub mod env;
 pub mod error;
 pub mod hash;
 pub mod index;
 mod maintenance;
 pub mod manifest;
 pub mod pack;
+pub mod run;
 mod store;
 pub mod util;
 

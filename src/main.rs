@@ -50,6 +50,8 @@ enum Cmd {
         zstd_level: Option<i32>,
     },
     /// Add files and directories (recursively); prints the hash of each top-level path.
+    /// With --role, also records them into a workflow run (run from --wf/--run/--job or the
+    /// PEGASUS_WF_LABEL / PEGASUS_WF_UUID / PEGASUS_DAG_JOB_ID variables).
     Add {
         /// Paths to add.
         #[arg(required = true)]
@@ -57,6 +59,79 @@ enum Cmd {
         /// Print a JSON report.
         #[arg(long)]
         json: bool,
+        /// Record into a run with this role: input, output, intermediate, code, workflow, environment.
+        #[arg(long)]
+        role: Option<String>,
+        /// Logical file name (default: the path as given).
+        #[arg(long)]
+        lfn: Option<String>,
+        /// Workflow name.
+        #[arg(long)]
+        wf: Option<String>,
+        /// Run ID.
+        #[arg(long)]
+        run: Option<String>,
+        /// Job ID.
+        #[arg(long)]
+        job: Option<String>,
+        /// Do not capture the job's environment.
+        #[arg(long)]
+        no_env: bool,
+    },
+    /// Seal a run: merge its jobs' records into one immutable snapshot (idempotent).
+    Seal {
+        /// Run ID or unique prefix (default: --run, $PEGASUS_WF_UUID or $STORE_RUN_ID).
+        run: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List workflow runs, newest first.
+    Runs {
+        /// Only runs of this workflow.
+        #[arg(long)]
+        wf: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a run tracked, per role and job.
+    Show {
+        /// Run ID or unique prefix.
+        run: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which inputs, outputs, code, workflow and environment entries differ between two runs.
+    Diff {
+        /// First run.
+        a: String,
+        /// Second run.
+        b: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which runs and jobs consumed or produced a file (by path or hash).
+    Lineage {
+        /// A path on disk, or a hash (prefix).
+        target: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Capture the execution environment (secrets never included).
+    Env {
+        /// Print JSON (the default and only format).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the whole run catalog: workflow -> run -> file -> record.
+    Metadata {
+        /// Output format.
+        #[arg(long, default_value = "json")]
+        format: String,
     },
     /// Show new, modified and deleted files under tracked paths since their last add.
     Status {
@@ -85,13 +160,19 @@ enum Cmd {
         /// File hash or unique prefix.
         hash: String,
     },
-    /// Restore a file or tree into a directory, verifying every chunk.
+    /// Restore a run (by run ID or prefix) or a file or tree (by hash), verifying every chunk.
     Checkout {
-        /// File or tree hash, or unique prefix.
+        /// Run ID, or file/tree hash, or a unique prefix of either.
         hash: String,
-        /// Destination directory (created if missing).
+        /// Destination directory (created if missing; default for a run: the current directory).
         #[arg(long, value_name = "DIR")]
-        to: PathBuf,
+        to: Option<PathBuf>,
+        /// Only entries of these roles (runs only; repeatable).
+        #[arg(long)]
+        role: Vec<String>,
+        /// Overwrite files that exist with other content (runs only).
+        #[arg(long)]
+        force: bool,
         /// reflink (default; falls back to copy), hardlink (read-only, opt-in) or copy.
         #[arg(long, default_value = "reflink")]
         link: String,
@@ -199,9 +280,40 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("initialized empty store in {}", s.dir().display());
             }
         }
-        Cmd::Add { paths, json } => {
+        Cmd::Add {
+            paths,
+            json,
+            role,
+            lfn,
+            wf,
+            run,
+            job,
+            no_env,
+        } => {
             let s = open(&cli.store)?;
-            let r = s.add(&paths, &AddOptions { progress })?;
+            let opts = AddOptions {
+                progress,
+                record: None,
+            };
+            let r = match role {
+                Some(role) => {
+                    let spec = store::run::RecordSpec {
+                        ctx: store::run::RunContext::resolve(wf, run, job)?,
+                        role: role.parse()?,
+                        lfn,
+                        capture_env: !no_env,
+                    };
+                    s.record(&paths, spec, &opts)?
+                }
+                None => {
+                    if lfn.is_some() || wf.is_some() || run.is_some() || job.is_some() {
+                        anyhow::bail!(store::Error::Invalid(
+                            "--lfn/--wf/--run/--job record into a run: give --role too".into()
+                        ));
+                    }
+                    s.add(&paths, &opts)?
+                }
+            };
             for w in &r.warnings {
                 eprintln!("store: warning: {w}");
             }
@@ -306,6 +418,144 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Cmd::Seal { run, json } => {
+            let s = open(&cli.store)?;
+            let id = match run {
+                Some(r) => r,
+                None => store::run::RunContext::resolve(Some("unused".into()), None, None)?.run_id,
+            };
+            let (run, snap, fresh) = s.seal(&id)?;
+            if json {
+                print_json(
+                    &serde_json::json!({"run_id": run.run_id, "workflow": run.workflow, "snapshot": snap, "newly_sealed": fresh}),
+                )?;
+            } else {
+                println!(
+                    "{snap}  {} {}{}",
+                    run.workflow,
+                    run.run_id,
+                    if fresh { "" } else { " (already sealed)" }
+                );
+            }
+        }
+        Cmd::Runs { wf, json } => {
+            let s = open(&cli.store)?;
+            let runs = s.runs(wf.as_deref())?;
+            if json {
+                print_json(&runs)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for r in runs {
+                    writeln!(
+                        out,
+                        "{:<36}  {:<20}  {:<6}  t={}  {} jobs  {} files  {}",
+                        r.run.run_id,
+                        r.run.workflow,
+                        r.status,
+                        r.run.created_ns / 1_000_000_000,
+                        r.jobs,
+                        r.files,
+                        human_bytes(r.bytes)
+                    )?;
+                }
+            }
+        }
+        Cmd::Show { run, json } => {
+            let s = open(&cli.store)?;
+            let row = s.resolve_run(&run)?;
+            let snap = s.run_snapshot(&row)?;
+            if json {
+                print_json(&snap)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "workflow {}  run {}  {}",
+                    snap.workflow,
+                    snap.run_id,
+                    if row.sealed_ns.is_some() {
+                        "sealed"
+                    } else {
+                        "open"
+                    }
+                )?;
+                for role in store::run::Role::ALL {
+                    let es: Vec<_> = snap.entries.iter().filter(|e| e.role == role).collect();
+                    if es.is_empty() {
+                        continue;
+                    }
+                    writeln!(out, "{}:", role.as_str())?;
+                    for e in es {
+                        writeln!(
+                            out,
+                            "  {}  {:>10}  job {:<16}  {}",
+                            e.hash.short(),
+                            human_bytes(e.size),
+                            e.job_id,
+                            e.path
+                        )?;
+                        if let Some(u) = &e.mlflow_url {
+                            writeln!(out, "      mlflow {u}")?;
+                        }
+                    }
+                }
+            }
+        }
+        Cmd::Diff { a, b, json } => {
+            let s = open(&cli.store)?;
+            let d = s.diff_runs(&a, &b)?;
+            if json {
+                print_json(&d)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for (role, rd) in d {
+                    for (tag, names) in [("+", &rd.added), ("-", &rd.removed), ("M", &rd.changed)] {
+                        for n in names {
+                            writeln!(out, "{tag} {:<12} {n}", role.as_str())?;
+                        }
+                    }
+                }
+            }
+        }
+        Cmd::Lineage { target, json } => {
+            let s = open(&cli.store)?;
+            let p = Path::new(&target);
+            let h = if p.exists() {
+                s.hash_path(p)?
+            } else {
+                s.resolve(&target)?
+            };
+            let rows = s.lineage(&h)?;
+            if json {
+                print_json(&serde_json::json!({"hash": h, "records": rows}))?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for r in rows {
+                    let what = if r.role == "input" {
+                        "consumed by"
+                    } else {
+                        "produced by"
+                    };
+                    writeln!(
+                        out,
+                        "{what} {} run {} job {} ({}: {})",
+                        r.workflow, r.run_id, r.job_id, r.role, r.path
+                    )?;
+                }
+            }
+        }
+        Cmd::Env { json: _ } => {
+            print_json(&store::env::capture())?;
+        }
+        Cmd::Metadata { format } => {
+            let s = open(&cli.store)?;
+            if format != "json" {
+                anyhow::bail!(store::Error::Invalid(format!(
+                    "unknown format {format:?} (json)"
+                )));
+            }
+            print_json(&s.metadata_export()?)?;
+        }
         Cmd::Log { path, json } => {
             let s = open(&cli.store)?;
             let key = match &path {
@@ -354,13 +604,39 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Checkout {
             hash,
             to,
+            role,
+            force,
             link,
             json,
         } => {
             let s = open(&cli.store)?;
-            let h = s.resolve(&hash)?;
             let link: LinkMode = link.parse()?;
-            let r = s.checkout(&h, &to, &CheckoutOptions { link, progress })?;
+            let opts = CheckoutOptions { link, progress };
+            let is_run = match s.resolve_run(&hash) {
+                Ok(_) => true,
+                Err(store::Error::RunNotFound(msg)) if msg.contains("ambiguous") => {
+                    anyhow::bail!(store::Error::RunNotFound(msg))
+                }
+                Err(_) => false,
+            };
+            let r = if is_run {
+                let roles = role
+                    .iter()
+                    .map(|r| r.parse())
+                    .collect::<Result<Vec<store::run::Role>, _>>()?;
+                let to = to.unwrap_or_else(|| PathBuf::from("."));
+                let (run, r) = s.checkout_run(&hash, &to, &roles, force, &opts)?;
+                if !cli.quiet && !json {
+                    eprintln!("run {} of workflow {}", run.run_id, run.workflow);
+                }
+                r
+            } else {
+                let to = to.ok_or_else(|| {
+                    store::Error::Invalid("checkout of a hash needs --to DIR".into())
+                })?;
+                let h = s.resolve(&hash)?;
+                s.checkout(&h, &to, &opts)?
+            };
             if json {
                 print_json(&r)?;
             } else if !cli.quiet {

@@ -156,6 +156,13 @@ impl Store {
     pub(crate) fn live_objects(&self, roots: &[Root]) -> Result<HashSet<Hash>> {
         let mut live = HashSet::new();
         let mut stack: Vec<(Hash, ObjectKind)> = Vec::new();
+        // Runs pin every version they recorded, whatever happens to the paths' histories.
+        let run_objects = self.index().run_objects()?;
+        for h in run_objects {
+            let (kind, bytes) = self.read_object(&h)?;
+            live.insert(h);
+            stack.extend(crate::run::entry_refs(kind, &bytes, &h)?);
+        }
         for r in roots {
             live.insert(r.record);
             stack.push((
@@ -353,6 +360,19 @@ impl Store {
             Ok((e.kind, readers[*i].read(e)?))
         };
         for (h, (i, e)) in &located {
+            if matches!(e.kind, ObjectKind::Run | ObjectKind::RunPart) {
+                let what = readers[*i].path().display().to_string();
+                match adopt_run_object(h, e.kind, &read) {
+                    Ok(Adopt::Part(p)) => commit.run_parts.push(p),
+                    Ok(Adopt::Seal(s)) => commit.seals.push(s),
+                    Err(x) => report.problems.push(Problem {
+                        pack: what,
+                        object: Some(h.to_hex()),
+                        detail: format!("run object not adopted: {x}"),
+                    }),
+                }
+                continue;
+            }
             if e.kind != ObjectKind::Root {
                 continue;
             }
@@ -411,6 +431,64 @@ impl Store {
     fn readers_clear(&self) {
         self.readers_lock().clear();
     }
+}
+
+enum Adopt {
+    Part(crate::index::RunPartRow),
+    Seal(crate::index::SealRow),
+}
+
+/// Turns a run object found in a pack back into index rows, if all it references is readable.
+fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result<Adopt> {
+    let (_, bytes) = read(h)?;
+    for (r, k) in crate::run::entry_refs(kind, &bytes, h)? {
+        let root = Root {
+            path: String::new(),
+            kind: if k == ObjectKind::Tree {
+                "tree".into()
+            } else {
+                "file".into()
+            },
+            hash: r,
+            size: 0,
+            time_ns: 0,
+            record: *h,
+        };
+        reachable(&root, read)?;
+    }
+    let bad = |e: serde_json::Error| Error::corrupt(format!("run object {h}"), e.to_string());
+    if kind == ObjectKind::Run {
+        let s: crate::run::RunSnapshot = serde_json::from_slice(&bytes).map_err(bad)?;
+        return Ok(Adopt::Seal(crate::index::SealRow {
+            run_id: s.run_id,
+            workflow: s.workflow,
+            snapshot: *h,
+            sealed_ns: s.sealed_ns,
+            parts: None,
+        }));
+    }
+    let p: crate::run::RunPart = serde_json::from_slice(&bytes).map_err(bad)?;
+    Ok(Adopt::Part(crate::index::RunPartRow {
+        record: *h,
+        workflow: p.workflow,
+        run_id: p.run_id,
+        job_id: p.job_id,
+        time_ns: p.time_ns,
+        entries: p
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.role.as_str().to_string(),
+                    e.lfn.clone(),
+                    e.path.clone(),
+                    e.kind.clone(),
+                    e.hash,
+                    e.size,
+                )
+            })
+            .collect(),
+    }))
 }
 
 /// Checks that every object reachable from `root` can be read.

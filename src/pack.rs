@@ -579,7 +579,7 @@ impl PackReader {
                     return Err(Error::NewerFormat {
                         what: format!("{} (entry {i} has object kind {})", self.what(), e[32]),
                         found: u32::from(e[32]),
-                        supported: ObjectKind::Root as u32,
+                        supported: ObjectKind::RunPart as u32,
                     })
                 }
             };

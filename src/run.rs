@@ -1,0 +1,821 @@
+//! Workflow runs: every tracked file of a run, keyed by workflow name and run ID.
+//!
+//! Each `store add --role ...` invocation (one job) writes one *partial manifest* object
+//! ([`RunPart`]) and commits its index rows in one transaction, so any number of jobs on any
+//! number of processes record into one run without a shared file or a lock failure. `seal`
+//! merges the partial manifests into one immutable *run snapshot* ([`RunSnapshot`]), marks the
+//! run complete, and refuses further records. Both are JSON objects in packs (readable by a
+//! person, rebuilt into the index by `reindex`), in their own hash domains.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::add::{AddOptions, Sink};
+use crate::checkout::{CheckoutOptions, CheckoutReport};
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+use crate::index::{Commit, RunRow, SealRow};
+use crate::store::{LockMode, Store};
+use crate::util::now_ns;
+
+/// Format version of run objects.
+pub const RUN_FORMAT: u32 = 1;
+
+/// Which run, and which job in it, a record belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunContext {
+    /// Workflow name (Pegasus `PEGASUS_WF_LABEL`).
+    pub workflow: String,
+    /// Run ID (Pegasus `PEGASUS_WF_UUID`).
+    pub run_id: String,
+    /// Job ID (Pegasus `PEGASUS_DAG_JOB_ID`); `cli` when recorded by hand.
+    pub job_id: String,
+}
+
+fn first_env(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+fn check_name(what: &str, v: &str) -> Result<()> {
+    let ok = !v.is_empty()
+        && v.len() <= 200
+        && v != "."
+        && v != ".."
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:@+-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{what} {v:?} must be 1-200 characters of letters, digits and ._:@+-"
+        )))
+    }
+}
+
+impl RunContext {
+    /// Builds the context from flags, falling back to the variables Pegasus sets in every job
+    /// (`PEGASUS_WF_LABEL`, `PEGASUS_WF_UUID`, `PEGASUS_DAG_JOB_ID`), then to the generic
+    /// `STORE_WF_NAME`, `STORE_RUN_ID`, `STORE_JOB_ID`.
+    pub fn resolve(
+        wf: Option<String>,
+        run: Option<String>,
+        job: Option<String>,
+    ) -> Result<RunContext> {
+        let workflow = wf
+            .or_else(|| first_env(&["PEGASUS_WF_LABEL", "STORE_WF_NAME"]))
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "no workflow name: give --wf or set PEGASUS_WF_LABEL / STORE_WF_NAME".into(),
+                )
+            })?;
+        let run_id = run
+            .or_else(|| first_env(&["PEGASUS_WF_UUID", "STORE_RUN_ID"]))
+            .ok_or_else(|| {
+                Error::Invalid("no run ID: give --run or set PEGASUS_WF_UUID / STORE_RUN_ID".into())
+            })?;
+        let job_id = job
+            .or_else(|| first_env(&["PEGASUS_DAG_JOB_ID", "STORE_JOB_ID"]))
+            .unwrap_or_else(|| "cli".to_string());
+        check_name("workflow name", &workflow)?;
+        check_name("run ID", &run_id)?;
+        check_name("job ID", &job_id)?;
+        Ok(RunContext {
+            workflow,
+            run_id,
+            job_id,
+        })
+    }
+}
+
+/// What a tracked file is to its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read by a job.
+    Input,
+    /// Produced by the workflow for its users.
+    Output,
+    /// Produced by one job and read by another.
+    Intermediate,
+    /// Transformations: scripts and executables.
+    Code,
+    /// The workflow description.
+    Workflow,
+    /// A captured execution environment.
+    Environment,
+}
+
+impl Role {
+    /// All roles, in display order.
+    pub const ALL: [Role; 6] = [
+        Role::Input,
+        Role::Output,
+        Role::Intermediate,
+        Role::Code,
+        Role::Workflow,
+        Role::Environment,
+    ];
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Input => "input",
+            Role::Output => "output",
+            Role::Intermediate => "intermediate",
+            Role::Code => "code",
+            Role::Workflow => "workflow",
+            Role::Environment => "environment",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown role {s:?} (input, output, intermediate, code, workflow, environment)"
+                ))
+            })
+    }
+}
+
+/// One tracked file (or directory) of a run, with the metadata the research prototype kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEntry {
+    /// Its role.
+    pub role: Role,
+    /// Logical file name (Pegasus LFN; defaults to the path as given).
+    pub lfn: String,
+    /// Path relative to the workspace, where checkout restores it.
+    pub path: String,
+    /// `file` or `tree`.
+    pub kind: String,
+    /// Content hash (the version).
+    pub hash: Hash,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// When it was recorded, ns since the epoch.
+    pub recorded_ns: i64,
+    /// The job that recorded it.
+    pub job_id: String,
+    /// Hash of the job's environment record.
+    pub environment: Option<Hash>,
+    /// Remote URLs (filled in when pushed).
+    #[serde(default)]
+    pub remote_urls: Vec<String>,
+    /// MLflow run URL (filled in when linked).
+    #[serde(default)]
+    pub mlflow_url: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Hash, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One job's records into a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPart {
+    /// [`RUN_FORMAT`].
+    pub format: u32,
+    /// Workflow name.
+    pub workflow: String,
+    /// Run ID.
+    pub run_id: String,
+    /// Job ID.
+    pub job_id: String,
+    /// Host that recorded it.
+    pub host: Option<String>,
+    /// When, ns since the epoch.
+    pub time_ns: i64,
+    /// What was recorded.
+    pub entries: Vec<RunEntry>,
+}
+
+/// A sealed run: every partial manifest merged, immutable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    /// [`RUN_FORMAT`].
+    pub format: u32,
+    /// Workflow name.
+    pub workflow: String,
+    /// Run ID.
+    pub run_id: String,
+    /// First record, ns.
+    pub created_ns: i64,
+    /// Seal time, ns.
+    pub sealed_ns: i64,
+    /// The partial manifests merged, sorted.
+    pub parts: Vec<Hash>,
+    /// Every entry, sorted by role, path, job.
+    pub entries: Vec<RunEntry>,
+}
+
+/// Options to record the paths of an `add` into a run.
+#[derive(Clone, Debug)]
+pub struct RecordSpec {
+    /// The run and job.
+    pub ctx: RunContext,
+    /// The role of every path added.
+    pub role: Role,
+    /// Logical name (only with a single path).
+    pub lfn: Option<String>,
+    /// Capture the job's environment if not yet captured for this run and job.
+    pub capture_env: bool,
+}
+
+/// A run with its summary, for `store runs`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// The index row.
+    #[serde(flatten)]
+    pub run: RunRow,
+    /// `sealed` or `open`.
+    pub status: &'static str,
+    /// Entries recorded.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Jobs that recorded.
+    pub jobs: u64,
+}
+
+/// What differs between two runs, for one role.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RoleDiff {
+    /// Logical names only in the second run.
+    pub added: Vec<String>,
+    /// Logical names only in the first run.
+    pub removed: Vec<String>,
+    /// Logical names whose content differs.
+    pub changed: Vec<String>,
+}
+
+/// Who consumed or produced some content.
+#[derive(Clone, Debug, Serialize)]
+pub struct LineageRow {
+    /// Workflow name.
+    pub workflow: String,
+    /// Run ID.
+    pub run_id: String,
+    /// Job ID.
+    pub job_id: String,
+    /// Role of the content in that job (input = consumed; output/intermediate = produced).
+    pub role: String,
+    /// Path recorded.
+    pub path: String,
+}
+
+/// Checks that a manifest path stays inside the checkout directory.
+pub fn safe_relative(p: &str) -> Result<PathBuf> {
+    let path = Path::new(p);
+    let ok = !p.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if ok {
+        Ok(path.to_path_buf())
+    } else {
+        Err(Error::UnsafePath(p.to_string()))
+    }
+}
+
+/// The references of a run object's entries (for gc).
+pub(crate) fn entry_refs(
+    kind: ObjectKind,
+    bytes: &[u8],
+    what: &Hash,
+) -> Result<Vec<(Hash, ObjectKind)>> {
+    let entries = match kind {
+        ObjectKind::Run => serde_json::from_slice::<RunSnapshot>(bytes).map(|s| s.entries),
+        _ => serde_json::from_slice::<RunPart>(bytes).map(|s| s.entries),
+    }
+    .map_err(|e| Error::corrupt(format!("run object {what}"), e.to_string()))?;
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            (
+                e.hash,
+                if e.kind == "tree" {
+                    ObjectKind::Tree
+                } else {
+                    ObjectKind::File
+                },
+            )
+        })
+        .collect())
+}
+
+impl Store {
+    /// The workspace directory: the parent of `.store`, where run paths are relative to.
+    pub fn workspace(&self) -> PathBuf {
+        let dir = std::fs::canonicalize(self.dir()).unwrap_or_else(|_| self.dir().to_path_buf());
+        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+    }
+
+    /// Finds a run by exact ID or unique prefix.
+    pub fn resolve_run(&self, id: &str) -> Result<RunRow> {
+        let runs = self.index().runs(None)?;
+        if let Some(r) = runs.iter().find(|r| r.run_id == id) {
+            return Ok(r.clone());
+        }
+        let found: Vec<&RunRow> = runs.iter().filter(|r| r.run_id.starts_with(id)).collect();
+        match found.as_slice() {
+            [] => Err(Error::RunNotFound(format!(
+                "no run with ID or prefix {id:?}"
+            ))),
+            [r] => Ok((*r).clone()),
+            many => Err(Error::RunNotFound(format!(
+                "run ID prefix {id:?} is ambiguous; candidates: {}",
+                many.iter()
+                    .map(|r| format!("{} ({})", r.run_id, r.workflow))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Adds `paths` and records them into a run with `spec.role`, in one commit.
+    pub fn record(
+        &self,
+        paths: &[PathBuf],
+        spec: RecordSpec,
+        opts: &AddOptions,
+    ) -> Result<crate::AddReport> {
+        if spec.lfn.is_some() && paths.len() != 1 {
+            return Err(Error::Invalid(
+                "--lfn names one path; give one path per --lfn".into(),
+            ));
+        }
+        let sealed = self
+            .index()
+            .runs(None)?
+            .into_iter()
+            .any(|r| r.run_id == spec.ctx.run_id && r.sealed_ns.is_some());
+        if sealed {
+            return Err(Error::RunSealed(spec.ctx.run_id.clone()));
+        }
+        let opts = AddOptions {
+            record: Some(spec),
+            ..opts.clone()
+        };
+        self.add(paths, &opts)
+    }
+
+    /// Builds one job's partial manifest inside an `add` (called before its commit).
+    pub(crate) fn build_run_part(
+        &self,
+        sink: &Sink<'_>,
+        spec: &RecordSpec,
+        added: &[(PathBuf, PathBuf, crate::Added)],
+        start_ns: i64,
+        commit: &mut Commit,
+    ) -> Result<()> {
+        let ctx = &spec.ctx;
+        let ws = self.workspace();
+        let mut env = self.index().environment_of(&ctx.run_id, &ctx.job_id)?;
+        let mut entries = Vec::new();
+        if env.is_none() && spec.capture_env {
+            let json = serde_json::to_vec_pretty(&crate::env::capture())
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let m = self.store_bytes(sink, &json)?;
+            let path = format!("environment/{}.json", ctx.job_id);
+            entries.push(RunEntry {
+                role: Role::Environment,
+                lfn: path.clone(),
+                path,
+                kind: "file".into(),
+                hash: m,
+                size: json.len() as u64,
+                mtime_ns: start_ns,
+                recorded_ns: start_ns,
+                job_id: ctx.job_id.clone(),
+                environment: Some(m),
+                remote_urls: Vec::new(),
+                mlflow_url: None,
+            });
+            env = Some(m);
+        }
+        for (given, abs, a) in added {
+            let canon = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.clone());
+            let rel = match canon.strip_prefix(&ws) {
+                Ok(r) if !r.as_os_str().is_empty() => r.to_string_lossy().into_owned(),
+                _ => canon
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| a.hash.to_hex()),
+            };
+            safe_relative(&rel)?;
+            let mtime_ns = std::fs::metadata(abs)
+                .map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+                })
+                .unwrap_or(0);
+            entries.push(RunEntry {
+                role: spec.role,
+                lfn: spec
+                    .lfn
+                    .clone()
+                    .unwrap_or_else(|| given.to_string_lossy().into_owned()),
+                path: rel,
+                kind: a.kind.as_str().into(),
+                hash: a.hash,
+                size: a.size,
+                mtime_ns,
+                recorded_ns: start_ns,
+                job_id: ctx.job_id.clone(),
+                environment: env,
+                remote_urls: Vec::new(),
+                mlflow_url: None,
+            });
+        }
+        let part = RunPart {
+            format: RUN_FORMAT,
+            workflow: ctx.workflow.clone(),
+            run_id: ctx.run_id.clone(),
+            job_id: ctx.job_id.clone(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string()),
+            time_ns: start_ns,
+            entries,
+        };
+        let json = serde_json::to_vec(&part).map_err(|e| Error::Invalid(e.to_string()))?;
+        let record = Hash::of(ObjectKind::RunPart, &json);
+        sink.put(ObjectKind::RunPart, record, &json)?;
+        commit.run_parts.push(crate::index::RunPartRow {
+            record,
+            workflow: part.workflow,
+            run_id: part.run_id,
+            job_id: part.job_id,
+            time_ns: part.time_ns,
+            entries: part
+                .entries
+                .iter()
+                .map(|e| {
+                    (
+                        e.role.as_str().to_string(),
+                        e.lfn.clone(),
+                        e.path.clone(),
+                        e.kind.clone(),
+                        e.hash,
+                        e.size,
+                    )
+                })
+                .collect(),
+        });
+        Ok(())
+    }
+
+    /// Stores bytes as a file object (chunked like any file); returns the file hash.
+    fn store_bytes(&self, sink: &Sink<'_>, data: &[u8]) -> Result<Hash> {
+        let per_batch = crate::chunker::chunk_stream(
+            &mut &data[..],
+            self.config().chunking,
+            Path::new("<memory>"),
+            |b| {
+                (0..b.cuts.len())
+                    .map(|i| {
+                        let c = b.chunk(i);
+                        let h = Hash::of(ObjectKind::Chunk, c);
+                        sink.put(ObjectKind::Chunk, h, c)?;
+                        Ok((h, c.len() as u32))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+        )?;
+        let m = crate::manifest::FileManifest {
+            size: data.len() as u64,
+            chunks: per_batch.into_iter().flatten().collect(),
+        };
+        let h = m.hash();
+        sink.put(ObjectKind::File, h, &m.encode())?;
+        Ok(h)
+    }
+
+    fn read_part(&self, h: &Hash) -> Result<RunPart> {
+        let b = self.read_kind(h, ObjectKind::RunPart)?;
+        serde_json::from_slice(&b)
+            .map_err(|e| Error::corrupt(format!("run part {h}"), e.to_string()))
+    }
+
+    /// The run's snapshot (sealed) or the merge of its partial manifests so far (open).
+    pub fn run_snapshot(&self, run: &RunRow) -> Result<RunSnapshot> {
+        if let Some(s) = run.snapshot {
+            let b = self.read_kind(&s, ObjectKind::Run)?;
+            return serde_json::from_slice(&b)
+                .map_err(|e| Error::corrupt(format!("run snapshot {s}"), e.to_string()));
+        }
+        let parts = self.index().run_parts(&run.run_id)?;
+        self.merge(run, &parts, 0)
+    }
+
+    fn merge(&self, run: &RunRow, parts: &[Hash], sealed_ns: i64) -> Result<RunSnapshot> {
+        let mut entries = Vec::new();
+        let mut created = run.created_ns;
+        for h in parts {
+            let p = self.read_part(h)?;
+            created = created.min(p.time_ns);
+            entries.extend(p.entries);
+        }
+        entries.sort_by(|a, b| {
+            (a.role, &a.path, &a.job_id, &a.lfn, a.hash)
+                .cmp(&(b.role, &b.path, &b.job_id, &b.lfn, b.hash))
+        });
+        entries.dedup();
+        let mut parts = parts.to_vec();
+        parts.sort();
+        Ok(RunSnapshot {
+            format: RUN_FORMAT,
+            workflow: run.workflow.clone(),
+            run_id: run.run_id.clone(),
+            created_ns: created,
+            sealed_ns,
+            parts,
+            entries,
+        })
+    }
+
+    /// Seals a run: merges its partial manifests into one immutable snapshot. Idempotent:
+    /// sealing a sealed run returns its snapshot.
+    pub fn seal(&self, run_id: &str) -> Result<(RunRow, Hash, bool)> {
+        let _lock = self.lock(LockMode::Shared)?;
+        for _ in 0..20 {
+            let run = self.resolve_run(run_id)?;
+            if let Some(s) = run.snapshot {
+                return Ok((run, s, false));
+            }
+            let parts = self.index().run_parts(&run.run_id)?;
+            let snap = self.merge(&run, &parts, now_ns())?;
+            let json = serde_json::to_vec(&snap).map_err(|e| Error::Invalid(e.to_string()))?;
+            let h = Hash::of(ObjectKind::Run, &json);
+            let sink = Sink::new(self);
+            sink.put(ObjectKind::Run, h, &json)?;
+            let (packs, _, _) = sink.finish()?;
+            let commit = Commit {
+                packs,
+                seals: vec![SealRow {
+                    run_id: run.run_id.clone(),
+                    workflow: run.workflow.clone(),
+                    snapshot: h,
+                    sealed_ns: snap.sealed_ns,
+                    parts: Some(parts),
+                }],
+                ..Commit::default()
+            };
+            match self.index().commit(&commit) {
+                Ok(()) => {}
+                // A job recorded while we merged: merge again.
+                Err(Error::Busy(_)) => continue,
+                Err(e) => return Err(e),
+            }
+            let run = self.resolve_run(&run.run_id)?;
+            let sealed = run.snapshot.unwrap_or(h);
+            return Ok((run, sealed, true));
+        }
+        Err(Error::Busy(format!(
+            "run {run_id} keeps receiving records; seal it when its jobs are done"
+        )))
+    }
+
+    /// All runs (of one workflow), newest first, with counts.
+    pub fn runs(&self, workflow: Option<&str>) -> Result<Vec<RunSummary>> {
+        let idx = self.index();
+        let counts = idx.run_counts()?;
+        Ok(idx
+            .runs(workflow)?
+            .into_iter()
+            .map(|run| {
+                let (files, bytes, jobs) = counts.get(&run.run_id).copied().unwrap_or_default();
+                RunSummary {
+                    status: if run.sealed_ns.is_some() {
+                        "sealed"
+                    } else {
+                        "open"
+                    },
+                    run,
+                    files,
+                    bytes,
+                    jobs,
+                }
+            })
+            .collect())
+    }
+
+    /// Per role: which logical names were added, removed or changed from run `a` to run `b`.
+    pub fn diff_runs(&self, a: &str, b: &str) -> Result<BTreeMap<Role, RoleDiff>> {
+        let key = |e: &RunEntry| {
+            if e.role == Role::Environment {
+                e.job_id.clone()
+            } else {
+                e.lfn.clone()
+            }
+        };
+        let index = |s: RunSnapshot| -> BTreeMap<(Role, String), Vec<Hash>> {
+            let mut m: BTreeMap<(Role, String), Vec<Hash>> = BTreeMap::new();
+            for e in s.entries {
+                m.entry((e.role, key(&e))).or_default().push(e.hash);
+            }
+            for v in m.values_mut() {
+                v.sort();
+                v.dedup();
+            }
+            m
+        };
+        let ra = self.resolve_run(a)?;
+        let rb = self.resolve_run(b)?;
+        let ma = index(self.run_snapshot(&ra)?);
+        let mb = index(self.run_snapshot(&rb)?);
+        let mut out: BTreeMap<Role, RoleDiff> = Role::ALL
+            .into_iter()
+            .map(|r| (r, RoleDiff::default()))
+            .collect();
+        for (k, ha) in &ma {
+            let d = out.entry(k.0).or_default();
+            match mb.get(k) {
+                None => d.removed.push(k.1.clone()),
+                Some(hb) if hb != ha => d.changed.push(k.1.clone()),
+                Some(_) => {}
+            }
+        }
+        for k in mb.keys() {
+            if !ma.contains_key(k) {
+                out.entry(k.0).or_default().added.push(k.1.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hash a file or directory on disk has now (without storing anything).
+    pub fn hash_path(&self, p: &Path) -> Result<Hash> {
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            // A directory's hash needs its tree manifest: add it (idempotent, dedups).
+            let r = self.add(&[p.to_path_buf()], &AddOptions::default())?;
+            return Ok(r.added[0].hash);
+        }
+        let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+        Ok(self
+            .chunk_file(f, p, None, &indicatif::ProgressBar::hidden())?
+            .hash())
+    }
+
+    /// Which runs and jobs consumed or produced `hash`.
+    pub fn lineage(&self, hash: &Hash) -> Result<Vec<LineageRow>> {
+        Ok(self
+            .index()
+            .runs_with_hash(hash)?
+            .into_iter()
+            .map(|[run_id, workflow, job_id, role, path]| LineageRow {
+                workflow,
+                run_id,
+                job_id,
+                role,
+                path,
+            })
+            .collect())
+    }
+
+    /// Restores every entry of a run (of the given roles; all when empty) under `to`, each at
+    /// its recorded relative path, verifying every chunk. Existing files with other content are
+    /// refused unless `force`.
+    pub fn checkout_run(
+        &self,
+        run_id: &str,
+        to: &Path,
+        roles: &[Role],
+        force: bool,
+        opts: &CheckoutOptions,
+    ) -> Result<(RunRow, CheckoutReport)> {
+        let _lock = self.lock(LockMode::Shared)?;
+        let run = self.resolve_run(run_id)?;
+        let snap = self.run_snapshot(&run)?;
+        let wanted: Vec<&RunEntry> = snap
+            .entries
+            .iter()
+            .filter(|e| roles.is_empty() || roles.contains(&e.role))
+            .collect();
+        // Check every path before writing anything.
+        let mut plan = Vec::new();
+        for e in &wanted {
+            let rel = safe_relative(&e.path)?;
+            let dest = to.join(rel);
+            if e.kind == "file" && dest.exists() && !force {
+                let same = std::fs::File::open(&dest)
+                    .ok()
+                    .and_then(|f| {
+                        self.chunk_file(f, &dest, None, &indicatif::ProgressBar::hidden())
+                            .ok()
+                    })
+                    .is_some_and(|m| m.hash() == e.hash);
+                if !same {
+                    return Err(Error::WouldOverwrite(dest));
+                }
+            }
+            plan.push((e, dest));
+        }
+        std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+        let mut total = CheckoutReport {
+            path: to.to_path_buf(),
+            ..CheckoutReport::default()
+        };
+        for (e, dest) in plan {
+            let kind = if e.kind == "tree" {
+                ObjectKind::Tree
+            } else {
+                ObjectKind::File
+            };
+            let r = self.restore_to(&e.hash, kind, &dest, opts)?;
+            total.files += r.files;
+            total.bytes += r.bytes;
+            total.reflinked += r.reflinked;
+            total.hardlinked += r.hardlinked;
+        }
+        Ok((run, total))
+    }
+
+    /// The whole catalog: workflow -> run -> logical file name -> record.
+    pub fn metadata_export(&self) -> Result<serde_json::Value> {
+        let mut wfs = serde_json::Map::new();
+        let runs = self.index().runs(None)?;
+        for run in runs {
+            let snap = self.run_snapshot(&run)?;
+            let mut files = serde_json::Map::new();
+            for e in &snap.entries {
+                let name = Path::new(&e.path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let key = if files.contains_key(&e.lfn) {
+                    format!("{}@{}", e.lfn, e.job_id)
+                } else {
+                    e.lfn.clone()
+                };
+                files.insert(
+                    key,
+                    serde_json::json!({
+                        "workflow": run.workflow,
+                        "run_id": run.run_id,
+                        "job_id": e.job_id,
+                        "file_name": name,
+                        "lfn": e.lfn,
+                        "path": e.path,
+                        "size": e.size,
+                        "mtime_ns": e.mtime_ns,
+                        "recorded_ns": e.recorded_ns,
+                        "role": e.role,
+                        "kind": e.kind,
+                        "version": e.hash,
+                        "remote_urls": e.remote_urls,
+                        "environment": e.environment,
+                        "mlflow_url": e.mlflow_url,
+                    }),
+                );
+            }
+            let entry = wfs
+                .entry(run.workflow.clone())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let Some(m) = entry.as_object_mut() {
+                m.insert(
+                    run.run_id.clone(),
+                    serde_json::json!({
+                        "status": if run.sealed_ns.is_some() { "sealed" } else { "open" },
+                        "created_ns": snap.created_ns,
+                        "sealed_ns": run.sealed_ns,
+                        "snapshot": run.snapshot,
+                        "files": files,
+                    }),
+                );
+            }
+        }
+        Ok(serde_json::Value::Object(wfs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for bad in ["/etc/passwd", "../x", "a/../../b", "", "a/.."] {
+            assert!(safe_relative(bad).is_err(), "{bad}");
+        }
+        for good in ["a", "a/b.txt", "./a/b"] {
+            assert!(safe_relative(good).is_ok(), "{good}");
+        }
+    }
+}
