@@ -536,6 +536,9 @@ impl Store {
                 .cmp(&(b.role, &b.path, &b.job_id, &b.lfn, b.hash))
         });
         entries.dedup();
+        // Two processes of one job may both have captured its environment: keep the first.
+        let mut seen_env = std::collections::HashSet::new();
+        entries.retain(|e| e.role != Role::Environment || seen_env.insert(e.job_id.clone()));
         let mut parts = parts.to_vec();
         parts.sort();
         Ok(RunSnapshot {

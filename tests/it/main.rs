@@ -8,3 +8,4 @@ mod crash;
 mod golden;
 mod properties;
 mod roundtrip;
+mod runs;
