@@ -14,6 +14,9 @@
 #   VERIFY=1        compare every checkout/restore with the source data (rep 1 only, untimed)
 #   CHUNK_SWEEP=0   1: store chunk-size sweep (32/64/128 KiB avg) on big -> big-v2
 #   TIMEOUT=1800    seconds before a timed command is killed (and reported as failed)
+#   SETTLE=5        seconds to wait after each (untimed) delete
+# The tool order rotates from one repetition to the next, so no tool always runs right
+# after the same neighbour's deletes.
 #
 # The table goes to stdout, progress to stderr. Every measurement runs in a fresh
 # workspace; setup (hardlinking the data in, warming the page cache) and deletes happen
@@ -72,8 +75,9 @@ bytes_of() { du -sb "$1" | cut -f1; }
 # fresh DIR: make an empty dir (the previous one is removed, untimed)
 fresh() { rm -rf "$1"; mkdir -p "$1"; }
 
-# drop DIR: delete outside timing and let the discards settle
-drop() { cd "$WORK"; rm -rf "$1"; sync; }
+# drop DIR: delete outside timing and let the discards settle (deleting tens of
+# thousands of files on this disk slows the writes that follow for a while)
+drop() { cd "$WORK"; rm -rf "$1"; sync; sleep "${SETTLE:-5}"; }
 
 # warm PATH: read everything once so every tool starts with a warm page cache
 warm() { find "$1" -type f -exec cat {} + >/dev/null; }
@@ -435,10 +439,12 @@ run_group() { # GROUP TOOL
 }
 
 for REP in $(seq 1 "$REPS"); do
-    for t in "${ACTIVE[@]}"; do run_group big "$t"; done
-    for t in "${ACTIVE[@]}"; do run_group small "$t"; done
+    k=$(( (REP - 1) % (${#ACTIVE[@]} > 0 ? ${#ACTIVE[@]} : 1) ))
+    ORDER=("${ACTIVE[@]:k}" "${ACTIVE[@]:0:k}")
+    for t in "${ORDER[@]}"; do run_group big "$t"; done
+    for t in "${ORDER[@]}"; do run_group small "$t"; done
     if [ -d "$DATA/ml" ] && [ "${ML:-1}" = 1 ]; then
-        for t in "${ACTIVE[@]}"; do run_group ml "$t"; done
+        for t in "${ORDER[@]}"; do run_group ml "$t"; done
     fi
 done
 if [ "${CHUNK_SWEEP:-0}" = 1 ] && [[ " ${ACTIVE[*]} " == *" store "* ]]; then

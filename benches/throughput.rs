@@ -26,7 +26,15 @@ fn csv(len: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(len + 64);
     let mut i = 0u64;
     while v.len() < len {
-        v.extend_from_slice(format!("{i},{:.4},{},sample_{}\n", (i as f64).sin(), i * 7 % 1000, i % 97).as_bytes());
+        v.extend_from_slice(
+            format!(
+                "{i},{:.4},{},sample_{}\n",
+                (i as f64).sin(),
+                i * 7 % 1000,
+                i % 97
+            )
+            .as_bytes(),
+        );
         i += 1;
     }
     v.truncate(len);
@@ -61,7 +69,9 @@ fn compress(c: &mut Criterion) {
     for (name, data) in [("csv", csv(64 * 1024)), ("random", random(64 * 1024, 3))] {
         g.throughput(Throughput::Bytes(data.len() as u64));
         for level in [1, 3] {
-            g.bench_with_input(BenchmarkId::new(name, level), &data, |b, d| b.iter(|| encode(d, level)));
+            g.bench_with_input(BenchmarkId::new(name, level), &data, |b, d| {
+                b.iter(|| encode(d, level))
+            });
         }
     }
     g.finish();
