@@ -34,6 +34,7 @@ mod checkout;
 pub mod chunker;
 pub mod env;
 pub mod error;
+pub mod git;
 pub mod hash;
 pub mod index;
 mod maintenance;

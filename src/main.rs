@@ -22,7 +22,8 @@ Exit codes:
   7  the store was written by a newer format version
   8  disk full (nothing was committed)
   9  store busy (gc/reindex while another process writes)
- 10  partial: some inputs were skipped (special files)";
+ 10  partial: some inputs were skipped (special files)
+ 11  the run is sealed (recording refused)";
 
 /// A content-addressed versioning store for scientific and ML workflows.
 #[derive(Parser)]
@@ -127,11 +128,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Export the whole run catalog: workflow -> run -> file -> record.
+    /// The run catalog: workflow -> run -> file -> record.
     Metadata {
-        /// Output format.
-        #[arg(long, default_value = "json")]
-        format: String,
+        #[command(subcommand)]
+        cmd: MetadataCmd,
+    },
+    /// Read or change the store's configuration.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
     },
     /// Show new, modified and deleted files under tracked paths since their last add.
     Status {
@@ -207,6 +212,35 @@ enum Cmd {
     },
     /// Rebuild the index from the pack files.
     Reindex,
+}
+
+#[derive(Subcommand)]
+enum MetadataCmd {
+    /// Write the catalog to stdout (generated from the index; nothing is read-modify-written).
+    Export {
+        /// Output format.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Commit the export to a git repository (`metadata.repo`, or --repo), branch `main`.
+    Commit {
+        /// The repository (default: the `metadata.repo` setting).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Set a key: code.repo, code.max_git_bytes, metadata.repo, zstd.level ("" unsets).
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Print the whole configuration.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -547,7 +581,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Env { json: _ } => {
             print_json(&store::env::capture())?;
         }
-        Cmd::Metadata { format } => {
+        Cmd::Metadata {
+            cmd: MetadataCmd::Export { format },
+        } => {
             let s = open(&cli.store)?;
             if format != "json" {
                 anyhow::bail!(store::Error::Invalid(format!(
@@ -555,6 +591,38 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 )));
             }
             print_json(&s.metadata_export()?)?;
+        }
+        Cmd::Metadata {
+            cmd: MetadataCmd::Commit { repo },
+        } => {
+            let s = open(&cli.store)?;
+            let repo = repo
+                .or_else(|| s.config().metadata_repo.clone().map(PathBuf::from))
+                .ok_or_else(|| {
+                    store::Error::Invalid(
+                        "no metadata repository: give --repo or `store config set metadata.repo PATH`".into(),
+                    )
+                })?;
+            let c = s.metadata_commit(&repo)?;
+            println!(
+                "{}  {} {}{}",
+                c.commit,
+                repo.display(),
+                c.branch,
+                if c.pushed { " (pushed)" } else { "" }
+            );
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Set { key, value },
+        } => {
+            let mut s = open(&cli.store)?;
+            s.set_config(&key, &value)?;
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::List,
+        } => {
+            let s = open(&cli.store)?;
+            print_json(s.config())?;
         }
         Cmd::Log { path, json } => {
             let s = open(&cli.store)?;

@@ -221,6 +221,23 @@ pub struct RunSnapshot {
     pub parts: Vec<Hash>,
     /// Every entry, sorted by role, path, job.
     pub entries: Vec<RunEntry>,
+    /// Where the run's code was committed with git, when `code.repo` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodeVersion>,
+}
+
+/// A run's code as committed to git (one commit per run on a branch named after the workflow).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeVersion {
+    /// The repository (as configured in `code.repo`).
+    pub repo: String,
+    /// The commit.
+    #[serde(flatten)]
+    pub commit: crate::git::GitCommit,
+    /// Committed files: path in the repository and content hash (checksum).
+    pub files: Vec<(String, Hash)>,
+    /// Code files above `code.max_git_bytes`, versioned in the store only.
+    pub store_only: Vec<String>,
 }
 
 /// Options to record the paths of an `add` into a run.
@@ -549,7 +566,73 @@ impl Store {
             sealed_ns,
             parts,
             entries,
+            code: None,
         })
+    }
+
+    /// Commits the run's code files to `code.repo` (branch named after the workflow).
+    fn commit_code(&self, snap: &RunSnapshot) -> Result<Option<CodeVersion>> {
+        let Some(repo) = self.config().code_repo.clone() else {
+            return Ok(None);
+        };
+        let mut files = Vec::new();
+        let mut listed = Vec::new();
+        let mut store_only = Vec::new();
+        let mut add_file = |path: String, hash: Hash, size: u64, mode: u32| -> Result<()> {
+            if size > self.config().code_max_git_bytes {
+                store_only.push(path);
+                return Ok(());
+            }
+            let mut content = Vec::with_capacity(size as usize);
+            self.cat_unlocked(&hash, &mut content)?;
+            listed.push((path.clone(), hash));
+            files.push(crate::git::GitFile {
+                path,
+                content,
+                executable: mode & 0o111 != 0,
+            });
+            Ok(())
+        };
+        for e in snap.entries.iter().filter(|e| e.role == Role::Code) {
+            safe_relative(&e.path)?;
+            if e.kind == "tree" {
+                let mut stack = vec![(e.path.clone(), e.hash)];
+                while let Some((dir, h)) = stack.pop() {
+                    for t in self.tree_manifest(&h)?.entries {
+                        let p = format!("{dir}/{}", String::from_utf8_lossy(&t.name));
+                        match t.kind {
+                            crate::manifest::EntryKind::File(f) => add_file(p, f, t.size, t.mode)?,
+                            crate::manifest::EntryKind::Dir(d) => stack.push((p, d)),
+                            crate::manifest::EntryKind::Symlink(_) => {}
+                        }
+                    }
+                }
+            } else {
+                let exec = std::fs::metadata(self.workspace().join(&e.path))
+                    .map(|m| {
+                        use std::os::unix::fs::PermissionsExt;
+                        m.permissions().mode()
+                    })
+                    .unwrap_or(0o644);
+                add_file(e.path.clone(), e.hash, e.size, exec)?;
+            }
+        }
+        if files.is_empty() && store_only.is_empty() {
+            return Ok(None);
+        }
+        let message = format!("store: workflow {} run {}", snap.workflow, snap.run_id);
+        let commit = crate::git::commit_files(
+            Path::new(&repo),
+            &crate::git::branch_name(&snap.workflow),
+            &files,
+            &message,
+        )?;
+        Ok(Some(CodeVersion {
+            repo,
+            commit,
+            files: listed,
+            store_only,
+        }))
     }
 
     /// Seals a run: merges its partial manifests into one immutable snapshot. Idempotent:
@@ -562,7 +645,8 @@ impl Store {
                 return Ok((run, s, false));
             }
             let parts = self.index().run_parts(&run.run_id)?;
-            let snap = self.merge(&run, &parts, now_ns())?;
+            let mut snap = self.merge(&run, &parts, now_ns())?;
+            snap.code = self.commit_code(&snap)?;
             let json = serde_json::to_vec(&snap).map_err(|e| Error::Invalid(e.to_string()))?;
             let h = Hash::of(ObjectKind::Run, &json);
             let sink = Sink::new(self);
@@ -711,6 +795,26 @@ impl Store {
             .iter()
             .filter(|e| roles.is_empty() || roles.contains(&e.role))
             .collect();
+        // Code restored from the store must be what git holds for the run, where git is at hand.
+        if let Some(code) = &snap.code {
+            let repo = Path::new(&code.repo);
+            if repo.exists() {
+                for (path, hash) in &code.files {
+                    let mut ours = Vec::new();
+                    self.cat_unlocked(hash, &mut ours)?;
+                    let theirs = crate::git::read_file(repo, &code.commit.commit, path)?;
+                    if theirs.as_deref() != Some(&ours[..]) {
+                        return Err(Error::corrupt(
+                            format!("code {path} of run {}", run.run_id),
+                            format!(
+                                "differs from git commit {} in {}",
+                                code.commit.commit, code.repo
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         // Check every path before writing anything.
         let mut plan = Vec::new();
         for e in &wanted {
@@ -748,6 +852,36 @@ impl Store {
             total.hardlinked += r.hardlinked;
         }
         Ok((run, total))
+    }
+
+    /// Commits the catalog export as `metadata.json` on branch `main` of a git repository, so
+    /// its history is versioned. Each commit is a fresh export from the index: concurrent
+    /// runs never race on a shared file, and the branch moves by compare-and-swap.
+    pub fn metadata_commit(&self, repo: &Path) -> Result<crate::git::GitCommit> {
+        let export = self.metadata_export()?;
+        let runs: usize = export
+            .as_object()
+            .map(|w| {
+                w.values()
+                    .filter_map(|r| r.as_object())
+                    .map(|r| r.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let mut content =
+            serde_json::to_vec_pretty(&export).map_err(|e| Error::Invalid(e.to_string()))?;
+        content.push(b'\n');
+        let file = crate::git::GitFile {
+            path: "metadata.json".into(),
+            content,
+            executable: false,
+        };
+        crate::git::commit_files(
+            repo,
+            "main",
+            &[file],
+            &format!("store metadata: {runs} runs"),
+        )
     }
 
     /// The whole catalog: workflow -> run -> logical file name -> record.

@@ -71,7 +71,28 @@ pub struct Config {
     pub zstd_level: i32,
     /// A pack is closed once it holds this many bytes.
     pub pack_target_size: u64,
+    /// Git repository where `seal` commits each run's code (`code.repo`).
+    #[serde(default)]
+    pub code_repo: Option<String>,
+    /// Code files larger than this stay in the store only, not in git (`code.max_git_bytes`).
+    #[serde(default = "default_max_git_bytes")]
+    pub code_max_git_bytes: u64,
+    /// Git repository where `metadata commit` versions the catalog (`metadata.repo`).
+    #[serde(default)]
+    pub metadata_repo: Option<String>,
 }
+
+fn default_max_git_bytes() -> u64 {
+    10 << 20
+}
+
+/// Settable configuration keys (`store config set KEY VALUE`).
+pub const CONFIG_KEYS: &[&str] = &[
+    "code.repo",
+    "code.max_git_bytes",
+    "metadata.repo",
+    "zstd.level",
+];
 
 impl Config {
     /// Checks every value against what the chunker and compressor accept.
@@ -115,6 +136,9 @@ impl Default for Config {
             chunking: ChunkParams::default(),
             zstd_level: 3,
             pack_target_size: 32 << 20,
+            code_repo: None,
+            code_max_git_bytes: default_max_git_bytes(),
+            metadata_repo: None,
         }
     }
 }
@@ -242,6 +266,34 @@ impl Store {
         &self.config
     }
 
+    /// Sets one configuration key (see [`CONFIG_KEYS`]) and writes `config.json` atomically.
+    /// An empty value unsets an optional key.
+    pub fn set_config(&mut self, key: &str, value: &str) -> Result<()> {
+        let mut c = self.config.clone();
+        let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        let num = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| Error::Invalid(format!("{key} needs a number, not {v:?}")))
+        };
+        match key {
+            "code.repo" => c.code_repo = opt(value),
+            "code.max_git_bytes" => c.code_max_git_bytes = num(value)?.max(0) as u64,
+            "metadata.repo" => c.metadata_repo = opt(value),
+            "zstd.level" => c.zstd_level = num(value)? as i32,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "unknown configuration key {key:?} (one of {})",
+                    CONFIG_KEYS.join(", ")
+                )))
+            }
+        }
+        c.validate().map_err(Error::Invalid)?;
+        let json = serde_json::to_vec_pretty(&c).map_err(|e| Error::Invalid(e.to_string()))?;
+        crate::util::atomic_write(&self.dir.join("config.json"), &json)?;
+        self.config = c;
+        Ok(())
+    }
+
     pub(crate) fn packs_dir(&self) -> PathBuf {
         self.dir.join("packs")
     }
@@ -352,6 +404,11 @@ impl Store {
     /// Streams the content of file `hash` to `out`, verifying every chunk.
     pub fn cat(&self, hash: &Hash, out: &mut dyn std::io::Write) -> Result<u64> {
         let _lock = self.lock(LockMode::Shared)?;
+        self.cat_unlocked(hash, out)
+    }
+
+    /// [`Store::cat`] for callers that already hold the store lock.
+    pub(crate) fn cat_unlocked(&self, hash: &Hash, out: &mut dyn std::io::Write) -> Result<u64> {
         let m = self.file_manifest(hash)?;
         for (c, _) in &m.chunks {
             let data = self.read_kind(c, ObjectKind::Chunk)?;

@@ -1,6 +1,7 @@
 //! One integration-test binary; modules are named after features.
 
 mod bad_input;
+mod code_git;
 mod common;
 mod concurrency;
 mod corruption;

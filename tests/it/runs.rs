@@ -194,7 +194,7 @@ fn secrets_never_reach_any_stored_object_or_export() {
     workflow_files(&ws);
     run_ok(job(&ws, RUN, "ID1", "input", "data/in1.txt"));
     ws.ok(&["seal", RUN]);
-    let export = ws.ok(&["metadata", "--format", "json"]);
+    let export = ws.ok(&["metadata", "export", "--format", "json"]);
     assert!(!export.contains(SECRET));
     let env = ws
         .cmd(&["env"])

@@ -1,0 +1,188 @@
+//! Code and metadata versioning with real git repositories (inspected with the git CLI).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use crate::common::{pseudo_random, Ws};
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn record(ws: &Ws, run: &str, job: &str, role: &str, path: &str) {
+    let o = ws
+        .cmd(&[
+            "add", "-q", "--no-env", "--role", role, "--wf", "diamond", "--run", run, "--job", job,
+            path,
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn setup() -> Ws {
+    let ws = Ws::new();
+    let remote = ws.p("remote.git");
+    let o = Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&remote)
+        .status()
+        .expect("git");
+    assert!(o.success());
+    let code = ws.p("coderepo");
+    assert!(Command::new("git")
+        .args(["init", "-q"])
+        .arg(&code)
+        .status()
+        .expect("git")
+        .success());
+    git(
+        &code,
+        &["remote", "add", "origin", remote.to_str().expect("utf8")],
+    );
+    ws.ok(&["config", "set", "code.repo", code.to_str().expect("utf8")]);
+    ws.ok(&["config", "set", "code.max_git_bytes", "1000000"]);
+    ws
+}
+
+#[test]
+fn seal_commits_code_to_the_workflow_branch_one_commit_per_run_and_pushes() {
+    let ws = setup();
+    ws.write("bin/a.py", b"print('v1')\n");
+    let tool = ws.write("bin/tool.sh", b"#!/bin/sh\necho tool\n");
+    fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).expect("chmod");
+    ws.write("bin/model.bin", &pseudo_random(2_000_000, 5));
+    for f in ["bin/a.py", "bin/tool.sh", "bin/model.bin"] {
+        record(&ws, "run-1", "J1", "code", f);
+    }
+    let snap: serde_json::Value = {
+        ws.ok(&["seal", "run-1"]);
+        serde_json::from_str(&ws.ok(&["show", "--json", "run-1"])).expect("json")
+    };
+    let commit1 = snap["code"]["commit"].as_str().expect("commit").to_string();
+    let code = ws.p("coderepo");
+    assert_eq!(git(&code, &["rev-parse", "diamond"]), commit1);
+    assert_eq!(
+        git(&ws.p("remote.git"), &["rev-parse", "diamond"]),
+        commit1,
+        "pushed to origin"
+    );
+    assert_eq!(snap["code"]["pushed"], true);
+    assert!(git(&code, &["log", "-1", "--format=%s", "diamond"]).contains("run-1"));
+    assert_eq!(git(&code, &["show", "diamond:bin/a.py"]), "print('v1')");
+    assert!(
+        git(&code, &["ls-tree", "diamond", "bin/tool.sh"]).starts_with("100755"),
+        "executable bit kept"
+    );
+    // Above the size limit: versioned in the store only.
+    assert_eq!(
+        snap["code"]["store_only"],
+        serde_json::json!(["bin/model.bin"])
+    );
+    assert!(git(&code, &["ls-tree", "-r", "--name-only", "diamond"])
+        .lines()
+        .all(|l| l != "bin/model.bin"));
+    // The recorded checksum is the store version of each committed file.
+    let files = snap["code"]["files"].as_array().expect("files");
+    assert_eq!(files.len(), 2);
+
+    // A second run with changed code: one more commit on the branch, parent = run 1's.
+    ws.write("bin/a.py", b"print('v2')\n");
+    record(&ws, "run-2", "J1", "code", "bin/a.py");
+    ws.ok(&["seal", "run-2"]);
+    let commit2 = git(&code, &["rev-parse", "diamond"]);
+    assert_ne!(commit2, commit1);
+    assert_eq!(git(&code, &["rev-parse", "diamond~1"]), commit1);
+    // Sealing again is idempotent: no new commit.
+    ws.ok(&["seal", "run-2"]);
+    assert_eq!(git(&code, &["rev-parse", "diamond"]), commit2);
+    // Checkout of run 1 restores v1 (verified against its git commit).
+    let out = tempfile::tempdir().expect("dir");
+    ws.ok(&[
+        "checkout",
+        "run-1",
+        "--to",
+        out.path().to_str().expect("utf8"),
+        "--role",
+        "code",
+    ]);
+    assert_eq!(
+        fs::read(out.path().join("bin/a.py")).expect("read"),
+        b"print('v1')\n"
+    );
+}
+
+#[test]
+fn concurrent_seals_of_one_workflow_lose_no_commit() {
+    let ws = setup();
+    for i in 0..6 {
+        ws.write(
+            &format!("bin/step{i}.py"),
+            format!("print({i})\n").as_bytes(),
+        );
+        record(
+            &ws,
+            &format!("run-c{i}"),
+            "J",
+            "code",
+            &format!("bin/step{i}.py"),
+        );
+    }
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            ws.cmd(&["seal", &format!("run-c{i}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let code = ws.p("coderepo");
+    assert_eq!(git(&code, &["rev-list", "--count", "diamond"]), "6");
+    let tree = git(&code, &["ls-tree", "-r", "--name-only", "diamond"]);
+    for i in 0..6 {
+        assert!(tree.contains(&format!("bin/step{i}.py")), "{tree}");
+    }
+}
+
+#[test]
+fn metadata_commit_versions_each_export() {
+    let ws = Ws::new();
+    let meta = ws.p("metarepo");
+    ws.ok(&[
+        "config",
+        "set",
+        "metadata.repo",
+        meta.to_str().expect("utf8"),
+    ]);
+    ws.write("data/x.csv", b"1,2\n");
+    record(&ws, "run-m1", "J", "input", "data/x.csv");
+    ws.ok(&["metadata", "commit"]);
+    record(&ws, "run-m2", "J", "input", "data/x.csv");
+    ws.ok(&["metadata", "commit"]);
+    assert_eq!(git(&meta, &["rev-list", "--count", "main"]), "2");
+    let committed: serde_json::Value =
+        serde_json::from_str(&git(&meta, &["show", "main:metadata.json"])).expect("json");
+    let export: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["metadata", "export"])).expect("json");
+    assert_eq!(committed, export);
+    assert!(committed["diamond"]["run-m1"]["files"]["data/x.csv"]["version"].is_string());
+    let o = ws.run(&["config", "set", "no.such.key", "1"]);
+    assert_eq!(o.status.code(), Some(store::exit::USAGE));
+}
