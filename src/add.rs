@@ -35,6 +35,8 @@ const RACY_NS: i64 = 2_000_000_000;
 pub struct AddOptions {
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Only compute hashes: write and commit nothing.
+    pub dry_run: bool,
     /// Record the added paths into a workflow run (see [`Store::record`]).
     pub record: Option<crate::run::RecordSpec>,
 }
@@ -95,6 +97,8 @@ pub struct AddReport {
 pub(crate) struct Sink<'a> {
     store: &'a Store,
     state: Mutex<SinkState>,
+    /// Hash only: nothing is written (used to compute what a path would hash to).
+    dry: bool,
 }
 
 #[derive(Default)]
@@ -112,6 +116,15 @@ impl<'a> Sink<'a> {
         Sink {
             store,
             state: Mutex::new(SinkState::default()),
+            dry: false,
+        }
+    }
+
+    /// A sink that writes nothing.
+    pub(crate) fn dry(store: &'a Store) -> Self {
+        Sink {
+            dry: true,
+            ..Sink::new(store)
         }
     }
 
@@ -120,6 +133,9 @@ impl<'a> Sink<'a> {
     }
 
     fn known(&self, hash: &Hash) -> Result<bool> {
+        if self.dry {
+            return Ok(true);
+        }
         if self.state().written.contains(hash) {
             return Ok(true);
         }
@@ -176,7 +192,7 @@ impl<'a> Sink<'a> {
         stored: &[u8],
     ) -> Result<()> {
         let mut st = self.state();
-        if !st.written.insert(hash) {
+        if self.dry || !st.written.insert(hash) {
             return Ok(());
         }
         if st.writer.is_none() {
@@ -484,7 +500,11 @@ impl Store {
         }
         let total: u64 = walk.files.iter().map(|(_, m)| m.size()).sum();
         let pb = progress_bar(opts.progress, total, "adding");
-        let sink = Sink::new(self);
+        let sink = if opts.dry_run {
+            Sink::dry(self)
+        } else {
+            Sink::new(self)
+        };
         let results: Vec<(Hash, Option<StatEntry>, u64)> = walk
             .files
             .par_iter()
@@ -575,7 +595,9 @@ impl Store {
         report.new_objects = objects;
         report.new_bytes = bytes;
         commit.packs = packs;
-        self.index().commit(&commit)?;
+        if !opts.dry_run {
+            self.index().commit(&commit)?;
+        }
         Ok(report)
     }
 

@@ -108,7 +108,7 @@ impl Store {
             }
         };
         fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-        self.restore_to(hash, kind, &dest, opts)
+        self.restore_to(hash, kind, &dest, None, opts)
     }
 
     /// Restores a file (to exactly `dest`) or a tree (into directory `dest`). The caller holds
@@ -118,6 +118,7 @@ impl Store {
         hash: &Hash,
         kind: ObjectKind,
         dest: &Path,
+        mode: Option<u32>,
         opts: &CheckoutOptions,
     ) -> Result<CheckoutReport> {
         let mut jobs = Vec::new();
@@ -132,7 +133,7 @@ impl Store {
             jobs.push(Job {
                 hash: *hash,
                 dest: dest.to_path_buf(),
-                mode: 0o644,
+                mode: mode.unwrap_or(0o644),
                 size: m.size,
             });
         }
@@ -276,10 +277,7 @@ impl Store {
         }
         let windows = m.size.div_ceil(WINDOW as u64);
         // Windows wait on the disk as much as on the CPU: run more of them than cores.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(IO_THREADS)
-            .build()
-            .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+        let pool = io_pool()?;
         pool.install(|| {
             (0..windows)
                 .into_par_iter()
@@ -423,8 +421,21 @@ impl Store {
     }
 }
 
-/// Threads restoring the windows of one large file.
+/// Threads restoring the windows of large files.
 const IO_THREADS: usize = 6;
+
+/// One process-wide pool for I/O-bound restore windows.
+fn io_pool() -> Result<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(IO_THREADS)
+            .build()
+            .ok()
+    })
+    .as_ref()
+    .ok_or_else(|| Error::Invalid("cannot start the restore thread pool".into()))
+}
 
 /// Bytes per restore window of a large file.
 const WINDOW: usize = 8 << 20;

@@ -81,7 +81,7 @@ enum Cmd {
     },
     /// Seal a run: merge its jobs' records into one immutable snapshot (idempotent).
     Seal {
-        /// Run ID or unique prefix (default: --run, $PEGASUS_WF_UUID or $STORE_RUN_ID).
+        /// Run ID or unique prefix (default: $PEGASUS_WF_UUID or $STORE_RUN_ID).
         run: Option<String>,
         /// Print JSON.
         #[arg(long)]
@@ -327,7 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let s = open(&cli.store)?;
             let opts = AddOptions {
                 progress,
-                record: None,
+                ..AddOptions::default()
             };
             let r = match role {
                 Some(role) => {
@@ -680,12 +680,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let s = open(&cli.store)?;
             let link: LinkMode = link.parse()?;
             let opts = CheckoutOptions { link, progress };
-            let is_run = match s.resolve_run(&hash) {
-                Ok(_) => true,
-                Err(store::Error::RunNotFound(msg)) if msg.contains("ambiguous") => {
+            let is_run = match (s.resolve_run(&hash), s.resolve(&hash)) {
+                (Ok(run), Ok(obj)) if run.run_id != hash => {
+                    anyhow::bail!(store::Error::RunNotFound(format!(
+                        "{hash:?} is a prefix of run {} and of object {obj}; give more characters",
+                        run.run_id
+                    )))
+                }
+                (Ok(_), _) => true,
+                (Err(store::Error::RunNotFound(msg)), _) if msg.contains("ambiguous") => {
                     anyhow::bail!(store::Error::RunNotFound(msg))
                 }
-                Err(_) => false,
+                _ => false,
             };
             let r = if is_run {
                 let roles = role
@@ -802,7 +808,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let s = open(&cli.store)?;
             let r = s.reindex().context("reindex")?;
             for p in &r.problems {
-                eprintln!("skipped damaged pack {}: {}", p.pack, p.detail);
+                match &p.object {
+                    Some(o) => eprintln!("not adopted: object {o} in {}: {}", p.pack, p.detail),
+                    None => eprintln!("skipped damaged pack {}: {}", p.pack, p.detail),
+                }
             }
             if !cli.quiet {
                 println!("reindexed {} packs, {} objects", r.packs, r.objects);

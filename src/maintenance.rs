@@ -359,12 +359,18 @@ impl Store {
             let (i, e) = located.get(h).ok_or(Error::ObjectNotFound(h.to_hex()))?;
             Ok((e.kind, readers[*i].read(e)?))
         };
+        let mut sealed_parts: HashMap<String, Vec<Hash>> = HashMap::new();
         for (h, (i, e)) in &located {
             if matches!(e.kind, ObjectKind::Run | ObjectKind::RunPart) {
                 let what = readers[*i].path().display().to_string();
                 match adopt_run_object(h, e.kind, &read) {
                     Ok(Adopt::Part(p)) => commit.run_parts.push(p),
-                    Ok(Adopt::Seal(s)) => commit.seals.push(s),
+                    Ok(Adopt::Seal(s, parts)) => {
+                        sealed_parts.insert(s.run_id.clone(), parts);
+                        commit.seals.push(s);
+                    }
+                    // Written by a newer version: change nothing rather than half-adopt.
+                    Err(x @ Error::NewerFormat { .. }) => return Err(x),
                     Err(x) => report.problems.push(Problem {
                         pack: what,
                         object: Some(h.to_hex()),
@@ -393,6 +399,7 @@ impl Store {
             });
             match root.and_then(|r| reachable(&r, &read).map(|_| r)) {
                 Ok(r) => commit.roots.push(r),
+                Err(x @ Error::NewerFormat { .. }) => return Err(x),
                 Err(x) => report.problems.push(Problem {
                     pack: what,
                     object: Some(h.to_hex()),
@@ -400,6 +407,13 @@ impl Store {
                 }),
             }
         }
+        // A sealed run owns exactly the parts its snapshot merged: records refused after the
+        // seal (left in packs until gc) must not reattach to it.
+        commit.run_parts.retain(|p| {
+            sealed_parts
+                .get(&p.run_id)
+                .is_none_or(|parts| parts.contains(&p.record))
+        });
         self.index().commit(&commit)?;
         self.readers_clear();
         Ok(report)
@@ -435,7 +449,7 @@ impl Store {
 
 enum Adopt {
     Part(crate::index::RunPartRow),
-    Seal(crate::index::SealRow),
+    Seal(crate::index::SealRow, Vec<Hash>),
 }
 
 /// Turns a run object found in a pack back into index rows, if all it references is readable.
@@ -456,18 +470,20 @@ fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result
         };
         reachable(&root, read)?;
     }
-    let bad = |e: serde_json::Error| Error::corrupt(format!("run object {h}"), e.to_string());
     if kind == ObjectKind::Run {
-        let s: crate::run::RunSnapshot = serde_json::from_slice(&bytes).map_err(bad)?;
-        return Ok(Adopt::Seal(crate::index::SealRow {
-            run_id: s.run_id,
-            workflow: s.workflow,
-            snapshot: *h,
-            sealed_ns: s.sealed_ns,
-            parts: None,
-        }));
+        let s: crate::run::RunSnapshot = crate::run::parse_run_object(kind, &bytes, h)?;
+        return Ok(Adopt::Seal(
+            crate::index::SealRow {
+                run_id: s.run_id,
+                workflow: s.workflow,
+                snapshot: *h,
+                sealed_ns: s.sealed_ns,
+                parts: None,
+            },
+            s.parts,
+        ));
     }
-    let p: crate::run::RunPart = serde_json::from_slice(&bytes).map_err(bad)?;
+    let p: crate::run::RunPart = crate::run::parse_run_object(kind, &bytes, h)?;
     Ok(Adopt::Part(crate::index::RunPartRow {
         record: *h,
         workflow: p.workflow,

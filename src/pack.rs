@@ -322,7 +322,7 @@ pub struct PackWriter {
 /// A pack that was written and renamed into place.
 #[derive(Clone, Debug)]
 pub struct FinishedPack {
-    /// The pack's id (hash of all its bytes).
+    /// The pack's id (hash of its table of contents in the pack domain).
     pub id: Hash,
     /// Total size in bytes.
     pub size: u64,

@@ -176,6 +176,9 @@ pub struct RunEntry {
     /// MLflow run URL (filled in when linked).
     #[serde(default)]
     pub mlflow_url: Option<String>,
+    /// Unix permission bits of a file (restored by checkout; executables stay executable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 impl<'de> Deserialize<'de> for Hash {
@@ -309,6 +312,26 @@ pub fn safe_relative(p: &str) -> Result<PathBuf> {
     }
 }
 
+/// Parses a run object, refusing one written by a newer format.
+pub(crate) fn parse_run_object<T: serde::de::DeserializeOwned>(
+    kind: ObjectKind,
+    bytes: &[u8],
+    what: &Hash,
+) -> Result<T> {
+    let name = format!("{} {what}", kind.name());
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name.clone(), e.to_string()))?;
+    let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+    if format > u64::from(RUN_FORMAT) {
+        return Err(Error::NewerFormat {
+            what: name,
+            found: format as u32,
+            supported: RUN_FORMAT,
+        });
+    }
+    serde_json::from_value(v).map_err(|e| Error::corrupt(name, e.to_string()))
+}
+
 /// The references of a run object's entries (for gc).
 pub(crate) fn entry_refs(
     kind: ObjectKind,
@@ -316,10 +339,9 @@ pub(crate) fn entry_refs(
     what: &Hash,
 ) -> Result<Vec<(Hash, ObjectKind)>> {
     let entries = match kind {
-        ObjectKind::Run => serde_json::from_slice::<RunSnapshot>(bytes).map(|s| s.entries),
-        _ => serde_json::from_slice::<RunPart>(bytes).map(|s| s.entries),
-    }
-    .map_err(|e| Error::corrupt(format!("run object {what}"), e.to_string()))?;
+        ObjectKind::Run => parse_run_object::<RunSnapshot>(kind, bytes, what)?.entries,
+        _ => parse_run_object::<RunPart>(kind, bytes, what)?.entries,
+    };
     Ok(entries
         .into_iter()
         .map(|e| {
@@ -422,6 +444,7 @@ impl Store {
                 environment: Some(m),
                 remote_urls: Vec::new(),
                 mlflow_url: None,
+                mode: Some(0o644),
             });
             env = Some(m);
         }
@@ -435,12 +458,18 @@ impl Store {
                     .unwrap_or_else(|| a.hash.to_hex()),
             };
             safe_relative(&rel)?;
-            let mtime_ns = std::fs::metadata(abs)
+            let meta = std::fs::metadata(abs).ok();
+            let mtime_ns = meta
+                .as_ref()
                 .map(|m| {
                     use std::os::unix::fs::MetadataExt;
                     m.mtime() * 1_000_000_000 + m.mtime_nsec()
                 })
                 .unwrap_or(0);
+            let mode = meta.as_ref().filter(|m| m.is_file()).map(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.permissions().mode() & 0o7777
+            });
             entries.push(RunEntry {
                 role: spec.role,
                 lfn: spec
@@ -457,6 +486,7 @@ impl Store {
                 environment: env,
                 remote_urls: Vec::new(),
                 mlflow_url: None,
+                mode,
             });
         }
         let part = RunPart {
@@ -525,16 +555,14 @@ impl Store {
 
     fn read_part(&self, h: &Hash) -> Result<RunPart> {
         let b = self.read_kind(h, ObjectKind::RunPart)?;
-        serde_json::from_slice(&b)
-            .map_err(|e| Error::corrupt(format!("run part {h}"), e.to_string()))
+        parse_run_object(ObjectKind::RunPart, &b, h)
     }
 
     /// The run's snapshot (sealed) or the merge of its partial manifests so far (open).
     pub fn run_snapshot(&self, run: &RunRow) -> Result<RunSnapshot> {
         if let Some(s) = run.snapshot {
             let b = self.read_kind(&s, ObjectKind::Run)?;
-            return serde_json::from_slice(&b)
-                .map_err(|e| Error::corrupt(format!("run snapshot {s}"), e.to_string()));
+            return parse_run_object(ObjectKind::Run, &b, &s);
         }
         let parts = self.index().run_parts(&run.run_id)?;
         self.merge(run, &parts, 0)
@@ -608,13 +636,7 @@ impl Store {
                     }
                 }
             } else {
-                let exec = std::fs::metadata(self.workspace().join(&e.path))
-                    .map(|m| {
-                        use std::os::unix::fs::PermissionsExt;
-                        m.permissions().mode()
-                    })
-                    .unwrap_or(0o644);
-                add_file(e.path.clone(), e.hash, e.size, exec)?;
+                add_file(e.path.clone(), e.hash, e.size, e.mode.unwrap_or(0o644))?;
             }
         }
         if files.is_empty() && store_only.is_empty() {
@@ -750,8 +772,12 @@ impl Store {
     pub fn hash_path(&self, p: &Path) -> Result<Hash> {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            // A directory's hash needs its tree manifest: add it (idempotent, dedups).
-            let r = self.add(&[p.to_path_buf()], &AddOptions::default())?;
+            // A directory's hash needs its tree manifests: compute them without storing.
+            let opts = AddOptions {
+                dry_run: true,
+                ..AddOptions::default()
+            };
+            let r = self.add(&[p.to_path_buf()], &opts)?;
             return Ok(r.added[0].hash);
         }
         let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
@@ -845,7 +871,7 @@ impl Store {
             } else {
                 ObjectKind::File
             };
-            let r = self.restore_to(&e.hash, kind, &dest, opts)?;
+            let r = self.restore_to(&e.hash, kind, &dest, e.mode, opts)?;
             total.files += r.files;
             total.bytes += r.bytes;
             total.reflinked += r.reflinked;

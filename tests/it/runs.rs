@@ -416,3 +416,45 @@ fn role_without_a_run_is_a_clear_error() {
     ]);
     assert_eq!(o.status.code(), Some(exit::USAGE));
 }
+
+#[test]
+fn run_checkout_keeps_modes_and_queries_record_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Ws::new();
+    let tool = ws.write("bin/tool.sh", b"#!/bin/sh\necho hi\n");
+    fs::set_permissions(&tool, fs::Permissions::from_mode(0o750)).expect("chmod");
+    run_ok(job(&ws, RUN, "J", "code", "bin/tool.sh"));
+    ws.write("d/a.txt", b"a");
+    let before = ws.ok(&["log"]);
+    let o = ws.run(&["lineage", "d"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(ws.ok(&["log"]), before, "a lineage query stores nothing");
+    let out = tempfile::tempdir().expect("dir");
+    ws.ok(&["checkout", RUN, "--to", out.path().to_str().expect("utf8")]);
+    let mode = fs::metadata(out.path().join("bin/tool.sh"))
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+}
+
+#[test]
+fn a_prefix_of_both_a_run_and_an_object_is_refused() {
+    let ws = Ws::new();
+    ws.write("f.txt", b"content");
+    let h = ws.add("f.txt");
+    let run_id = format!("{}-run", &h[..8]);
+    run_ok(job(&ws, &run_id, "J", "input", "f.txt"));
+    let o = ws.run(&["checkout", &h[..6], "--to", "x"]);
+    assert_eq!(
+        o.status.code(),
+        Some(exit::NOT_FOUND),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give more characters"));
+    // The full run ID and a longer hash prefix are unambiguous.
+    ws.ok(&["checkout", &run_id, "--to", "r"]);
+    ws.ok(&["checkout", &h[..20], "--to", "o"]);
+    assert_eq!(fs::read(ws.p("o/f.txt")).expect("read"), b"content");
+}
