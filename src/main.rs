@@ -218,7 +218,7 @@ enum Cmd {
 enum MetadataCmd {
     /// Write the catalog to stdout (generated from the index; nothing is read-modify-written).
     Export {
-        /// Output format.
+        /// Output format: json or yaml.
         #[arg(long, default_value = "json")]
         format: String,
     },
@@ -585,12 +585,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             cmd: MetadataCmd::Export { format },
         } => {
             let s = open(&cli.store)?;
-            if format != "json" {
-                anyhow::bail!(store::Error::Invalid(format!(
-                    "unknown format {format:?} (json)"
-                )));
+            let v = s.metadata_export()?;
+            match format.as_str() {
+                "json" => print_json(&v)?,
+                "yaml" => {
+                    let mut out = std::io::stdout().lock();
+                    serde_norway::to_writer(&mut out, &v)?;
+                }
+                _ => anyhow::bail!(store::Error::Invalid(format!(
+                    "unknown format {format:?} (json, yaml)"
+                ))),
             }
-            print_json(&s.metadata_export()?)?;
         }
         Cmd::Metadata {
             cmd: MetadataCmd::Commit { repo },

@@ -203,10 +203,15 @@ impl Out {
             .open(path);
         let (file, direct) = match direct {
             Ok(f) => (f, true),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (
-                File::options().write(true).create_new(true).open(path)?,
-                false,
-            ),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // Some filesystems create the file and only then refuse O_DIRECT; the name is
+                // ours alone (pid + counter), so removing it is safe.
+                let _ = fs::remove_file(path);
+                (
+                    File::options().write(true).create_new(true).open(path)?,
+                    false,
+                )
+            }
             Err(e) => return Err(e),
         };
         file.try_lock()

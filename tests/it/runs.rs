@@ -196,6 +196,12 @@ fn secrets_never_reach_any_stored_object_or_export() {
     ws.ok(&["seal", RUN]);
     let export = ws.ok(&["metadata", "export", "--format", "json"]);
     assert!(!export.contains(SECRET));
+    let yaml = ws.ok(&["metadata", "export", "--format", "yaml"]);
+    assert!(!yaml.contains(SECRET));
+    assert!(
+        yaml.contains(&format!("{WF}:")) && yaml.contains("role: input"),
+        "{yaml}"
+    );
     let env = ws
         .cmd(&["env"])
         .env("MY_API_TOKEN", SECRET)
