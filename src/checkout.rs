@@ -341,9 +341,12 @@ impl Store {
         &self,
         hashes: impl Iterator<Item = Hash>,
     ) -> Result<Vec<crate::index::Location>> {
-        let idx = self.index();
-        hashes
-            .map(|h| idx.locate(&h)?.ok_or(Error::ObjectNotFound(h.to_hex())))
+        let hashes: Vec<Hash> = hashes.collect();
+        self.index()
+            .locate_many(&hashes)?
+            .into_iter()
+            .zip(&hashes)
+            .map(|(l, h)| l.ok_or(Error::ObjectNotFound(h.to_hex())))
             .collect()
     }
 

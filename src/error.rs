@@ -95,6 +95,9 @@ pub enum Error {
     /// A file exists at a checkout destination with other content.
     #[error("{0} exists with different content (use --force to overwrite)")]
     WouldOverwrite(std::path::PathBuf),
+    /// A git operation (code or metadata versioning) failed.
+    #[error("{0}")]
+    Git(String),
     /// A bad argument or configuration value.
     #[error("{0}")]
     Invalid(String),
@@ -171,7 +174,7 @@ impl Error {
             Error::UnsafePath(_) => exit::CORRUPT,
             Error::WouldOverwrite(_) => exit::BAD_PATH,
             Error::Invalid(_) => exit::USAGE,
-            Error::Io { .. } | Error::Index { .. } => exit::FAILURE,
+            Error::Io { .. } | Error::Index { .. } | Error::Git(_) => exit::FAILURE,
         }
     }
 

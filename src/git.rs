@@ -33,7 +33,11 @@ pub struct GitCommit {
 }
 
 fn err(what: &str, repo: &Path, e: git2::Error) -> Error {
-    Error::Invalid(format!("git {what} in {}: {}", repo.display(), e.message()))
+    Error::Git(format!(
+        "git {what} in {}: {}",
+        repo.display(),
+        redact(e.message())
+    ))
 }
 
 /// A valid branch name for `name` (characters git forbids become `_`).
@@ -161,9 +165,7 @@ fn finish(repo: &Repository, repo_path: &Path, branch: &str, oid: Oid) -> Result
     let pushed = match repo.find_remote("origin") {
         Ok(mut remote) => {
             let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
-            remote
-                .push(&[spec.as_str()], None)
-                .map_err(|e| err("push to origin", repo_path, e))?;
+            push(&mut remote, repo_path, &spec)?;
             true
         }
         Err(_) => false,
@@ -173,6 +175,62 @@ fn finish(repo: &Repository, repo_path: &Path, branch: &str, oid: Oid) -> Result
         commit: oid.to_string(),
         pushed,
     })
+}
+
+/// Pushes `spec` to `origin`. The git command line is used when present, so any remote works
+/// with the user's own transports and credential helpers (ssh keys, https tokens), which
+/// never pass through the store; libgit2 (built without network transports) is the fallback
+/// for local and file remotes.
+fn push(remote: &mut git2::Remote<'_>, repo_path: &Path, spec: &str) -> Result<()> {
+    // The spec names the local branch, whose tip contains every commit made here so far, so a
+    // push never moves the remote backwards; concurrent pushes that collide on the remote's
+    // ref lock are retried.
+    let mut last = String::new();
+    for attempt in 0..6u32 {
+        let cli = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo_path)
+            .args(["push", "--quiet", "origin", spec])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .output();
+        match cli {
+            Ok(o) if o.status.success() => return Ok(()),
+            Ok(o) => last = redact(String::from_utf8_lossy(&o.stderr).trim()),
+            Err(_) => {
+                return remote
+                    .push(&[spec], None)
+                    .map_err(|e| err("push to origin", repo_path, e))
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50 << attempt));
+    }
+    Err(Error::Git(format!(
+        "git push to origin from {} failed: {last}",
+        repo_path.display()
+    )))
+}
+
+/// Removes credentials embedded in URLs (`scheme://user:token@host`) from a message.
+pub fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***@");
+                rest = &tail[at + 1..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The content of `path` at `commit` in the repository, if present.
@@ -191,5 +249,19 @@ pub fn read_file(repo_path: &Path, commit: &str, path: &str) -> Result<Option<Ve
             Ok(Some(blob.content().to_vec()))
         }
         Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            super::redact(
+                "fatal: unable to access 'https://bob:ghp_secret@example.org/r.git/': denied"
+            ),
+            "fatal: unable to access 'https://***@example.org/r.git/': denied"
+        );
+        assert_eq!(super::redact("plain /path/repo"), "plain /path/repo");
     }
 }

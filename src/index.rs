@@ -307,6 +307,21 @@ impl Index {
         .transpose()
     }
 
+    /// Locations of many objects in one read transaction (one snapshot, one lock round trip
+    /// instead of one per object).
+    pub fn locate_many(&self, hashes: &[Hash]) -> Result<Vec<Option<Location>>> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("begin read"))?;
+        let out = hashes
+            .iter()
+            .map(|h| self.locate(h))
+            .collect::<Result<Vec<_>>>()?;
+        tx.finish().map_err(sql("end read"))?;
+        Ok(out)
+    }
+
     /// True when the index knows `hash`.
     pub fn contains(&self, hash: &Hash) -> Result<bool> {
         let mut st = self

@@ -454,10 +454,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Seal { run, json } => {
             let s = open(&cli.store)?;
-            let id = match run {
-                Some(r) => r,
-                None => store::run::RunContext::resolve(Some("unused".into()), None, None)?.run_id,
-            };
+            let id = run
+                .or_else(store::run::RunContext::run_id_from_env)
+                .ok_or_else(|| {
+                    store::Error::Invalid(
+                        "which run? give RUN or set PEGASUS_WF_UUID / STORE_RUN_ID".into(),
+                    )
+                })?;
             let (run, snap, fresh) = s.seal(&id)?;
             if json {
                 print_json(

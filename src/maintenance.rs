@@ -359,15 +359,25 @@ impl Store {
             let (i, e) = located.get(h).ok_or(Error::ObjectNotFound(h.to_hex()))?;
             Ok((e.kind, readers[*i].read(e)?))
         };
-        let mut sealed_parts: HashMap<String, Vec<Hash>> = HashMap::new();
+        let mut seals: HashMap<String, (crate::index::SealRow, Vec<Hash>)> = HashMap::new();
         for (h, (i, e)) in &located {
             if matches!(e.kind, ObjectKind::Run | ObjectKind::RunPart) {
                 let what = readers[*i].path().display().to_string();
                 match adopt_run_object(h, e.kind, &read) {
                     Ok(Adopt::Part(p)) => commit.run_parts.push(p),
                     Ok(Adopt::Seal(s, parts)) => {
-                        sealed_parts.insert(s.run_id.clone(), parts);
-                        commit.seals.push(s);
+                        // Two snapshots of one run can exist (a seal attempt that lost a race
+                        // leaves its pack behind): the one that merged the most parts is the
+                        // final one; ties go to the later seal, then the larger hash.
+                        let better = seals.get(&s.run_id).is_none_or(
+                            |(old, old_parts): &(crate::index::SealRow, Vec<Hash>)| {
+                                (parts.len(), s.sealed_ns, s.snapshot)
+                                    > (old_parts.len(), old.sealed_ns, old.snapshot)
+                            },
+                        );
+                        if better {
+                            seals.insert(s.run_id.clone(), (s, parts));
+                        }
                     }
                     // Written by a newer version: change nothing rather than half-adopt.
                     Err(x @ Error::NewerFormat { .. }) => return Err(x),
@@ -406,6 +416,11 @@ impl Store {
                     detail: format!("root record not adopted: {x}"),
                 }),
             }
+        }
+        let mut sealed_parts: HashMap<String, Vec<Hash>> = HashMap::new();
+        for (run, (row, parts)) in seals {
+            sealed_parts.insert(run, parts);
+            commit.seals.push(row);
         }
         // A sealed run owns exactly the parts its snapshot merged: records refused after the
         // seal (left in packs until gc) must not reattach to it.

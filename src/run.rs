@@ -57,6 +57,11 @@ fn check_name(what: &str, v: &str) -> Result<()> {
 }
 
 impl RunContext {
+    /// The run ID from `PEGASUS_WF_UUID` or `STORE_RUN_ID`, if set.
+    pub fn run_id_from_env() -> Option<String> {
+        first_env(&["PEGASUS_WF_UUID", "STORE_RUN_ID"])
+    }
+
     /// Builds the context from flags, falling back to the variables Pegasus sets in every job
     /// (`PEGASUS_WF_LABEL`, `PEGASUS_WF_UUID`, `PEGASUS_DAG_JOB_ID`), then to the generic
     /// `STORE_WF_NAME`, `STORE_RUN_ID`, `STORE_JOB_ID`.
@@ -603,23 +608,14 @@ impl Store {
         let Some(repo) = self.config().code_repo.clone() else {
             return Ok(None);
         };
-        let mut files = Vec::new();
-        let mut listed = Vec::new();
-        let mut store_only = Vec::new();
-        let mut add_file = |path: String, hash: Hash, size: u64, mode: u32| -> Result<()> {
-            if size > self.config().code_max_git_bytes {
-                store_only.push(path);
-                return Ok(());
+        // One version per path: several jobs may record the same script, or a directory and a
+        // file inside it; the most recently recorded wins.
+        let mut by_path: BTreeMap<String, (i64, Hash, u64, u32)> = BTreeMap::new();
+        let mut offer = |path: String, recorded: i64, hash: Hash, size: u64, mode: u32| {
+            let slot = by_path.entry(path).or_insert((recorded, hash, size, mode));
+            if recorded > slot.0 {
+                *slot = (recorded, hash, size, mode);
             }
-            let mut content = Vec::with_capacity(size as usize);
-            self.cat_unlocked(&hash, &mut content)?;
-            listed.push((path.clone(), hash));
-            files.push(crate::git::GitFile {
-                path,
-                content,
-                executable: mode & 0o111 != 0,
-            });
-            Ok(())
         };
         for e in snap.entries.iter().filter(|e| e.role == Role::Code) {
             safe_relative(&e.path)?;
@@ -629,15 +625,40 @@ impl Store {
                     for t in self.tree_manifest(&h)?.entries {
                         let p = format!("{dir}/{}", String::from_utf8_lossy(&t.name));
                         match t.kind {
-                            crate::manifest::EntryKind::File(f) => add_file(p, f, t.size, t.mode)?,
+                            crate::manifest::EntryKind::File(f) => {
+                                offer(p, e.recorded_ns, f, t.size, t.mode)
+                            }
                             crate::manifest::EntryKind::Dir(d) => stack.push((p, d)),
                             crate::manifest::EntryKind::Symlink(_) => {}
                         }
                     }
                 }
             } else {
-                add_file(e.path.clone(), e.hash, e.size, e.mode.unwrap_or(0o644))?;
+                offer(
+                    e.path.clone(),
+                    e.recorded_ns,
+                    e.hash,
+                    e.size,
+                    e.mode.unwrap_or(0o644),
+                );
             }
+        }
+        let mut files = Vec::new();
+        let mut listed = Vec::new();
+        let mut store_only = Vec::new();
+        for (path, (_, hash, size, mode)) in by_path {
+            if size > self.config().code_max_git_bytes {
+                store_only.push(path);
+                continue;
+            }
+            let mut content = Vec::with_capacity(size as usize);
+            self.cat_unlocked(&hash, &mut content)?;
+            listed.push((path.clone(), hash));
+            files.push(crate::git::GitFile {
+                path,
+                content,
+                executable: mode & 0o111 != 0,
+            });
         }
         if files.is_empty() && store_only.is_empty() {
             return Ok(None);
@@ -822,7 +843,8 @@ impl Store {
             .filter(|e| roles.is_empty() || roles.contains(&e.role))
             .collect();
         // Code restored from the store must be what git holds for the run, where git is at hand.
-        if let Some(code) = &snap.code {
+        let wants_code = roles.is_empty() || roles.contains(&Role::Code);
+        if let Some(code) = snap.code.as_ref().filter(|_| wants_code) {
             let repo = Path::new(&code.repo);
             if repo.exists() {
                 for (path, hash) in &code.files {
@@ -922,11 +944,15 @@ impl Store {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let key = if files.contains_key(&e.lfn) {
-                    format!("{}@{}", e.lfn, e.job_id)
-                } else {
-                    e.lfn.clone()
-                };
+                let mut key = e.lfn.clone();
+                if files.contains_key(&key) {
+                    key = format!("{}@{}", e.lfn, e.job_id);
+                }
+                let mut n = 2;
+                while files.contains_key(&key) {
+                    key = format!("{}@{}#{n}", e.lfn, e.job_id);
+                    n += 1;
+                }
                 files.insert(
                     key,
                     serde_json::json!({

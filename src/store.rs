@@ -269,17 +269,29 @@ impl Store {
     /// Sets one configuration key (see [`CONFIG_KEYS`]) and writes `config.json` atomically.
     /// An empty value unsets an optional key.
     pub fn set_config(&mut self, key: &str, value: &str) -> Result<()> {
+        // Alone: two concurrent `config set` must not lose one another's change.
+        let _lock = self.lock(LockMode::Exclusive)?;
         let mut c = self.config.clone();
-        let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        // Repository paths are kept absolute: commands run from any directory.
+        let opt = |v: &str| -> Result<Option<String>> {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            let p = std::path::absolute(v).map_err(|e| Error::io(v, e))?;
+            Ok(Some(p.to_string_lossy().into_owned()))
+        };
         let num = |v: &str| {
             v.parse::<i64>()
                 .map_err(|_| Error::Invalid(format!("{key} needs a number, not {v:?}")))
         };
         match key {
-            "code.repo" => c.code_repo = opt(value),
+            "code.repo" => c.code_repo = opt(value)?,
             "code.max_git_bytes" => c.code_max_git_bytes = num(value)?.max(0) as u64,
-            "metadata.repo" => c.metadata_repo = opt(value),
-            "zstd.level" => c.zstd_level = num(value)? as i32,
+            "metadata.repo" => c.metadata_repo = opt(value)?,
+            "zstd.level" => {
+                c.zstd_level = i32::try_from(num(value)?)
+                    .map_err(|_| Error::Invalid(format!("zstd.level {value} is out of range")))?
+            }
             _ => {
                 return Err(Error::Invalid(format!(
                     "unknown configuration key {key:?} (one of {})",

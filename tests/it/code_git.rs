@@ -155,6 +155,11 @@ fn concurrent_seals_of_one_workflow_lose_no_commit() {
     }
     let code = ws.p("coderepo");
     assert_eq!(git(&code, &["rev-list", "--count", "diamond"]), "6");
+    // Racing pushes never move the remote backwards: it ends with every commit.
+    assert_eq!(
+        git(&ws.p("remote.git"), &["rev-list", "--count", "diamond"]),
+        "6"
+    );
     let tree = git(&code, &["ls-tree", "-r", "--name-only", "diamond"]);
     for i in 0..6 {
         assert!(tree.contains(&format!("bin/step{i}.py")), "{tree}");
