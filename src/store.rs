@@ -271,7 +271,11 @@ impl Store {
     pub fn set_config(&mut self, key: &str, value: &str) -> Result<()> {
         // Alone: two concurrent `config set` must not lose one another's change.
         let _lock = self.lock(LockMode::Exclusive)?;
-        let mut c = self.config.clone();
+        // Re-read under the lock: another `config set` may have changed it since we opened.
+        let path = self.dir.join("config.json");
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut c: Config = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(path.display().to_string(), e.to_string()))?;
         // Repository paths are kept absolute: commands run from any directory.
         let opt = |v: &str| -> Result<Option<String>> {
             if v.is_empty() {
