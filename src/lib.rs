@@ -40,6 +40,7 @@ pub mod index;
 mod maintenance;
 pub mod manifest;
 pub mod pack;
+pub mod pegasus;
 pub mod run;
 mod store;
 pub mod util;

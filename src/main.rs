@@ -79,6 +79,48 @@ enum Cmd {
         #[arg(long)]
         no_env: bool,
     },
+    /// Record files into a run, each with its role (`ROLE:PATH`); what tracking jobs call.
+    Track {
+        /// `ROLE:PATH` pairs, e.g. `input:f.a intermediate:f.b code:/usr/bin/tool`.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// The job the files belong to (default: $PEGASUS_DAG_JOB_ID or $STORE_JOB_ID).
+        #[arg(long)]
+        job: Option<String>,
+        /// Workflow name (default: $PEGASUS_WF_LABEL or $STORE_WF_NAME).
+        #[arg(long)]
+        wf: Option<String>,
+        /// Run ID (default: $PEGASUS_WF_UUID or $STORE_RUN_ID).
+        #[arg(long)]
+        run: Option<String>,
+        /// Do not capture the job's environment.
+        #[arg(long)]
+        no_env: bool,
+    },
+    /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged).
+    Augment {
+        /// The workflow YAML.
+        workflow: PathBuf,
+        /// Where to write the tracked workflow.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Tracking policy: full, basic, inputs, outputs, transformations (default: the
+        /// workflow's `store_track` metadata, else tags only).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Path of the `store` binary on the execution site (default: this binary).
+        #[arg(long)]
+        store_bin: Option<String>,
+        /// Site the `store` transformation is registered for.
+        #[arg(long, default_value = "local")]
+        site: String,
+        /// Store directory the tracking jobs use (default: this workspace's store, if any).
+        #[arg(long)]
+        store_dir: Option<PathBuf>,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
     /// Seal a run: merge its jobs' records into one immutable snapshot (idempotent).
     Seal {
         /// Run ID or unique prefix (default: $PEGASUS_WF_UUID or $STORE_RUN_ID).
@@ -334,6 +376,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     let spec = store::run::RecordSpec {
                         ctx: store::run::RunContext::resolve(wf, run, job)?,
                         role: role.parse()?,
+                        roles: Vec::new(),
                         lfn,
                         capture_env: !no_env,
                     };
@@ -472,6 +515,95 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     run.workflow,
                     run.run_id,
                     if fresh { "" } else { " (already sealed)" }
+                );
+            }
+        }
+        Cmd::Track {
+            files,
+            job,
+            wf,
+            run,
+            no_env,
+        } => {
+            let s = open(&cli.store)?;
+            let mut paths = Vec::new();
+            let mut roles = Vec::new();
+            for f in &files {
+                let (role, path) = f.split_once(':').ok_or_else(|| {
+                    store::Error::Invalid(format!("{f:?} is not ROLE:PATH (e.g. input:data.csv)"))
+                })?;
+                let role: store::run::Role = role.parse()?;
+                paths.push(PathBuf::from(path));
+                roles.push((PathBuf::from(path), role));
+            }
+            let spec = store::run::RecordSpec {
+                ctx: store::run::RunContext::resolve(wf, run, job)?,
+                role: roles[0].1,
+                roles,
+                lfn: None,
+                capture_env: !no_env,
+            };
+            let r = s.record(
+                &paths,
+                spec,
+                &AddOptions {
+                    progress,
+                    ..AddOptions::default()
+                },
+            )?;
+            let mut out = std::io::stdout().lock();
+            for a in &r.added {
+                writeln!(out, "{}  {}", a.hash, a.path.display())?;
+            }
+            for w in &r.warnings {
+                eprintln!("store: warning: {w}");
+            }
+        }
+        Cmd::Augment {
+            workflow,
+            output,
+            policy,
+            store_bin,
+            site,
+            store_dir,
+            json,
+        } => {
+            let text =
+                std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
+            let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
+            let store_dir = match (store_dir, &cli.store) {
+                (Some(d), _) => Some(d),
+                (None, Some(d)) => Some(d.clone()),
+                (None, None) => Store::discover(Path::new(".")).ok(),
+            }
+            .map(|d| std::path::absolute(&d).map(|p| p.to_string_lossy().into_owned()))
+            .transpose()?;
+            let store_bin = match store_bin {
+                Some(b) => b,
+                None => std::env::current_exe()?.to_string_lossy().into_owned(),
+            };
+            let opts = store::pegasus::AugmentOptions {
+                policy: policy.map(|p| p.parse()).transpose()?,
+                store_bin,
+                store_dir,
+                site,
+                workflow_pfn: std::path::absolute(&workflow)?
+                    .to_string_lossy()
+                    .into_owned(),
+            };
+            let (doc, report) = store::pegasus::augment(&wf, &opts)?;
+            store::util::atomic_write(&output, store::pegasus::to_yaml(&doc)?.as_bytes())?;
+            if json {
+                print_json(&report)?;
+            } else if !cli.quiet {
+                println!(
+                    "{}: {} main jobs, {} tracking jobs added, {} files and {} transformations tracked{}",
+                    output.display(),
+                    report.main_jobs,
+                    report.added_jobs,
+                    report.tracked.len(),
+                    report.transformations.len(),
+                    if report.workflow_tracked { ", workflow tracked" } else { "" }
                 );
             }
         }

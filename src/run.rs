@@ -253,8 +253,10 @@ pub struct CodeVersion {
 pub struct RecordSpec {
     /// The run and job.
     pub ctx: RunContext,
-    /// The role of every path added.
+    /// The role of every path added (unless `roles` names another for it).
     pub role: Role,
+    /// Per-path roles (`store track ROLE:PATH...`), by the path as given.
+    pub roles: Vec<(PathBuf, Role)>,
     /// Logical name (only with a single path).
     pub lfn: Option<String>,
     /// Capture the job's environment if not yet captured for this run and job.
@@ -476,7 +478,11 @@ impl Store {
                 m.permissions().mode() & 0o7777
             });
             entries.push(RunEntry {
-                role: spec.role,
+                role: spec
+                    .roles
+                    .iter()
+                    .find(|(p, _)| p == given)
+                    .map_or(spec.role, |(_, r)| *r),
                 lfn: spec
                     .lfn
                     .clone()

@@ -32,7 +32,10 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Writes `data` to `path` atomically: temporary file beside it, fsync, rename, fsync dir.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),

@@ -7,6 +7,7 @@ mod concurrency;
 mod corruption;
 mod crash;
 mod golden;
+mod pegasus;
 mod properties;
 mod roundtrip;
 mod runs;

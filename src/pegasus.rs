@@ -1,0 +1,688 @@
+//! Pegasus 5 workflows (the only module that touches YAML): reading and validating the
+//! abstract workflow, deciding what to track from plain Pegasus metadata tags and a policy,
+//! and writing an augmented workflow with tracking jobs that call `store`.
+//!
+//! The document is kept as a generic YAML value, so keys this module does not know survive a
+//! round trip untouched; only `jobs`, `jobDependencies` and the catalogs are read, and new
+//! jobs, dependencies and one transformation are appended.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use serde_norway::{Mapping, Value};
+
+use crate::error::{Error, Result};
+use crate::run::Role;
+
+/// What a workflow-level policy tracks (see the table in the README and issue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Only what tags ask for.
+    Tags,
+    /// Inputs, outputs, intermediates and their logical names.
+    Basic,
+    /// Basic plus the workflow description and transformations.
+    Full,
+    /// Input (and intermediate) files.
+    Inputs,
+    /// Output (and intermediate) files.
+    Outputs,
+    /// Transformations (code).
+    Transformations,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Policy> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "" | "none" | "tags" => Policy::Tags,
+            "basic" => Policy::Basic,
+            "full" => Policy::Full,
+            "inputs" | "input" => Policy::Inputs,
+            "outputs" | "output" => Policy::Outputs,
+            "transformations" | "transformation" | "code" => Policy::Transformations,
+            other => return Err(Error::Invalid(format!(
+                "unknown tracking policy {other:?} (full, basic, inputs, outputs, transformations)"
+            ))),
+        })
+    }
+}
+
+/// Pegasus metadata values are strings: "true"/"false", "1"/"0", "yes"/"no", "on"/"off"
+/// (any case; "False" is false). YAML booleans and numbers are accepted too.
+pub fn truthy(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "y" | "on" => Some(true),
+            "false" | "0" | "no" | "n" | "off" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn key(k: &str) -> Value {
+    Value::String(k.to_string())
+}
+
+fn get<'a>(m: &'a Mapping, k: &str) -> Option<&'a Value> {
+    m.get(key(k))
+}
+
+fn str_of<'a>(m: &'a Mapping, k: &str) -> Option<&'a str> {
+    get(m, k).and_then(Value::as_str)
+}
+
+/// A metadata flag, looked up under any of `names`.
+fn flag(meta: Option<&Value>, names: &[&str]) -> Result<Option<bool>> {
+    let Some(Value::Mapping(m)) = meta else {
+        return Ok(None);
+    };
+    for n in names {
+        if let Some(v) = get(m, n) {
+            return truthy(v).map(Some).ok_or_else(|| {
+                Error::Invalid(format!("metadata {n}: {v:?} is not true or false"))
+            });
+        }
+    }
+    Ok(None)
+}
+
+const INPUT_TAGS: &[&str] = &["input_track", "input_Track", "track_input"];
+const OUTPUT_TAGS: &[&str] = &["output_track", "output_Track", "track_output"];
+const TRANS_TAGS: &[&str] = &["track_trans", "track_Trans", "trans_track", "trans_Track"];
+const WF_TAGS: &[&str] = &["wf_track", "wf_Track", "track_wf"];
+
+/// A validated workflow.
+pub struct Workflow {
+    doc: Value,
+    /// Workflow name.
+    pub name: String,
+    /// Job IDs in document order.
+    pub jobs: Vec<String>,
+    /// Parents of each job.
+    pub parents: HashMap<String, BTreeSet<String>>,
+}
+
+fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: {what}", path.display()))
+}
+
+impl Workflow {
+    /// Parses and validates a Pegasus 5 abstract workflow.
+    pub fn parse(text: &str, path: &Path) -> Result<Workflow> {
+        let doc: Value = serde_norway::from_str(text).map_err(|e| match e.location() {
+            Some(l) => bad(
+                path,
+                format!(
+                    "invalid YAML at line {}, column {}: {e}",
+                    l.line(),
+                    l.column()
+                ),
+            ),
+            None => bad(path, format!("invalid YAML: {e}")),
+        })?;
+        let top = doc.as_mapping().ok_or_else(|| {
+            bad(
+                path,
+                "not a Pegasus workflow (expected a mapping at the top)",
+            )
+        })?;
+        let version = match get(top, "pegasus") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(bad(
+                    path,
+                    "missing required key `pegasus` (the API version, 5.x)",
+                ))
+            }
+        };
+        if !version.starts_with('5') {
+            return Err(bad(
+                path,
+                format!("Pegasus API version {version} is not 5.x"),
+            ));
+        }
+        let name = str_of(top, "name")
+            .ok_or_else(|| bad(path, "missing required key `name`"))?
+            .to_string();
+        let jobs_v = get(top, "jobs")
+            .and_then(Value::as_sequence)
+            .ok_or_else(|| bad(path, "missing required key `jobs` (a list)"))?;
+        let mut jobs = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, j) in jobs_v.iter().enumerate() {
+            let m = j
+                .as_mapping()
+                .ok_or_else(|| bad(path, format!("job #{} is not a mapping", i + 1)))?;
+            let id =
+                str_of(m, "id").ok_or_else(|| bad(path, format!("job #{} has no `id`", i + 1)))?;
+            let ty =
+                str_of(m, "type").ok_or_else(|| bad(path, format!("job {id} has no `type`")))?;
+            match ty {
+                "job" => {
+                    str_of(m, "name").ok_or_else(|| {
+                        bad(path, format!("job {id} has no `name` (transformation)"))
+                    })?;
+                }
+                "pegasusWorkflow" | "condorWorkflow" => {
+                    str_of(m, "file")
+                        .ok_or_else(|| bad(path, format!("sub-workflow job {id} has no `file`")))?;
+                }
+                other => return Err(bad(path, format!("job {id} has unknown type {other:?}"))),
+            }
+            if !seen.insert(id.to_string()) {
+                return Err(bad(path, format!("duplicate job id {id}")));
+            }
+            jobs.push(id.to_string());
+        }
+        let mut parents: HashMap<String, BTreeSet<String>> =
+            jobs.iter().map(|j| (j.clone(), BTreeSet::new())).collect();
+        if let Some(deps) = get(top, "jobDependencies") {
+            let deps = deps
+                .as_sequence()
+                .ok_or_else(|| bad(path, "`jobDependencies` is not a list"))?;
+            for d in deps {
+                let m = d
+                    .as_mapping()
+                    .ok_or_else(|| bad(path, "a jobDependencies entry is not a mapping"))?;
+                let id = str_of(m, "id")
+                    .ok_or_else(|| bad(path, "a jobDependencies entry has no `id`"))?;
+                if !seen.contains(id) {
+                    return Err(bad(path, format!("jobDependencies names unknown job {id}")));
+                }
+                let children =
+                    get(m, "children")
+                        .and_then(Value::as_sequence)
+                        .ok_or_else(|| {
+                            bad(
+                                path,
+                                format!("jobDependencies entry for {id} has no `children` list"),
+                            )
+                        })?;
+                for c in children {
+                    let c = c
+                        .as_str()
+                        .ok_or_else(|| bad(path, format!("a child of {id} is not a job id")))?;
+                    let p = parents
+                        .get_mut(c)
+                        .ok_or_else(|| bad(path, format!("job {id} has unknown child {c}")))?;
+                    p.insert(id.to_string());
+                }
+            }
+        }
+        let wf = Workflow {
+            doc,
+            name,
+            jobs,
+            parents,
+        };
+        if let Some(j) = wf.find_cycle() {
+            return Err(bad(path, format!("dependency cycle through job {j}")));
+        }
+        Ok(wf)
+    }
+
+    fn find_cycle(&self) -> Option<String> {
+        // Kahn's algorithm: whatever cannot be ordered lies on or behind a cycle.
+        let mut indeg: HashMap<&str, usize> = self
+            .jobs
+            .iter()
+            .map(|j| (j.as_str(), self.parents[j].len()))
+            .collect();
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (c, ps) in &self.parents {
+            for p in ps {
+                children.entry(p.as_str()).or_default().push(c.as_str());
+            }
+        }
+        let mut ready: Vec<&str> = indeg
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(j, _)| *j)
+            .collect();
+        let mut done = 0;
+        while let Some(j) = ready.pop() {
+            done += 1;
+            for c in children.get(j).into_iter().flatten() {
+                let d = indeg.get_mut(c).expect("every child is a job");
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(c);
+                }
+            }
+        }
+        (done < self.jobs.len()).then(|| {
+            let mut left: Vec<&str> = indeg
+                .iter()
+                .filter(|(_, d)| **d > 0)
+                .map(|(j, _)| *j)
+                .collect();
+            left.sort();
+            left[0].to_string()
+        })
+    }
+
+    fn top(&self) -> &Mapping {
+        self.doc.as_mapping().expect("validated: a mapping")
+    }
+
+    fn job_maps(&self) -> impl Iterator<Item = &Mapping> {
+        get(self.top(), "jobs")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_mapping)
+    }
+
+    /// Replica-catalog metadata of an LFN, if the workflow embeds a replica catalog.
+    fn replica_meta(&self, lfn: &str) -> Option<&Value> {
+        let rc = get(self.top(), "replicaCatalog")?.as_mapping()?;
+        get(rc, "replicas")?
+            .as_sequence()?
+            .iter()
+            .filter_map(Value::as_mapping)
+            .find(|r| str_of(r, "lfn") == Some(lfn))
+            .and_then(|r| get(r, "metadata"))
+    }
+}
+
+/// Options for [`augment`].
+#[derive(Clone, Debug)]
+pub struct AugmentOptions {
+    /// Policy from the command line (overrides the workflow's `store_track` metadata).
+    pub policy: Option<Policy>,
+    /// Where execution nodes find the `store` binary.
+    pub store_bin: String,
+    /// The store directory the tracking jobs use (`--store`), if not their own default.
+    pub store_dir: Option<String>,
+    /// The site the `store` transformation is registered for.
+    pub site: String,
+    /// Absolute path of the workflow file (tracked as the workflow description).
+    pub workflow_pfn: String,
+}
+
+/// What [`augment`] decided.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct AugmentReport {
+    /// Main jobs.
+    pub main_jobs: usize,
+    /// Tracking jobs added (including the seal job).
+    pub added_jobs: usize,
+    /// Files tracked, with their roles.
+    pub tracked: BTreeMap<String, String>,
+    /// Transformations tracked.
+    pub transformations: Vec<String>,
+    /// Whether the workflow description is tracked.
+    pub workflow_tracked: bool,
+}
+
+struct Use {
+    lfn: String,
+    input: bool,
+    meta: Option<Value>,
+}
+
+fn uses_of(job: &Mapping) -> Vec<Use> {
+    get(job, "uses")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_mapping)
+        .filter_map(|u| {
+            let lfn = str_of(u, "lfn")?.to_string();
+            let ty = str_of(u, "type").unwrap_or("input");
+            Some(Use {
+                lfn,
+                input: ty == "input",
+                meta: get(u, "metadata").cloned(),
+            })
+        })
+        .collect()
+}
+
+fn unique_id(taken: &mut HashSet<String>, want: String) -> String {
+    let mut id = want.clone();
+    let mut n = 2;
+    while !taken.insert(id.clone()) {
+        id = format!("{want}_{n}");
+        n += 1;
+    }
+    id
+}
+
+fn job_value(id: &str, args: Vec<String>, inputs: &[String]) -> Value {
+    let mut m = Mapping::new();
+    m.insert(key("type"), key("job"));
+    m.insert(key("name"), key("store"));
+    m.insert(key("id"), key(id));
+    m.insert(
+        key("arguments"),
+        Value::Sequence(args.into_iter().map(Value::String).collect()),
+    );
+    let uses: Vec<Value> = inputs
+        .iter()
+        .map(|lfn| {
+            let mut u = Mapping::new();
+            u.insert(key("lfn"), key(lfn));
+            u.insert(key("type"), key("input"));
+            Value::Mapping(u)
+        })
+        .collect();
+    m.insert(key("uses"), Value::Sequence(uses));
+    Value::Mapping(m)
+}
+
+/// Adds tracking to a workflow without changing any main job, its arguments or the
+/// dependencies between main jobs: per tracked job an input tracker (J's parents as parents,
+/// so it runs beside J) and an output tracker (J as parent); one job for the workflow file, one
+/// for the transformations; one seal job after every tracking job and every leaf job. At most
+/// 2n + 3 jobs for n tracked jobs. No credential is written: tracking jobs read theirs from
+/// the execution node's environment.
+pub fn augment(wf: &Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentReport)> {
+    let top = wf.top();
+    let meta = get(top, "metadata");
+    let policy = match opts.policy {
+        Some(p) => p,
+        None => match meta
+            .and_then(Value::as_mapping)
+            .and_then(|m| str_of(m, "store_track"))
+        {
+            Some(s) => s.parse()?,
+            None => Policy::Tags,
+        },
+    };
+    let files_all = matches!(policy, Policy::Basic | Policy::Full);
+    let inputs_all = files_all || policy == Policy::Inputs;
+    let outputs_all = files_all || policy == Policy::Outputs;
+    let code_all = matches!(policy, Policy::Full | Policy::Transformations);
+    let wf_tracked = flag(meta, WF_TAGS)?.unwrap_or(policy == Policy::Full);
+
+    // Who produces and who consumes each LFN.
+    let mut produced = HashSet::new();
+    let mut consumed = HashSet::new();
+    for j in wf.job_maps() {
+        for u in uses_of(j) {
+            if u.input {
+                consumed.insert(u.lfn);
+            } else {
+                produced.insert(u.lfn);
+            }
+        }
+    }
+    let mut report = AugmentReport {
+        main_jobs: wf.jobs.len(),
+        workflow_tracked: wf_tracked,
+        ..AugmentReport::default()
+    };
+    let mut taken: HashSet<String> = wf.jobs.iter().cloned().collect();
+    let mut new_jobs = Vec::new();
+    let mut deps: Vec<(String, String)> = Vec::new(); // (parent, child)
+    let mut trackers = Vec::new();
+    let base_args = |job: &str| -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(d) = &opts.store_dir {
+            a.push("--store".to_string());
+            a.push(d.clone());
+        }
+        a.extend(["track".to_string(), "--job".to_string(), job.to_string()]);
+        a
+    };
+    let mut used_trans = BTreeSet::new();
+    for j in wf.job_maps() {
+        let id = str_of(j, "id").expect("validated").to_string();
+        if str_of(j, "type") == Some("job") {
+            used_trans.insert(str_of(j, "name").expect("validated").to_string());
+        }
+        let mut ins = Vec::new();
+        let mut outs = Vec::new();
+        for u in uses_of(j) {
+            let tag_in =
+                flag(u.meta.as_ref(), INPUT_TAGS)?.or(flag(wf.replica_meta(&u.lfn), INPUT_TAGS)?);
+            let tag_out =
+                flag(u.meta.as_ref(), OUTPUT_TAGS)?.or(flag(wf.replica_meta(&u.lfn), OUTPUT_TAGS)?);
+            let intermediate = produced.contains(&u.lfn) && consumed.contains(&u.lfn);
+            let tracked = if intermediate {
+                files_all
+                    || tag_in.or(tag_out).unwrap_or(false)
+                    || inputs_all && u.input
+                    || outputs_all && !u.input
+            } else if u.input {
+                tag_in.unwrap_or(inputs_all)
+            } else {
+                tag_out.unwrap_or(outputs_all)
+            };
+            if !tracked {
+                continue;
+            }
+            let role = if intermediate {
+                Role::Intermediate
+            } else if u.input {
+                Role::Input
+            } else {
+                Role::Output
+            };
+            report
+                .tracked
+                .insert(u.lfn.clone(), role.as_str().to_string());
+            if u.input {
+                ins.push((u.lfn, role));
+            } else {
+                outs.push((u.lfn, role));
+            }
+        }
+        for (side, files) in [("in", ins), ("out", outs)] {
+            if files.is_empty() {
+                continue;
+            }
+            let tid = unique_id(&mut taken, format!("store_{side}_{id}"));
+            let mut args = base_args(&id);
+            args.extend(files.iter().map(|(lfn, r)| format!("{}:{lfn}", r.as_str())));
+            let lfns: Vec<String> = files.iter().map(|(l, _)| l.clone()).collect();
+            new_jobs.push(job_value(&tid, args, &lfns));
+            if side == "in" {
+                for p in &wf.parents[&id] {
+                    deps.push((p.clone(), tid.clone()));
+                }
+            } else {
+                deps.push((id.clone(), tid.clone()));
+            }
+            trackers.push(tid);
+        }
+    }
+    // The transformations (code): tracked by their PFN on the site where they are installed.
+    let mut code_args = Vec::new();
+    if let Some(tc) = get(top, "transformationCatalog").and_then(Value::as_mapping) {
+        for t in get(tc, "transformations")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_mapping)
+        {
+            let Some(name) = str_of(t, "name") else {
+                continue;
+            };
+            if !used_trans.contains(name) {
+                continue;
+            }
+            if !flag(get(t, "metadata"), TRANS_TAGS)?.unwrap_or(code_all) {
+                continue;
+            }
+            let pfn = get(t, "sites")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_mapping)
+                .find_map(|s| str_of(s, "pfn"));
+            if let Some(pfn) = pfn {
+                code_args.push(format!("code:{pfn}"));
+                report.transformations.push(name.to_string());
+            }
+        }
+    }
+    if !code_args.is_empty() {
+        let tid = unique_id(&mut taken, "store_code".into());
+        let mut args = base_args("transformations");
+        args.extend(code_args);
+        new_jobs.push(job_value(&tid, args, &[]));
+        trackers.push(tid);
+    }
+    let wf_lfn = format!("{}.store-workflow.yml", wf.name);
+    if wf_tracked {
+        let tid = unique_id(&mut taken, "store_workflow".into());
+        let mut args = base_args("workflow");
+        args.push(format!("workflow:{wf_lfn}"));
+        new_jobs.push(job_value(&tid, args, std::slice::from_ref(&wf_lfn)));
+        trackers.push(tid);
+    }
+    // The seal job: after every tracking job and every leaf job.
+    let seal = unique_id(&mut taken, "store_seal".into());
+    let mut seal_args = Vec::new();
+    if let Some(d) = &opts.store_dir {
+        seal_args.push("--store".to_string());
+        seal_args.push(d.clone());
+    }
+    seal_args.push("seal".to_string());
+    new_jobs.push(job_value(&seal, seal_args, &[]));
+    let has_children: HashSet<&String> = wf.parents.values().flatten().collect();
+    for j in &wf.jobs {
+        if !has_children.contains(j) {
+            deps.push((j.clone(), seal.clone()));
+        }
+    }
+    for t in &trackers {
+        deps.push((t.clone(), seal.clone()));
+    }
+    report.added_jobs = new_jobs.len();
+    report.transformations.sort();
+
+    let mut doc = wf.doc.clone();
+    let top = doc.as_mapping_mut().expect("validated: a mapping");
+    if let Some(Value::Sequence(jobs)) = top.get_mut(key("jobs")) {
+        jobs.extend(new_jobs);
+    }
+    // Dependencies: existing entries stay as they are; new edges are appended per parent.
+    let mut by_parent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (p, c) in deps {
+        by_parent.entry(p).or_default().push(c);
+    }
+    let dep_list = top
+        .entry(key("jobDependencies"))
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    if let Value::Sequence(list) = dep_list {
+        // One entry per parent: Pegasus keys dependencies by parent id, so a second entry for
+        // the same parent would replace the first. New children join the existing entry.
+        for (p, cs) in by_parent {
+            let existing = list
+                .iter_mut()
+                .filter_map(Value::as_mapping_mut)
+                .find(|m| str_of(m, "id") == Some(p.as_str()));
+            match existing {
+                Some(m) => {
+                    if let Some(Value::Sequence(children)) = m.get_mut(key("children")) {
+                        children.extend(cs.into_iter().map(Value::String));
+                    }
+                }
+                None => {
+                    let mut m = Mapping::new();
+                    m.insert(key("id"), Value::String(p));
+                    m.insert(
+                        key("children"),
+                        Value::Sequence(cs.into_iter().map(Value::String).collect()),
+                    );
+                    list.push(Value::Mapping(m));
+                }
+            }
+        }
+    }
+    // The store transformation, and the workflow file as a replica.
+    add_store_transformation(top, opts)?;
+    if wf_tracked {
+        add_replica(top, &wf_lfn, &opts.workflow_pfn);
+    }
+    Ok((doc, report))
+}
+
+fn add_store_transformation(top: &mut Mapping, opts: &AugmentOptions) -> Result<()> {
+    let tc = top
+        .entry(key("transformationCatalog"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    let Value::Mapping(tc) = tc else {
+        return Err(Error::Invalid(
+            "transformationCatalog is not a mapping".into(),
+        ));
+    };
+    let list = tc
+        .entry(key("transformations"))
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    let Value::Sequence(list) = list else {
+        return Err(Error::Invalid(
+            "transformationCatalog.transformations is not a list".into(),
+        ));
+    };
+    if list
+        .iter()
+        .filter_map(Value::as_mapping)
+        .any(|t| str_of(t, "name") == Some("store"))
+    {
+        return Err(Error::Invalid(
+            "the workflow already has a transformation named `store`".into(),
+        ));
+    }
+    let mut site = Mapping::new();
+    site.insert(key("name"), key(&opts.site));
+    site.insert(key("pfn"), key(&opts.store_bin));
+    site.insert(key("type"), key("installed"));
+    let mut t = Mapping::new();
+    t.insert(key("name"), key("store"));
+    t.insert(key("sites"), Value::Sequence(vec![Value::Mapping(site)]));
+    list.push(Value::Mapping(t));
+    Ok(())
+}
+
+fn add_replica(top: &mut Mapping, lfn: &str, pfn: &str) {
+    let rc = top
+        .entry(key("replicaCatalog"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    let Value::Mapping(rc) = rc else { return };
+    let list = rc
+        .entry(key("replicas"))
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    let Value::Sequence(list) = list else { return };
+    let mut p = Mapping::new();
+    p.insert(key("site"), key("local"));
+    p.insert(key("pfn"), key(pfn));
+    let mut r = Mapping::new();
+    r.insert(key("lfn"), key(lfn));
+    r.insert(key("pfns"), Value::Sequence(vec![Value::Mapping(p)]));
+    list.push(Value::Mapping(r));
+}
+
+/// Serializes a workflow document back to YAML.
+pub fn to_yaml(doc: &Value) -> Result<String> {
+    serde_norway::to_string(doc).map_err(|e| Error::Invalid(format!("cannot write YAML: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pegasus_strings_parse_as_booleans() {
+        for (s, b) in [
+            ("true", true),
+            ("True", true),
+            ("1", true),
+            ("yes", true),
+            ("False", false),
+            ("0", false),
+            ("no", false),
+        ] {
+            assert_eq!(truthy(&Value::String(s.into())), Some(b), "{s}");
+        }
+        assert_eq!(truthy(&Value::String("maybe".into())), None);
+    }
+}
