@@ -42,6 +42,7 @@ pub mod manifest;
 pub mod pack;
 pub mod pegasus;
 pub mod run;
+pub mod runner;
 mod store;
 pub mod util;
 

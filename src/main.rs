@@ -121,6 +121,24 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run a Pegasus 5 workflow on this machine with tracking: augment it, execute its jobs in
+    /// dependency order (up to --jobs at once), seal the run, print the run ID.
+    Run {
+        /// The workflow YAML.
+        workflow: PathBuf,
+        /// Jobs at once.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Tracking policy (default: the workflow's `store_track` metadata, else tags only).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Shared working directory of the jobs (default: runs/<run id>).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Run ID (default: a new UUID).
+        #[arg(long)]
+        run_id: Option<String>,
+    },
     /// Seal a run: merge its jobs' records into one immutable snapshot (idempotent).
     Seal {
         /// Run ID or unique prefix (default: $PEGASUS_WF_UUID or $STORE_RUN_ID).
@@ -606,6 +624,58 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     if report.workflow_tracked { ", workflow tracked" } else { "" }
                 );
             }
+        }
+        Cmd::Run {
+            workflow,
+            jobs,
+            policy,
+            workdir,
+            run_id,
+        } => {
+            let s = open(&cli.store)?;
+            let text =
+                std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
+            let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
+            let opts = store::pegasus::AugmentOptions {
+                policy: policy.map(|p| p.parse()).transpose()?,
+                store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
+                store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
+                site: "local".into(),
+                workflow_pfn: std::path::absolute(&workflow)?
+                    .to_string_lossy()
+                    .into_owned(),
+            };
+            let (doc, report) = store::pegasus::augment(&wf, &opts)?;
+            let tracked = store::pegasus::Workflow::from_value(doc, &workflow)?;
+            let plan = tracked.plan()?;
+            let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
+            let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+            std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
+            if !cli.quiet {
+                eprintln!(
+                    "running {} ({} jobs + {} tracking) as run {run_id} in {}",
+                    wf.name,
+                    report.main_jobs,
+                    report.added_jobs,
+                    work.display()
+                );
+            }
+            let out = store::runner::run_jobs(
+                &plan,
+                &tracked.replicas(),
+                &wf.name,
+                &run_id,
+                &work,
+                jobs,
+            )?;
+            if let Some((job, why)) = &out.failed {
+                anyhow::bail!(
+                    "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",
+                    out.not_started.len(),
+                    out.not_started.join(" ")
+                );
+            }
+            println!("{run_id}");
         }
         Cmd::Runs { wf, json } => {
             let s = open(&cli.store)?;

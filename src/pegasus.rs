@@ -31,6 +31,9 @@ pub enum Policy {
     Transformations,
 }
 
+/// The policy names, for messages.
+const POLICIES: &str = "full, basic, inputs, outputs, transformations";
+
 impl std::str::FromStr for Policy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Policy> {
@@ -41,9 +44,11 @@ impl std::str::FromStr for Policy {
             "inputs" | "input" => Policy::Inputs,
             "outputs" | "output" => Policy::Outputs,
             "transformations" | "transformation" | "code" => Policy::Transformations,
-            other => return Err(Error::Invalid(format!(
-                "unknown tracking policy {other:?} (full, basic, inputs, outputs, transformations)"
-            ))),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown policy {other:?} ({POLICIES})"
+                )))
+            }
         })
     }
 }
@@ -287,6 +292,137 @@ impl Workflow {
             .filter_map(Value::as_mapping)
             .find(|r| str_of(r, "lfn") == Some(lfn))
             .and_then(|r| get(r, "metadata"))
+    }
+}
+
+/// One job ready to execute locally (see `runner`).
+#[derive(Clone, Debug)]
+pub struct PlannedJob {
+    /// Job ID.
+    pub id: String,
+    /// Executable path (the transformation's PFN).
+    pub executable: String,
+    /// Arguments (file arguments are their logical names).
+    pub args: Vec<String>,
+    /// Logical names of its input files.
+    pub inputs: Vec<String>,
+    /// Environment profiles (`profiles.env`).
+    pub env: Vec<(String, String)>,
+    /// Parent job IDs.
+    pub parents: Vec<String>,
+}
+
+impl Workflow {
+    /// Parses a workflow document already in memory (e.g. one just augmented).
+    pub fn from_value(doc: Value, what: &Path) -> Result<Workflow> {
+        Workflow::parse(&to_yaml(&doc)?, what)
+    }
+
+    /// Physical file names of the replica catalog, by logical name (first PFN).
+    pub fn replicas(&self) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        let rc = get(self.top(), "replicaCatalog").and_then(Value::as_mapping);
+        for r in rc
+            .and_then(|rc| get(rc, "replicas"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let Some(r) = r.as_mapping() else { continue };
+            let Some(lfn) = str_of(r, "lfn") else {
+                continue;
+            };
+            let pfn = get(r, "pfns")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_mapping)
+                .find_map(|p| str_of(p, "pfn"));
+            if let Some(pfn) = pfn {
+                out.entry(lfn.to_string())
+                    .or_insert_with(|| pfn.to_string());
+            }
+        }
+        out
+    }
+
+    /// Every job with its executable resolved from the transformation catalog.
+    pub fn plan(&self) -> Result<Vec<PlannedJob>> {
+        let mut exes = HashMap::new();
+        let tc = get(self.top(), "transformationCatalog").and_then(Value::as_mapping);
+        for t in tc
+            .and_then(|tc| get(tc, "transformations"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+        {
+            let Some(t) = t.as_mapping() else { continue };
+            let pfn = get(t, "sites")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_mapping)
+                .find_map(|s| str_of(s, "pfn"));
+            if let (Some(name), Some(pfn)) = (str_of(t, "name"), pfn) {
+                exes.insert(name.to_string(), pfn.to_string());
+            }
+        }
+        let mut out = Vec::new();
+        for j in self.job_maps() {
+            let id = str_of(j, "id").expect("validated").to_string();
+            if str_of(j, "type") != Some("job") {
+                return Err(Error::Invalid(format!(
+                    "job {id} is a sub-workflow: run it with pegasus-plan (the local runner executes plain jobs)"
+                )));
+            }
+            let name = str_of(j, "name").expect("validated");
+            let executable = exes.get(name).cloned().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "job {id}: transformation {name} is not in the transformation catalog"
+                ))
+            })?;
+            let args = get(j, "arguments")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .map(|a| match a {
+                    Value::String(s) => s.clone(),
+                    other => to_yaml(other)
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let inputs = uses_of(j)
+                .into_iter()
+                .filter(|u| u.input)
+                .map(|u| u.lfn)
+                .collect();
+            let env = get(j, "profiles")
+                .and_then(Value::as_mapping)
+                .and_then(|p| get(p, "env"))
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.as_str()?.to_string(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .or_else(|| to_yaml(v).ok().map(|s| s.trim().to_string()))?,
+                    ))
+                })
+                .collect();
+            let parents = self.parents[&id].iter().cloned().collect();
+            out.push(PlannedJob {
+                id,
+                executable,
+                args,
+                inputs,
+                env,
+                parents,
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -349,3 +349,107 @@ fn unknown_keys_survive_and_malformed_workflows_are_named() {
         assert!(!ws.p("never.yml").exists(), "{name}: no output on error");
     }
 }
+
+/// Transformations that really work: every output is its inputs concatenated plus a line.
+fn working_bin(ws: &Ws, fail_analyze: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = "#!/bin/sh\nmode=\"\"; ins=\"\"; outs=\"\"\nfor a in \"$@\"; do case \"$a\" in -i) mode=i;; -o) mode=o;; *) if [ \"$mode\" = i ]; then ins=\"$ins $a\"; else outs=\"$outs $a\"; fi;; esac; done\nfor o in $outs; do cat $ins > \"$o\"; echo \"$(basename \"$0\") $PEGASUS_DAG_JOB_ID $PEGASUS_WF_UUID\" >> \"$o\"; done\n";
+    for t in ["preprocess", "analyze"] {
+        let body = if t == "analyze" && fail_analyze {
+            "#!/bin/sh\necho 'analyze: model diverged' >&2\nexit 3\n".to_string()
+        } else {
+            script.to_string()
+        };
+        let p = ws.write(&format!("bin/{t}"), body.as_bytes());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+#[test]
+fn store_run_executes_the_workflow_and_seals_one_run() {
+    if !pegasus_available() {
+        return;
+    }
+    let ws = Ws::new();
+    generate(&ws);
+    working_bin(&ws, false);
+    let out = ws.ok(&[
+        "run",
+        "plain.yml",
+        "--jobs",
+        "2",
+        "--policy",
+        "full",
+        "--workdir",
+        "work",
+        "-q",
+    ]);
+    let run_id = out.trim().to_string();
+    assert_eq!(run_id.len(), 36, "a UUID: {run_id}");
+    // The jobs really ran, in order, with the Pegasus variables.
+    let fd = std::fs::read_to_string(ws.p("work/f.d")).expect("f.d");
+    assert!(
+        fd.contains("analyze ID0000004") && fd.contains(&run_id),
+        "{fd}"
+    );
+    assert!(
+        fd.contains("preprocess ID0000002") && fd.contains("preprocess ID0000003"),
+        "{fd}"
+    );
+    assert!(ws.p("work/logs/ID0000001.out").exists());
+    let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    assert_eq!(runs[0]["run_id"], run_id.as_str());
+    assert_eq!(runs[0]["status"], "sealed");
+    assert_eq!(runs[0]["workflow"], "plain");
+    let d: Value = serde_json::from_str(&ws.ok(&["show", "--json", &run_id[..8]])).expect("json");
+    let n = |role: &str| {
+        d["entries"]
+            .as_array()
+            .expect("e")
+            .iter()
+            .filter(|e| e["role"] == role)
+            .count()
+    };
+    assert!(
+        n("input") >= 1
+            && n("output") >= 1
+            && n("intermediate") >= 4
+            && n("code") == 2
+            && n("workflow") == 1
+    );
+    // And it restores by run ID.
+    ws.ok(&["checkout", &run_id, "--to", "again", "--role", "output"]);
+    assert_eq!(
+        std::fs::read_to_string(ws.p("again/work/f.d")).expect("restored"),
+        fd
+    );
+}
+
+#[test]
+fn store_run_stops_after_a_failed_job_and_names_it() {
+    if !pegasus_available() {
+        return;
+    }
+    let ws = Ws::new();
+    generate(&ws);
+    working_bin(&ws, true);
+    let o = ws.run(&[
+        "run",
+        "plain.yml",
+        "--policy",
+        "basic",
+        "--workdir",
+        "work",
+        "--run-id",
+        "failing-run",
+    ]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("job ID0000004") && e.contains("model diverged") && e.contains("exit status: 3"),
+        "{e}"
+    );
+    assert!(e.contains("store_seal"), "the seal job never started: {e}");
+    let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    assert_eq!(runs[0]["status"], "open", "a failed run is not sealed");
+}

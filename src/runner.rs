@@ -1,0 +1,156 @@
+//! The embedded single-machine executor (`store run`): runs a planned workflow's jobs in
+//! dependency order, up to N at a time, each with the `PEGASUS_*` variables set, in one shared
+//! working directory where replica-catalog inputs are staged. Each job's stdout and stderr
+//! stream to `logs/<job>.out` and `logs/<job>.err`. After a failure no new job starts; the
+//! failing job, its exit status and the end of its stderr are reported.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::pegasus::PlannedJob;
+
+/// What [`run_jobs`] did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunOutcome {
+    /// Jobs that finished successfully, in completion order.
+    pub succeeded: Vec<String>,
+    /// The first job that failed, with why.
+    pub failed: Option<(String, String)>,
+    /// Jobs never started because of the failure.
+    pub not_started: Vec<String>,
+}
+
+/// A random version-4 UUID (Pegasus run IDs look like this).
+pub fn new_run_id() -> String {
+    let mut b = [0u8; 16];
+    let ok = File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok();
+    if !ok {
+        let t = crate::util::now_ns().to_le_bytes();
+        b[..8].copy_from_slice(&t);
+        b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<()> {
+    let dest = work.join(lfn);
+    if dest.exists() {
+        return Ok(());
+    }
+    let Some(pfn) = replicas.get(lfn) else {
+        return Ok(());
+    };
+    let src = Path::new(pfn.strip_prefix("file://").unwrap_or(pfn));
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    if fs::hard_link(src, &dest).is_err() {
+        fs::copy(src, &dest).map_err(|e| Error::io(src, e))?;
+    }
+    Ok(())
+}
+
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+/// Runs `jobs` of workflow `name` as run `run_id` in `work`, at most `parallel` at once.
+pub fn run_jobs(
+    jobs: &[PlannedJob],
+    replicas: &HashMap<String, String>,
+    name: &str,
+    run_id: &str,
+    work: &Path,
+    parallel: usize,
+) -> Result<RunOutcome> {
+    let logs = work.join("logs");
+    fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
+    let mut done: HashSet<String> = HashSet::new();
+    let mut started: HashSet<String> = HashSet::new();
+    let mut running: Vec<(String, Child, PathBuf)> = Vec::new();
+    let mut outcome = RunOutcome::default();
+    loop {
+        if outcome.failed.is_none() {
+            for j in jobs {
+                if running.len() >= parallel.max(1) {
+                    break;
+                }
+                if started.contains(&j.id) || !j.parents.iter().all(|p| done.contains(p)) {
+                    continue;
+                }
+                for lfn in &j.inputs {
+                    stage(work, lfn, replicas)?;
+                }
+                let out = logs.join(format!("{}.out", j.id));
+                let err = logs.join(format!("{}.err", j.id));
+                let stdout = File::create(&out).map_err(|e| Error::io(&out, e))?;
+                let stderr = File::create(&err).map_err(|e| Error::io(&err, e))?;
+                let child = Command::new(&j.executable)
+                    .args(&j.args)
+                    .current_dir(work)
+                    .envs(j.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .env("PEGASUS_WF_LABEL", name)
+                    .env("PEGASUS_WF_UUID", run_id)
+                    .env("PEGASUS_DAG_JOB_ID", &j.id)
+                    .stdin(Stdio::null())
+                    .stdout(stdout)
+                    .stderr(stderr)
+                    .spawn();
+                started.insert(j.id.clone());
+                match child {
+                    Ok(c) => running.push((j.id.clone(), c, err)),
+                    Err(e) => {
+                        outcome.failed =
+                            Some((j.id.clone(), format!("cannot start {}: {e}", j.executable)));
+                        break;
+                    }
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].1.try_wait() {
+                Ok(Some(status)) => {
+                    let (id, _, err) = running.swap_remove(i);
+                    if status.success() {
+                        done.insert(id.clone());
+                        outcome.succeeded.push(id);
+                    } else if outcome.failed.is_none() {
+                        let why = format!("{status}; stderr ({}):\n{}", err.display(), tail(&err));
+                        outcome.failed = Some((id, why));
+                    }
+                }
+                Ok(None) => i += 1,
+                Err(e) => return Err(Error::io(&running[i].2, e)),
+            }
+        }
+    }
+    outcome.not_started = jobs
+        .iter()
+        .filter(|j| !started.contains(&j.id))
+        .map(|j| j.id.clone())
+        .collect();
+    Ok(outcome)
+}
