@@ -609,7 +609,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     .to_string_lossy()
                     .into_owned(),
             };
-            let (doc, report) = store::pegasus::augment(&wf, &opts)?;
+            let (doc, report) = store::pegasus::augment(wf, &opts)?;
             store::util::atomic_write(&output, store::pegasus::to_yaml(&doc)?.as_bytes())?;
             if json {
                 print_json(&report)?;
@@ -645,7 +645,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     .to_string_lossy()
                     .into_owned(),
             };
-            let (doc, report) = store::pegasus::augment(&wf, &opts)?;
+            let name = wf.name.clone();
+            let (doc, report) = store::pegasus::augment(wf, &opts)?;
             let tracked = store::pegasus::Workflow::from_value(doc, &workflow)?;
             let plan = tracked.plan()?;
             let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
@@ -654,20 +655,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if !cli.quiet {
                 eprintln!(
                     "running {} ({} jobs + {} tracking) as run {run_id} in {}",
-                    wf.name,
+                    name,
                     report.main_jobs,
                     report.added_jobs,
                     work.display()
                 );
             }
-            let out = store::runner::run_jobs(
-                &plan,
-                &tracked.replicas(),
-                &wf.name,
-                &run_id,
-                &work,
-                jobs,
-            )?;
+            let out =
+                store::runner::run_jobs(&plan, &tracked.replicas(), &name, &run_id, &work, jobs)?;
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!(
                     "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",

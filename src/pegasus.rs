@@ -186,7 +186,7 @@ impl Workflow {
         }
         let mut parents: HashMap<String, BTreeSet<String>> =
             jobs.iter().map(|j| (j.clone(), BTreeSet::new())).collect();
-        if let Some(deps) = get(top, "jobDependencies") {
+        if let Some(deps) = get(top, "jobDependencies").filter(|d| !d.is_null()) {
             let deps = deps
                 .as_sequence()
                 .ok_or_else(|| bad(path, "`jobDependencies` is not a list"))?;
@@ -284,14 +284,16 @@ impl Workflow {
     }
 
     /// Replica-catalog metadata of an LFN, if the workflow embeds a replica catalog.
-    fn replica_meta(&self, lfn: &str) -> Option<&Value> {
-        let rc = get(self.top(), "replicaCatalog")?.as_mapping()?;
-        get(rc, "replicas")?
-            .as_sequence()?
-            .iter()
+    /// Replica-catalog metadata by logical name (one pass; lookups are then constant time).
+    fn replica_meta(&self) -> HashMap<&str, &Value> {
+        let rc = get(self.top(), "replicaCatalog").and_then(Value::as_mapping);
+        rc.and_then(|rc| get(rc, "replicas"))
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
             .filter_map(Value::as_mapping)
-            .find(|r| str_of(r, "lfn") == Some(lfn))
-            .and_then(|r| get(r, "metadata"))
+            .filter_map(|r| Some((str_of(r, "lfn")?, get(r, "metadata")?)))
+            .collect()
     }
 }
 
@@ -518,7 +520,7 @@ fn job_value(id: &str, args: Vec<String>, inputs: &[String]) -> Value {
 /// for the transformations; one seal job after every tracking job and every leaf job. At most
 /// 2n + 3 jobs for n tracked jobs. No credential is written: tracking jobs read theirs from
 /// the execution node's environment.
-pub fn augment(wf: &Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentReport)> {
+pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentReport)> {
     let top = wf.top();
     let meta = get(top, "metadata");
     let policy = match opts.policy {
@@ -568,6 +570,7 @@ pub fn augment(wf: &Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRe
         a
     };
     let mut used_trans = BTreeSet::new();
+    let rmeta = wf.replica_meta();
     for j in wf.job_maps() {
         let id = str_of(j, "id").expect("validated").to_string();
         if str_of(j, "type") == Some("job") {
@@ -576,10 +579,10 @@ pub fn augment(wf: &Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRe
         let mut ins = Vec::new();
         let mut outs = Vec::new();
         for u in uses_of(j) {
-            let tag_in =
-                flag(u.meta.as_ref(), INPUT_TAGS)?.or(flag(wf.replica_meta(&u.lfn), INPUT_TAGS)?);
-            let tag_out =
-                flag(u.meta.as_ref(), OUTPUT_TAGS)?.or(flag(wf.replica_meta(&u.lfn), OUTPUT_TAGS)?);
+            let tag_in = flag(u.meta.as_ref(), INPUT_TAGS)?
+                .or(flag(rmeta.get(u.lfn.as_str()).copied(), INPUT_TAGS)?);
+            let tag_out = flag(u.meta.as_ref(), OUTPUT_TAGS)?
+                .or(flag(rmeta.get(u.lfn.as_str()).copied(), OUTPUT_TAGS)?);
             let intermediate = produced.contains(&u.lfn) && consumed.contains(&u.lfn);
             let tracked = if intermediate {
                 files_all
@@ -695,7 +698,7 @@ pub fn augment(wf: &Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRe
     report.added_jobs = new_jobs.len();
     report.transformations.sort();
 
-    let mut doc = wf.doc.clone();
+    let mut doc = wf.doc;
     let top = doc.as_mapping_mut().expect("validated: a mapping");
     if let Some(Value::Sequence(jobs)) = top.get_mut(key("jobs")) {
         jobs.extend(new_jobs);
@@ -708,14 +711,20 @@ pub fn augment(wf: &Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRe
     let dep_list = top
         .entry(key("jobDependencies"))
         .or_insert_with(|| Value::Sequence(Vec::new()));
+    if dep_list.is_null() {
+        *dep_list = Value::Sequence(Vec::new());
+    }
     if let Value::Sequence(list) = dep_list {
         // One entry per parent: Pegasus keys dependencies by parent id, so a second entry for
         // the same parent would replace the first. New children join the existing entry.
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for (i, d) in list.iter().enumerate() {
+            if let Some(id) = d.as_mapping().and_then(|m| str_of(m, "id")) {
+                at.entry(id.to_string()).or_insert(i);
+            }
+        }
         for (p, cs) in by_parent {
-            let existing = list
-                .iter_mut()
-                .filter_map(Value::as_mapping_mut)
-                .find(|m| str_of(m, "id") == Some(p.as_str()));
+            let existing = at.get(&p).and_then(|&i| list[i].as_mapping_mut());
             match existing {
                 Some(m) => {
                     if let Some(Value::Sequence(children)) = m.get_mut(key("children")) {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Augmentation time of synthetic Pegasus 5 workflows of 10 to 100,000 jobs (layers of 10 jobs,
+# each reading two files of the previous layer), with every file tagged by the `basic` policy.
+# usage: benches/augment.sh [STORE_BIN]
+set -euo pipefail
+STORE_BIN=${1:-target/release/store}
+DIR=$(mktemp -d)
+trap 'rm -rf "$DIR"' EXIT
+echo "| jobs | YAML size | augment (s) | jobs added | 2n+3 |"
+echo "|---|---|---|---|---|"
+for n in 10 1000 10000 100000; do
+  python3 - "$n" "$DIR/wf-$n.yml" <<'PY'
+import sys
+n, out = int(sys.argv[1]), sys.argv[2]
+w = 10
+with open(out, "w") as f:
+    f.write("pegasus: '5.0.4'\nname: synth%d\nmetadata:\n  store_track: basic\n" % n)
+    f.write("replicaCatalog:\n  replicas:\n")
+    for i in range(w):
+        f.write("  - lfn: in%d\n    pfns:\n    - site: local\n      pfn: /data/in%d\n" % (i, i))
+    f.write("transformationCatalog:\n  transformations:\n  - name: step\n    sites:\n    - name: local\n      pfn: /bin/true\n      type: installed\n")
+    f.write("jobs:\n")
+    deps = []
+    for j in range(n):
+        layer, k = divmod(j, w)
+        if layer == 0:
+            ins = ["in%d" % k]
+        else:
+            ins = ["f%d" % ((layer - 1) * w + k), "f%d" % ((layer - 1) * w + (k + 1) % w)]
+            deps += [((layer - 1) * w + k, j), ((layer - 1) * w + (k + 1) % w, j)]
+        f.write("- type: job\n  name: step\n  id: J%d\n  arguments: [%s]\n  uses:\n" % (j, ", ".join(ins + ["f%d" % j])))
+        for i in ins:
+            f.write("  - lfn: %s\n    type: input\n" % i)
+        f.write("  - lfn: f%d\n    type: output\n    stageOut: true\n    registerReplica: false\n" % j)
+    by = {}
+    for p, c in deps:
+        by.setdefault(p, []).append(c)
+    f.write("jobDependencies:\n")
+    for p, cs in sorted(by.items()):
+        f.write("- id: J%d\n  children: [%s]\n" % (p, ", ".join("J%d" % c for c in cs)))
+PY
+  size=$(du -h "$DIR/wf-$n.yml" | cut -f1)
+  start=$(date +%s.%N)
+  added=$("$STORE_BIN" augment "$DIR/wf-$n.yml" -o "$DIR/out-$n.yml" --store-dir /nonexistent/.store --json \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["added_jobs"])')
+  end=$(date +%s.%N)
+  printf '| %d | %s | %.3f | %s | %d |\n' "$n" "$size" "$(echo "$end - $start" | bc)" "$added" $((2 * n + 3))
+done
