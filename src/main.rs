@@ -139,6 +139,24 @@ enum Cmd {
         #[arg(long)]
         run_id: Option<String>,
     },
+    /// Run a sealed run again: restore it (verified) into WORKDIR/restored, run its recorded
+    /// workflow on the restored inputs as a new run, and compare the outputs.
+    Rerun {
+        /// Run ID or unique prefix.
+        run: String,
+        /// Jobs at once.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Tracking policy of the new run.
+        #[arg(long, default_value = "full")]
+        policy: String,
+        /// Working directory (default: reruns/<new run id>).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Seal a run: merge its jobs' records into one immutable snapshot (idempotent).
     Seal {
         /// Run ID or unique prefix (default: $PEGASUS_WF_UUID or $STORE_RUN_ID).
@@ -671,6 +689,103 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
             println!("{run_id}");
+        }
+        Cmd::Rerun {
+            run,
+            jobs,
+            policy,
+            workdir,
+            json,
+        } => {
+            let s = open(&cli.store)?;
+            let old = s.resolve_run(&run)?;
+            let snap = s.run_snapshot(&old)?;
+            let wf_entry = snap
+                .entries
+                .iter()
+                .find(|e| e.role == store::run::Role::Workflow)
+                .ok_or_else(|| {
+                    store::Error::Invalid(format!(
+                        "run {} did not track its workflow description (track it with policy full or wf_track)",
+                        old.run_id
+                    ))
+                })?;
+            let new_id = store::runner::new_run_id();
+            let base = workdir.unwrap_or_else(|| PathBuf::from("reruns").join(&new_id));
+            let restored = base.join("restored");
+            let work = base.join("work");
+            std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
+            s.checkout_run(
+                &old.run_id,
+                &restored,
+                &[],
+                false,
+                &CheckoutOptions {
+                    link: LinkMode::Copy,
+                    progress,
+                },
+            )?;
+            let wf_path = restored.join(&wf_entry.path);
+            let text =
+                std::fs::read_to_string(&wf_path).map_err(|e| store::Error::io(&wf_path, e))?;
+            let wf = store::pegasus::Workflow::parse(&text, &wf_path)?;
+            let name = wf.name.clone();
+            let opts = store::pegasus::AugmentOptions {
+                policy: Some(policy.parse()?),
+                store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
+                store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
+                site: "local".into(),
+                workflow_pfn: std::path::absolute(&wf_path)?
+                    .to_string_lossy()
+                    .into_owned(),
+            };
+            let (doc, _) = store::pegasus::augment(wf, &opts)?;
+            let tracked = store::pegasus::Workflow::from_value(doc, &wf_path)?;
+            // Inputs come from the restored run, not from wherever the catalog pointed then.
+            let mut replicas = tracked.replicas();
+            for e in snap
+                .entries
+                .iter()
+                .filter(|e| e.role == store::run::Role::Input)
+            {
+                let p = std::path::absolute(restored.join(&e.path))?;
+                replicas.insert(e.lfn.clone(), p.to_string_lossy().into_owned());
+            }
+            let out =
+                store::runner::run_jobs(&tracked.plan()?, &replicas, &name, &new_id, &work, jobs)?;
+            if let Some((job, why)) = &out.failed {
+                anyhow::bail!("job {job} of rerun {new_id} failed: {why}");
+            }
+            // Same outputs? Compare each recorded output with what the rerun produced.
+            let mut compared = Vec::new();
+            for e in snap
+                .entries
+                .iter()
+                .filter(|e| e.role == store::run::Role::Output)
+            {
+                let p = work.join(&e.lfn);
+                let now = if p.exists() {
+                    Some(s.hash_path(&p)?)
+                } else {
+                    None
+                };
+                compared.push(serde_json::json!({"lfn": e.lfn, "identical": now == Some(e.hash)}));
+            }
+            let all_same = compared.iter().all(|c| c["identical"] == true);
+            if json {
+                print_json(
+                    &serde_json::json!({"old_run": old.run_id, "new_run": new_id, "outputs": compared, "identical": all_same}),
+                )?;
+            } else {
+                println!("{new_id}");
+                if !cli.quiet {
+                    eprintln!(
+                        "rerun of {} as {new_id}: outputs {}",
+                        old.run_id,
+                        if all_same { "identical" } else { "DIFFER" }
+                    );
+                }
+            }
         }
         Cmd::Runs { wf, json } => {
             let s = open(&cli.store)?;

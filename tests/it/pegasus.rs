@@ -352,8 +352,13 @@ fn unknown_keys_survive_and_malformed_workflows_are_named() {
 
 /// Transformations that really work: every output is its inputs concatenated plus a line.
 fn working_bin(ws: &Ws, fail_analyze: bool) {
+    working_bin_with(ws, fail_analyze, true)
+}
+
+fn working_bin_with(ws: &Ws, fail_analyze: bool, stamp_run: bool) {
     use std::os::unix::fs::PermissionsExt;
-    let script = "#!/bin/sh\nmode=\"\"; ins=\"\"; outs=\"\"\nfor a in \"$@\"; do case \"$a\" in -i) mode=i;; -o) mode=o;; *) if [ \"$mode\" = i ]; then ins=\"$ins $a\"; else outs=\"$outs $a\"; fi;; esac; done\nfor o in $outs; do cat $ins > \"$o\"; echo \"$(basename \"$0\") $PEGASUS_DAG_JOB_ID $PEGASUS_WF_UUID\" >> \"$o\"; done\n";
+    let script = "#!/bin/sh\nmode=\"\"; ins=\"\"; outs=\"\"\nfor a in \"$@\"; do case \"$a\" in -i) mode=i;; -o) mode=o;; *) if [ \"$mode\" = i ]; then ins=\"$ins $a\"; else outs=\"$outs $a\"; fi;; esac; done\nfor o in $outs; do cat $ins > \"$o\"; echo \"$(basename \"$0\") $PEGASUS_DAG_JOB_ID $STAMP\" >> \"$o\"; done\n";
+    let script = script.replace("$STAMP", if stamp_run { "$PEGASUS_WF_UUID" } else { "" });
     for t in ["preprocess", "analyze"] {
         let body = if t == "analyze" && fail_analyze {
             "#!/bin/sh\necho 'analyze: model diverged' >&2\nexit 3\n".to_string()
@@ -452,4 +457,44 @@ fn store_run_stops_after_a_failed_job_and_names_it() {
     assert!(e.contains("store_seal"), "the seal job never started: {e}");
     let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
     assert_eq!(runs[0]["status"], "open", "a failed run is not sealed");
+}
+
+#[test]
+fn rerun_restores_a_sealed_run_and_reproduces_its_outputs() {
+    if !pegasus_available() {
+        return;
+    }
+    let ws = Ws::new();
+    generate(&ws);
+    working_bin_with(&ws, false, false);
+    let first = ws
+        .ok(&[
+            "run",
+            "plain.yml",
+            "--policy",
+            "full",
+            "--workdir",
+            "work",
+            "-q",
+        ])
+        .trim()
+        .to_string();
+    // The original input changes afterwards: the rerun must use the recorded one.
+    ws.write("f.a", b"someone edited the raw input\n");
+    let v: Value =
+        serde_json::from_str(&ws.ok(&["rerun", &first[..8], "--workdir", "rr", "--json"]))
+            .expect("json");
+    assert_eq!(v["old_run"], first.as_str());
+    assert_eq!(v["identical"], true, "{v}");
+    assert_eq!(
+        std::fs::read(ws.p("rr/work/f.d")).expect("rerun output"),
+        std::fs::read(ws.p("work/f.d")).expect("first output")
+    );
+    let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    assert_eq!(runs.as_array().expect("runs").len(), 2);
+    assert!(runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .all(|r| r["status"] == "sealed"));
 }
