@@ -140,8 +140,91 @@ fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// The slow part of a capture (interpreters and package lists), cached per environment.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+struct Toolchains {
+    python: Option<String>,
+    pip_freeze: Vec<String>,
+    conda: Vec<String>,
+    rust: Option<String>,
+}
+
+fn toolchains() -> Toolchains {
+    let python = run("python3", &["--version"]);
+    let pip_freeze = python
+        .as_ref()
+        .and_then(|_| {
+            run(
+                "python3",
+                &["-m", "pip", "freeze", "--disable-pip-version-check"],
+            )
+        })
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    let conda = std::env::var_os("CONDA_PREFIX")
+        .and_then(|_| run("conda", &["list", "--export"]))
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    Toolchains {
+        python,
+        pip_freeze,
+        conda,
+        rust: run("rustc", &["--version"]),
+    }
+}
+
+/// How long a cached toolchain listing is trusted.
+const TOOLCHAIN_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Like [`capture`], but the toolchain listing (`pip freeze` alone takes about half a second)
+/// is reused for ten minutes by every job of the same host and interpreter environment (key:
+/// host name, PATH, VIRTUAL_ENV, CONDA_PREFIX, PYTHONPATH), from `cache_dir`.
+pub fn capture_cached(cache_dir: &std::path::Path) -> Environment {
+    let mut key = blake3::Hasher::new_derive_key("store 2026-11 environment cache key v1");
+    key.update(
+        read("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    for v in ["PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH"] {
+        key.update(v.as_bytes());
+        key.update(std::env::var(v).unwrap_or_default().as_bytes());
+        key.update(&[0]);
+    }
+    let path = cache_dir.join(format!(
+        "toolchains-{}.json",
+        &key.finalize().to_hex()[..32]
+    ));
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < TOOLCHAIN_TTL);
+    let cached: Option<Toolchains> = fresh
+        .then(|| std::fs::read(&path).ok())
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let tools = match cached {
+        Some(t) => t,
+        None => {
+            let t = toolchains();
+            if std::fs::create_dir_all(cache_dir).is_ok() {
+                if let Ok(json) = serde_json::to_vec(&t) {
+                    let _ = crate::util::atomic_write(&path, &json);
+                }
+            }
+            t
+        }
+    };
+    with_toolchains(tools)
+}
+
 /// Captures the environment of this process and machine.
 pub fn capture() -> Environment {
+    with_toolchains(toolchains())
+}
+
+fn with_toolchains(tools: Toolchains) -> Environment {
     let extra: Vec<String> = std::env::var("STORE_ENV_ALLOW")
         .map(|v| {
             v.split(',')
@@ -184,21 +267,6 @@ pub fn capture() -> Environment {
     {
         container.push("apptainer".to_string());
     }
-    let python = run("python3", &["--version"]);
-    let pip_freeze = python
-        .as_ref()
-        .and_then(|_| {
-            run(
-                "python3",
-                &["-m", "pip", "freeze", "--disable-pip-version-check"],
-            )
-        })
-        .map(|s| s.lines().map(str::to_string).collect())
-        .unwrap_or_default();
-    let conda = std::env::var_os("CONDA_PREFIX")
-        .and_then(|_| run("conda", &["list", "--export"]))
-        .map(|s| s.lines().map(str::to_string).collect())
-        .unwrap_or_default();
     Environment {
         format: 1,
         os,
@@ -210,10 +278,10 @@ pub fn capture() -> Environment {
             .unwrap_or(1),
         memory_bytes,
         container,
-        python,
-        pip_freeze,
-        conda,
-        rust: run("rustc", &["--version"]),
+        python: tools.python,
+        pip_freeze: tools.pip_freeze,
+        conda: tools.conda,
+        rust: tools.rust,
         variables: filter_vars(std::env::vars(), &extra),
     }
 }

@@ -138,6 +138,9 @@ enum Cmd {
         /// Run ID (default: a new UUID).
         #[arg(long)]
         run_id: Option<String>,
+        /// Run without any tracking (the baseline for measuring tracking overhead).
+        #[arg(long)]
+        no_track: bool,
     },
     /// Run a sealed run again: restore it (verified) into WORKDIR/restored, run its recorded
     /// workflow on the restored inputs as a new run, and compare the outputs.
@@ -351,6 +354,14 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// The absolute directory of a file (relative workflow paths resolve against it).
+fn dir_of(p: &Path) -> std::io::Result<PathBuf> {
+    Ok(std::path::absolute(p)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default())
 }
 
 fn open(cli_store: &Option<PathBuf>) -> anyhow::Result<Store> {
@@ -626,6 +637,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 workflow_pfn: std::path::absolute(&workflow)?
                     .to_string_lossy()
                     .into_owned(),
+                base_dir: dir_of(&workflow)?,
             };
             let (doc, report) = store::pegasus::augment(wf, &opts)?;
             store::util::atomic_write(&output, store::pegasus::to_yaml(&doc)?.as_bytes())?;
@@ -649,6 +661,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             policy,
             workdir,
             run_id,
+            no_track,
         } => {
             let s = open(&cli.store)?;
             let text =
@@ -662,11 +675,27 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 workflow_pfn: std::path::absolute(&workflow)?
                     .to_string_lossy()
                     .into_owned(),
+                base_dir: dir_of(&workflow)?,
             };
             let name = wf.name.clone();
-            let (doc, report) = store::pegasus::augment(wf, &opts)?;
-            let tracked = store::pegasus::Workflow::from_value(doc, &workflow)?;
-            let plan = tracked.plan()?;
+            let (tracked, report) = if no_track {
+                let report = store::pegasus::AugmentReport {
+                    main_jobs: wf.jobs.len(),
+                    ..Default::default()
+                };
+                (wf, report)
+            } else {
+                let (doc, report) = store::pegasus::augment(wf, &opts)?;
+                (
+                    store::pegasus::Workflow::from_value(doc, &workflow)?,
+                    report,
+                )
+            };
+            let base = std::path::absolute(&workflow)?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let plan = tracked.plan(&base)?;
             let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
             let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
             std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
@@ -679,8 +708,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     work.display()
                 );
             }
-            let out =
-                store::runner::run_jobs(&plan, &tracked.replicas(), &name, &run_id, &work, jobs)?;
+            let out = store::runner::run_jobs(
+                &plan,
+                &tracked.replicas(&base),
+                &name,
+                &run_id,
+                &work,
+                jobs,
+            )?;
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!(
                     "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",
@@ -729,6 +764,27 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let text =
                 std::fs::read_to_string(&wf_path).map_err(|e| store::Error::io(&wf_path, e))?;
             let wf = store::pegasus::Workflow::parse(&text, &wf_path)?;
+            // Executables named relative to the workflow file get the run's recorded code.
+            let wf_dir = dir_of(&wf_path)?;
+            for j in wf.plan(&wf_dir)? {
+                let exe = PathBuf::from(&j.executable);
+                let Ok(rel) = exe.strip_prefix(&wf_dir) else {
+                    continue;
+                };
+                if exe.exists() {
+                    continue;
+                }
+                let code = snap
+                    .entries
+                    .iter()
+                    .find(|e| e.role == store::run::Role::Code && Path::new(&e.lfn).ends_with(rel));
+                if let Some(e) = code {
+                    if let Some(parent) = exe.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    std::fs::copy(restored.join(&e.path), &exe)?;
+                }
+            }
             let name = wf.name.clone();
             let opts = store::pegasus::AugmentOptions {
                 policy: Some(policy.parse()?),
@@ -738,11 +794,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 workflow_pfn: std::path::absolute(&wf_path)?
                     .to_string_lossy()
                     .into_owned(),
+                base_dir: dir_of(&wf_path)?,
             };
             let (doc, _) = store::pegasus::augment(wf, &opts)?;
             let tracked = store::pegasus::Workflow::from_value(doc, &wf_path)?;
             // Inputs come from the restored run, not from wherever the catalog pointed then.
-            let mut replicas = tracked.replicas();
+            let base = std::path::absolute(&wf_path)?
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let mut replicas = tracked.replicas(&base);
             for e in snap
                 .entries
                 .iter()
@@ -751,8 +812,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 let p = std::path::absolute(restored.join(&e.path))?;
                 replicas.insert(e.lfn.clone(), p.to_string_lossy().into_owned());
             }
-            let out =
-                store::runner::run_jobs(&tracked.plan()?, &replicas, &name, &new_id, &work, jobs)?;
+            let plan = tracked.plan(&base)?;
+            let out = store::runner::run_jobs(&plan, &replicas, &name, &new_id, &work, jobs)?;
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!("job {job} of rerun {new_id} failed: {why}");
             }

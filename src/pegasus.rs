@@ -320,8 +320,10 @@ impl Workflow {
         Workflow::parse(&to_yaml(&doc)?, what)
     }
 
-    /// Physical file names of the replica catalog, by logical name (first PFN).
-    pub fn replicas(&self) -> HashMap<String, String> {
+    /// Physical file names of the replica catalog, by logical name (first PFN). Relative PFNs
+    /// are taken relative to `base` (the workflow file's directory): a convenience of the local
+    /// runner, so a committed example runs from any checkout.
+    pub fn replicas(&self, base: &Path) -> HashMap<String, String> {
         let mut out = HashMap::new();
         let rc = get(self.top(), "replicaCatalog").and_then(Value::as_mapping);
         for r in rc
@@ -342,14 +344,15 @@ impl Workflow {
                 .find_map(|p| str_of(p, "pfn"));
             if let Some(pfn) = pfn {
                 out.entry(lfn.to_string())
-                    .or_insert_with(|| pfn.to_string());
+                    .or_insert_with(|| resolve(base, pfn));
             }
         }
         out
     }
 
-    /// Every job with its executable resolved from the transformation catalog.
-    pub fn plan(&self) -> Result<Vec<PlannedJob>> {
+    /// Every job with its executable resolved from the transformation catalog (relative PFNs
+    /// against `base`, as for [`Workflow::replicas`]).
+    pub fn plan(&self, base: &Path) -> Result<Vec<PlannedJob>> {
         let mut exes = HashMap::new();
         let tc = get(self.top(), "transformationCatalog").and_then(Value::as_mapping);
         for t in tc
@@ -366,7 +369,7 @@ impl Workflow {
                 .filter_map(Value::as_mapping)
                 .find_map(|s| str_of(s, "pfn"));
             if let (Some(name), Some(pfn)) = (str_of(t, "name"), pfn) {
-                exes.insert(name.to_string(), pfn.to_string());
+                exes.insert(name.to_string(), resolve(base, pfn));
             }
         }
         let mut out = Vec::new();
@@ -428,6 +431,15 @@ impl Workflow {
     }
 }
 
+fn resolve(base: &Path, pfn: &str) -> String {
+    let plain = pfn.strip_prefix("file://").unwrap_or(pfn);
+    if plain.starts_with('/') || plain.contains("://") {
+        plain.to_string()
+    } else {
+        base.join(plain).to_string_lossy().into_owned()
+    }
+}
+
 /// Options for [`augment`].
 #[derive(Clone, Debug)]
 pub struct AugmentOptions {
@@ -441,6 +453,8 @@ pub struct AugmentOptions {
     pub site: String,
     /// Absolute path of the workflow file (tracked as the workflow description).
     pub workflow_pfn: String,
+    /// Directory relative PFNs are resolved against (the workflow file's directory).
+    pub base_dir: std::path::PathBuf,
 }
 
 /// What [`augment`] decided.
@@ -657,7 +671,11 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
                 .filter_map(Value::as_mapping)
                 .find_map(|s| str_of(s, "pfn"));
             if let Some(pfn) = pfn {
-                code_args.push(format!("code:{pfn}"));
+                // Several transformations may share one executable: track it once.
+                let arg = format!("code:{}", resolve(&opts.base_dir, pfn));
+                if !code_args.contains(&arg) {
+                    code_args.push(arg);
+                }
                 report.transformations.push(name.to_string());
             }
         }

@@ -434,8 +434,10 @@ impl Store {
         let mut env = self.index().environment_of(&ctx.run_id, &ctx.job_id)?;
         let mut entries = Vec::new();
         if env.is_none() && spec.capture_env {
-            let json = serde_json::to_vec_pretty(&crate::env::capture())
-                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let json = serde_json::to_vec_pretty(&crate::env::capture_cached(
+                &self.dir().join("cache").join("env"),
+            ))
+            .map_err(|e| Error::Invalid(e.to_string()))?;
             let m = self.store_bytes(sink, &json)?;
             let path = format!("environment/{}.json", ctx.job_id);
             entries.push(RunEntry {
