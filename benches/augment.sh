@@ -41,8 +41,8 @@ with open(out, "w") as f:
 PY
   size=$(du -h "$DIR/wf-$n.yml" | cut -f1)
   start=$(date +%s.%N)
-  added=$("$STORE_BIN" augment "$DIR/wf-$n.yml" -o "$DIR/out-$n.yml" --store-dir /nonexistent/.store --json \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["added_jobs"])')
+  "$STORE_BIN" augment "$DIR/wf-$n.yml" -o "$DIR/out-$n.yml" --store-dir /nonexistent/.store --json > "$DIR/r.json"
   end=$(date +%s.%N)
+  added=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added_jobs"])' "$DIR/r.json")
   printf '| %d | %s | %.3f | %s | %d |\n' "$n" "$size" "$(echo "$end - $start" | bc)" "$added" $((2 * n + 3))
 done
