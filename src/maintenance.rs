@@ -499,27 +499,7 @@ fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result
         ));
     }
     let p: crate::run::RunPart = crate::run::parse_run_object(kind, &bytes, h)?;
-    Ok(Adopt::Part(crate::index::RunPartRow {
-        record: *h,
-        workflow: p.workflow,
-        run_id: p.run_id,
-        job_id: p.job_id,
-        time_ns: p.time_ns,
-        entries: p
-            .entries
-            .iter()
-            .map(|e| {
-                (
-                    e.role.as_str().to_string(),
-                    e.lfn.clone(),
-                    e.path.clone(),
-                    e.kind.clone(),
-                    e.hash,
-                    e.size,
-                )
-            })
-            .collect(),
-    }))
+    Ok(Adopt::Part(p.index_row(*h)))
 }
 
 /// Checks that every object reachable from `root` can be read.

@@ -325,23 +325,11 @@ impl Workflow {
     /// runner, so a committed example runs from any checkout.
     pub fn replicas(&self, base: &Path) -> HashMap<String, String> {
         let mut out = HashMap::new();
-        let rc = get(self.top(), "replicaCatalog").and_then(Value::as_mapping);
-        for r in rc
-            .and_then(|rc| get(rc, "replicas"))
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            let Some(r) = r.as_mapping() else { continue };
+        for r in catalog(self.top(), "replicaCatalog", "replicas") {
             let Some(lfn) = str_of(r, "lfn") else {
                 continue;
             };
-            let pfn = get(r, "pfns")
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_mapping)
-                .find_map(|p| str_of(p, "pfn"));
+            let pfn = first_pfn(r, "pfns");
             if let Some(pfn) = pfn {
                 out.entry(lfn.to_string())
                     .or_insert_with(|| resolve(base, pfn));
@@ -354,20 +342,8 @@ impl Workflow {
     /// against `base`, as for [`Workflow::replicas`]).
     pub fn plan(&self, base: &Path) -> Result<Vec<PlannedJob>> {
         let mut exes = HashMap::new();
-        let tc = get(self.top(), "transformationCatalog").and_then(Value::as_mapping);
-        for t in tc
-            .and_then(|tc| get(tc, "transformations"))
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            let Some(t) = t.as_mapping() else { continue };
-            let pfn = get(t, "sites")
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_mapping)
-                .find_map(|s| str_of(s, "pfn"));
+        for t in catalog(self.top(), "transformationCatalog", "transformations") {
+            let pfn = first_pfn(t, "sites");
             if let (Some(name), Some(pfn)) = (str_of(t, "name"), pfn) {
                 exes.insert(name.to_string(), resolve(base, pfn));
             }
@@ -429,6 +405,28 @@ impl Workflow {
         }
         Ok(out)
     }
+}
+
+/// The entries of an embedded catalog (`replicaCatalog.replicas`, ...).
+fn catalog<'a>(top: &'a Mapping, cat: &str, list: &str) -> impl Iterator<Item = &'a Mapping> {
+    get(top, cat)
+        .and_then(Value::as_mapping)
+        .and_then(|c| get(c, list))
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_mapping)
+}
+
+/// The first `pfn` in the list `key` of a catalog entry (`pfns` of a replica, `sites` of a
+/// transformation).
+fn first_pfn<'a>(entry: &'a Mapping, key: &str) -> Option<&'a str> {
+    get(entry, key)
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_mapping)
+        .find_map(|p| str_of(p, "pfn"))
 }
 
 fn resolve(base: &Path, pfn: &str) -> String {
@@ -664,12 +662,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
             if !flag(get(t, "metadata"), TRANS_TAGS)?.unwrap_or(code_all) {
                 continue;
             }
-            let pfn = get(t, "sites")
-                .and_then(Value::as_sequence)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_mapping)
-                .find_map(|s| str_of(s, "pfn"));
+            let pfn = first_pfn(t, "sites");
             if let Some(pfn) = pfn {
                 // Several transformations may share one executable: track it once.
                 let arg = format!("code:{}", resolve(&opts.base_dir, pfn));

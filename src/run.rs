@@ -212,6 +212,33 @@ pub struct RunPart {
     pub entries: Vec<RunEntry>,
 }
 
+impl RunPart {
+    /// The index rows of this partial manifest (object hash `record`).
+    pub(crate) fn index_row(self, record: Hash) -> crate::index::RunPartRow {
+        crate::index::RunPartRow {
+            record,
+            entries: self
+                .entries
+                .iter()
+                .map(|e| {
+                    (
+                        e.role.as_str().to_string(),
+                        e.lfn.clone(),
+                        e.path.clone(),
+                        e.kind.clone(),
+                        e.hash,
+                        e.size,
+                    )
+                })
+                .collect(),
+            workflow: self.workflow,
+            run_id: self.run_id,
+            job_id: self.job_id,
+            time_ns: self.time_ns,
+        }
+    }
+}
+
 /// A sealed run: every partial manifest merged, immutable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSnapshot {
@@ -516,27 +543,7 @@ impl Store {
         let json = serde_json::to_vec(&part).map_err(|e| Error::Invalid(e.to_string()))?;
         let record = Hash::of(ObjectKind::RunPart, &json);
         sink.put(ObjectKind::RunPart, record, &json)?;
-        commit.run_parts.push(crate::index::RunPartRow {
-            record,
-            workflow: part.workflow,
-            run_id: part.run_id,
-            job_id: part.job_id,
-            time_ns: part.time_ns,
-            entries: part
-                .entries
-                .iter()
-                .map(|e| {
-                    (
-                        e.role.as_str().to_string(),
-                        e.lfn.clone(),
-                        e.path.clone(),
-                        e.kind.clone(),
-                        e.hash,
-                        e.size,
-                    )
-                })
-                .collect(),
-        });
+        commit.run_parts.push(part.index_row(record));
         Ok(())
     }
 
