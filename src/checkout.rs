@@ -221,11 +221,16 @@ impl Store {
         }
         let m = self.file_manifest(&job.hash)?;
         let tmp = tmp_beside(&job.dest);
-        let res = self.write_manifest(&m, &tmp).and_then(|f| {
-            f.set_permissions(fs::Permissions::from_mode(job.mode & 0o7777))
-                .map_err(|e| Error::io(&tmp, e))?;
-            fs::rename(&tmp, &job.dest).map_err(|e| Error::io(&job.dest, e))
-        });
+        // An unchanged workspace copy is usually in the page cache while packs written with
+        // O_DIRECT are not: read chunks from it when it has them, each verified.
+        let source = self.workspace_source(job)?;
+        let res = self
+            .write_manifest(&m, &tmp, source.as_ref())
+            .and_then(|f| {
+                f.set_permissions(fs::Permissions::from_mode(job.mode & 0o7777))
+                    .map_err(|e| Error::io(&tmp, e))?;
+                fs::rename(&tmp, &job.dest).map_err(|e| Error::io(&job.dest, e))
+            });
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -237,7 +242,10 @@ impl Store {
     /// Large files are assembled in aligned windows, several at once, and written with
     /// `O_DIRECT` where the filesystem allows (the restored bytes are not read back soon, and
     /// this avoids a page-cache copy); the last partial window goes through the page cache.
-    fn write_manifest(&self, m: &FileManifest, path: &Path) -> Result<File> {
+    ///
+    /// With `source` (a file believed to hold the same content), each chunk is read from it
+    /// and used only if it hashes to the chunk's hash; any other chunk comes from the packs.
+    fn write_manifest(&self, m: &FileManifest, path: &Path, source: Option<&File>) -> Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         let f = File::options()
             .write(true)
@@ -272,8 +280,10 @@ impl Store {
             r.0 = r.0.min(l.entry.offset);
             r.1 = r.1.max(end);
         }
-        for (pack, (lo, hi)) in &ranges {
-            self.reader(pack)?.prefetch(*lo, hi - lo);
+        if source.is_none() {
+            for (pack, (lo, hi)) in &ranges {
+                self.reader(pack)?.prefetch(*lo, hi - lo);
+            }
         }
         let windows = m.size.div_ceil(WINDOW as u64);
         // Windows wait on the disk as much as on the CPU: run more of them than cores.
@@ -291,6 +301,21 @@ impl Store {
                     let first = starts.partition_point(|&s| s <= lo).saturating_sub(1);
                     let mut i = first;
                     while i < locs.len() && starts[i] < hi {
+                        if let Some(src) = source {
+                            let (h, len) = m.chunks[i];
+                            let mut chunk = vec![0u8; len as usize];
+                            let ok = src.read_exact_at(&mut chunk, starts[i]).is_ok()
+                                && Hash::of(ObjectKind::Chunk, &chunk) == h;
+                            if ok {
+                                let s = starts[i];
+                                let (from, to) = (lo.max(s), hi.min(s + u64::from(len)));
+                                dst[(from - lo) as usize..(to - lo) as usize].copy_from_slice(
+                                    &chunk[(from - s) as usize..(to - s) as usize],
+                                );
+                                i += 1;
+                                continue;
+                            }
+                        }
                         let mut j = i + 1;
                         while j < locs.len()
                             && starts[j] < hi
@@ -350,11 +375,9 @@ impl Store {
             .collect()
     }
 
-    /// Clones (FICLONE) a workspace copy that the stat cache says still holds `hash`, where the
-    /// filesystem shares extents, and re-hashes the clone chunk by chunk against the manifest
-    /// before renaming it into place: as verified as a restore from packs. (An in-kernel copy
-    /// was measured slower here than restoring from packs with O_DIRECT, so there is none.)
-    fn copy_from_workspace(&self, job: &Job) -> Result<Option<Outcome>> {
+    /// An open workspace file that the stat cache says still holds `job.hash` (same inode,
+    /// size, mtime and ctime as when it was hashed), for files of at least 1 MiB.
+    fn workspace_source(&self, job: &Job) -> Result<Option<File>> {
         if job.size < WORKSPACE_COPY_MIN {
             return Ok(None);
         }
@@ -372,7 +395,15 @@ impl Store {
         if !unchanged || path_key(&job.dest) == src {
             return Ok(None);
         }
-        let Ok(src_file) = File::open(&src) else {
+        Ok(File::open(&src).ok())
+    }
+
+    /// Clones (FICLONE) a workspace copy that the stat cache says still holds `hash`, where the
+    /// filesystem shares extents, and re-hashes the clone chunk by chunk against the manifest
+    /// before renaming it into place: as verified as a restore from packs. (An in-kernel copy
+    /// was measured slower here than restoring from packs with O_DIRECT, so there is none.)
+    fn copy_from_workspace(&self, job: &Job) -> Result<Option<Outcome>> {
+        let Some(src_file) = self.workspace_source(job)? else {
             return Ok(None);
         };
         let m = self.file_manifest(&job.hash)?;
@@ -417,7 +448,7 @@ impl Store {
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let m = self.file_manifest(hash)?;
         let tmp = tmp_beside(&path);
-        let res = self.write_manifest(&m, &tmp).and_then(|f| {
+        let res = self.write_manifest(&m, &tmp, None).and_then(|f| {
             f.sync_all().map_err(|e| Error::io(&tmp, e))?;
             let mode = if exec { 0o555 } else { 0o444 };
             f.set_permissions(fs::Permissions::from_mode(mode))

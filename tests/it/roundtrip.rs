@@ -383,3 +383,35 @@ fn hardlinked_executables_keep_their_execute_bit() {
         0o444
     );
 }
+
+#[test]
+fn copy_checkout_reads_an_unchanged_workspace_file_and_never_a_changed_one() {
+    let ws = Ws::new();
+    let data = pseudo_random((20 << 20) + 333, 77);
+    let p = ws.write("big.bin", &data);
+    // Old enough for the stat cache to trust it (not "racy").
+    let touch = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&p)
+        .status()
+        .expect("touch");
+    assert!(touch.success());
+    let h = ws.add("big.bin");
+    ws.ok(&["checkout", &h, "--to", "a", "--link", "copy"]);
+    assert!(fs::read(ws.p("a/big.bin")).expect("read") == data);
+    // Change the workspace file (same size): checkout must not take its bytes.
+    let mut changed = data.clone();
+    changed[10 << 20] ^= 0xff;
+    fs::write(&p, &changed).expect("write");
+    let touch = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&p)
+        .status()
+        .expect("touch");
+    assert!(touch.success());
+    ws.ok(&["checkout", &h, "--to", "b", "--link", "copy"]);
+    assert!(
+        fs::read(ws.p("b/big.bin")).expect("read") == data,
+        "restored the stored version"
+    );
+}
