@@ -356,6 +356,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// One root (a version of a tracked path) as JSON, for `ls` and `log`.
+fn root_json(r: &store::index::Root) -> serde_json::Value {
+    serde_json::json!({"path": r.path, "kind": r.kind, "hash": r.hash.to_hex(), "size": r.size, "time_ns": r.time_ns})
+}
+
 /// The absolute directory of a file (relative workflow paths resolve against it).
 fn dir_of(p: &Path) -> std::io::Result<PathBuf> {
     Ok(std::path::absolute(p)?
@@ -485,10 +490,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 None => {
                     let roots = s.roots()?;
                     if json {
-                        let v: Vec<_> = roots
-                            .iter()
-                            .map(|r| serde_json::json!({"path": r.path, "kind": r.kind, "hash": r.hash.to_hex(), "size": r.size, "time_ns": r.time_ns}))
-                            .collect();
+                        let v: Vec<_> = roots.iter().map(root_json).collect();
                         print_json(&v)?;
                     } else {
                         let mut out = std::io::stdout().lock();
@@ -1013,10 +1015,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             let rows = s.history(key.as_deref())?;
             if json {
-                let v: Vec<_> = rows
-                    .iter()
-                    .map(|r| serde_json::json!({"path": r.path, "kind": r.kind, "hash": r.hash.to_hex(), "size": r.size, "time_ns": r.time_ns}))
-                    .collect();
+                let v: Vec<_> = rows.iter().map(root_json).collect();
                 print_json(&v)?;
             } else {
                 let mut out = std::io::stdout().lock();

@@ -93,10 +93,13 @@ pub struct Stats {
     pub compression_ratio: f64,
 }
 
-fn pack_files(dir: &Path) -> Result<Vec<(Hash, PathBuf)>> {
+/// Files one level below the subdirectories of `dir` (the `<hh>/<name>` fan-out of `packs/`
+/// and `cache/`), with their names; empty when `dir` does not exist.
+fn fanout_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(Error::io(dir, e)),
     };
     for sub in rd {
@@ -106,14 +109,25 @@ fn pack_files(dir: &Path) -> Result<Vec<(Hash, PathBuf)>> {
         }
         for f in fs::read_dir(&sub).map_err(|e| Error::io(&sub, e))? {
             let p = f.map_err(|e| Error::io(&sub, e))?.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if let Some(hex) = name.strip_suffix(".pack") {
-                if let Ok(h) = hex.parse::<Hash>() {
-                    out.push((h, p));
-                }
-            }
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            out.push((name, p));
         }
     }
+    Ok(out)
+}
+
+fn pack_files(dir: &Path) -> Result<Vec<(Hash, PathBuf)>> {
+    if !dir.is_dir() {
+        return Err(Error::PathNotFound(dir.to_path_buf()));
+    }
+    let mut out: Vec<(Hash, PathBuf)> = fanout_files(dir)?
+        .into_iter()
+        .filter_map(|(name, p)| Some((name.strip_suffix(".pack")?.parse().ok()?, p)))
+        .collect();
     out.sort();
     Ok(out)
 }
@@ -532,29 +546,14 @@ fn reachable(root: &Root, read: &ReadObject<'_>) -> Result<()> {
 
 /// Files in `.store/cache/` whose content hash is not live.
 fn dead_cache_files(dir: &Path, live: &HashSet<Hash>) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    for sub in rd {
-        let sub = sub.map_err(|e| Error::io(dir, e))?.path();
-        if !sub.is_dir() {
-            continue;
-        }
-        for f in fs::read_dir(&sub).map_err(|e| Error::io(&sub, e))? {
-            let p = f.map_err(|e| Error::io(&sub, e))?.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    Ok(fanout_files(dir)?
+        .into_iter()
+        .filter(|(name, _)| {
             let hex = name.strip_suffix(".x").unwrap_or(name);
-            if let Ok(h) = hex.parse::<Hash>() {
-                if !live.contains(&h) {
-                    out.push(p);
-                }
-            }
-        }
-    }
-    Ok(out)
+            hex.parse::<Hash>().is_ok_and(|h| !live.contains(&h))
+        })
+        .map(|(_, p)| p)
+        .collect())
 }
 
 fn collect_temp(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
