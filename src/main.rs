@@ -361,6 +361,26 @@ fn root_json(r: &store::index::Root) -> serde_json::Value {
     serde_json::json!({"path": r.path, "kind": r.kind, "hash": r.hash.to_hex(), "size": r.size, "time_ns": r.time_ns})
 }
 
+/// Augments a workflow for this machine's `store run`: tracking jobs call this binary on this
+/// store; relative paths resolve against the workflow file's directory.
+fn augment_locally(
+    s: &Store,
+    wf: store::pegasus::Workflow,
+    wf_path: &Path,
+    policy: Option<store::pegasus::Policy>,
+) -> anyhow::Result<(store::pegasus::Workflow, store::pegasus::AugmentReport)> {
+    let opts = store::pegasus::AugmentOptions {
+        policy,
+        store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
+        store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
+        site: "local".into(),
+        workflow_pfn: std::path::absolute(wf_path)?.to_string_lossy().into_owned(),
+        base_dir: dir_of(wf_path)?,
+    };
+    let (doc, report) = store::pegasus::augment(wf, &opts)?;
+    Ok((store::pegasus::Workflow::from_value(doc, wf_path)?, report))
+}
+
 /// The absolute directory of a file (relative workflow paths resolve against it).
 fn dir_of(p: &Path) -> std::io::Result<PathBuf> {
     Ok(std::path::absolute(p)?
@@ -669,17 +689,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let text =
                 std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
             let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
-            let opts = store::pegasus::AugmentOptions {
-                policy: policy.map(|p| p.parse()).transpose()?,
-                store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
-                store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
-                site: "local".into(),
-                workflow_pfn: std::path::absolute(&workflow)?
-                    .to_string_lossy()
-                    .into_owned(),
-                base_dir: dir_of(&workflow)?,
-            };
             let name = wf.name.clone();
+            let policy = policy.map(|p| p.parse()).transpose()?;
             let (tracked, report) = if no_track {
                 let report = store::pegasus::AugmentReport {
                     main_jobs: wf.jobs.len(),
@@ -687,16 +698,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 };
                 (wf, report)
             } else {
-                let (doc, report) = store::pegasus::augment(wf, &opts)?;
-                (
-                    store::pegasus::Workflow::from_value(doc, &workflow)?,
-                    report,
-                )
+                augment_locally(&s, wf, &workflow, policy)?
             };
-            let base = std::path::absolute(&workflow)?
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
+            let base = dir_of(&workflow)?;
             let plan = tracked.plan(&base)?;
             let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
             let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
@@ -788,23 +792,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             let name = wf.name.clone();
-            let opts = store::pegasus::AugmentOptions {
-                policy: Some(policy.parse()?),
-                store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
-                store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
-                site: "local".into(),
-                workflow_pfn: std::path::absolute(&wf_path)?
-                    .to_string_lossy()
-                    .into_owned(),
-                base_dir: dir_of(&wf_path)?,
-            };
-            let (doc, _) = store::pegasus::augment(wf, &opts)?;
-            let tracked = store::pegasus::Workflow::from_value(doc, &wf_path)?;
+            let (tracked, _) = augment_locally(&s, wf, &wf_path, Some(policy.parse()?))?;
             // Inputs come from the restored run, not from wherever the catalog pointed then.
-            let base = std::path::absolute(&wf_path)?
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
+            let base = wf_dir;
             let mut replicas = tracked.replicas(&base);
             for e in snap
                 .entries
