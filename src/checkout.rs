@@ -87,6 +87,8 @@ impl Store {
     ) -> Result<CheckoutReport> {
         // Shared with writers, exclusive of gc: no pack disappears while we read.
         let _lock = self.lock(crate::store::LockMode::Shared)?;
+        // A clone fetches file content on demand from its default remote.
+        self.ensure_local(&[*hash])?;
         let kind = self.locate(hash)?.entry.kind;
         let dest = match kind {
             ObjectKind::Tree => to.to_path_buf(),

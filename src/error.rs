@@ -101,6 +101,14 @@ pub enum Error {
     /// A bad argument or configuration value.
     #[error("{0}")]
     Invalid(String),
+    /// A remote failed or refused a request (the detail never carries a credential).
+    #[error("remote {remote}: {detail}")]
+    Remote {
+        /// The remote's name or URL (without credentials).
+        remote: String,
+        /// What failed, and on which key.
+        detail: String,
+    },
 }
 
 /// Exit codes of the `store` binary, one per failure class.
@@ -129,6 +137,8 @@ pub mod exit {
     pub const PARTIAL: i32 = 10;
     /// Recording into a sealed run.
     pub const SEALED: i32 = 11;
+    /// A remote failed (unreachable, refused, or an object missing there).
+    pub const REMOTE: i32 = 12;
 }
 
 impl Error {
@@ -175,6 +185,7 @@ impl Error {
             Error::WouldOverwrite(_) => exit::BAD_PATH,
             Error::Invalid(_) => exit::USAGE,
             Error::Io { .. } | Error::Index { .. } | Error::Git(_) => exit::FAILURE,
+            Error::Remote { .. } => exit::REMOTE,
         }
     }
 

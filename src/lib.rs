@@ -41,9 +41,11 @@ mod maintenance;
 pub mod manifest;
 pub mod pack;
 pub mod pegasus;
+pub mod remote;
 pub mod run;
 pub mod runner;
 mod store;
+mod sync;
 pub mod util;
 
 pub use add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
@@ -53,6 +55,9 @@ pub use hash::{Hash, ObjectKind};
 pub use maintenance::{GcReport, Problem, Stats, VerifyReport};
 pub use store::{
     ChunkParams, Config, InitOptions, LockMode, Store, StoreLock, FORMAT_VERSION, STORE_DIR_NAME,
+};
+pub use sync::{
+    clone_remote, PullOptions, PullReport, PushOptions, PushReport, RemoteVerifyReport, Remotes,
 };
 
 impl Store {

@@ -23,7 +23,8 @@ Exit codes:
   8  disk full (nothing was committed)
   9  store busy (gc/reindex while another process writes)
  10  partial: some inputs were skipped (special files)
- 11  the run is sealed (recording refused)";
+ 11  the run is sealed (recording refused)
+ 12  a remote failed (unreachable, refused, or an object missing there)";
 
 /// A content-addressed versioning store for scientific and ML workflows.
 #[derive(Parser)]
@@ -266,11 +267,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Re-hash every object of every pack; name each damaged pack and object.
+    /// Re-hash every object of every pack; name each damaged pack and object. With --remote,
+    /// check a remote instead (every pack, or a sample of --sample packs).
     Verify {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Check this remote instead of the local store.
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+        /// With --remote: check only about N packs, spread over the remote.
+        #[arg(long, value_name = "N", requires = "remote")]
+        sample: Option<usize>,
+        /// Concurrent downloads.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
     },
     /// Remove what nothing references (dry run unless --yes). Every version of every added
     /// path is kept unless --keep-last limits it.
@@ -293,6 +304,128 @@ enum Cmd {
     },
     /// Rebuild the index from the pack files.
     Reindex,
+    /// Configure remotes (S3 and compatible, gs://, az://, directories).
+    Remote {
+        #[command(subcommand)]
+        cmd: RemoteCmd,
+    },
+    /// Upload runs (default: everything not yet there) to a remote: `push [REMOTE] [RUN...]`.
+    Push {
+        /// A remote name (first, optional) then run IDs or unique prefixes.
+        args: Vec<String>,
+        /// Concurrent uploads.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download runs (default: everything) from a remote: `pull [REMOTE] [RUN...]`.
+    Pull {
+        /// A remote name (first, optional) then run IDs or unique prefixes.
+        args: Vec<String>,
+        /// Only run records and manifests; content comes on demand at checkout.
+        #[arg(long)]
+        metadata_only: bool,
+        /// Concurrent downloads.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a workspace in DIR from a remote; checkout then fetches only what it needs.
+    Clone {
+        /// The remote URL.
+        url: String,
+        /// The new workspace directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        opts: RemoteOpts,
+        /// Concurrent downloads.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Non-secret remote options (credentials come from the environment or a credentials file).
+#[derive(clap::Args)]
+struct RemoteOpts {
+    /// Endpoint URL of an S3-compatible server.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Region.
+    #[arg(long)]
+    region: Option<String>,
+    /// Allow plain HTTP (local servers).
+    #[arg(long)]
+    allow_http: bool,
+    /// Virtual-hosted-style requests (default: path style).
+    #[arg(long)]
+    virtual_hosted: bool,
+    /// An AWS-style credentials file to read keys from (its path is stored, never its content).
+    #[arg(long, value_name = "FILE")]
+    credentials_file: Option<PathBuf>,
+}
+
+impl RemoteOpts {
+    fn spec(self, url: String) -> anyhow::Result<store::remote::RemoteSpec> {
+        let mut options = std::collections::BTreeMap::new();
+        if let Some(v) = self.endpoint {
+            options.insert("endpoint".to_string(), v);
+        }
+        if let Some(v) = self.region {
+            options.insert("region".to_string(), v);
+        }
+        if self.allow_http {
+            options.insert("allow_http".to_string(), "true".to_string());
+        }
+        if self.virtual_hosted {
+            options.insert("virtual_hosted".to_string(), "true".to_string());
+        }
+        if let Some(f) = self.credentials_file {
+            let abs = std::path::absolute(&f)?;
+            options.insert("credentials_file".to_string(), abs.display().to_string());
+        }
+        // A relative directory remote is kept absolute, so it means the same from anywhere.
+        let url = if url.contains("://") {
+            url
+        } else {
+            std::path::absolute(&url)?.display().to_string()
+        };
+        Ok(store::remote::RemoteSpec { url, options })
+    }
+}
+
+#[derive(Subcommand)]
+enum RemoteCmd {
+    /// Add a remote: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, or a
+    /// directory path.
+    Add {
+        /// Its name.
+        name: String,
+        /// Its URL.
+        url: String,
+        #[command(flatten)]
+        opts: RemoteOpts,
+        /// Make it the default remote.
+        #[arg(long)]
+        default: bool,
+    },
+    /// List remotes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a remote (the data on it stays).
+    Remove {
+        /// Its name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1094,7 +1227,43 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
         }
-        Cmd::Verify { json } => {
+        Cmd::Verify {
+            json,
+            remote: Some(remote),
+            sample,
+            jobs,
+        } => {
+            let s = open(&cli.store)?;
+            let r = s.verify_remote(Some(&remote), sample, jobs)?;
+            if json {
+                print_json(&r)?;
+            } else {
+                for p in &r.problems {
+                    match &p.object {
+                        Some(o) => eprintln!("CORRUPT remote {} object {o}: {}", p.pack, p.detail),
+                        None => eprintln!("CORRUPT remote {}: {}", p.pack, p.detail),
+                    }
+                }
+                if !cli.quiet {
+                    println!(
+                        "checked {} packs, {} objects, {} on remote {}: {}",
+                        r.packs,
+                        r.objects,
+                        human_bytes(r.bytes),
+                        r.remote,
+                        if r.problems.is_empty() {
+                            "ok".to_string()
+                        } else {
+                            format!("{} problems", r.problems.len())
+                        }
+                    );
+                }
+            }
+            if !r.problems.is_empty() {
+                return Ok(exit::CORRUPT);
+            }
+        }
+        Cmd::Verify { json, .. } => {
             let s = open(&cli.store)?;
             let r = s.verify()?;
             if json {
@@ -1190,6 +1359,132 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 return Ok(exit::CORRUPT);
             }
         }
+        Cmd::Remote { cmd } => remote_cmd(&cli.store, cmd)?,
+        Cmd::Push { args, jobs, json } => {
+            let s = open(&cli.store)?;
+            let (remote, runs) = split_remote(&s, args)?;
+            let r = s.push(
+                remote.as_deref(),
+                &store::PushOptions {
+                    runs,
+                    jobs,
+                    progress,
+                },
+            )?;
+            if json {
+                print_json(&r)?;
+            } else if !cli.quiet {
+                println!(
+                    "pushed {} objects in {} packs ({}) to {}; {} packs already there; {} runs published; {} requests",
+                    r.objects,
+                    r.packs_uploaded,
+                    human_bytes(r.bytes_uploaded),
+                    r.remote,
+                    r.packs_skipped,
+                    r.runs.len(),
+                    r.requests
+                );
+            }
+        }
+        Cmd::Pull {
+            args,
+            metadata_only,
+            jobs,
+            json,
+        } => {
+            let s = open(&cli.store)?;
+            let (remote, runs) = split_remote(&s, args)?;
+            let r = s.pull(
+                remote.as_deref(),
+                &store::PullOptions {
+                    runs,
+                    jobs,
+                    progress,
+                    metadata_only,
+                },
+            )?;
+            if json {
+                print_json(&r)?;
+            } else if !cli.quiet {
+                println!(
+                    "pulled {} objects ({}) from {}; {} runs, {} paths adopted; {} requests",
+                    r.objects,
+                    human_bytes(r.bytes),
+                    r.remote,
+                    r.runs.len(),
+                    r.roots,
+                    r.requests
+                );
+            }
+        }
+        Cmd::Clone {
+            url,
+            dir,
+            opts,
+            jobs,
+            json,
+        } => {
+            let spec = opts.spec(url)?;
+            let (s, r) = store::clone_remote(spec, &dir, jobs, progress)?;
+            if json {
+                print_json(&r)?;
+            } else if !cli.quiet {
+                println!(
+                    "cloned into {}: {} runs, {} paths known ({} of metadata); content is fetched on checkout",
+                    s.workspace().display(),
+                    r.runs.len(),
+                    r.roots,
+                    human_bytes(r.bytes)
+                );
+            }
+        }
     }
     Ok(exit::OK)
+}
+
+/// `push`/`pull` arguments: a leading configured remote name, then runs.
+fn split_remote(s: &Store, mut args: Vec<String>) -> anyhow::Result<(Option<String>, Vec<String>)> {
+    let remotes = s.remotes()?;
+    if args
+        .first()
+        .is_some_and(|a| remotes.remotes.contains_key(a))
+    {
+        let name = args.remove(0);
+        return Ok((Some(name), args));
+    }
+    Ok((None, args))
+}
+
+fn remote_cmd(store_dir: &Option<PathBuf>, cmd: RemoteCmd) -> anyhow::Result<()> {
+    let s = open(store_dir)?;
+    match cmd {
+        RemoteCmd::Add {
+            name,
+            url,
+            opts,
+            default,
+        } => s.remote_add(&name, opts.spec(url)?, default)?,
+        RemoteCmd::List { json } => {
+            let r = s.remotes()?;
+            if json {
+                print_json(&r)?;
+            } else {
+                for (name, spec) in &r.remotes {
+                    let mark = if r.default.as_deref() == Some(name) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    let opts: Vec<String> = spec
+                        .options
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    println!("{mark} {name}\t{}\t{}", spec.url, opts.join(" "));
+                }
+            }
+        }
+        RemoteCmd::Remove { name } => s.remote_remove(&name)?,
+    }
+    Ok(())
 }

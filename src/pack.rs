@@ -352,11 +352,7 @@ impl PackWriter {
             len: 0,
             renamed: false,
         };
-        let mut header = Vec::with_capacity(HEADER_LEN as usize);
-        header.extend_from_slice(PACK_MAGIC);
-        header.extend_from_slice(&PACK_VERSION.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        w.write_all(&header)?;
+        w.write_all(&pack_header())?;
         Ok(w)
     }
 
@@ -404,15 +400,8 @@ impl PackWriter {
 
     /// Writes the table of contents and trailer, fsyncs, and renames the pack into `packs_dir`.
     pub fn finish(mut self, packs_dir: &Path) -> Result<FinishedPack> {
-        let toc = encode_toc(&self.entries);
-        let toc_offset = self.len;
+        let (toc, trailer) = toc_and_trailer(&self.entries, self.len);
         self.write_all(&toc)?;
-        let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
-        trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
-        trailer.extend_from_slice(&0u32.to_le_bytes());
-        trailer.extend_from_slice(&toc_offset.to_le_bytes());
-        trailer.extend_from_slice(toc_checksum(&toc).as_bytes());
-        trailer.extend_from_slice(END_MAGIC);
         self.write_all(&trailer)?;
         let out = self
             .out
@@ -447,6 +436,94 @@ impl Drop for PackWriter {
             let _ = fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// The table of contents and trailer closing a pack whose objects end at `toc_offset`.
+fn toc_and_trailer(entries: &[Entry], toc_offset: u64) -> (Vec<u8>, Vec<u8>) {
+    let toc = encode_toc(entries);
+    let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
+    trailer.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    trailer.extend_from_slice(&0u32.to_le_bytes());
+    trailer.extend_from_slice(&toc_offset.to_le_bytes());
+    trailer.extend_from_slice(toc_checksum(&toc).as_bytes());
+    trailer.extend_from_slice(END_MAGIC);
+    (toc, trailer)
+}
+
+fn pack_header() -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_LEN as usize);
+    header.extend_from_slice(PACK_MAGIC);
+    header.extend_from_slice(&PACK_VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header
+}
+
+/// A pack assembled in memory, in the same format as a pack file (remotes upload these).
+pub struct PackBuf {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+impl Default for PackBuf {
+    fn default() -> Self {
+        PackBuf {
+            bytes: pack_header(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl PackBuf {
+    /// Appends one already-encoded object, as [`PackWriter::append`] does.
+    pub fn append(
+        &mut self,
+        hash: Hash,
+        kind: ObjectKind,
+        compression: Compression,
+        raw_len: u32,
+        stored: &[u8],
+    ) {
+        self.entries.push(Entry {
+            hash,
+            kind,
+            compression,
+            raw_len,
+            stored_len: stored.len() as u32,
+            offset: self.bytes.len() as u64,
+        });
+        self.bytes.extend_from_slice(stored);
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// True when no object was appended.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Closes the pack: its id, bytes and table of contents.
+    pub fn finish(mut self) -> (Hash, Vec<u8>, Vec<Entry>) {
+        let (toc, trailer) = toc_and_trailer(&self.entries, self.bytes.len() as u64);
+        self.bytes.extend_from_slice(&toc);
+        self.bytes.extend_from_slice(&trailer);
+        (Hash::of(ObjectKind::Pack, &toc), self.bytes, self.entries)
+    }
+}
+
+/// Decodes `stored` and checks it against the entry's hash: the check every object read from a
+/// remote goes through.
+pub fn decode_verified(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    let raw = decode(entry, stored, what)?;
+    if Hash::of(entry.kind, &raw) != entry.hash {
+        return Err(Error::corrupt(
+            what(),
+            format!("object {} fails its hash check", entry.hash),
+        ));
+    }
+    Ok(raw)
 }
 
 /// Where the pack with `id` lives under `packs_dir`.

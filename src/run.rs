@@ -857,6 +857,13 @@ impl Store {
             .iter()
             .filter(|e| roles.is_empty() || roles.contains(&e.role))
             .collect();
+        // A clone fetches the content it lacks from its default remote.
+        let content: Vec<Hash> = wanted
+            .iter()
+            .filter(|e| e.kind == "file" || e.kind == "tree")
+            .map(|e| e.hash)
+            .collect();
+        self.ensure_local(&content)?;
         // Code restored from the store must be what git holds for the run, where git is at hand.
         let wants_code = roles.is_empty() || roles.contains(&Role::Code);
         if let Some(code) = snap.code.as_ref().filter(|_| wants_code) {
@@ -955,10 +962,6 @@ impl Store {
             let snap = self.run_snapshot(&run)?;
             let mut files = serde_json::Map::new();
             for e in &snap.entries {
-                let name = Path::new(&e.path)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
                 let mut key = e.lfn.clone();
                 if files.contains_key(&key) {
                     key = format!("{}@{}", e.lfn, e.job_id);
@@ -968,26 +971,7 @@ impl Store {
                     key = format!("{}@{}#{n}", e.lfn, e.job_id);
                     n += 1;
                 }
-                files.insert(
-                    key,
-                    serde_json::json!({
-                        "workflow": run.workflow,
-                        "run_id": run.run_id,
-                        "job_id": e.job_id,
-                        "file_name": name,
-                        "lfn": e.lfn,
-                        "path": e.path,
-                        "size": e.size,
-                        "mtime_ns": e.mtime_ns,
-                        "recorded_ns": e.recorded_ns,
-                        "role": e.role,
-                        "kind": e.kind,
-                        "version": e.hash,
-                        "remote_urls": e.remote_urls,
-                        "environment": e.environment,
-                        "mlflow_url": e.mlflow_url,
-                    }),
-                );
+                files.insert(key, entry_metadata(&run.workflow, &run.run_id, e));
             }
             let entry = wfs
                 .entry(run.workflow.clone())
@@ -1007,6 +991,32 @@ impl Store {
         }
         Ok(serde_json::Value::Object(wfs))
     }
+}
+
+/// The per-file metadata record of one run entry (the catalog's and the remote run
+/// manifest's shape).
+pub(crate) fn entry_metadata(workflow: &str, run_id: &str, e: &RunEntry) -> serde_json::Value {
+    let name = Path::new(&e.path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    serde_json::json!({
+        "workflow": workflow,
+        "run_id": run_id,
+        "job_id": e.job_id,
+        "file_name": name,
+        "lfn": e.lfn,
+        "path": e.path,
+        "size": e.size,
+        "mtime_ns": e.mtime_ns,
+        "recorded_ns": e.recorded_ns,
+        "role": e.role,
+        "kind": e.kind,
+        "version": e.hash,
+        "remote_urls": e.remote_urls,
+        "environment": e.environment,
+        "mlflow_url": e.mlflow_url,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,159 @@
+//! A remote in a local or network-mounted directory. Values are written to `tmp/` under the
+//! remote root, fsynced, then hard-linked to their key: `link` fails when the key exists, so a
+//! value is never replaced and never visible half-written (on NFS too, where `link` is atomic).
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{remote_error, Backend};
+use crate::error::{Error, Result};
+
+/// A directory remote.
+pub struct DirBackend {
+    root: PathBuf,
+    requests: AtomicU64,
+}
+
+impl DirBackend {
+    /// Opens (creating if needed) the directory remote at `root`.
+    pub fn open(root: &Path) -> Result<DirBackend> {
+        if root.as_os_str().is_empty() {
+            return Err(Error::Invalid("empty remote directory path".into()));
+        }
+        fs::create_dir_all(root.join("tmp")).map_err(|e| Error::io(root, e))?;
+        Ok(DirBackend {
+            root: root.to_path_buf(),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        let bad = key.is_empty()
+            || key.starts_with('/')
+            || key
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..");
+        if bad {
+            return Err(remote_error(&self.describe(), key, "invalid key"));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Backend for DirBackend {
+    fn put_new(&self, key: &str, data: Vec<u8>) -> Result<bool> {
+        self.count();
+        let dest = self.path(key)?;
+        if dest.exists() {
+            return Ok(false);
+        }
+        let tmp = self.root.join("tmp").join(format!(
+            "{}.{}.tmp",
+            std::process::id(),
+            crate::util::unique_suffix()
+        ));
+        let result = (|| {
+            let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(&data).map_err(|e| Error::io(&tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+            let dir = dest.parent().unwrap_or(&self.root);
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            match fs::hard_link(&tmp, &dest) {
+                Ok(()) => {
+                    crate::util::fsync_dir(dir)?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(Error::io(&dest, e)),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.count();
+        let p = self.path(key)?;
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        self.count();
+        let p = self.path(key)?;
+        let mut f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+        f.seek(SeekFrom::Start(range.start))
+            .map_err(|e| Error::io(&p, e))?;
+        let mut buf = Vec::with_capacity((range.end - range.start) as usize);
+        f.take(range.end - range.start)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(&p, e))?;
+        if buf.len() as u64 != range.end - range.start {
+            return Err(remote_error(
+                &self.describe(),
+                key,
+                format!("short read: {} of {:?}", buf.len(), range),
+            ));
+        }
+        Ok(buf)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<u64>> {
+        self.count();
+        let p = self.path(key)?;
+        match fs::metadata(&p) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        self.count();
+        let mut out = Vec::new();
+        let start = self.root.join(prefix.trim_end_matches('/'));
+        walk(&self.root, &start, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(dir, e))?;
+        let p = ent.path();
+        let ft = ent.file_type().map_err(|e| Error::io(&p, e))?;
+        if ft.is_dir() {
+            walk(root, &p, out)?;
+        } else if ft.is_file() {
+            let size = ent.metadata().map_err(|e| Error::io(&p, e))?.len();
+            if let Ok(rel) = p.strip_prefix(root) {
+                out.push((rel.to_string_lossy().into_owned(), size));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Remote storage: a small key/value interface ([`Backend`]) over S3-compatible object stores,
+//! Google Cloud Storage and Azure (one module, `s3`, through `object_store`) and plain or
+//! network-mounted directories (`dir`). What is stored where is the business of `sync`; a
+//! backend only moves immutable byte strings under `/`-separated keys.
+//!
+//! Every backend guarantees what `sync` relies on: [`Backend::put_new`] never replaces an
+//! existing key and never exposes a partly written value under its key.
+
+mod dir;
+mod s3;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub use dir::DirBackend;
+pub use s3::ObjectStoreBackend;
+
+/// Key/value access to one remote location.
+pub trait Backend: Send + Sync {
+    /// Stores `data` under `key` unless the key exists. True when this call created it.
+    fn put_new(&self, key: &str, data: Vec<u8>) -> Result<bool>;
+    /// The whole value, or `None` when the key does not exist.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Bytes `range` of the value (the range must lie inside it).
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>>;
+    /// The size of the value, or `None` when the key does not exist.
+    fn head(&self, key: &str) -> Result<Option<u64>>;
+    /// Every key under `prefix` (a directory-like prefix ending in `/`), with its size.
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
+    /// Requests made so far (for benchmarks and `--json` reports).
+    fn requests(&self) -> u64;
+}
+
+/// A configured remote: its URL and non-secret options.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSpec {
+    /// `s3://bucket/prefix`, `gs://…`, `az://…`, `file:///path` or a plain path.
+    pub url: String,
+    /// Backend options (`endpoint`, `region`, `allow_http`, `virtual_hosted`,
+    /// `credentials_file`). Never secrets: those come from the environment or the file named.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Option names a remote accepts.
+pub const OPTION_KEYS: &[&str] = &[
+    "endpoint",
+    "region",
+    "allow_http",
+    "virtual_hosted",
+    "credentials_file",
+];
+
+impl RemoteSpec {
+    /// Checks the URL scheme and the option names; refuses anything that looks like a secret.
+    pub fn validate(&self) -> Result<()> {
+        for (k, v) in &self.options {
+            if !OPTION_KEYS.contains(&k.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "unknown remote option {k:?} (known: {}); credentials are read from the \
+                     environment or a credentials_file, never stored in the config",
+                    OPTION_KEYS.join(", ")
+                )));
+            }
+            if (k == "allow_http" || k == "virtual_hosted") && crate::util::parse_bool(v).is_none()
+            {
+                return Err(Error::Invalid(format!(
+                    "remote option {k} must be true or false, not {v:?}"
+                )));
+            }
+        }
+        if self.url.contains('@') && self.url.contains("://") {
+            return Err(Error::Invalid(
+                "remote URLs must not carry credentials (user:secret@host); use the environment"
+                    .into(),
+            ));
+        }
+        match self.scheme() {
+            "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "file" => Ok(()),
+            other => Err(Error::Invalid(format!(
+                "unsupported remote URL scheme {other:?} in {} (use s3://, gs://, az://, \
+                 file:// or a directory path)",
+                self.url
+            ))),
+        }
+    }
+
+    fn scheme(&self) -> &str {
+        match self.url.split_once("://") {
+            Some((s, _)) => s,
+            None => "file",
+        }
+    }
+
+    /// The option as a boolean (absent = false).
+    pub(crate) fn flag(&self, key: &str) -> bool {
+        self.options
+            .get(key)
+            .and_then(|v| crate::util::parse_bool(v))
+            .unwrap_or(false)
+    }
+
+    /// Opens the backend this spec names.
+    pub fn open(&self) -> Result<Box<dyn Backend>> {
+        self.validate()?;
+        match self.scheme() {
+            "file" => {
+                let path = self.url.strip_prefix("file://").unwrap_or(&self.url);
+                Ok(Box::new(DirBackend::open(std::path::Path::new(path))?))
+            }
+            _ => Ok(Box::new(ObjectStoreBackend::open(self)?)),
+        }
+    }
+}
+
+/// A remote error naming the remote and the key, never a credential.
+pub(crate) fn remote_error(url: &str, key: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Remote {
+        remote: url.to_string(),
+        detail: format!("{key}: {}", crate::git::redact(&detail.to_string())),
+    }
+}

@@ -1,0 +1,238 @@
+//! S3 and S3-compatible stores, Google Cloud Storage and Azure Blob Storage, through
+//! `object_store` (the only module that uses it or tokio). Credentials come from the standard
+//! environment variables of each service (`AWS_*`, `GOOGLE_*`, `AZURE_*`) or, for S3, from a
+//! credentials file named in the remote's options; they are never stored by `store`.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
+use object_store::path::Path as OsPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use super::{remote_error, Backend, RemoteSpec};
+use crate::error::{Error, Result};
+
+/// A remote in an object store.
+pub struct ObjectStoreBackend {
+    rt: tokio::runtime::Runtime,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+    requests: AtomicU64,
+}
+
+impl ObjectStoreBackend {
+    /// Builds the client for `spec` (no request is made).
+    pub fn open(spec: &RemoteSpec) -> Result<ObjectStoreBackend> {
+        let url = spec.url.clone();
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::Invalid(format!("{url}: not a URL")))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{url}: no bucket or container named"
+            )));
+        }
+        let bucket_url = format!("{scheme}://{bucket}");
+        let err = |e: object_store::Error| remote_error(&url, "", e);
+        let store: Arc<dyn ObjectStore> = match scheme {
+            "s3" | "s3a" => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(&bucket_url);
+                if let Some(e) = spec.options.get("endpoint") {
+                    b = b.with_endpoint(e);
+                }
+                if let Some(r) = spec.options.get("region") {
+                    b = b.with_region(r);
+                }
+                if spec.flag("allow_http") {
+                    b = b.with_allow_http(true);
+                }
+                if spec.flag("virtual_hosted") {
+                    b = b.with_virtual_hosted_style_request(true);
+                }
+                if let Some(f) = spec.options.get("credentials_file") {
+                    let creds = read_credentials(std::path::Path::new(f))?;
+                    if let Some(v) = creds.key_id {
+                        b = b.with_access_key_id(v);
+                    }
+                    if let Some(v) = creds.secret {
+                        b = b.with_secret_access_key(v);
+                    }
+                    if let Some(v) = creds.token {
+                        b = b.with_token(v);
+                    }
+                }
+                Arc::new(b.build().map_err(err)?)
+            }
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(&bucket_url)
+                    .build()
+                    .map_err(err)?,
+            ),
+            _ => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(&bucket_url)
+                    .build()
+                    .map_err(err)?,
+            ),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("<tokio runtime>", e))?;
+        let prefix = prefix.trim_matches('/').to_string();
+        Ok(ObjectStoreBackend {
+            rt,
+            store,
+            prefix,
+            url,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    fn path(&self, key: &str) -> OsPath {
+        if self.prefix.is_empty() {
+            OsPath::from(key)
+        } else {
+            OsPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    fn err(&self, key: &str, e: impl std::fmt::Display) -> Error {
+        remote_error(&self.url, key, e)
+    }
+
+    fn count(&self, n: u64) {
+        self.requests.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Backend for ObjectStoreBackend {
+    fn put_new(&self, key: &str, data: Vec<u8>) -> Result<bool> {
+        self.count(1);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let r = self.rt.block_on(self.store.put_opts(
+            &self.path(key),
+            PutPayload::from(data),
+            opts,
+        ));
+        match r {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.count(1);
+        let r = self.rt.block_on(async {
+            let g = self.store.get(&self.path(key)).await?;
+            g.bytes().await
+        });
+        match r {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    fn get_range(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        self.count(1);
+        let want = range.end - range.start;
+        let b = self
+            .rt
+            .block_on(self.store.get_range(&self.path(key), range))
+            .map_err(|e| self.err(key, e))?;
+        if b.len() as u64 != want {
+            return Err(self.err(key, format!("short read: {} of {want} bytes", b.len())));
+        }
+        Ok(b.to_vec())
+    }
+
+    fn head(&self, key: &str) -> Result<Option<u64>> {
+        self.count(1);
+        match self.rt.block_on(self.store.head(&self.path(key))) {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let p = self.path(prefix.trim_end_matches('/'));
+        let metas: Vec<object_store::ObjectMeta> = self
+            .rt
+            .block_on(self.store.list(Some(&p)).try_collect())
+            .map_err(|e| self.err(prefix, e))?;
+        // One request per page of 1,000 keys.
+        self.count(1 + metas.len() as u64 / 1000);
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let k = m.location.to_string();
+                k.strip_prefix(&strip).map(|k| (k.to_string(), m.size))
+            })
+            .collect())
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+struct Credentials {
+    key_id: Option<String>,
+    secret: Option<String>,
+    token: Option<String>,
+}
+
+/// Reads an AWS-style credentials file (`aws_access_key_id = …` lines; the
+/// first profile that has keys). Its content never leaves this function except into the client.
+fn read_credentials(path: &std::path::Path) -> Result<Credentials> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut c = Credentials {
+        key_id: None,
+        secret: None,
+        token: None,
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            // The first profile with keys is the one used.
+            if c.key_id.is_some() {
+                break;
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim().to_string();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "aws_access_key_id" => c.key_id = Some(v),
+                "aws_secret_access_key" => c.secret = Some(v),
+                "aws_session_token" => c.token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    if c.key_id.is_none() || c.secret.is_none() {
+        return Err(Error::Invalid(format!(
+            "{}: no aws_access_key_id and aws_secret_access_key found",
+            path.display()
+        )));
+    }
+    Ok(c)
+}

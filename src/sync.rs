@@ -1,0 +1,1288 @@
+//! Remotes: `push`, `pull`, `clone`, fetching missing objects on checkout, and `verify
+//! --remote`. The remote layout (`store-format.md`, "Remote layout"):
+//!
+//! - `store-remote.json`: format marker and the chunking parameters, created by the first push;
+//! - `packs/<2 hex>/<pack id>.pack`: immutable packs in the local pack format, named by the
+//!   hash of their table of contents; a pack that exists is never rewritten;
+//! - `index/<segment id>.seg`: one immutable index segment per push (zstd JSON): the packs it
+//!   uploaded with their tables of contents, and the runs and roots it published. Written only
+//!   after all its packs, so a reader that sees a segment can read everything it names;
+//! - `runs/<workflow>/<run id>.json`: a human-readable manifest of each sealed run.
+//!
+//! No shared file is ever read, modified and written back: concurrent pushes only add new
+//! keys, so any number of writers can push at once without a lock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::hash::{Hash, ObjectKind};
+use crate::index::{Commit, Root, RunRow};
+use crate::manifest::{EntryKind, RootRecord};
+use crate::pack::{Compression, Entry, PackBuf, PackWriter};
+use crate::remote::{Backend, RemoteSpec};
+use crate::store::{InitOptions, LockMode, Store};
+
+/// Version of the remote layout this program writes and reads.
+pub const REMOTE_FORMAT: u32 = 1;
+/// The remote's marker object.
+pub const MARKER_KEY: &str = "store-remote.json";
+/// BLAKE3 `derive_key` context naming index segments.
+pub const SEGMENT_CONTEXT: &str = "store 2026-11 remote segment v1";
+/// Adjacent objects of one pack are fetched in one ranged read when the gap between them is
+/// at most this many bytes.
+const COALESCE_GAP: u64 = 1 << 20;
+/// Upper bound of one ranged read.
+const MAX_RANGE: u64 = 64 << 20;
+
+/// `.store/remotes.json`: the configured remotes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remotes {
+    /// The remote used when none is named.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// Remotes by name.
+    #[serde(default)]
+    pub remotes: BTreeMap<String, RemoteSpec>,
+}
+
+/// The marker object at the root of a remote.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Marker {
+    format: String,
+    version: u32,
+    chunking: crate::store::ChunkParams,
+}
+
+/// One object of a pack as a segment lists it: hash, kind, compression, raw length, stored
+/// length, offset.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SegObject(Hash, u8, u8, u32, u32, u64);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SegPack {
+    id: Hash,
+    size: u64,
+    objects: Vec<SegObject>,
+}
+
+/// A run as a segment publishes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SegRun {
+    workflow: String,
+    run_id: String,
+    parts: Vec<Hash>,
+    snapshot: Option<Hash>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Segment {
+    format: String,
+    version: u32,
+    created_ns: i64,
+    packs: Vec<SegPack>,
+    runs: Vec<SegRun>,
+    roots: Vec<Hash>,
+}
+
+/// What a remote holds, from all its segments.
+#[derive(Default)]
+struct RemoteState {
+    objects: HashMap<Hash, (Hash, Entry)>,
+    packs: HashMap<Hash, u64>,
+    runs: BTreeMap<String, SegRun>,
+    roots: HashSet<Hash>,
+    segments: usize,
+}
+
+impl SegObject {
+    fn entry(&self) -> Result<Entry> {
+        let kind = ObjectKind::from_u8(self.1).ok_or_else(|| Error::NewerFormat {
+            what: format!("remote object {}", self.0),
+            found: u32::from(self.1),
+            supported: 7,
+        })?;
+        let compression = match self.2 {
+            0 => Compression::Raw,
+            1 => Compression::Zstd,
+            c => {
+                return Err(Error::NewerFormat {
+                    what: format!("remote object {}", self.0),
+                    found: u32::from(c),
+                    supported: 1,
+                })
+            }
+        };
+        Ok(Entry {
+            hash: self.0,
+            kind,
+            compression,
+            raw_len: self.3,
+            stored_len: self.4,
+            offset: self.5,
+        })
+    }
+
+    fn of(e: &Entry) -> SegObject {
+        SegObject(
+            e.hash,
+            e.kind as u8,
+            e.compression as u8,
+            e.raw_len,
+            e.stored_len,
+            e.offset,
+        )
+    }
+}
+
+impl RemoteState {
+    fn add(&mut self, seg: Segment) -> Result<()> {
+        for p in seg.packs {
+            self.packs.insert(p.id, p.size);
+            for o in p.objects {
+                let e = o.entry()?;
+                self.objects.entry(e.hash).or_insert((p.id, e));
+            }
+        }
+        for r in seg.runs {
+            // A run is published several times while open (one part per tracking job); the
+            // sealed publication wins, otherwise the parts accumulate.
+            match self.runs.get_mut(&r.run_id) {
+                Some(old) if old.snapshot.is_some() => {}
+                Some(old) if r.snapshot.is_some() => *old = r,
+                Some(old) => {
+                    for p in r.parts {
+                        if !old.parts.contains(&p) {
+                            old.parts.push(p);
+                        }
+                    }
+                }
+                None => {
+                    self.runs.insert(r.run_id.clone(), r);
+                }
+            }
+        }
+        self.roots.extend(seg.roots);
+        self.segments += 1;
+        Ok(())
+    }
+}
+
+/// Options of [`Store::push`].
+#[derive(Clone, Debug, Default)]
+pub struct PushOptions {
+    /// Runs to push (ID or unique prefix); empty pushes everything not yet there.
+    pub runs: Vec<String>,
+    /// Concurrent uploads.
+    pub jobs: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PushReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Objects the remote lacked.
+    pub objects: u64,
+    /// Packs uploaded by this push.
+    pub packs_uploaded: u64,
+    /// Packs found complete on the remote already (an interrupted push being resumed).
+    pub packs_skipped: u64,
+    /// Bytes uploaded.
+    pub bytes_uploaded: u64,
+    /// Runs published.
+    pub runs: Vec<String>,
+    /// The index segment written, if anything was new.
+    pub segment: Option<String>,
+    /// Requests made to the remote.
+    pub requests: u64,
+}
+
+/// Options of [`Store::pull`].
+#[derive(Clone, Debug, Default)]
+pub struct PullOptions {
+    /// Runs to pull (ID or unique prefix); empty pulls everything.
+    pub runs: Vec<String>,
+    /// Concurrent downloads.
+    pub jobs: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Fetch run records and manifests only; file content comes on demand at checkout.
+    pub metadata_only: bool,
+}
+
+/// What a pull did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PullReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Objects downloaded (each verified against its hash).
+    pub objects: u64,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Runs adopted into the local index.
+    pub runs: Vec<String>,
+    /// Tracked-path versions adopted.
+    pub roots: u64,
+    /// Requests made to the remote.
+    pub requests: u64,
+}
+
+/// What `verify --remote` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RemoteVerifyReport {
+    /// The remote's name.
+    pub remote: String,
+    /// Index segments read.
+    pub segments: u64,
+    /// Packs checked.
+    pub packs: u64,
+    /// Objects re-hashed.
+    pub objects: u64,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Everything wrong; empty means the remote is sound.
+    pub problems: Vec<crate::maintenance::Problem>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+        && !name.starts_with('.')
+}
+
+/// A workflow name or run ID as one key component: bytes outside `[A-Za-z0-9._-]` become
+/// `%XX`, so any name maps to one safe, reversible key.
+pub fn key_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && !out.is_empty()) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn pack_key(id: &Hash) -> String {
+    let hex = id.to_hex();
+    format!("packs/{}/{hex}.pack", &hex[..2])
+}
+
+fn run_key(workflow: &str, run_id: &str) -> String {
+    format!(
+        "runs/{}/{}.json",
+        key_component(workflow),
+        key_component(run_id)
+    )
+}
+
+/// Runs `f` over `items` on `jobs` threads, stopping at the first error.
+fn parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    jobs: usize,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let results = Mutex::new(Vec::new());
+    let failed = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                if failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+                    return;
+                }
+                let next = queue.lock().ok().and_then(|mut q| q.next());
+                let Some((i, item)) = next else { return };
+                match f(item) {
+                    Ok(r) => {
+                        if let Ok(mut v) = results.lock() {
+                            v.push((i, r));
+                        }
+                    }
+                    Err(e) => {
+                        if let Ok(mut fl) = failed.lock() {
+                            fl.get_or_insert(e);
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut v = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    v.sort_by_key(|(i, _)| *i);
+    Ok(v.into_iter().map(|(_, r)| r).collect())
+}
+
+impl Store {
+    fn remotes_path(&self) -> PathBuf {
+        self.dir().join("remotes.json")
+    }
+
+    /// The configured remotes.
+    pub fn remotes(&self) -> Result<Remotes> {
+        let p = self.remotes_path();
+        match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::corrupt(p.display().to_string(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Remotes::default()),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
+    fn update_remotes(&self, f: impl FnOnce(&mut Remotes) -> Result<()>) -> Result<()> {
+        // Exclusive: two `remote add` at once must not lose one another's update.
+        let _lock = self.lock(LockMode::Exclusive)?;
+        let mut r = self.remotes()?;
+        f(&mut r)?;
+        let json = serde_json::to_vec_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?;
+        crate::util::atomic_write(&self.remotes_path(), &json)
+    }
+
+    /// Adds remote `name`; the first remote added becomes the default.
+    pub fn remote_add(&self, name: &str, spec: RemoteSpec, make_default: bool) -> Result<()> {
+        if !valid_name(name) {
+            return Err(Error::Invalid(format!(
+                "invalid remote name {name:?} (letters, digits, '-', '_', '.')"
+            )));
+        }
+        spec.validate()?;
+        self.update_remotes(|r| {
+            if r.remotes.contains_key(name) {
+                return Err(Error::Invalid(format!("remote {name} already exists")));
+            }
+            r.remotes.insert(name.to_string(), spec);
+            if make_default || r.default.is_none() {
+                r.default = Some(name.to_string());
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes remote `name` (and its cached index).
+    pub fn remote_remove(&self, name: &str) -> Result<()> {
+        self.update_remotes(|r| {
+            if r.remotes.remove(name).is_none() {
+                return Err(Error::Invalid(format!("no remote named {name}")));
+            }
+            if r.default.as_deref() == Some(name) {
+                r.default = r.remotes.keys().next().cloned();
+            }
+            Ok(())
+        })?;
+        let cache = self.remote_cache(name);
+        if cache.exists() {
+            fs::remove_dir_all(&cache).map_err(|e| Error::io(&cache, e))?;
+        }
+        Ok(())
+    }
+
+    /// The remote named, or the default one.
+    pub fn remote_spec(&self, name: Option<&str>) -> Result<(String, RemoteSpec)> {
+        let r = self.remotes()?;
+        let name = match name.map(str::to_string).or(r.default.clone()) {
+            Some(n) => n,
+            None => {
+                return Err(Error::Invalid(
+                    "no remote configured (store remote add NAME URL)".into(),
+                ))
+            }
+        };
+        let spec = r
+            .remotes
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("no remote named {name}")))?;
+        Ok((name, spec))
+    }
+
+    fn remote_cache(&self, name: &str) -> PathBuf {
+        self.dir().join("remotes").join(name)
+    }
+
+    /// Reads every index segment of the remote, downloading those not cached yet.
+    fn remote_state(&self, name: &str, backend: &dyn Backend) -> Result<RemoteState> {
+        if let Some(b) = backend.get(MARKER_KEY)? {
+            let m: Marker = serde_json::from_slice(&b).map_err(|e| {
+                Error::corrupt(format!("remote {name} {MARKER_KEY}"), e.to_string())
+            })?;
+            if m.version > REMOTE_FORMAT {
+                return Err(Error::NewerFormat {
+                    what: format!("remote {name}"),
+                    found: m.version,
+                    supported: REMOTE_FORMAT,
+                });
+            }
+        }
+        let cache = self.remote_cache(name).join("segments");
+        fs::create_dir_all(&cache).map_err(|e| Error::io(&cache, e))?;
+        let listed = backend.list("index/")?;
+        let mut state = RemoteState::default();
+        let mut todo = Vec::new();
+        for (key, _) in listed {
+            let Some(id) = key
+                .strip_prefix("index/")
+                .and_then(|k| k.strip_suffix(".seg"))
+                .and_then(|h| h.parse::<Hash>().ok())
+            else {
+                continue;
+            };
+            todo.push((id, key));
+        }
+        let segs = parallel(todo, 8, |(id, key)| {
+            let local = cache.join(format!("{id}.seg"));
+            let bytes = match fs::read(&local) {
+                Ok(b) => b,
+                Err(_) => {
+                    let b = backend.get(&key)?.ok_or_else(|| {
+                        crate::remote::remote_error(name, &key, "listed but missing")
+                    })?;
+                    if segment_id(&b) != id {
+                        return Err(Error::corrupt(
+                            format!("remote {name} {key}"),
+                            "segment fails its hash check",
+                        ));
+                    }
+                    crate::util::atomic_write(&local, &b)?;
+                    b
+                }
+            };
+            decode_segment(&bytes, &format!("remote {name} {key}"))
+        })?;
+        for s in segs {
+            state.add(s)?;
+        }
+        Ok(state)
+    }
+
+    /// Pushes runs (or everything) to a remote: only objects the remote lacks are uploaded,
+    /// packed into new packs; then one index segment publishes them.
+    pub fn push(&self, remote: Option<&str>, opts: &PushOptions) -> Result<PushReport> {
+        let _lock = self.lock(LockMode::Shared)?;
+        let (name, spec) = self.remote_spec(remote)?;
+        let backend = spec.open()?;
+        let marker = Marker {
+            format: "store-remote".into(),
+            version: REMOTE_FORMAT,
+            chunking: self.config().chunking,
+        };
+        if backend.head(MARKER_KEY)?.is_none() {
+            let b =
+                serde_json::to_vec_pretty(&marker).map_err(|e| Error::Invalid(e.to_string()))?;
+            backend.put_new(MARKER_KEY, b)?;
+        }
+        let state = self.remote_state(&name, &*backend)?;
+        let mut report = PushReport {
+            remote: name.clone(),
+            ..PushReport::default()
+        };
+
+        // What to publish.
+        let (runs, roots, wanted) = if opts.runs.is_empty() {
+            let runs = self.index().runs(None)?;
+            let roots: Vec<Root> = self.index().root_history(None)?;
+            let mut wanted = Vec::new();
+            let packs = self.index().packs()?;
+            for (p, _) in packs {
+                let objs = self.index().objects_in_pack(&p)?;
+                wanted.extend(objs.into_iter().map(|(h, ..)| h));
+            }
+            (runs, roots, wanted)
+        } else {
+            let mut runs = Vec::new();
+            let mut live = HashSet::new();
+            for id in &opts.runs {
+                let run = self.resolve_run(id)?;
+                live.extend(self.run_closure(&run)?);
+                runs.push(run);
+            }
+            (runs, Vec::new(), live.into_iter().collect())
+        };
+        let mut missing: Vec<Hash> = wanted
+            .into_iter()
+            .filter(|h| !state.objects.contains_key(h))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        let locs = self.index().locate_many(&missing)?;
+        let mut located: Vec<(Hash, Entry)> = Vec::with_capacity(missing.len());
+        for (h, l) in missing.iter().zip(locs) {
+            let l = l.ok_or(Error::ObjectNotFound(h.to_hex()))?;
+            located.push((l.pack, l.entry));
+        }
+        // Deterministic packing (by local pack, then offset): a push resumed after an
+        // interruption builds the same packs again and finds the finished ones in place.
+        located.sort_by_key(|a| (a.0, a.1.offset));
+        report.objects = located.len() as u64;
+        let target = self.config().pack_target_size;
+        let mut groups: Vec<Vec<(Hash, Entry)>> = Vec::new();
+        let mut size = 0u64;
+        for item in located {
+            if groups.is_empty() || size >= target {
+                groups.push(Vec::new());
+                size = 0;
+            }
+            size += u64::from(item.1.stored_len);
+            if let Some(g) = groups.last_mut() {
+                g.push(item);
+            }
+        }
+        let total: u64 = groups
+            .iter()
+            .flatten()
+            .map(|(_, e)| u64::from(e.stored_len))
+            .sum();
+        let pb = crate::add::progress_bar(opts.progress, total, "uploading");
+        let uploaded = parallel(groups, opts.jobs.max(1), |group| {
+            let mut buf = PackBuf::default();
+            let mut i = 0;
+            while i < group.len() {
+                // Adjacent objects of one local pack are read with one positioned read.
+                let (pack, first) = &group[i];
+                let mut j = i + 1;
+                let mut end = first.offset + u64::from(first.stored_len);
+                while j < group.len()
+                    && group[j].0 == *pack
+                    && group[j].1.offset == end
+                    && end - first.offset < (8 << 20)
+                {
+                    end += u64::from(group[j].1.stored_len);
+                    j += 1;
+                }
+                let span = self
+                    .reader(pack)?
+                    .read_span(first.offset, end - first.offset)?;
+                for (_, e) in &group[i..j] {
+                    let off = (e.offset - first.offset) as usize;
+                    let stored = &span[off..off + e.stored_len as usize];
+                    buf.append(e.hash, e.kind, e.compression, e.raw_len, stored);
+                }
+                i = j;
+            }
+            let logical: u64 = group.iter().map(|(_, e)| u64::from(e.stored_len)).sum();
+            let (id, bytes, entries) = buf.finish();
+            let key = pack_key(&id);
+            let len = bytes.len() as u64;
+            let fresh = match backend.head(&key)? {
+                Some(n) if n == len => false,
+                _ => backend.put_new(&key, bytes)?,
+            };
+            pb.inc(logical);
+            Ok((
+                SegPack {
+                    id,
+                    size: len,
+                    objects: entries.iter().map(SegObject::of).collect(),
+                },
+                fresh,
+            ))
+        })?;
+        pb.finish_and_clear();
+        let mut seg = Segment {
+            format: "store-remote-segment".into(),
+            version: REMOTE_FORMAT,
+            created_ns: crate::util::now_ns(),
+            packs: Vec::new(),
+            runs: Vec::new(),
+            roots: Vec::new(),
+        };
+        for (p, fresh) in uploaded {
+            if fresh {
+                report.packs_uploaded += 1;
+                report.bytes_uploaded += p.size;
+            } else {
+                report.packs_skipped += 1;
+            }
+            seg.packs.push(p);
+        }
+        for run in &runs {
+            let parts = self.index().run_parts(&run.run_id)?;
+            let r = SegRun {
+                workflow: run.workflow.clone(),
+                run_id: run.run_id.clone(),
+                parts,
+                snapshot: run.snapshot,
+            };
+            let known = state.runs.get(&run.run_id).is_some_and(|old| {
+                old.snapshot == r.snapshot
+                    && (old.snapshot.is_some() || r.parts.iter().all(|p| old.parts.contains(p)))
+            });
+            if !known {
+                report.runs.push(run.run_id.clone());
+                seg.runs.push(r);
+            }
+        }
+        seg.roots = roots
+            .iter()
+            .map(|r| r.record)
+            .filter(|h| !state.roots.contains(h))
+            .collect();
+        seg.roots.sort();
+        seg.roots.dedup();
+        if !(seg.packs.is_empty() && seg.runs.is_empty() && seg.roots.is_empty()) {
+            let bytes = encode_segment(&seg)?;
+            let id = segment_id(&bytes);
+            backend.put_new(&format!("index/{id}.seg"), bytes.clone())?;
+            let cache = self.remote_cache(&name).join("segments");
+            crate::util::atomic_write(&cache.join(format!("{id}.seg")), &bytes)?;
+            report.segment = Some(id.to_hex());
+        }
+        // Human-readable manifests of the sealed runs, for people browsing the remote.
+        for run in runs.iter().filter(|r| r.snapshot.is_some()) {
+            let key = run_key(&run.workflow, &run.run_id);
+            if state
+                .runs
+                .get(&run.run_id)
+                .is_some_and(|r| r.snapshot.is_some())
+            {
+                continue;
+            }
+            let doc = self.run_document(run, &spec.url, &key)?;
+            backend.put_new(&key, doc)?;
+        }
+        report.requests = backend.requests();
+        Ok(report)
+    }
+
+    /// Every object a run needs: its records, manifests and chunks.
+    fn run_closure(&self, run: &RunRow) -> Result<HashSet<Hash>> {
+        let mut live = HashSet::new();
+        let mut stack: Vec<(Hash, ObjectKind)> = Vec::new();
+        let mut records: Vec<Hash> = self.index().run_parts(&run.run_id)?;
+        records.extend(run.snapshot);
+        for h in records {
+            let (kind, bytes) = self.read_object(&h)?;
+            live.insert(h);
+            stack.extend(crate::run::entry_refs(kind, &bytes, &h)?);
+        }
+        while let Some((h, kind)) = stack.pop() {
+            if !live.insert(h) {
+                continue;
+            }
+            match kind {
+                ObjectKind::Tree => {
+                    for e in self.tree_manifest(&h)?.entries {
+                        match e.kind {
+                            EntryKind::File(f) => stack.push((f, ObjectKind::File)),
+                            EntryKind::Dir(d) => stack.push((d, ObjectKind::Tree)),
+                            EntryKind::Symlink(_) => {}
+                        }
+                    }
+                }
+                ObjectKind::File => {
+                    live.extend(self.file_manifest(&h)?.chunks.into_iter().map(|(c, _)| c));
+                }
+                _ => {}
+            }
+        }
+        Ok(live)
+    }
+
+    /// The `runs/<workflow>/<run id>.json` document of a sealed run.
+    fn run_document(&self, run: &RunRow, url: &str, key: &str) -> Result<Vec<u8>> {
+        let snap = self.run_snapshot(run)?;
+        let manifest_url = format!("{}/{key}", url.trim_end_matches('/'));
+        let files: Vec<serde_json::Value> = snap
+            .entries
+            .iter()
+            .map(|e| {
+                let mut v = crate::run::entry_metadata(&run.workflow, &run.run_id, e);
+                if let Some(m) = v.as_object_mut() {
+                    let mut urls = e.remote_urls.clone();
+                    urls.push(manifest_url.clone());
+                    m.insert("remote_urls".into(), serde_json::json!(urls));
+                }
+                v
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "format": "store-run-manifest",
+            "version": REMOTE_FORMAT,
+            "workflow": run.workflow,
+            "run_id": run.run_id,
+            "status": "sealed",
+            "created_ns": snap.created_ns,
+            "sealed_ns": snap.sealed_ns,
+            "snapshot": run.snapshot,
+            "code": snap.code,
+            "files": files,
+        });
+        serde_json::to_vec_pretty(&doc).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Pulls runs (or everything) from a remote into this store, verifying every object.
+    pub fn pull(&self, remote: Option<&str>, opts: &PullOptions) -> Result<PullReport> {
+        let _lock = self.lock(LockMode::Shared)?;
+        let (name, spec) = self.remote_spec(remote)?;
+        let backend = spec.open()?;
+        let state = self.remote_state(&name, &*backend)?;
+        let mut report = PullReport {
+            remote: name.clone(),
+            ..PullReport::default()
+        };
+        let runs: Vec<SegRun> = if opts.runs.is_empty() {
+            state.runs.values().cloned().collect()
+        } else {
+            let mut v = Vec::new();
+            for id in &opts.runs {
+                v.push(find_remote_run(&state, id, &name)?.clone());
+            }
+            v
+        };
+        let roots: Vec<Hash> = if opts.runs.is_empty() {
+            state.roots.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
+        let mut starts: Vec<Hash> = roots.clone();
+        for r in &runs {
+            starts.extend(r.parts.iter().copied());
+            starts.extend(r.snapshot);
+        }
+        let ctx = Fetch {
+            name: &name,
+            backend: &*backend,
+            state: &state,
+            jobs: opts.jobs.max(1),
+            progress: opts.progress,
+        };
+        let (n, bytes) = self.fetch_closure(&ctx, &starts, !opts.metadata_only)?;
+        report.objects = n;
+        report.bytes = bytes;
+
+        // Adopt the runs and roots into the index.
+        let mut commit = Commit::default();
+        let local_runs: HashMap<String, RunRow> = self
+            .index()
+            .runs(None)?
+            .into_iter()
+            .map(|r| (r.run_id.clone(), r))
+            .collect();
+        for r in &runs {
+            let local = local_runs.get(&r.run_id);
+            if local.is_some_and(|l| l.snapshot.is_some()) {
+                continue;
+            }
+            let have: HashSet<Hash> = match local {
+                Some(_) => self.index().run_parts(&r.run_id)?.into_iter().collect(),
+                None => HashSet::new(),
+            };
+            for p in r.parts.iter().filter(|p| !have.contains(p)) {
+                let b = self.read_kind(p, ObjectKind::RunPart)?;
+                let part: crate::run::RunPart =
+                    crate::run::parse_run_object(ObjectKind::RunPart, &b, p)?;
+                commit.run_parts.push(part.index_row(*p));
+            }
+            if let Some(s) = r.snapshot {
+                let b = self.read_kind(&s, ObjectKind::Run)?;
+                let snap: crate::run::RunSnapshot =
+                    crate::run::parse_run_object(ObjectKind::Run, &b, &s)?;
+                commit.seals.push(crate::index::SealRow {
+                    run_id: snap.run_id,
+                    workflow: snap.workflow,
+                    snapshot: s,
+                    sealed_ns: snap.sealed_ns,
+                    parts: None,
+                });
+            }
+            report.runs.push(r.run_id.clone());
+        }
+        let known: HashSet<Hash> = self
+            .index()
+            .root_history(None)?
+            .into_iter()
+            .map(|r| r.record)
+            .collect();
+        for h in roots.iter().filter(|h| !known.contains(h)) {
+            let b = self.read_kind(h, ObjectKind::Root)?;
+            let rec: RootRecord = serde_json::from_slice(&b)
+                .map_err(|e| Error::corrupt(format!("root record {h}"), e.to_string()))?;
+            commit.roots.push(Root {
+                hash: rec.hash.parse()?,
+                path: rec.path,
+                kind: rec.kind,
+                size: rec.size,
+                time_ns: rec.time_ns,
+                record: *h,
+            });
+            report.roots += 1;
+        }
+        self.index().commit(&commit)?;
+        report.requests = backend.requests();
+        Ok(report)
+    }
+
+    /// Makes sure every object under `starts` is local, fetching what is missing from the
+    /// default remote when one is configured. Returns the objects fetched.
+    pub(crate) fn ensure_local(&self, starts: &[Hash]) -> Result<u64> {
+        let remotes = self.remotes()?;
+        if remotes.remotes.is_empty() {
+            return Ok(0);
+        }
+        if self.missing_under(starts)?.is_empty() {
+            return Ok(0);
+        }
+        let (name, spec) = self.remote_spec(None)?;
+        let backend = spec.open()?;
+        let state = self.remote_state(&name, &*backend)?;
+        let ctx = Fetch {
+            name: &name,
+            backend: &*backend,
+            state: &state,
+            jobs: 4,
+            progress: true,
+        };
+        Ok(self.fetch_closure(&ctx, starts, true)?.0)
+    }
+
+    /// Objects under `starts` not in the local index (manifests that are missing hide what
+    /// is under them: one missing manifest is enough to say something is missing).
+    fn missing_under(&self, starts: &[Hash]) -> Result<Vec<Hash>> {
+        let mut missing = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<Hash> = starts.to_vec();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            let Some(loc) = self.index().locate(&h)? else {
+                missing.push(h);
+                continue;
+            };
+            match loc.entry.kind {
+                ObjectKind::Tree => {
+                    for e in self.tree_manifest(&h)?.entries {
+                        match e.kind {
+                            EntryKind::File(f) | EntryKind::Dir(f) => stack.push(f),
+                            EntryKind::Symlink(_) => {}
+                        }
+                    }
+                }
+                ObjectKind::File => {
+                    let chunks: Vec<Hash> = self
+                        .file_manifest(&h)?
+                        .chunks
+                        .into_iter()
+                        .map(|(c, _)| c)
+                        .collect();
+                    let locs = self.index().locate_many(&chunks)?;
+                    for (c, l) in chunks.iter().zip(locs) {
+                        if l.is_none() {
+                            missing.push(*c);
+                        }
+                    }
+                }
+                ObjectKind::Run | ObjectKind::RunPart => {
+                    let (kind, bytes) = self.read_object(&h)?;
+                    stack.extend(
+                        crate::run::entry_refs(kind, &bytes, &h)?
+                            .into_iter()
+                            .map(|(r, _)| r),
+                    );
+                }
+                ObjectKind::Root => {
+                    let b = self.read_kind(&h, ObjectKind::Root)?;
+                    let rec: RootRecord = serde_json::from_slice(&b)
+                        .map_err(|e| Error::corrupt(format!("root record {h}"), e.to_string()))?;
+                    stack.push(rec.hash.parse()?);
+                }
+                _ => {}
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Fetches, level by level, every missing object under `starts` (chunks only when
+    /// `chunks`). Returns (objects, bytes) downloaded.
+    fn fetch_closure(&self, ctx: &Fetch<'_>, starts: &[Hash], chunks: bool) -> Result<(u64, u64)> {
+        let mut total = (0u64, 0u64);
+        let mut seen: HashSet<Hash> = HashSet::new();
+        let mut level: Vec<Hash> = starts.to_vec();
+        let mut chunk_set: Vec<Hash> = Vec::new();
+        while !level.is_empty() {
+            level.retain(|h| seen.insert(*h));
+            let locs = self.index().locate_many(&level)?;
+            let absent: Vec<Hash> = level
+                .iter()
+                .zip(&locs)
+                .filter(|(_, l)| l.is_none())
+                .map(|(h, _)| *h)
+                .collect();
+            let (n, b) = self.fetch_objects(ctx, &absent)?;
+            total.0 += n;
+            total.1 += b;
+            let mut next = Vec::new();
+            for h in &level {
+                let (kind, bytes) = self.read_object(h)?;
+                match kind {
+                    ObjectKind::Run | ObjectKind::RunPart => next.extend(
+                        crate::run::entry_refs(kind, &bytes, h)?
+                            .into_iter()
+                            .map(|(r, _)| r),
+                    ),
+                    ObjectKind::Root => {
+                        let rec: RootRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                            Error::corrupt(format!("root record {h}"), e.to_string())
+                        })?;
+                        next.push(rec.hash.parse()?);
+                    }
+                    ObjectKind::Tree => {
+                        for e in crate::manifest::TreeManifest::decode(&bytes, h)?.entries {
+                            match e.kind {
+                                EntryKind::File(f) | EntryKind::Dir(f) => next.push(f),
+                                EntryKind::Symlink(_) => {}
+                            }
+                        }
+                    }
+                    ObjectKind::File => chunk_set.extend(
+                        crate::manifest::FileManifest::decode(&bytes, h)?
+                            .chunks
+                            .into_iter()
+                            .map(|(c, _)| c),
+                    ),
+                    _ => {}
+                }
+            }
+            level = next;
+        }
+        if chunks {
+            chunk_set.sort();
+            chunk_set.dedup();
+            let locs = self.index().locate_many(&chunk_set)?;
+            let absent: Vec<Hash> = chunk_set
+                .iter()
+                .zip(locs)
+                .filter(|(_, l)| l.is_none())
+                .map(|(h, _)| *h)
+                .collect();
+            let (n, b) = self.fetch_objects(ctx, &absent)?;
+            total.0 += n;
+            total.1 += b;
+        }
+        Ok(total)
+    }
+
+    /// Downloads `hashes` with ranged reads of the remote packs holding them, verifies each
+    /// against its hash, writes them into new local packs and commits those.
+    fn fetch_objects(&self, ctx: &Fetch<'_>, hashes: &[Hash]) -> Result<(u64, u64)> {
+        if hashes.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut by_pack: BTreeMap<Hash, Vec<Entry>> = BTreeMap::new();
+        for h in hashes {
+            let (pack, e) = ctx.state.objects.get(h).ok_or_else(|| Error::Remote {
+                remote: ctx.name.to_string(),
+                detail: format!("object {h} is not on the remote (was it pushed?)"),
+            })?;
+            by_pack.entry(*pack).or_default().push(e.clone());
+        }
+        let mut ranges: Vec<(Hash, Range<u64>, Vec<Entry>)> = Vec::new();
+        for (pack, mut entries) in by_pack {
+            entries.sort_by_key(|e| e.offset);
+            entries.dedup_by_key(|e| e.hash);
+            let mut cur: Option<(Range<u64>, Vec<Entry>)> = None;
+            for e in entries {
+                let end = e.offset + u64::from(e.stored_len);
+                match cur.as_mut() {
+                    Some((r, v))
+                        if e.offset >= r.end
+                            && e.offset - r.end <= COALESCE_GAP
+                            && end - r.start <= MAX_RANGE =>
+                    {
+                        r.end = end;
+                        v.push(e);
+                    }
+                    _ => {
+                        if let Some((r, v)) = cur.take() {
+                            ranges.push((pack, r, v));
+                        }
+                        cur = Some((e.offset..end, vec![e]));
+                    }
+                }
+            }
+            if let Some((r, v)) = cur {
+                ranges.push((pack, r, v));
+            }
+        }
+        let total: u64 = ranges.iter().map(|(_, r, _)| r.end - r.start).sum();
+        let pb = crate::add::progress_bar(ctx.progress, total, "downloading");
+        let writer = Mutex::new(FetchWriter {
+            store: self,
+            current: None,
+            finished: Vec::new(),
+        });
+        let counts = parallel(ranges, ctx.jobs, |(pack, range, entries)| {
+            let key = pack_key(&pack);
+            let bytes = ctx.backend.get_range(&key, range.clone())?;
+            let what = || format!("remote {} {key}", ctx.name);
+            let mut verified = Vec::with_capacity(entries.len());
+            for e in &entries {
+                let off = (e.offset - range.start) as usize;
+                let stored = &bytes[off..off + e.stored_len as usize];
+                crate::pack::decode_verified(e, stored, &what)?;
+                verified.push((e, stored));
+            }
+            let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+            for (e, stored) in verified {
+                w.append(e, stored)?;
+            }
+            drop(w);
+            pb.inc(range.end - range.start);
+            Ok((entries.len() as u64, range.end - range.start))
+        })?;
+        pb.finish_and_clear();
+        let w = writer.into_inner().unwrap_or_else(|p| p.into_inner());
+        w.commit()?;
+        Ok(counts
+            .into_iter()
+            .fold((0, 0), |a, (n, b)| (a.0 + n, a.1 + b)))
+    }
+
+    /// Checks a remote: every pack named by its index exists with its size, and every object
+    /// (or, with `sample`, the objects of that many packs) decodes to its hash.
+    pub fn verify_remote(
+        &self,
+        remote: Option<&str>,
+        sample: Option<usize>,
+        jobs: usize,
+    ) -> Result<RemoteVerifyReport> {
+        let (name, spec) = self.remote_spec(remote)?;
+        let backend = spec.open()?;
+        let state = self.remote_state(&name, &*backend)?;
+        let mut report = RemoteVerifyReport {
+            remote: name.clone(),
+            segments: state.segments as u64,
+            ..RemoteVerifyReport::default()
+        };
+        let mut by_pack: BTreeMap<Hash, Vec<Entry>> = BTreeMap::new();
+        for (p, e) in state.objects.values() {
+            by_pack.entry(*p).or_default().push(e.clone());
+        }
+        let mut packs: Vec<(Hash, u64)> = state.packs.iter().map(|(p, s)| (*p, *s)).collect();
+        packs.sort();
+        if let Some(n) = sample {
+            // A spread-out sample: every k-th pack in hash order (hash order is random).
+            let k = packs.len().div_ceil(n.max(1)).max(1);
+            packs = packs.into_iter().step_by(k).collect();
+        }
+        let results = parallel(packs, jobs.max(1), |(pack, size)| {
+            let key = pack_key(&pack);
+            let mut problems = Vec::new();
+            let mut objects = 0u64;
+            let mut bytes = 0u64;
+            match backend.head(&key)? {
+                None => problems.push(problem(&key, None, "listed in the index but missing")),
+                Some(n) if n != size => problems.push(problem(
+                    &key,
+                    None,
+                    &format!("has {n} bytes, the index says {size}"),
+                )),
+                Some(_) => {
+                    let data = backend.get_range(&key, 0..size)?;
+                    bytes = size;
+                    for e in by_pack.get(&pack).map(Vec::as_slice).unwrap_or(&[]) {
+                        objects += 1;
+                        let end = e.offset + u64::from(e.stored_len);
+                        let what = || format!("remote {name} {key}");
+                        let r = data
+                            .get(e.offset as usize..end as usize)
+                            .ok_or_else(|| Error::corrupt(what(), "object beyond the end"))
+                            .and_then(|s| crate::pack::decode_verified(e, s, &what));
+                        if let Err(x) = r {
+                            problems.push(problem(&key, Some(e.hash), &x.to_string()));
+                        }
+                    }
+                }
+            }
+            Ok((problems, objects, bytes))
+        })?;
+        for (p, o, b) in results {
+            report.packs += 1;
+            report.objects += o;
+            report.bytes += b;
+            report.problems.extend(p);
+        }
+        Ok(report)
+    }
+}
+
+fn problem(key: &str, object: Option<Hash>, detail: &str) -> crate::maintenance::Problem {
+    crate::maintenance::Problem {
+        pack: key.to_string(),
+        object: object.map(|h| h.to_hex()),
+        detail: detail.to_string(),
+    }
+}
+
+fn find_remote_run<'a>(state: &'a RemoteState, id: &str, remote: &str) -> Result<&'a SegRun> {
+    if let Some(r) = state.runs.get(id) {
+        return Ok(r);
+    }
+    let found: Vec<&SegRun> = state
+        .runs
+        .values()
+        .filter(|r| r.run_id.starts_with(id))
+        .collect();
+    match found.as_slice() {
+        [r] => Ok(r),
+        [] => Err(Error::RunNotFound(format!(
+            "no run {id} on remote {remote}"
+        ))),
+        many => Err(Error::RunNotFound(format!(
+            "run prefix {id} is ambiguous on remote {remote}: {}",
+            many.iter()
+                .map(|r| r.run_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// One fetch's remote context.
+struct Fetch<'a> {
+    name: &'a str,
+    backend: &'a dyn Backend,
+    state: &'a RemoteState,
+    jobs: usize,
+    progress: bool,
+}
+
+/// Writes fetched objects into local packs.
+struct FetchWriter<'a> {
+    store: &'a Store,
+    current: Option<PackWriter>,
+    finished: Vec<crate::pack::FinishedPack>,
+}
+
+impl FetchWriter<'_> {
+    fn append(&mut self, e: &Entry, stored: &[u8]) -> Result<()> {
+        let target = self.store.config().pack_target_size;
+        if self.current.as_ref().is_some_and(|w| w.len() >= target) {
+            if let Some(w) = self.current.take() {
+                self.finished.push(w.finish(&self.store.packs_dir())?);
+            }
+        }
+        if self.current.is_none() {
+            self.current = Some(PackWriter::create(&self.store.tmp_dir())?);
+        }
+        match self.current.as_mut() {
+            Some(w) => w.append(e.hash, e.kind, e.compression, e.raw_len, stored),
+            None => Err(Error::Invalid("no pack writer".into())),
+        }
+    }
+
+    fn commit(mut self) -> Result<()> {
+        if let Some(w) = self.current.take() {
+            if !w.is_empty() {
+                self.finished.push(w.finish(&self.store.packs_dir())?);
+            }
+        }
+        if self.finished.is_empty() {
+            return Ok(());
+        }
+        self.store.index().commit(&Commit {
+            packs: std::mem::take(&mut self.finished),
+            ..Commit::default()
+        })
+    }
+}
+
+fn segment_id(bytes: &[u8]) -> Hash {
+    Hash(
+        *blake3::Hasher::new_derive_key(SEGMENT_CONTEXT)
+            .update(bytes)
+            .finalize()
+            .as_bytes(),
+    )
+}
+
+fn encode_segment(seg: &Segment) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(seg).map_err(|e| Error::Invalid(e.to_string()))?;
+    zstd::bulk::compress(&json, 3).map_err(|e| Error::io("<segment>", e))
+}
+
+fn decode_segment(bytes: &[u8], what: &str) -> Result<Segment> {
+    let json = zstd::stream::decode_all(bytes).map_err(|e| {
+        Error::corrupt(
+            what.to_string(),
+            format!("segment does not decompress: {e}"),
+        )
+    })?;
+    let v: serde_json::Value = serde_json::from_slice(&json)
+        .map_err(|e| Error::corrupt(what.to_string(), e.to_string()))?;
+    let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
+    if version > u64::from(REMOTE_FORMAT) {
+        return Err(Error::NewerFormat {
+            what: what.to_string(),
+            found: version as u32,
+            supported: REMOTE_FORMAT,
+        });
+    }
+    serde_json::from_value(v).map_err(|e| Error::corrupt(what.to_string(), e.to_string()))
+}
+
+/// Creates a workspace in `dir` from a remote: a new store whose `origin` is `spec`, with every
+/// run and tracked path of the remote known and their manifests fetched. File content is
+/// fetched on demand by checkout (or all at once by `pull`).
+pub fn clone_remote(
+    spec: RemoteSpec,
+    dir: &Path,
+    jobs: usize,
+    progress: bool,
+) -> Result<(Store, PullReport)> {
+    spec.validate()?;
+    let backend = spec.open()?;
+    let marker: Option<Marker> = match backend.get(MARKER_KEY)? {
+        Some(b) => Some(serde_json::from_slice(&b).map_err(|e| {
+            Error::corrupt(format!("remote {} {MARKER_KEY}", spec.url), e.to_string())
+        })?),
+        None => None,
+    };
+    let Some(marker) = marker else {
+        return Err(Error::Remote {
+            remote: crate::git::redact(&spec.url),
+            detail: "not a store remote (no store-remote.json; push to it first)".into(),
+        });
+    };
+    if marker.version > REMOTE_FORMAT {
+        return Err(Error::NewerFormat {
+            what: format!("remote {}", spec.url),
+            found: marker.version,
+            supported: REMOTE_FORMAT,
+        });
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let store = Store::init(
+        &dir.join(crate::store::STORE_DIR_NAME),
+        &InitOptions {
+            chunking: Some(marker.chunking),
+            zstd_level: None,
+        },
+    )?;
+    store.remote_add("origin", spec, true)?;
+    let report = store.pull(
+        Some("origin"),
+        &PullOptions {
+            runs: Vec::new(),
+            jobs,
+            progress,
+            metadata_only: true,
+        },
+    )?;
+    Ok((store, report))
+}
