@@ -420,6 +420,7 @@ impl Store {
     /// Streams the content of file `hash` to `out`, verifying every chunk.
     pub fn cat(&self, hash: &Hash, out: &mut dyn std::io::Write) -> Result<u64> {
         let _lock = self.lock(LockMode::Shared)?;
+        self.ensure_local(&[*hash])?;
         self.cat_unlocked(hash, out)
     }
 

@@ -9,5 +9,6 @@ mod crash;
 mod golden;
 mod pegasus;
 mod properties;
+mod remote;
 mod roundtrip;
 mod runs;

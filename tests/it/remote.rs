@@ -1,0 +1,730 @@
+//! Remotes against real backends: a directory, and a real S3-compatible server on loopback
+//! (moto, started by `.ci/run`; `STORE_TEST_S3_ENDPOINT` names it). Under `CI=true` a missing
+//! server is a failure, not a skip.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use store::remote::{Backend, DirBackend, RemoteSpec};
+
+use crate::common::{pseudo_random, Ws};
+
+/// The S3 test endpoint, or None (skip) outside CI.
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var("STORE_TEST_S3_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must start an S3 server (moto) and set STORE_TEST_S3_ENDPOINT"
+            );
+            eprintln!("skipping: STORE_TEST_S3_ENDPOINT not set");
+            None
+        }
+    }
+}
+
+/// Creates a fresh bucket on the test server (moto accepts an unsigned CreateBucket).
+pub fn new_bucket(endpoint: &str, name: &str) -> String {
+    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(hostport).expect("connect to S3 server");
+    let bucket = format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+            % 1_000_000_000
+    );
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("HTTP/1.1 200"), "create bucket: {reply}");
+    bucket
+}
+
+/// Test credentials (moto accepts any); a distinctive secret so tests can look for leaks.
+pub const SECRET: &str = "sEcReT-9f1c2e-do-not-store";
+
+pub fn with_s3_env(c: &mut Command) -> &mut Command {
+    c.env("AWS_ACCESS_KEY_ID", "AKIATESTKEY")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+}
+
+fn s3_spec(endpoint: &str, bucket: &str, prefix: &str) -> RemoteSpec {
+    let mut options = std::collections::BTreeMap::new();
+    options.insert("endpoint".to_string(), endpoint.to_string());
+    options.insert("allow_http".to_string(), "true".to_string());
+    RemoteSpec {
+        url: format!("s3://{bucket}/{prefix}"),
+        options,
+    }
+}
+
+fn open_s3(endpoint: &str, bucket: &str, prefix: &str) -> Box<dyn Backend> {
+    // The same values in every test, so setting them from several threads is harmless.
+    std::env::set_var("AWS_ACCESS_KEY_ID", "AKIATESTKEY");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
+    std::env::set_var("AWS_DEFAULT_REGION", "us-east-1");
+    s3_spec(endpoint, bucket, prefix).open().expect("open s3")
+}
+
+/// The behaviour every backend must have.
+pub fn conformance(b: &dyn Backend) {
+    assert_eq!(b.get("a/missing").expect("get missing"), None);
+    assert_eq!(b.head("a/missing").expect("head missing"), None);
+    let data = pseudo_random(300_000, 7);
+    assert!(
+        b.put_new("a/b/one", data.clone()).expect("put"),
+        "first put creates"
+    );
+    // A second put never replaces what is there.
+    assert!(!b.put_new("a/b/one", b"other".to_vec()).expect("put again"));
+    assert_eq!(b.get("a/b/one").expect("get").as_deref(), Some(&data[..]));
+    assert_eq!(b.head("a/b/one").expect("head"), Some(data.len() as u64));
+    assert_eq!(
+        b.get_range("a/b/one", 1000..5000).expect("range"),
+        &data[1000..5000]
+    );
+    assert!(b.put_new("a/two", b"2".to_vec()).expect("put two"));
+    assert!(b.put_new("c/three", Vec::new()).expect("put empty"));
+    assert_eq!(
+        b.get("c/three").expect("get empty").as_deref(),
+        Some(&b""[..])
+    );
+    let mut listed = b.list("a/").expect("list");
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("a/b/one".to_string(), data.len() as u64),
+            ("a/two".to_string(), 1)
+        ]
+    );
+    assert!(b.list("zzz/").expect("list empty").is_empty());
+    // Racing creators of one key: exactly one wins, and the value is one of theirs, whole.
+    let wins: Vec<bool> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8u8)
+            .map(|i| s.spawn(move || b.put_new("race/key", vec![i; 100_000]).expect("race put")))
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("join")).collect()
+    });
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    let v = b.get("race/key").expect("get race").expect("present");
+    assert_eq!(v.len(), 100_000);
+    assert!(v.iter().all(|x| *x == v[0]));
+    assert!(b.requests() > 0);
+}
+
+#[test]
+fn dir_backend_conforms() {
+    let d = tempfile::tempdir().expect("tmp");
+    let b = DirBackend::open(d.path()).expect("open");
+    conformance(&b);
+    // Keys cannot escape the remote.
+    assert!(b.put_new("../escape", b"x".to_vec()).is_err());
+    assert!(b.get("a/../../etc/passwd").is_err());
+}
+
+#[test]
+fn s3_backend_conforms() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = new_bucket(&ep, "conf");
+    conformance(&*open_s3(&ep, &bucket, "conf"));
+}
+
+/// A workspace with `n` sealed runs of workflow `wf`, each with a distinct output file
+/// `out/<run>.bin` of `size` bytes and a shared input; returns the runs' IDs.
+fn make_runs(ws: &Ws, wf: &str, n: usize, size: usize) -> Vec<String> {
+    ws.write("in/shared.dat", &pseudo_random(200_000, 1));
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = format!("run-{i:02}");
+        ws.write(
+            &format!("out/{id}.bin"),
+            &pseudo_random(size, 100 + i as u64),
+        );
+        ws.ok(&[
+            "add",
+            "-q",
+            "--role",
+            "input",
+            "--wf",
+            wf,
+            "--run",
+            &id,
+            "--job",
+            "j1",
+            "in/shared.dat",
+        ]);
+        ws.ok(&[
+            "add",
+            "-q",
+            "--role",
+            "output",
+            "--wf",
+            wf,
+            "--run",
+            &id,
+            "--job",
+            "j1",
+            &format!("out/{id}.bin"),
+        ]);
+        ws.ok(&["seal", "-q", &id]);
+        ids.push(id);
+    }
+    ids
+}
+
+fn ok_env(ws: &Ws, args: &[&str]) -> String {
+    let out = with_s3_env(&mut ws.cmd(args)).output().expect("run store");
+    assert!(
+        out.status.success(),
+        "store {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).expect("json output")
+}
+
+/// Bytes stored in a store's packs.
+fn pack_bytes(store_dir: &Path) -> u64 {
+    crate::common::packs(store_dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("meta").len())
+        .sum()
+}
+
+fn all_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Push to a remote, clone it elsewhere, check out one run by ID: bytes equal, and only what
+/// that run needs was downloaded.
+fn push_clone_checkout(url: &str, extra: &[&str]) {
+    let a = Ws::new();
+    let ids = make_runs(&a, "wf", 3, 3_000_000);
+    let mut add = vec!["remote", "add", "origin", url];
+    add.extend_from_slice(extra);
+    ok_env(&a, &add);
+    let r = json(&ok_env(&a, &["push", "--json"]));
+    assert_eq!(r["runs"].as_array().expect("runs").len(), 3);
+    assert!(r["packs_uploaded"].as_u64().expect("packs") >= 1);
+    // Nothing new: a second push uploads nothing and publishes nothing.
+    let r2 = json(&ok_env(&a, &["push", "--json"]));
+    assert_eq!(r2["objects"], 0);
+    assert_eq!(r2["segment"], serde_json::Value::Null);
+
+    let b = Ws::bare();
+    let mut clone = vec!["clone", url, "ws", "--json"];
+    clone.extend_from_slice(extra);
+    let c = json(&ok_env(&b, &clone));
+    assert_eq!(c["runs"].as_array().expect("runs").len(), 3);
+    let ws_b = b.p("ws");
+    let before = pack_bytes(&ws_b.join(".store"));
+    assert!(before < 200_000, "clone fetched content: {before} bytes");
+    let runs = String::from_utf8(
+        with_s3_env(&mut b.cmd(&["runs"]))
+            .current_dir(&ws_b)
+            .output()
+            .expect("runs")
+            .stdout,
+    )
+    .expect("utf8");
+    for id in &ids {
+        assert!(runs.contains(id.as_str()), "{runs}");
+    }
+    let out = with_s3_env(&mut b.cmd(&["checkout", &ids[1], "--to", "restored"]))
+        .current_dir(&ws_b)
+        .output()
+        .expect("checkout");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = std::fs::read(ws_b.join("restored/out/run-01.bin")).expect("restored");
+    assert_eq!(
+        restored,
+        std::fs::read(a.p("out/run-01.bin")).expect("orig")
+    );
+    assert_eq!(
+        std::fs::read(ws_b.join("restored/in/shared.dat")).expect("restored input"),
+        std::fs::read(a.p("in/shared.dat")).expect("orig input")
+    );
+    // Lazy: one run's content came down, not the other two runs' outputs.
+    let after = pack_bytes(&ws_b.join(".store"));
+    assert!(
+        after > 3_000_000 && after < 5_000_000,
+        "fetched {after} bytes"
+    );
+    let v = with_s3_env(&mut b.cmd(&["verify"]))
+        .current_dir(&ws_b)
+        .output()
+        .expect("verify");
+    assert!(v.status.success());
+    // The remote is sound and carries a human-readable manifest of each run.
+    let vr = with_s3_env(&mut a.cmd(&["verify", "--remote", "origin", "--json"]))
+        .output()
+        .expect("verify remote");
+    assert!(
+        vr.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vr.stderr)
+    );
+    assert_eq!(
+        json(&String::from_utf8_lossy(&vr.stdout))["problems"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn dir_remote_push_clone_checkout() {
+    let r = tempfile::tempdir().expect("tmp");
+    let url = r.path().join("remote");
+    push_clone_checkout(url.to_str().expect("utf8"), &[]);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(url.join("runs/wf/run-01.json")).expect("run manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["run_id"], "run-01");
+    assert_eq!(manifest["workflow"], "wf");
+    let files = manifest["files"].as_array().expect("files");
+    let roles: Vec<&str> = files.iter().filter_map(|f| f["role"].as_str()).collect();
+    assert!(
+        roles.contains(&"input") && roles.contains(&"output"),
+        "{roles:?}"
+    );
+    assert!(files
+        .iter()
+        .all(|f| f["version"].as_str().is_some_and(|h| h.len() == 64)));
+}
+
+#[test]
+fn s3_remote_push_clone_checkout() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = new_bucket(&ep, "e2e");
+    push_clone_checkout(
+        &format!("s3://{bucket}/team/store"),
+        &["--endpoint", &ep, "--allow-http"],
+    );
+}
+
+/// The standard AWS variables alone (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP) configure the client.
+#[test]
+fn s3_from_standard_environment() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = new_bucket(&ep, "env");
+    let a = Ws::new();
+    a.write("f.bin", &pseudo_random(100_000, 3));
+    a.ok(&["add", "-q", "f.bin"]);
+    let url = format!("s3://{bucket}");
+    a.ok(&["remote", "add", "origin", &url]);
+    let out = with_s3_env(&mut a.cmd(&["push", "--json"]))
+        .env("AWS_ENDPOINT_URL", &ep)
+        .env("AWS_ALLOW_HTTP", "true")
+        .output()
+        .expect("push");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = Ws::bare();
+    let out = with_s3_env(&mut b.cmd(&["clone", &url, "ws"]))
+        .env("AWS_ENDPOINT_URL", &ep)
+        .env("AWS_ALLOW_HTTP", "true")
+        .output()
+        .expect("clone");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = a.ok(&["ls", "--json"]);
+    let hash = json(&h)[0]["hash"].as_str().expect("hash").to_string();
+    let out = with_s3_env(&mut b.cmd(&["cat", &hash]))
+        .current_dir(b.p("ws"))
+        .env("AWS_ENDPOINT_URL", &ep)
+        .env("AWS_ALLOW_HTTP", "true")
+        .output()
+        .expect("cat");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, pseudo_random(100_000, 3));
+}
+
+/// Thirty-two processes push different runs to one S3 remote at once: no lock, nothing lost.
+#[test]
+fn thirty_two_concurrent_pushers() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = new_bucket(&ep, "many");
+    let url = format!("s3://{bucket}/shared");
+    let a = Ws::new();
+    let ids = make_runs(&a, "fl", 32, 150_000);
+    ok_env(
+        &a,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &url,
+            "--endpoint",
+            &ep,
+            "--allow-http",
+        ],
+    );
+    let children: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            with_s3_env(&mut a.cmd(&["push", "-q", "origin", id, "--jobs", "2"]))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn push")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let b = Ws::bare();
+    let c = json(&ok_env(
+        &b,
+        &[
+            "clone",
+            &url,
+            "ws",
+            "--json",
+            "--endpoint",
+            &ep,
+            "--allow-http",
+        ],
+    ));
+    assert_eq!(c["runs"].as_array().expect("runs").len(), 32);
+    let out = with_s3_env(&mut b.cmd(&["pull", "--json"]))
+        .current_dir(b.p("ws"))
+        .output()
+        .expect("pull");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in &ids {
+        let to = format!("r/{id}");
+        let out = with_s3_env(&mut b.cmd(&["checkout", id, "--to", &to]))
+            .current_dir(b.p("ws"))
+            .output()
+            .expect("checkout");
+        assert!(
+            out.status.success(),
+            "{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = std::fs::read(b.p(&format!("ws/{to}/out/{id}.bin"))).expect("restored");
+        assert_eq!(
+            got,
+            std::fs::read(a.p(&format!("out/{id}.bin"))).expect("orig")
+        );
+    }
+}
+
+/// Sets a small pack size so a test push makes many packs.
+fn small_packs(ws: &Ws) {
+    let p = ws.p(".store/config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&p).expect("config")).expect("json");
+    c["pack_target_size"] = serde_json::json!(1 << 20);
+    std::fs::write(&p, serde_json::to_vec(&c).expect("json")).expect("write config");
+}
+
+/// A push killed with SIGKILL mid-way leaves only complete packs, no index segment naming
+/// them; the next push finds those packs and uploads only the rest.
+#[test]
+fn killed_push_resumes_without_reuploading() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = new_bucket(&ep, "resume");
+    let url = format!("s3://{bucket}");
+    let a = Ws::new();
+    small_packs(&a);
+    a.write("big.bin", &pseudo_random(40 << 20, 9));
+    a.ok(&["add", "-q", "big.bin"]);
+    ok_env(
+        &a,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &url,
+            "--endpoint",
+            &ep,
+            "--allow-http",
+        ],
+    );
+    let mut child = with_s3_env(&mut a.cmd(&["push", "-q", "--jobs", "1"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let remote = open_s3(&ep, &bucket, "");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n = remote.list("packs/").expect("list").len();
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "push made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let done = remote.list("packs/").expect("list").len() as u64;
+    assert!(
+        remote.list("index/").expect("list").is_empty(),
+        "segment before all packs"
+    );
+    let r = json(&ok_env(&a, &["push", "--json", "--jobs", "2"]));
+    let skipped = r["packs_skipped"].as_u64().expect("skipped");
+    let uploaded = r["packs_uploaded"].as_u64().expect("uploaded");
+    assert!(skipped >= done.saturating_sub(1) && skipped >= 2, "{r}");
+    assert_eq!(
+        skipped + uploaded,
+        remote.list("packs/").expect("list").len() as u64
+    );
+    // The remote is complete and sound.
+    let b = Ws::bare();
+    ok_env(
+        &b,
+        &["clone", &url, "ws", "--endpoint", &ep, "--allow-http"],
+    );
+    let out = with_s3_env(&mut b.cmd(&["pull"]))
+        .current_dir(b.p("ws"))
+        .output()
+        .expect("pull");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vr = with_s3_env(&mut a.cmd(&["verify", "--remote", "origin"]))
+        .output()
+        .expect("verify");
+    assert!(
+        vr.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vr.stderr)
+    );
+}
+
+/// A remote object damaged in place is caught by its hash before use, and named.
+#[test]
+fn corrupt_remote_pack_is_detected() {
+    let r = tempfile::tempdir().expect("tmp");
+    let url = r.path().join("remote");
+    let a = Ws::new();
+    a.write("f.bin", &pseudo_random(2_000_000, 5));
+    a.ok(&["add", "-q", "f.bin"]);
+    a.ok(&["remote", "add", "origin", url.to_str().expect("utf8")]);
+    a.ok(&["push", "-q"]);
+    let mut files = Vec::new();
+    all_files(&url.join("packs"), &mut files);
+    assert_eq!(files.len(), 1);
+    let mut bytes = std::fs::read(&files[0]).expect("pack");
+    bytes[1_000_000] ^= 0x40;
+    std::fs::write(&files[0], &bytes).expect("damage");
+    let vr = a.run(&["verify", "--remote", "origin"]);
+    assert_eq!(vr.status.code(), Some(store::exit::CORRUPT));
+    let b = Ws::bare();
+    b.ok(&["clone", url.to_str().expect("utf8"), "ws"]);
+    let out = b
+        .cmd(&["pull"])
+        .current_dir(b.p("ws"))
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(store::exit::CORRUPT));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("packs/") && err.contains("hash"), "{err}");
+    // Nothing unverified was kept.
+    let v = b
+        .cmd(&["verify"])
+        .current_dir(b.p("ws"))
+        .output()
+        .expect("verify");
+    assert!(v.status.success());
+}
+
+/// Credentials come from the environment only: none lands in the store, the remote or output,
+/// and a URL or option that carries one is refused.
+#[test]
+fn credentials_are_never_written() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = new_bucket(&ep, "creds");
+    let url = format!("s3://{bucket}/p");
+    let a = Ws::new();
+    let ids = make_runs(&a, "wf", 1, 100_000);
+    // A tracking job on a node that has the credentials in its environment.
+    a.write("extra.txt", b"extra");
+    ok_env(
+        &a,
+        &[
+            "add",
+            "-q",
+            "--role",
+            "output",
+            "--wf",
+            "wf2",
+            "--run",
+            "r2",
+            "--job",
+            "j",
+            "extra.txt",
+        ],
+    );
+    ok_env(&a, &["seal", "-q", "r2"]);
+    let out = a.run(&[
+        "remote",
+        "add",
+        "x",
+        &format!("s3://AKIA:{SECRET}@{bucket}/p"),
+    ]);
+    assert_eq!(out.status.code(), Some(store::exit::USAGE));
+    let out = a.run(&["remote", "add", "x", &url, "--endpoint", &ep]);
+    assert!(out.status.success());
+    ok_env(&a, &["remote", "remove", "x"]);
+    ok_env(
+        &a,
+        &[
+            "remote",
+            "add",
+            "origin",
+            &url,
+            "--endpoint",
+            &ep,
+            "--allow-http",
+        ],
+    );
+    let push = ok_env(&a, &["push", "--json"]);
+    assert!(!push.contains(SECRET));
+    // A failing request (no such bucket) names the remote, not the secret.
+    ok_env(
+        &a,
+        &[
+            "remote",
+            "add",
+            "bad",
+            "s3://no-such-bucket-here",
+            "--endpoint",
+            &ep,
+            "--allow-http",
+        ],
+    );
+    let out = with_s3_env(&mut a.cmd(&["push", "bad"]))
+        .output()
+        .expect("push bad");
+    assert_eq!(out.status.code(), Some(store::exit::REMOTE));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-bucket-here") && !err.contains(SECRET),
+        "{err}"
+    );
+    let b = Ws::bare();
+    ok_env(
+        &b,
+        &["clone", &url, "ws", "--endpoint", &ep, "--allow-http"],
+    );
+    let out = with_s3_env(&mut b.cmd(&["checkout", &ids[0], "--to", "o"]))
+        .current_dir(b.p("ws"))
+        .output()
+        .expect("checkout");
+    assert!(out.status.success());
+    // Every byte written: both stores (objects decompressed too) and every remote object.
+    for ws in [a.path().to_path_buf(), b.p("ws")] {
+        let mut files = Vec::new();
+        all_files(&ws.join(".store"), &mut files);
+        for f in files {
+            let data = std::fs::read(&f).expect("read");
+            assert!(!contains(&data, SECRET.as_bytes()), "{}", f.display());
+        }
+        for p in crate::common::packs(&ws.join(".store")) {
+            let r = store::pack::PackReader::open(&p).expect("pack");
+            for e in r.entries().expect("toc") {
+                let data = r.read(&e).expect("object");
+                assert!(
+                    !contains(&data, SECRET.as_bytes()),
+                    "secret in {:?}",
+                    e.kind
+                );
+            }
+        }
+    }
+    let remote = open_s3(&ep, &bucket, "p");
+    let keys = remote.list("").expect("list");
+    assert!(keys.len() >= 4, "{keys:?}");
+    for (k, _) in keys {
+        let data = remote.get(&k).expect("get").expect("present");
+        assert!(!contains(&data, SECRET.as_bytes()), "{k}");
+        if k.ends_with(".seg") {
+            let plain = zstd::stream::decode_all(&data[..]).expect("segment");
+            assert!(!contains(&plain, SECRET.as_bytes()), "{k}");
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Clear errors for bad remotes.
+#[test]
+fn bad_remotes_are_named() {
+    let a = Ws::new();
+    let out = a.run(&["remote", "add", "o", "ftp://host/x"]);
+    assert_eq!(out.status.code(), Some(store::exit::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ftp"));
+    let out = a.run(&["push"]);
+    assert_eq!(out.status.code(), Some(store::exit::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no remote configured"));
+    let empty = tempfile::tempdir().expect("tmp");
+    let b = Ws::bare();
+    let out = b.run(&["clone", empty.path().to_str().expect("utf8"), "ws"]);
+    assert_eq!(out.status.code(), Some(store::exit::REMOTE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a store remote"));
+    // A run that is not on the remote is named.
+    let r = tempfile::tempdir().expect("tmp");
+    a.write("f", b"x");
+    a.ok(&["add", "-q", "f"]);
+    a.ok(&["remote", "add", "o", r.path().to_str().expect("utf8")]);
+    a.ok(&["push", "-q"]);
+    let out = a.run(&["pull", "o", "no-such-run"]);
+    assert_eq!(out.status.code(), Some(store::exit::NOT_FOUND));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-run"));
+}
