@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Push and pull against a loopback S3 server (moto), store vs DVC (dvc-s3), same data, same
+# server: wall time and number of HTTP requests (counted from the server's request log).
+#
+# Usage: benches/remote.sh [DATA_DIR] [STORE_BIN] > result.md
+#   DATA_DIR   default /tmp/benchdata (../shared/bench/gen-data.py); datasets: $SETS
+#   STORE_BIN  default target/release/store
+# Environment: SETS="small ml", TOOLS="store dvc", JOBS=8, BENCH_WORK=/tmp/bench-remote
+# Needs: moto_server ('moto[s3]' flask flask-cors), dvc + dvc-s3, git.
+set -euo pipefail
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/.." && pwd)
+DATA=${1:-/tmp/benchdata}
+STORE=$(readlink -f "${2:-$REPO/target/release/store}")
+SETS=${SETS:-"small ml"}
+TOOLS=${TOOLS:-"store dvc"}
+JOBS=${JOBS:-8}
+WORK=${BENCH_WORK:-/tmp/bench-remote}
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+rm -rf "$WORK"; mkdir -p "$WORK"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+EP="http://127.0.0.1:$PORT"
+moto_server -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+MOTO=$!
+trap 'kill $MOTO 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -fsS "$EP/" >/dev/null 2>&1 && break; sleep 0.2; done
+
+requests() { grep -c 'HTTP/1.1"' "$WORK/moto.log" || true; }
+bucket() { curl -fsS -X PUT "$EP/$1" >/dev/null; }
+# timed LABEL CMD...: runs CMD, prints "seconds requests"
+timed() {
+    local before after t0 t1
+    before=$(requests); t0=$(date +%s.%N)
+    "$@" >"$WORK/last.out" 2>"$WORK/last.err" || { log "FAILED: $*"; cat "$WORK/last.err" >&2; echo "n/a n/a"; return; }
+    t1=$(date +%s.%N); sleep 0.3; after=$(requests)
+    echo "$(echo "$t1 - $t0" | bc) $((after - before))"
+}
+
+echo "| data | files | tool | push s | push requests | pull s | pull requests |"
+echo "|---|---|---|---|---|---|---|"
+for set in $SETS; do
+    src="$DATA/$set"
+    nfiles=$(find "$src" -type f | wc -l)
+    for tool in $TOOLS; do
+        log "$set: $tool"
+        ws="$WORK/$set-$tool"; mkdir -p "$ws"; cp -al "$src" "$ws/data"
+        b="$set-$tool"; bucket "$b"
+        cd "$ws"
+        if [ "$tool" = store ]; then
+            "$STORE" init -q; "$STORE" add -q data >/dev/null
+            "$STORE" remote add origin "s3://$b/store" --endpoint "$EP" --allow-http
+            read -r pt pr < <(timed "$STORE" push -q --jobs "$JOBS")
+            cd "$WORK"
+            read -r lt lr < <(timed bash -c "'$STORE' clone -q 's3://$b/store' '$set-store-pull' --endpoint '$EP' --allow-http --jobs $JOBS && cd '$set-store-pull' && '$STORE' pull -q --jobs $JOBS && '$STORE' checkout -q \$('$STORE' ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"hash\"])') --to data")
+            diff -rq "$src" "$WORK/$set-store-pull/data" >/dev/null && ok=ok || ok=DIFF
+        else
+            git init -q; dvc init -q; dvc add -q data >/dev/null 2>&1
+            dvc remote add -q -d s3 "s3://$b/dvc"; dvc remote modify s3 endpointurl "$EP"
+            git add -A >/dev/null; git -c user.name=b -c user.email=b@b commit -qm data
+            read -r pt pr < <(timed dvc push -q -j "$JOBS")
+            cd "$WORK"; git clone -q "$ws" "$set-dvc-pull"; cd "$set-dvc-pull"
+            dvc remote modify s3 endpointurl "$EP"
+            read -r lt lr < <(timed dvc pull -q -j "$JOBS")
+            diff -rq "$src" "$WORK/$set-dvc-pull/data" >/dev/null && ok=ok || ok=DIFF
+        fi
+        cd "$WORK"
+        echo "| $set | $nfiles | $tool | $pt | $pr | $lt ($ok) | $lr |"
+        rm -rf "$ws" "$WORK/$set-$tool-pull" "$WORK/$set-store-pull" "$WORK/$set-dvc-pull"
+    done
+done
+echo
+echo "Pull for store = clone (metadata) + pull (all content) + checkout into a fresh workspace;"
+echo "for DVC = dvc pull (fetch + checkout) in a fresh git clone. Requests counted in moto's log."
