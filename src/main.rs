@@ -168,6 +168,9 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Do not push the sealed run to the default remote (pushed when one is configured).
+        #[arg(long)]
+        no_push: bool,
     },
     /// List workflow runs, newest first.
     Runs {
@@ -697,7 +700,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Cmd::Seal { run, json } => {
+        Cmd::Seal { run, json, no_push } => {
             let s = open(&cli.store)?;
             let id = run
                 .or_else(store::run::RunContext::run_id_from_env)
@@ -707,6 +710,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     )
                 })?;
             let (run, snap, fresh) = s.seal(&id)?;
+            // The seal job of an augmented workflow publishes the run when a remote is set.
+            if !no_push && s.remotes()?.default.is_some() {
+                let r = s.push(
+                    None,
+                    &store::PushOptions {
+                        runs: vec![run.run_id.clone()],
+                        jobs: 8,
+                        progress,
+                    },
+                )?;
+                if !cli.quiet && !json {
+                    eprintln!(
+                        "pushed run {} to {} ({} objects, {})",
+                        run.run_id,
+                        r.remote,
+                        r.objects,
+                        human_bytes(r.bytes_uploaded)
+                    );
+                }
+            }
             if json {
                 print_json(
                     &serde_json::json!({"run_id": run.run_id, "workflow": run.workflow, "snapshot": snap, "newly_sealed": fresh}),

@@ -728,3 +728,42 @@ fn bad_remotes_are_named() {
     assert_eq!(out.status.code(), Some(store::exit::NOT_FOUND));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-run"));
 }
+
+/// The seal job of a tracked workflow publishes the run to the default remote; a fresh
+/// workspace cloned from it restores the run by ID byte for byte and re-runs it identically.
+#[test]
+fn sealed_workflow_run_is_pushed_and_restored_elsewhere() {
+    let r = tempfile::tempdir().expect("tmp");
+    let url = r.path().join("remote");
+    let url = url.to_str().expect("utf8");
+    let a = Ws::new();
+    a.ok(&["remote", "add", "origin", url]);
+    let wf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/federated/workflow.yml");
+    let id = a
+        .ok(&["run", wf.to_str().expect("utf8"), "--workdir", "work", "-q"])
+        .trim()
+        .to_string();
+    let b = Ws::bare();
+    b.ok(&["clone", url, "ws"]);
+    let ws = b.p("ws");
+    let run = |args: &[&str]| {
+        let out = b.cmd(args).current_dir(&ws).output().expect("run store");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    assert!(run(&["runs"]).contains(&id));
+    run(&["checkout", &id, "--to", "restored", "--link", "copy"]);
+    for f in ["report.json", "model_2.json", "data_2.csv"] {
+        assert_eq!(
+            std::fs::read(ws.join("restored/work").join(f)).expect(f),
+            std::fs::read(a.p("work").join(f)).expect(f),
+            "{f}"
+        );
+    }
+    let v = json(&run(&["rerun", &id, "--workdir", "rr", "--json"]));
+    assert_eq!(v["identical"], true, "{v}");
+}
