@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Augmentation time of synthetic Pegasus 5 workflows of 10 to 100,000 jobs (layers of 10 jobs,
-# each reading two files of the previous layer), with every file tagged by the `basic` policy.
+# each reading two files of the previous layer), with every file tagged by the `basic` policy;
+# then, for each example under examples/, the generation time untracked (its generate.py with
+# the Pegasus API) and tracked (generate.py, then `store augment` with the example's own
+# `store_track` metadata), with job counts untracked and tracked beside 2n + 3.
 # usage: benches/augment.sh [STORE_BIN]
 set -euo pipefail
-STORE_BIN=${1:-target/release/store}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+STORE_BIN=$(realpath "${1:-$REPO/target/release/store}")
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 echo "| jobs | YAML size | augment (s) | jobs added | 2n+3 |"
@@ -45,4 +49,19 @@ PY
   end=$(date +%s.%N)
   added=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added_jobs"])' "$DIR/r.json")
   printf '| %d | %s | %.3f | %s | %d |\n' "$n" "$size" "$(echo "$end - $start" | bc)" "$added" $((2 * n + 3))
+done
+
+secs() { echo "$2 - $1" | bc; }
+echo
+echo "| example | generate, untracked (s) | augment (s) | generate, tracked (s) | jobs n | + tracking jobs | 2n+3 | jobs tracked |"
+echo "|---|---|---|---|---|---|---|---|"
+for ex in federated lung-segmentation galaxy-classification; do
+  s=$(date +%s.%N)
+  python3 "$REPO/examples/$ex/generate.py" -o "$DIR/$ex.yml"
+  g=$(date +%s.%N)
+  "$STORE_BIN" augment "$DIR/$ex.yml" -o "$DIR/$ex-tracked.yml" --store-dir /nonexistent/.store --json > "$DIR/r.json"
+  e=$(date +%s.%N)
+  read -r n added < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["main_jobs"], r["added_jobs"])' "$DIR/r.json")
+  printf '| %s | %.3f | %.3f | %.3f | %d | %d | %d | %d |\n' "$ex" "$(secs "$s" "$g")" "$(secs "$g" "$e")" \
+    "$(secs "$s" "$e")" "$n" "$added" $((2 * n + 3)) $((n + added))
 done

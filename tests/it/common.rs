@@ -111,3 +111,51 @@ pub fn packs(store_dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The Pegasus fixtures (`gen.py`, `load_workflow.py`, `run_local.py`).
+pub fn pegasus_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pegasus")
+}
+
+/// True when Python with the Pegasus packages is here; under CI their absence is a failure.
+pub fn pegasus_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import Pegasus.api, Pegasus.workflow"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install pegasus-wms.api and pegasus-wms"
+        );
+        eprintln!("skipping: the Pegasus Python packages are not installed");
+    }
+    ok
+}
+
+/// Runs `python3 ARGS`, asserts success, returns stdout.
+pub fn python(args: &[&str]) -> String {
+    let o = Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        o.status.success(),
+        "python3 {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Loads a workflow with Pegasus's loader: {"name", "jobs": {id: {...}}, "edges": [[p, c]]}.
+pub fn load_workflow(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&python(&[
+        pegasus_fixtures()
+            .join("load_workflow.py")
+            .to_str()
+            .expect("utf8"),
+        path.to_str().expect("utf8"),
+    ]))
+    .expect("json")
+}

@@ -2,47 +2,14 @@
 //! with `pegasus-wms.api` and the result is loaded with Pegasus's own `Pegasus.workflow`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::Value;
 use store::exit;
 
-use crate::common::Ws;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pegasus")
-}
-
-/// True when Python with the Pegasus packages is here; under CI their absence is a failure.
-fn pegasus_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import Pegasus.api, Pegasus.workflow"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install pegasus-wms.api and pegasus-wms"
-        );
-        eprintln!("skipping: the Pegasus Python packages are not installed");
-    }
-    ok
-}
-
-fn python(args: &[&str]) -> String {
-    let o = Command::new("python3")
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        o.status.success(),
-        "python3 {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use crate::common::{
+    load_workflow as load, pegasus_available, pegasus_fixtures as fixtures, python, Ws,
+};
 
 /// Generates the test workflows into the workspace with the Pegasus API.
 fn generate(ws: &Ws) {
@@ -62,15 +29,6 @@ fn fs_bin(ws: &Ws) {
         );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-}
-
-/// Loads a workflow with Pegasus's loader: {"name", "jobs": {id: {...}}, "edges": [[p, c]]}.
-fn load(path: &Path) -> Value {
-    serde_json::from_str(&python(&[
-        fixtures().join("load_workflow.py").to_str().expect("utf8"),
-        path.to_str().expect("utf8"),
-    ]))
-    .expect("json")
 }
 
 fn augment(ws: &Ws, input: &str, output: &str, extra: &[&str]) -> Value {
