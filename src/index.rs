@@ -641,6 +641,28 @@ impl Index {
             .map_err(sql("environment_of"))
     }
 
+    /// (role, lfn, hash, size) of every entry one job recorded into a run, in recording order
+    /// (what the job's MLflow run is told about).
+    pub fn job_entries(
+        &self,
+        run_id: &str,
+        job_id: &str,
+    ) -> Result<Vec<(String, String, Hash, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT role, lfn, hash, size FROM run_entries WHERE run_id = ?1 AND job_id = ?2 ORDER BY rowid",
+            )
+            .map_err(sql("prepare job_entries"))?;
+        let rows = st
+            .query_map([run_id, job_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, hash_col(r.get(2)?)?, r.get(3)?))
+            })
+            .map_err(sql("job_entries"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(sql("job_entries"))
+    }
+
     /// (files, bytes, jobs) recorded per run.
     pub fn run_counts(&self) -> Result<std::collections::HashMap<String, (u64, u64, u64)>> {
         let mut st = self

@@ -39,6 +39,7 @@ pub mod hash;
 pub mod index;
 mod maintenance;
 pub mod manifest;
+pub mod mlflow;
 pub mod pack;
 pub mod pegasus;
 pub mod remote;

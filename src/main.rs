@@ -449,7 +449,7 @@ enum MetadataCmd {
 
 #[derive(Subcommand)]
 enum ConfigCmd {
-    /// Set a key: code.repo, code.max_git_bytes, metadata.repo, zstd.level ("" unsets).
+    /// Set a key: code.repo, code.max_git_bytes, metadata.repo, mlflow.uri, zstd.level ("" unsets).
     Set {
         /// The key.
         key: String,

@@ -80,6 +80,9 @@ pub struct Config {
     /// Git repository where `metadata commit` versions the catalog (`metadata.repo`).
     #[serde(default)]
     pub metadata_repo: Option<String>,
+    /// MLflow tracking server (`mlflow.uri`); else `MLFLOW_TRACKING_URI` is used.
+    #[serde(default)]
+    pub mlflow_uri: Option<String>,
 }
 
 fn default_max_git_bytes() -> u64 {
@@ -91,6 +94,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "code.repo",
     "code.max_git_bytes",
     "metadata.repo",
+    "mlflow.uri",
     "zstd.level",
 ];
 
@@ -139,6 +143,7 @@ impl Default for Config {
             code_repo: None,
             code_max_git_bytes: default_max_git_bytes(),
             metadata_repo: None,
+            mlflow_uri: None,
         }
     }
 }
@@ -292,6 +297,10 @@ impl Store {
             "code.repo" => c.code_repo = opt(value)?,
             "code.max_git_bytes" => c.code_max_git_bytes = num(value)?.max(0) as u64,
             "metadata.repo" => c.metadata_repo = opt(value)?,
+            // Checked: http(s) only, and never a user:password@ part (credentials come from
+            // MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, never from a file).
+            "mlflow.uri" if value.is_empty() => c.mlflow_uri = None,
+            "mlflow.uri" => c.mlflow_uri = Some(crate::mlflow::check_uri(value)?),
             "zstd.level" => {
                 c.zstd_level = i32::try_from(num(value)?)
                     .map_err(|_| Error::Invalid(format!("zstd.level {value} is out of range")))?

@@ -345,6 +345,22 @@ impl Store {
         }
     }
 
+    /// Where a run's human-readable manifest is (or will be, once pushed) on the default
+    /// remote: `<remote url>/runs/<workflow>/<run id>.json` (19.2); none without a default.
+    pub(crate) fn run_manifest_url(&self, workflow: &str, run_id: &str) -> Result<Option<String>> {
+        let r = self.remotes()?;
+        Ok(r.default
+            .as_ref()
+            .and_then(|d| r.remotes.get(d))
+            .map(|spec| {
+                format!(
+                    "{}/{}",
+                    spec.url.trim_end_matches('/'),
+                    run_key(workflow, run_id)
+                )
+            }))
+    }
+
     fn update_remotes(&self, f: impl FnOnce(&mut Remotes) -> Result<()>) -> Result<()> {
         // Exclusive: two `remote add` at once must not lose one another's update.
         let _lock = self.lock(LockMode::Exclusive)?;

@@ -1,0 +1,857 @@
+//! MLflow linkage: an experiment per workflow, a parent run per store run, a child run per
+//! tracked job, linked both ways (MLflow runs carry the store's workflow, run and job IDs and
+//! the run manifest's remote URL; the store records each MLflow run's URL as `mlflow_url`).
+//!
+//! This module (with `client`, the only code that speaks HTTP to MLflow) never keeps an event
+//! log of things to send. Every operation *reconciles*: it makes MLflow match the store's
+//! records for a run (and job) — find the runs by their `store.run_id` / `store.job_id` tags
+//! first, create only what is absent, then set tags and parameters, which MLflow accepts again
+//! with the same values. So a retry, a seal after an outage, or any number of later
+//! `store mlflow sync` calls never duplicate a run. What could not be sent leaves one marker
+//! file per store run (`.store/mlflow/pending/<run id>`); the sync removes it.
+//!
+//! Runs are created where that costs one wait in total, not one per job: when a workflow is
+//! generated (`store run --mlflow`, `store augment --mlflow`) all runs are ensured at once with
+//! concurrent requests, and each job is handed its run (`MLFLOW_RUN_ID` for user code, the
+//! run's URL for its tracking jobs). Tracking jobs then send one `log-batch` each; the seal
+//! marks the runs finished. Nothing here ever fails a tracking job or a seal: MLflow gets a
+//! bounded time budget ([`budget`]), after which the run is marked pending and the user told.
+//! The layout of `.store/mlflow/` is in `store-format.md` section 20.
+
+mod client;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use client::{bounded, mlflow_error, Client, RunInfo};
+pub use client::{check_uri, CallError};
+
+use crate::error::{Error, Result};
+use crate::hash::Hash;
+use crate::index::RunRow;
+use crate::run::{Role, RunSnapshot};
+use crate::store::Store;
+
+/// Seconds MLflow may take per command in all (default 10), for tests and slow links.
+pub const BUDGET_VAR: &str = "STORE_MLFLOW_TIMEOUT";
+
+/// Job IDs whose records describe the whole run (augment's tracking of the workflow file and
+/// the transformations, and records made by hand): they go to the parent run.
+pub const RUN_LEVEL_JOBS: &[&str] = &["workflow", "transformations", "cli"];
+
+/// Format of the files under `.store/mlflow/`.
+const STATE_FORMAT: u32 = 1;
+
+/// The time MLflow may take per command: `STORE_MLFLOW_TIMEOUT` seconds, else 10 s.
+pub fn budget() -> Duration {
+    std::env::var(BUDGET_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+}
+
+/// The tracking URI: the store's `mlflow.uri`, else `MLFLOW_TRACKING_URI`; checked.
+pub fn tracking_uri(store: &Store) -> Result<Option<String>> {
+    let from_env = || {
+        std::env::var("MLFLOW_TRACKING_URI")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    };
+    store
+        .config()
+        .mlflow_uri
+        .clone()
+        .or_else(from_env)
+        .map(|u| check_uri(&u))
+        .transpose()
+}
+
+/// The URL of an MLflow run in the MLflow UI (and what `mlflow_url` records).
+pub fn run_url(uri: &str, experiment_id: &str, run_id: &str) -> String {
+    format!(
+        "{}/#/experiments/{experiment_id}/runs/{run_id}",
+        uri.trim_end_matches('/')
+    )
+}
+
+/// Splits a [`run_url`] into (tracking URI, experiment ID, run ID).
+pub fn parse_run_url(url: &str) -> Result<(String, String, String)> {
+    let bad = || {
+        Error::Invalid(format!(
+            "{url:?} is not an MLflow run URL (<uri>/#/experiments/<id>/runs/<run id>)"
+        ))
+    };
+    let (uri, rest) = url.split_once("/#/experiments/").ok_or_else(bad)?;
+    let (exp, run) = rest.split_once("/runs/").ok_or_else(bad)?;
+    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !ok(exp) || !ok(run) {
+        return Err(bad());
+    }
+    Ok((check_uri(uri)?, exp.to_string(), run.to_string()))
+}
+
+/// How one job's MLflow run is named: in the workflow's experiment after the job ("auto"), or
+/// as the job's (or its files') metadata `mlflow_experiment` / `mlflow_run` say ("custom").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPlan {
+    /// The job ID.
+    pub job_id: String,
+    /// Experiment name (default: the workflow name).
+    #[serde(default)]
+    pub experiment: Option<String>,
+    /// Run name (default: the job ID).
+    #[serde(default)]
+    pub run_name: Option<String>,
+}
+
+/// What MLflow should hold for one store run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Workflow name (the experiment of the parent run).
+    pub workflow: String,
+    /// The store run ID.
+    pub run_id: String,
+    /// Start of the run, ms (the parent's start time and the time in its name).
+    pub started_ms: i64,
+    /// The tracked jobs, each with a child run.
+    pub jobs: Vec<JobPlan>,
+}
+
+/// One MLflow run, as the store refers to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLink {
+    /// Experiment name.
+    pub experiment: String,
+    /// Experiment ID.
+    pub experiment_id: String,
+    /// MLflow run ID.
+    pub run_id: String,
+    /// Its page in the MLflow UI.
+    pub url: String,
+}
+
+/// The MLflow runs of one store run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Links {
+    /// The tracking URI they live on.
+    pub uri: String,
+    /// The parent run.
+    pub parent: RunLink,
+    /// Child runs by job ID.
+    pub jobs: BTreeMap<String, RunLink>,
+}
+
+/// `.store/mlflow/runs/<run id>.json`: the plan and, once MLflow answered, the links.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// [`STATE_FORMAT`].
+    pub format: u32,
+    /// What MLflow should hold.
+    pub plan: Plan,
+    /// What it holds, as far as the store knows.
+    pub links: Option<Links>,
+}
+
+/// What a generation-time [`Store::mlflow_start`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct StartReport {
+    /// The runs, when MLflow answered in time.
+    pub links: Option<Links>,
+    /// Why not, otherwise (the run is then pending).
+    pub pending: Option<String>,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+/// What [`Store::mlflow_sync`] did for one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct SyncReport {
+    /// The store run.
+    pub run_id: String,
+    /// Its parent run's URL, when reconciled.
+    pub parent_url: Option<String>,
+    /// Child runs it has.
+    pub jobs: usize,
+    /// Runs created by this sync (0 when MLflow already had them all).
+    pub created: usize,
+    /// Why it is still pending, if it is.
+    pub pending: Option<String>,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+/// `YYYYmmddHHMMSS` (UTC) of a time in ms, for parent run names.
+fn timestamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A parameter key MLflow accepts for `<role>/<lfn>/<what>`: characters outside
+/// `[A-Za-z0-9_.- ]` become `_` within each `/`-separated part, empty, `.` and `..` parts are
+/// dropped or replaced (MLflow refuses names that normalize to another), and a key longer than
+/// 250 characters keeps its end and a hash of the name.
+fn param_key(role: &str, lfn: &str, what: &str) -> String {
+    let parts: Vec<String> = lfn
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .map(|p| {
+            if p == ".." {
+                "_".to_string()
+            } else {
+                p.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "_.- ".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect()
+            }
+        })
+        .collect();
+    let name = if parts.is_empty() {
+        "_".to_string()
+    } else {
+        parts.join("/")
+    };
+    let key = format!("{role}/{name}/{what}");
+    if key.len() <= 250 {
+        return key;
+    }
+    let h = blake3::hash(lfn.as_bytes()).to_hex();
+    let tail: String = name
+        .chars()
+        .rev()
+        .take(180)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!(
+        "{role}/{}~{}/{what}",
+        &h[..12],
+        tail.trim_start_matches('/')
+    )
+}
+
+/// One file a job recorded, as MLflow is told about it.
+#[derive(Clone, Debug)]
+struct FileRecord {
+    role: String,
+    lfn: String,
+    hash: Hash,
+    size: u64,
+}
+
+/// The parameters (hash and size of each file, the latest record of a name winning) and tags
+/// (environment summary) that describe a job's records.
+fn job_data(store: &Store, files: &[FileRecord]) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    let mut tags = Vec::new();
+    for f in files {
+        if f.role == Role::Environment.as_str() {
+            if tags.is_empty() {
+                tags = env_tags(store, &f.hash);
+            }
+            continue;
+        }
+        params.insert(param_key(&f.role, &f.lfn, "hash"), f.hash.to_hex());
+        params.insert(param_key(&f.role, &f.lfn, "size"), f.size.to_string());
+    }
+    (params.into_iter().collect(), tags)
+}
+
+/// A summary of a job's captured environment record (16.1) as tags.
+fn env_tags(store: &Store, record: &Hash) -> Vec<(String, String)> {
+    let mut out = vec![("store.env.record".to_string(), record.to_hex())];
+    let mut bytes = Vec::new();
+    if store.cat_unlocked(record, &mut bytes).is_err() {
+        return out;
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return out;
+    };
+    let text = |k: &str| match &v[k] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Array(a) if !a.is_empty() => Some(
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        _ => None,
+    };
+    for k in [
+        "os",
+        "kernel",
+        "hostname",
+        "cpu_model",
+        "cpu_count",
+        "memory_bytes",
+        "container",
+        "python",
+        "rust",
+    ] {
+        if let Some(s) = text(k).filter(|s| !s.is_empty()) {
+            out.push((format!("store.env.{k}"), s.chars().take(5000).collect()));
+        }
+    }
+    for k in ["pip_freeze", "conda"] {
+        if let Some(a) = v[k].as_array().filter(|a| !a.is_empty()) {
+            out.push((format!("store.env.{k}_packages"), a.len().to_string()));
+        }
+    }
+    out
+}
+
+/// Tags every run of a store run carries.
+fn base_tags(workflow: &str, run_id: &str, manifest: Option<&str>) -> Vec<(String, String)> {
+    let mut t = vec![
+        ("store.workflow".to_string(), workflow.to_string()),
+        ("store.run_id".to_string(), run_id.to_string()),
+    ];
+    if let Some(m) = manifest {
+        t.push(("store.manifest_url".to_string(), m.to_string()));
+    }
+    t
+}
+
+/// Of several runs found for one role (a lost race), the first created.
+fn earliest<'a>(runs: impl Iterator<Item = &'a RunInfo>) -> Option<&'a RunInfo> {
+    runs.min_by(|a, b| (a.start_time, &a.run_id).cmp(&(b.start_time, &b.run_id)))
+}
+
+/// Makes MLflow hold the experiments, the parent run and one child run per planned job:
+/// experiments by name (created if absent), then one search by the run's tag, then only the
+/// missing runs created, concurrently. Returns the links and how many runs it created.
+async fn ensure(
+    c: &Client,
+    plan: &Plan,
+    manifest: Option<&str>,
+) -> std::result::Result<(Links, usize), CallError> {
+    let mut names: BTreeSet<String> = BTreeSet::from([plan.workflow.clone()]);
+    names.extend(plan.jobs.iter().filter_map(|j| j.experiment.clone()));
+    let names: Vec<String> = names.into_iter().collect();
+    let ids = bounded(names.iter().map(|n| c.experiment(n))).await;
+    let mut exp: BTreeMap<String, String> = BTreeMap::new();
+    for (n, id) in names.iter().zip(ids) {
+        exp.insert(n.clone(), id?);
+    }
+    let mut exp_ids: Vec<String> = exp.values().cloned().collect();
+    exp_ids.sort();
+    exp_ids.dedup();
+    // Run IDs are letters, digits and ._:@+- (16.3): no quoting issue in the filter.
+    let found = c
+        .search(
+            &exp_ids,
+            &format!("tags.`store.run_id` = '{}'", plan.run_id),
+        )
+        .await?;
+    let kind = |r: &RunInfo, k: &str| r.tags.get("store.kind").map(String::as_str) == Some(k);
+    let name_of = |id: &str| {
+        exp.iter()
+            .find(|(_, v)| v.as_str() == id)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    };
+    let link = |r: &RunInfo| RunLink {
+        experiment: name_of(&r.experiment_id),
+        experiment_id: r.experiment_id.clone(),
+        run_id: r.run_id.clone(),
+        url: run_url(c.uri(), &r.experiment_id, &r.run_id),
+    };
+    let base = base_tags(&plan.workflow, &plan.run_id, manifest);
+    let mut created = 0;
+    let parent = match earliest(found.iter().filter(|r| kind(r, "workflow"))) {
+        Some(r) => link(r),
+        None => {
+            let mut tags = base.clone();
+            tags.push(("store.kind".into(), "workflow".into()));
+            let name = format!("{}_{}", timestamp(plan.started_ms), plan.workflow);
+            let r = c
+                .create_run(&exp[&plan.workflow], &name, plan.started_ms, &tags)
+                .await?;
+            created += 1;
+            link(&r)
+        }
+    };
+    let mut jobs = BTreeMap::new();
+    let mut missing = Vec::new();
+    for j in &plan.jobs {
+        let have = earliest(found.iter().filter(|r| {
+            kind(r, "job") && r.tags.get("store.job_id").map(String::as_str) == Some(&j.job_id)
+        }));
+        match have {
+            Some(r) => {
+                jobs.insert(j.job_id.clone(), link(r));
+            }
+            None => missing.push(j),
+        }
+    }
+    let results = bounded(missing.iter().map(|j| {
+        let mut tags = base.clone();
+        tags.extend([
+            ("store.kind".to_string(), "job".to_string()),
+            ("store.job_id".to_string(), j.job_id.clone()),
+            ("mlflow.parentRunId".to_string(), parent.run_id.clone()),
+        ]);
+        let e = j.experiment.as_ref().unwrap_or(&plan.workflow);
+        let name = j.run_name.clone().unwrap_or_else(|| j.job_id.clone());
+        let id = exp[e].clone();
+        async move { c.create_run(&id, &name, plan.started_ms, &tags).await }
+    }))
+    .await;
+    for (j, r) in missing.iter().zip(results) {
+        jobs.insert(j.job_id.clone(), link(&r?));
+        created += 1;
+    }
+    Ok((
+        Links {
+            uri: c.uri().to_string(),
+            parent,
+            jobs,
+        },
+        created,
+    ))
+}
+
+/// Logs a job's parameters and tags; a parameter MLflow already holds with another value (a
+/// retried job recorded new content) is sent as a tag instead, so the call still lands.
+async fn log_job(
+    c: &Client,
+    run_id: &str,
+    params: &[(String, String)],
+    tags: &[(String, String)],
+) -> std::result::Result<(), CallError> {
+    match c.log_batch(run_id, params, tags).await {
+        Err(CallError::Rejected { status: 400, .. }) if !params.is_empty() => {
+            let mut all = tags.to_vec();
+            all.extend(params.iter().cloned());
+            c.log_batch(run_id, &[], &all).await
+        }
+        r => r,
+    }
+}
+
+impl Store {
+    fn mlflow_dir(&self, sub: &str) -> PathBuf {
+        self.dir().join("mlflow").join(sub)
+    }
+
+    fn state_path(&self, run_id: &str) -> PathBuf {
+        self.mlflow_dir("runs").join(format!("{run_id}.json"))
+    }
+
+    fn pending_path(&self, run_id: &str) -> PathBuf {
+        self.mlflow_dir("pending").join(run_id)
+    }
+
+    /// The MLflow state of a run (`.store/mlflow/runs/<run id>.json`), if it has one.
+    pub fn mlflow_state(&self, run_id: &str) -> Result<Option<RunState>> {
+        let p = self.state_path(run_id);
+        match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::corrupt(p.display().to_string(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
+    fn write_state(&self, state: &RunState) -> Result<()> {
+        let p = self.state_path(&state.plan.run_id);
+        let dir = self.mlflow_dir("runs");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
+        crate::util::atomic_write(&p, &json)
+    }
+
+    /// Store runs with something not yet sent to MLflow.
+    pub fn mlflow_pending(&self) -> Result<Vec<String>> {
+        let dir = self.mlflow_dir("pending");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut out: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Whether a run has something not yet sent to MLflow.
+    pub fn mlflow_is_pending(&self, run_id: &str) -> bool {
+        self.pending_path(run_id).exists()
+    }
+
+    /// Marks a run pending: its marker is created whole (temporary file, then a hard link that
+    /// fails if the marker exists), so the first reason is kept and nothing is rewritten.
+    fn mark_pending(&self, run_id: &str, why: &str) -> Result<()> {
+        let dir = self.mlflow_dir("pending");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let target = self.pending_path(run_id);
+        if target.exists() {
+            return Ok(());
+        }
+        let tmp = dir.join(format!(".{run_id}.{}.tmp", crate::util::unique_suffix()));
+        let body =
+            serde_json::json!({"run_id": run_id, "since_ns": crate::util::now_ns(), "reason": why});
+        let r = (|| {
+            fs::write(&tmp, format!("{body}\n")).map_err(|e| Error::io(&tmp, e))?;
+            match fs::hard_link(&tmp, &target) {
+                Ok(()) => crate::util::fsync_dir(&dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(Error::io(&target, e)),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        r
+    }
+
+    fn clear_pending(&self, run_id: &str) -> Result<()> {
+        let p = self.pending_path(run_id);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&p, e)),
+        }
+    }
+
+    /// Serializes the store's own reconciliations (seal and sync of one store do not race to
+    /// create the same runs); tracking jobs never take it.
+    fn mlflow_lock(&self) -> Result<fs::File> {
+        let dir = self.dir().join("mlflow");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let p = dir.join("lock");
+        let f = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::io(&p, e))?;
+        f.lock().map_err(|e| Error::io(&p, e))?;
+        Ok(f)
+    }
+
+    /// At workflow generation: ensures the experiment(s), the parent and every child run at
+    /// once (concurrent requests, one time budget), and records the plan and links under
+    /// `.store/mlflow/runs/`. If MLflow does not answer in time, the run is marked pending and
+    /// the report says why; only a bad configuration is an error.
+    pub fn mlflow_start(&self, uri: &str, plan: Plan) -> Result<StartReport> {
+        let c = Client::new(uri, budget())?;
+        let manifest = self.run_manifest_url(&plan.workflow, &plan.run_id)?;
+        let r = c.block_on(ensure(&c, &plan, manifest.as_deref()));
+        let (links, pending) = match r {
+            Ok((l, _)) => (Some(l), None),
+            Err(e) => {
+                let why = mlflow_error(c.uri(), e).to_string();
+                self.mark_pending(&plan.run_id, &why)?;
+                (None, Some(why))
+            }
+        };
+        self.write_state(&RunState {
+            format: STATE_FORMAT,
+            plan,
+            links: links.clone(),
+        })?;
+        Ok(StartReport {
+            links,
+            pending,
+            requests: c.requests(),
+        })
+    }
+
+    /// In a tracking job: tells the job's MLflow run (its URL, from generation) what the job
+    /// recorded so far: one `log-batch` with each file's hash and size and the environment
+    /// summary. Skipped when the run is already pending (the seal or a sync reconciles it
+    /// whole); on failure the run is marked pending. Returns the reason it is pending, if so.
+    pub fn mlflow_log_job(
+        &self,
+        url: &str,
+        workflow: &str,
+        run_id: &str,
+        job_id: &str,
+    ) -> Result<Option<String>> {
+        if self.mlflow_is_pending(run_id) {
+            return Ok(Some("the run was already pending".into()));
+        }
+        let (uri, _, mlflow_run) = parse_run_url(url)?;
+        let files: Vec<FileRecord> = self
+            .index()
+            .job_entries(run_id, job_id)?
+            .into_iter()
+            .map(|(role, lfn, hash, size)| FileRecord {
+                role,
+                lfn,
+                hash,
+                size,
+            })
+            .collect();
+        let (params, mut tags) = job_data(self, &files);
+        tags.extend(base_tags(workflow, run_id, None));
+        if !RUN_LEVEL_JOBS.contains(&job_id) {
+            tags.push(("store.job_id".into(), job_id.into()));
+        }
+        let c = Client::new(&uri, budget())?;
+        match c.block_on(log_job(&c, &mlflow_run, &params, &tags)) {
+            Ok(()) => Ok(None),
+            Err(e @ CallError::Unavailable(_)) => {
+                let why = mlflow_error(c.uri(), e).to_string();
+                self.mark_pending(run_id, &why)?;
+                Ok(Some(why))
+            }
+            // The server refused the data itself: retrying would not help.
+            Err(e) => Err(mlflow_error(c.uri(), e)),
+        }
+    }
+
+    /// Makes MLflow match the store's records for runs: the named ones, else every pending
+    /// one. Per run: ensure the runs (found by tags, created if absent), log every job's
+    /// files and environment, and, if the run is sealed, mark its runs finished with the
+    /// manifest URL; then drop its pending marker. A run MLflow could not be reached for stays
+    /// pending (reported, not an error).
+    pub fn mlflow_sync(&self, runs: &[String]) -> Result<Vec<SyncReport>> {
+        let uri = tracking_uri(self)?.ok_or_else(|| {
+            Error::Invalid(
+                "no MLflow tracking URI: `store config set mlflow.uri URL` or set MLFLOW_TRACKING_URI"
+                    .into(),
+            )
+        })?;
+        let rows: Vec<RunRow> = if runs.is_empty() {
+            let pending = self.mlflow_pending()?;
+            self.index()
+                .runs(None)?
+                .into_iter()
+                .filter(|r| pending.contains(&r.run_id))
+                .collect()
+        } else {
+            runs.iter()
+                .map(|r| self.resolve_run(r))
+                .collect::<Result<_>>()?
+        };
+        let _lock = self.mlflow_lock()?;
+        let c = Client::new(&uri, budget())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let before = c.requests();
+            let mut report = SyncReport {
+                run_id: row.run_id.clone(),
+                parent_url: None,
+                jobs: 0,
+                created: 0,
+                pending: None,
+                requests: 0,
+            };
+            match self.reconcile(&c, &row)? {
+                Ok((links, created)) => {
+                    report.parent_url = Some(links.parent.url.clone());
+                    report.jobs = links.jobs.len();
+                    report.created = created;
+                    self.clear_pending(&row.run_id)?;
+                }
+                Err(e) => {
+                    let why = mlflow_error(c.uri(), e).to_string();
+                    self.mark_pending(&row.run_id, &why)?;
+                    report.pending = Some(why);
+                }
+            }
+            report.requests = c.requests() - before;
+            out.push(report);
+        }
+        Ok(out)
+    }
+
+    /// One run's reconciliation (the outer error is the store's, the inner MLflow's).
+    fn reconcile(
+        &self,
+        c: &Client,
+        row: &RunRow,
+    ) -> Result<std::result::Result<(Links, usize), CallError>> {
+        let snap = self.run_snapshot(row)?;
+        let state = self.mlflow_state(&row.run_id)?;
+        let mut plan = match &state {
+            Some(s) => s.plan.clone(),
+            None => Plan {
+                workflow: row.workflow.clone(),
+                run_id: row.run_id.clone(),
+                started_ms: snap.created_ns / 1_000_000,
+                jobs: Vec::new(),
+            },
+        };
+        let mut by_job: BTreeMap<String, Vec<FileRecord>> = BTreeMap::new();
+        let mut entries: Vec<_> = snap.entries.iter().collect();
+        entries.sort_by_key(|e| e.recorded_ns);
+        for e in entries {
+            by_job
+                .entry(e.job_id.clone())
+                .or_default()
+                .push(FileRecord {
+                    role: e.role.as_str().to_string(),
+                    lfn: e.lfn.clone(),
+                    hash: e.hash,
+                    size: e.size,
+                });
+        }
+        for job in by_job.keys() {
+            if !RUN_LEVEL_JOBS.contains(&job.as_str())
+                && !plan.jobs.iter().any(|j| &j.job_id == job)
+            {
+                plan.jobs.push(JobPlan {
+                    job_id: job.clone(),
+                    experiment: None,
+                    run_name: None,
+                });
+            }
+        }
+        let manifest = self.run_manifest_url(&row.workflow, &row.run_id)?;
+        let (links, created) = match c.block_on(ensure(c, &plan, manifest.as_deref())) {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e)),
+        };
+        // What each MLflow run is told: its job's files (run-level jobs: the parent's).
+        let mut sends: BTreeMap<String, (Vec<(String, String)>, Vec<(String, String)>)> =
+            BTreeMap::new();
+        let base = base_tags(&row.workflow, &row.run_id, manifest.as_deref());
+        sends.insert(links.parent.run_id.clone(), (Vec::new(), base.clone()));
+        for (job, files) in &by_job {
+            let (run, is_child) = match links.jobs.get(job) {
+                Some(l) => (l.run_id.clone(), true),
+                None => (links.parent.run_id.clone(), false),
+            };
+            let (p, t) = job_data(self, files);
+            let slot = sends
+                .entry(run)
+                .or_insert_with(|| (Vec::new(), base.clone()));
+            slot.0.extend(p);
+            if is_child {
+                slot.1.extend(t);
+            }
+        }
+        let finish_ms = row.sealed_ns.map(|s| s / 1_000_000);
+        let results = c.block_on(bounded(sends.iter().map(|(run, (p, t))| async move {
+            log_job(c, run, p, t).await?;
+            if let Some(end) = finish_ms {
+                c.update_run(run, "FINISHED", end).await?;
+            }
+            Ok::<(), CallError>(())
+        })));
+        // Children without records (a job that never recorded) are finished too.
+        let idle: Vec<&RunLink> = links
+            .jobs
+            .values()
+            .filter(|l| !sends.contains_key(&l.run_id))
+            .collect();
+        let idle_results = match finish_ms {
+            Some(end) => c.block_on(bounded(
+                idle.iter()
+                    .map(|l| c.update_run(&l.run_id, "FINISHED", end)),
+            )),
+            None => Vec::new(),
+        };
+        for r in results.into_iter().chain(idle_results) {
+            if let Err(e) = r {
+                return Ok(Err(e));
+            }
+        }
+        self.write_state(&RunState {
+            format: STATE_FORMAT,
+            plan,
+            links: Some(links.clone()),
+        })?;
+        Ok(Ok((links, created)))
+    }
+
+    /// After a seal: reconciles the run with MLflow (the same as `store mlflow sync RUN`), so
+    /// its runs end up finished, tagged with the manifest URL, and complete even if MLflow was
+    /// away while the jobs ran. Never an error for MLflow's sake: returns why it is pending.
+    pub fn mlflow_after_seal(&self, run_id: &str) -> Result<Option<String>> {
+        let Some(uri) = tracking_uri(self)? else {
+            let why = "no MLflow tracking URI (mlflow.uri or MLFLOW_TRACKING_URI)".to_string();
+            self.mark_pending(run_id, &why)?;
+            return Ok(Some(why));
+        };
+        let _ = uri;
+        let r = self.mlflow_sync(&[run_id.to_string()])?;
+        Ok(r.into_iter().next().and_then(|r| r.pending))
+    }
+
+    /// Fills in `mlflow_url` of entries recorded without one from the run's MLflow links (a
+    /// run linked later by a sync), for `store show` and the catalog.
+    pub fn mlflow_overlay(&self, snap: &mut RunSnapshot) -> Result<()> {
+        let Some(links) = self.mlflow_state(&snap.run_id)?.and_then(|s| s.links) else {
+            return Ok(());
+        };
+        for e in snap.entries.iter_mut().filter(|e| e.mlflow_url.is_none()) {
+            let l = links.jobs.get(&e.job_id).unwrap_or(&links.parent);
+            e.mlflow_url = Some(l.url.clone());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_names_use_utc_time() {
+        assert_eq!(timestamp(0), "19700101000000");
+        // 2026-11-28 01:02:03 UTC
+        assert_eq!(timestamp(1_795_827_723_000), "20261128010203");
+        assert_eq!(timestamp(951_782_400_000), "20000229000000");
+    }
+
+    #[test]
+    fn param_keys_are_safe_for_mlflow() {
+        assert_eq!(
+            param_key("input", "config.json", "hash"),
+            "input/config.json/hash"
+        );
+        assert_eq!(param_key("output", "a/./b:c", "size"), "output/a/b_c/size");
+        assert_eq!(param_key("input", "../x", "hash"), "input/_/x/hash");
+        assert_eq!(param_key("input", "/", "hash"), "input/_/hash");
+        let long = "d/".repeat(200) + "file.csv";
+        let k = param_key("input", &long, "hash");
+        assert!(k.len() <= 250 && k.ends_with("file.csv/hash"), "{k}");
+    }
+
+    #[test]
+    fn run_urls_round_trip() {
+        let u = run_url("http://127.0.0.1:5000/", "3", "abc123");
+        assert_eq!(u, "http://127.0.0.1:5000/#/experiments/3/runs/abc123");
+        let (uri, e, r) = parse_run_url(&u).expect("parse");
+        assert_eq!(
+            (uri.as_str(), e.as_str(), r.as_str()),
+            ("http://127.0.0.1:5000", "3", "abc123")
+        );
+        assert!(parse_run_url("http://x/#/experiments/1/runs/").is_err());
+        assert!(parse_run_url("http://u:p@x/#/experiments/1/runs/a").is_err());
+    }
+}
