@@ -97,6 +97,10 @@ enum Cmd {
         /// Do not capture the job's environment.
         #[arg(long)]
         no_env: bool,
+        /// The URL of the job's MLflow run (given by `--mlflow` generation): recorded as the
+        /// files' `mlflow_url`, and told the files' hashes and sizes and the environment.
+        #[arg(long, value_name = "URL")]
+        mlflow_run: Option<String>,
     },
     /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged).
     Augment {
@@ -121,6 +125,13 @@ enum Cmd {
         /// Print a JSON report.
         #[arg(long)]
         json: bool,
+        /// Link the run to MLflow: create its runs now (one wait in total) and hand each job
+        /// its run (MLFLOW_* profiles; tracking jobs get its URL). Fixes the store run ID.
+        #[arg(long)]
+        mlflow: bool,
+        /// With --mlflow: the store run ID (default: a new UUID).
+        #[arg(long, requires = "mlflow")]
+        run_id: Option<String>,
     },
     /// Run a Pegasus 5 workflow on this machine with tracking: augment it, execute its jobs in
     /// dependency order (up to --jobs at once), seal the run, print the run ID.
@@ -142,6 +153,10 @@ enum Cmd {
         /// Run without any tracking (the baseline for measuring tracking overhead).
         #[arg(long)]
         no_track: bool,
+        /// Link the run to MLflow (an experiment per workflow, a run per job; user code gets
+        /// MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME and MLFLOW_RUN_ID).
+        #[arg(long, conflicts_with = "no_track")]
+        mlflow: bool,
     },
     /// Run a sealed run again: restore it (verified) into WORKDIR/restored, run its recorded
     /// workflow on the restored inputs as a new run, and compare the outputs.
@@ -171,6 +186,10 @@ enum Cmd {
         /// Do not push the sealed run to the default remote (pushed when one is configured).
         #[arg(long)]
         no_push: bool,
+        /// Make MLflow match the sealed run (also done when the run was generated with
+        /// --mlflow in this store); never fails the seal.
+        #[arg(long)]
+        mlflow: bool,
     },
     /// List workflow runs, newest first.
     Runs {
@@ -217,6 +236,11 @@ enum Cmd {
     Metadata {
         #[command(subcommand)]
         cmd: MetadataCmd,
+    },
+    /// MLflow linkage: send what is pending.
+    Mlflow {
+        #[command(subcommand)]
+        cmd: MlflowCmd,
     },
     /// Read or change the store's configuration.
     Config {
@@ -448,6 +472,21 @@ enum MetadataCmd {
 }
 
 #[derive(Subcommand)]
+enum MlflowCmd {
+    /// Make MLflow match the store's records for the runs named (default: every pending run);
+    /// never duplicates a run.
+    Sync {
+        /// Run IDs or unique prefixes.
+        runs: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the runs with something not yet sent to MLflow.
+    Pending,
+}
+
+#[derive(Subcommand)]
 enum ConfigCmd {
     /// Set a key: code.repo, code.max_git_bytes, metadata.repo, mlflow.uri, zstd.level ("" unsets).
     Set {
@@ -504,6 +543,8 @@ fn augment_locally(
     wf: store::pegasus::Workflow,
     wf_path: &Path,
     policy: Option<store::pegasus::Policy>,
+    mlflow_run: Option<&str>,
+    quiet: bool,
 ) -> anyhow::Result<(store::pegasus::Workflow, store::pegasus::AugmentReport)> {
     let opts = store::pegasus::AugmentOptions {
         policy,
@@ -513,8 +554,110 @@ fn augment_locally(
         workflow_pfn: std::path::absolute(wf_path)?.to_string_lossy().into_owned(),
         base_dir: dir_of(wf_path)?,
     };
-    let (doc, report) = store::pegasus::augment(wf, &opts)?;
+    let name = wf.name.clone();
+    let (mut doc, report) = store::pegasus::augment(wf, &opts)?;
+    if let Some(run_id) = mlflow_run {
+        link_mlflow(s, &mut doc, &report, &name, run_id, quiet)?;
+    }
     Ok((store::pegasus::Workflow::from_value(doc, wf_path)?, report))
+}
+
+/// `--mlflow` at generation: ensures the MLflow runs of the whole run at once (experiment,
+/// parent, a child per tracked job; concurrent requests, one time budget), then hands each main
+/// job its run (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`, `MLFLOW_RUN_ID` profiles) and
+/// each tracking job its run's URL (`--mlflow-run`); every tracking job and the seal record
+/// into `run_id`. If MLflow does not answer in time, jobs get no `MLFLOW_*` (user code runs as
+/// without MLflow), the run is pending, and the seal fills MLflow in. Returns the report.
+fn link_mlflow(
+    s: &Store,
+    doc: &mut serde_norway::Value,
+    report: &store::pegasus::AugmentReport,
+    workflow: &str,
+    run_id: &str,
+    quiet: bool,
+) -> anyhow::Result<store::mlflow::StartReport> {
+    use std::collections::BTreeMap;
+    use store::mlflow::{JobPlan, Plan};
+    let uri = store::mlflow::tracking_uri(s)?.ok_or_else(|| {
+        store::Error::Invalid(
+            "--mlflow needs a tracking server: `store config set mlflow.uri URL` or set MLFLOW_TRACKING_URI".into(),
+        )
+    })?;
+    let plan = Plan {
+        workflow: workflow.to_string(),
+        run_id: run_id.to_string(),
+        started_ms: store::util::now_ns() / 1_000_000,
+        jobs: report
+            .jobs
+            .iter()
+            .map(|j| JobPlan {
+                job_id: j.id.clone(),
+                experiment: j.mlflow_experiment.clone(),
+                run_name: j.mlflow_run.clone(),
+            })
+            .collect(),
+    };
+    let start = s.mlflow_start(&uri, plan)?;
+    let mut env: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut args: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let run_arg = || vec!["--run".to_string(), run_id.to_string()];
+    for t in report
+        .jobs
+        .iter()
+        .flat_map(|j| &j.trackers)
+        .chain(&report.run_level_trackers)
+    {
+        args.insert(t.clone(), run_arg());
+    }
+    args.insert(
+        report.seal_job.clone(),
+        vec![run_id.to_string(), "--mlflow".to_string()],
+    );
+    env.insert(
+        report.seal_job.clone(),
+        vec![("MLFLOW_TRACKING_URI".to_string(), uri.clone())],
+    );
+    match &start.links {
+        Some(links) => {
+            for j in &report.jobs {
+                let Some(l) = links.jobs.get(&j.id) else {
+                    continue;
+                };
+                env.insert(
+                    j.id.clone(),
+                    vec![
+                        ("MLFLOW_TRACKING_URI".to_string(), uri.clone()),
+                        ("MLFLOW_EXPERIMENT_NAME".to_string(), l.experiment.clone()),
+                        ("MLFLOW_RUN_ID".to_string(), l.run_id.clone()),
+                    ],
+                );
+                for t in &j.trackers {
+                    if let Some(a) = args.get_mut(t) {
+                        a.extend(["--mlflow-run".to_string(), l.url.clone()]);
+                    }
+                }
+            }
+            for t in &report.run_level_trackers {
+                if let Some(a) = args.get_mut(t) {
+                    a.extend(["--mlflow-run".to_string(), links.parent.url.clone()]);
+                }
+            }
+            if !quiet {
+                eprintln!(
+                    "MLflow: run {} with {} job runs ({} requests)",
+                    links.parent.url,
+                    links.jobs.len(),
+                    start.requests
+                );
+            }
+        }
+        None => eprintln!(
+            "store: MLflow not reached ({}); the jobs run without MLFLOW_* and run {run_id} is pending: its seal, or `store mlflow sync {run_id}`, fills MLflow in",
+            start.pending.as_deref().unwrap_or("unknown")
+        ),
+    }
+    store::pegasus::add_to_jobs(doc, &env, &args);
+    Ok(start)
 }
 
 /// The absolute directory of a file (relative workflow paths resolve against it).
@@ -587,6 +730,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         roles: Vec::new(),
                         lfn,
                         capture_env: !no_env,
+                        mlflow_url: None,
                     };
                     s.record(&paths, spec, &opts)?
                 }
@@ -700,7 +844,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Cmd::Seal { run, json, no_push } => {
+        Cmd::Seal {
+            run,
+            json,
+            no_push,
+            mlflow,
+        } => {
             let s = open(&cli.store)?;
             let id = run
                 .or_else(store::run::RunContext::run_id_from_env)
@@ -730,6 +879,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     );
                 }
             }
+            // MLflow never fails a seal: at worst the run stays pending, and the user is told.
+            if mlflow || s.mlflow_linked(&run.run_id) {
+                match s.mlflow_after_seal(&run.run_id) {
+                    Ok(None) => {}
+                    Ok(Some(why)) => eprintln!(
+                        "store: MLflow pending for run {} ({why}); `store mlflow sync {}` sends it later",
+                        run.run_id, run.run_id
+                    ),
+                    Err(e) => eprintln!("store: warning: MLflow: {e}"),
+                }
+            }
             if json {
                 print_json(
                     &serde_json::json!({"run_id": run.run_id, "workflow": run.workflow, "snapshot": snap, "newly_sealed": fresh}),
@@ -749,6 +909,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             wf,
             run,
             no_env,
+            mlflow_run,
         } => {
             let s = open(&cli.store)?;
             let mut paths = Vec::new();
@@ -761,12 +922,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 paths.push(PathBuf::from(path));
                 roles.push((PathBuf::from(path), role));
             }
+            // A malformed URL is a generation bug, not a reason to lose the records.
+            let mlflow_run = mlflow_run.filter(|u| match store::mlflow::parse_run_url(u) {
+                Ok(_) => true,
+                Err(e) => {
+                    eprintln!("store: warning: ignoring --mlflow-run: {e}");
+                    false
+                }
+            });
+            let ctx = store::run::RunContext::resolve(wf, run, job)?;
             let spec = store::run::RecordSpec {
-                ctx: store::run::RunContext::resolve(wf, run, job)?,
+                ctx: ctx.clone(),
                 role: roles[0].1,
                 roles,
                 lfn: None,
                 capture_env: !no_env,
+                mlflow_url: mlflow_run.clone(),
             };
             let r = s.record(
                 &paths,
@@ -783,6 +954,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             for w in &r.warnings {
                 eprintln!("store: warning: {w}");
             }
+            // Never fails the job: MLflow gets a bounded time, then the run is pending.
+            if let Some(url) = &mlflow_run {
+                match s.mlflow_log_job(url, &ctx.workflow, &ctx.run_id, &ctx.job_id) {
+                    Ok(None) => {}
+                    Ok(Some(why)) => eprintln!(
+                        "store: MLflow pending for run {} ({why}); the seal or `store mlflow sync` sends it later",
+                        ctx.run_id
+                    ),
+                    Err(e) => eprintln!("store: warning: MLflow: {e}"),
+                }
+            }
         }
         Cmd::Augment {
             workflow,
@@ -792,6 +974,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             site,
             store_dir,
             json,
+            mlflow,
+            run_id,
         } => {
             let text =
                 std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
@@ -817,10 +1001,40 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     .into_owned(),
                 base_dir: dir_of(&workflow)?,
             };
-            let (doc, report) = store::pegasus::augment(wf, &opts)?;
+            let name = wf.name.clone();
+            let (mut doc, report) = store::pegasus::augment(wf, &opts)?;
+            let mut linked = None;
+            if mlflow {
+                // The MLflow runs are keyed by the store run ID, so it is fixed now (Pegasus
+                // assigns its own only at planning time).
+                let s = match &opts.store_dir {
+                    Some(d) => Store::open(Path::new(d)),
+                    None => Err(store::Error::NotAStore {
+                        start: PathBuf::from("."),
+                    }),
+                }
+                .context("--mlflow keeps the run's MLflow state in the tracking jobs' store")?;
+                let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
+                store::run::RunContext::resolve(Some(name.clone()), Some(run_id.clone()), None)?;
+                let start = link_mlflow(&s, &mut doc, &report, &name, &run_id, cli.quiet)?;
+                linked = Some((run_id, start));
+            }
             store::util::atomic_write(&output, store::pegasus::to_yaml(&doc)?.as_bytes())?;
             if json {
-                print_json(&report)?;
+                let mut v = serde_json::to_value(&report)?;
+                if let (Some((run_id, start)), Some(m)) = (&linked, v.as_object_mut()) {
+                    m.insert("run_id".into(), serde_json::json!(run_id));
+                    m.insert(
+                        "mlflow".into(),
+                        serde_json::json!({
+                            "requests": start.requests,
+                            "tracked_jobs": report.jobs.len(),
+                            "pending": start.pending,
+                            "parent_url": start.links.as_ref().map(|l| &l.parent.url),
+                        }),
+                    );
+                }
+                print_json(&v)?;
             } else if !cli.quiet {
                 println!(
                     "{}: {} main jobs, {} tracking jobs added, {} files and {} transformations tracked{}",
@@ -831,6 +1045,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     report.transformations.len(),
                     if report.workflow_tracked { ", workflow tracked" } else { "" }
                 );
+                if let Some((run_id, _)) = &linked {
+                    println!("store run ID {run_id} (MLflow-linked: plan this workflow once)");
+                }
             }
         }
         Cmd::Run {
@@ -840,6 +1057,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             workdir,
             run_id,
             no_track,
+            mlflow,
         } => {
             let s = open(&cli.store)?;
             let text =
@@ -847,6 +1065,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
             let name = wf.name.clone();
             let policy = policy.map(|p| p.parse()).transpose()?;
+            let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
             let (tracked, report) = if no_track {
                 let report = store::pegasus::AugmentReport {
                     main_jobs: wf.jobs.len(),
@@ -854,11 +1073,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 };
                 (wf, report)
             } else {
-                augment_locally(&s, wf, &workflow, policy)?
+                let linked = mlflow.then_some(run_id.as_str());
+                augment_locally(&s, wf, &workflow, policy, linked, cli.quiet)?
             };
             let base = dir_of(&workflow)?;
             let plan = tracked.plan(&base)?;
-            let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
             let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
             std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
             if !cli.quiet {
@@ -883,6 +1102,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",
                     out.not_started.len(),
                     out.not_started.join(" ")
+                );
+            }
+            if mlflow && s.mlflow_is_pending(&run_id) {
+                eprintln!(
+                    "store: MLflow pending for run {run_id}; `store mlflow sync {run_id}` sends it when the server is back"
                 );
             }
             println!("{run_id}");
@@ -948,7 +1172,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             let name = wf.name.clone();
-            let (tracked, _) = augment_locally(&s, wf, &wf_path, Some(policy.parse()?))?;
+            let (tracked, _) =
+                augment_locally(&s, wf, &wf_path, Some(policy.parse()?), None, cli.quiet)?;
             // Inputs come from the restored run, not from wherever the catalog pointed then.
             let base = wf_dir;
             let mut replicas = tracked.replicas(&base);
@@ -1021,7 +1246,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Show { run, json } => {
             let s = open(&cli.store)?;
             let row = s.resolve_run(&run)?;
-            let snap = s.run_snapshot(&row)?;
+            let mut snap = s.run_snapshot(&row)?;
+            s.mlflow_overlay(&mut snap)?;
             if json {
                 print_json(&snap)?;
             } else {
@@ -1140,6 +1366,43 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 c.branch,
                 if c.pushed { " (pushed)" } else { "" }
             );
+        }
+        Cmd::Mlflow {
+            cmd: MlflowCmd::Sync { runs, json },
+        } => {
+            let s = open(&cli.store)?;
+            let reports = s.mlflow_sync(&runs)?;
+            if json {
+                print_json(&reports)?;
+            } else {
+                for r in &reports {
+                    match (&r.parent_url, &r.pending) {
+                        (Some(url), _) => println!(
+                            "{}  {url}  ({} job runs, {} created, {} requests)",
+                            r.run_id, r.jobs, r.created, r.requests
+                        ),
+                        (None, why) => eprintln!(
+                            "store: MLflow still pending for run {}: {}",
+                            r.run_id,
+                            why.as_deref().unwrap_or("unknown")
+                        ),
+                    }
+                }
+                if reports.is_empty() && !cli.quiet {
+                    eprintln!("nothing pending");
+                }
+            }
+            if reports.iter().any(|r| r.pending.is_some()) {
+                return Ok(exit::REMOTE);
+            }
+        }
+        Cmd::Mlflow {
+            cmd: MlflowCmd::Pending,
+        } => {
+            let s = open(&cli.store)?;
+            for r in s.mlflow_pending()? {
+                println!("{r}");
+            }
         }
         Cmd::Config {
             cmd: ConfigCmd::Set { key, value },

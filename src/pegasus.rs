@@ -468,6 +468,94 @@ pub struct AugmentReport {
     pub transformations: Vec<String>,
     /// Whether the workflow description is tracked.
     pub workflow_tracked: bool,
+    /// Each tracked main job with its tracking jobs and MLflow naming (for `--mlflow`).
+    #[serde(skip)]
+    pub jobs: Vec<TrackedJob>,
+    /// Tracking jobs of the run as a whole (workflow file, transformations).
+    #[serde(skip)]
+    pub run_level_trackers: Vec<String>,
+    /// The seal job.
+    #[serde(skip)]
+    pub seal_job: String,
+}
+
+/// A main job that got tracking jobs.
+#[derive(Clone, Debug, Default)]
+pub struct TrackedJob {
+    /// Its ID.
+    pub id: String,
+    /// Its tracking jobs (input and/or output tracker).
+    pub trackers: Vec<String>,
+    /// `mlflow_experiment` from the job's metadata, else from its files' (uses, then replicas).
+    pub mlflow_experiment: Option<String>,
+    /// `mlflow_run` from the same places.
+    pub mlflow_run: Option<String>,
+}
+
+/// A string metadata value `name` of a job, else of the first of its files that has one.
+fn job_meta_str(job: &Mapping, rmeta: &HashMap<&str, &Value>, name: &str) -> Option<String> {
+    let of = |m: Option<&Value>| {
+        m.and_then(Value::as_mapping)
+            .and_then(|m| str_of(m, name))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    of(get(job, "metadata")).or_else(|| {
+        uses_of(job)
+            .into_iter()
+            .find_map(|u| of(u.meta.as_ref()).or_else(|| of(rmeta.get(u.lfn.as_str()).copied())))
+    })
+}
+
+/// Adds environment profiles (`profiles.env`) and trailing arguments to jobs of a workflow
+/// document, by job ID (what `--mlflow` hands each job: its MLflow run). Existing profiles and
+/// arguments stay; nothing else changes.
+pub fn add_to_jobs(
+    doc: &mut Value,
+    env: &BTreeMap<String, Vec<(String, String)>>,
+    args: &BTreeMap<String, Vec<String>>,
+) {
+    let Some(Value::Sequence(jobs)) = doc
+        .as_mapping_mut()
+        .and_then(|top| top.get_mut(key("jobs")))
+    else {
+        return;
+    };
+    for job in jobs.iter_mut().filter_map(Value::as_mapping_mut) {
+        let Some(id) = str_of(job, "id").map(str::to_string) else {
+            continue;
+        };
+        if let Some(vars) = env.get(&id) {
+            let profiles = job
+                .entry(key("profiles"))
+                .or_insert_with(|| Value::Mapping(Mapping::new()));
+            if !profiles.is_mapping() {
+                *profiles = Value::Mapping(Mapping::new());
+            }
+            if let Value::Mapping(p) = profiles {
+                let e = p
+                    .entry(key("env"))
+                    .or_insert_with(|| Value::Mapping(Mapping::new()));
+                if !e.is_mapping() {
+                    *e = Value::Mapping(Mapping::new());
+                }
+                if let Value::Mapping(e) = e {
+                    for (k, v) in vars {
+                        e.insert(key(k), key(v));
+                    }
+                }
+            }
+        }
+        if let Some(extra) = args.get(&id) {
+            let a = job
+                .entry(key("arguments"))
+                .or_insert_with(|| Value::Sequence(Vec::new()));
+            if let Value::Sequence(a) = a {
+                a.extend(extra.iter().map(|x| key(x)));
+            }
+        }
+    }
 }
 
 struct Use {
@@ -625,6 +713,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
                 outs.push((u.lfn, role));
             }
         }
+        let mut mine = Vec::new();
         for (side, files) in [("in", ins), ("out", outs)] {
             if files.is_empty() {
                 continue;
@@ -641,7 +730,16 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
             } else {
                 deps.push((id.clone(), tid.clone()));
             }
+            mine.push(tid.clone());
             trackers.push(tid);
+        }
+        if !mine.is_empty() {
+            report.jobs.push(TrackedJob {
+                mlflow_experiment: job_meta_str(j, &rmeta, "mlflow_experiment"),
+                mlflow_run: job_meta_str(j, &rmeta, "mlflow_run"),
+                id,
+                trackers: mine,
+            });
         }
     }
     // The transformations (code): tracked by their PFN on the site where they are installed.
@@ -678,6 +776,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
         let mut args = base_args("transformations");
         args.extend(code_args);
         new_jobs.push(job_value(&tid, args, &[]));
+        report.run_level_trackers.push(tid.clone());
         trackers.push(tid);
     }
     let wf_lfn = format!("{}.store-workflow.yml", wf.name);
@@ -686,6 +785,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
         let mut args = base_args("workflow");
         args.push(format!("workflow:{wf_lfn}"));
         new_jobs.push(job_value(&tid, args, std::slice::from_ref(&wf_lfn)));
+        report.run_level_trackers.push(tid.clone());
         trackers.push(tid);
     }
     // The seal job: after every tracking job and every leaf job.
@@ -697,6 +797,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
     }
     seal_args.push("seal".to_string());
     new_jobs.push(job_value(&seal, seal_args, &[]));
+    report.seal_job = seal.clone();
     let has_children: HashSet<&String> = wf.parents.values().flatten().collect();
     for j in &wf.jobs {
         if !has_children.contains(j) {

@@ -288,6 +288,8 @@ pub struct RecordSpec {
     pub lfn: Option<String>,
     /// Capture the job's environment if not yet captured for this run and job.
     pub capture_env: bool,
+    /// The URL of the job's MLflow run, recorded as every entry's `mlflow_url`.
+    pub mlflow_url: Option<String>,
 }
 
 /// A run with its summary, for `store runs`.
@@ -479,7 +481,7 @@ impl Store {
                 job_id: ctx.job_id.clone(),
                 environment: Some(m),
                 remote_urls: Vec::new(),
-                mlflow_url: None,
+                mlflow_url: spec.mlflow_url.clone(),
                 mode: Some(0o644),
             });
             env = Some(m);
@@ -525,7 +527,7 @@ impl Store {
                 job_id: ctx.job_id.clone(),
                 environment: env,
                 remote_urls: Vec::new(),
-                mlflow_url: None,
+                mlflow_url: spec.mlflow_url.clone(),
                 mode,
             });
         }
@@ -959,7 +961,8 @@ impl Store {
         let mut wfs = serde_json::Map::new();
         let runs = self.index().runs(None)?;
         for run in runs {
-            let snap = self.run_snapshot(&run)?;
+            let mut snap = self.run_snapshot(&run)?;
+            self.mlflow_overlay(&mut snap)?;
             let mut files = serde_json::Map::new();
             for e in &snap.entries {
                 let mut key = e.lfn.clone();

@@ -489,6 +489,23 @@ impl Store {
         crate::util::atomic_write(&p, &json)
     }
 
+    /// The tracking server of a run: `mlflow.uri`, else `MLFLOW_TRACKING_URI`, else the one its
+    /// runs were created on.
+    fn uri_for(&self, run_id: &str) -> Result<Option<String>> {
+        if let Some(u) = tracking_uri(self)? {
+            return Ok(Some(u));
+        }
+        Ok(self
+            .mlflow_state(run_id)?
+            .and_then(|s| s.links)
+            .map(|l| l.uri))
+    }
+
+    /// Whether the store has MLflow state for a run (generated with `--mlflow`, or pending).
+    pub fn mlflow_linked(&self, run_id: &str) -> bool {
+        self.mlflow_is_pending(run_id) || self.state_path(run_id).exists()
+    }
+
     /// Store runs with something not yet sent to MLflow.
     pub fn mlflow_pending(&self) -> Result<Vec<String>> {
         let dir = self.mlflow_dir("pending");
@@ -638,12 +655,6 @@ impl Store {
     /// manifest URL; then drop its pending marker. A run MLflow could not be reached for stays
     /// pending (reported, not an error).
     pub fn mlflow_sync(&self, runs: &[String]) -> Result<Vec<SyncReport>> {
-        let uri = tracking_uri(self)?.ok_or_else(|| {
-            Error::Invalid(
-                "no MLflow tracking URI: `store config set mlflow.uri URL` or set MLFLOW_TRACKING_URI"
-                    .into(),
-            )
-        })?;
         let rows: Vec<RunRow> = if runs.is_empty() {
             let pending = self.mlflow_pending()?;
             self.index()
@@ -657,9 +668,20 @@ impl Store {
                 .collect::<Result<_>>()?
         };
         let _lock = self.mlflow_lock()?;
-        let c = Client::new(&uri, budget())?;
+        // One client (and one time budget) per tracking server.
+        let mut clients: BTreeMap<String, Client> = BTreeMap::new();
         let mut out = Vec::new();
         for row in rows {
+            let uri = self.uri_for(&row.run_id)?.ok_or_else(|| {
+                Error::Invalid(
+                    "no MLflow tracking URI: `store config set mlflow.uri URL` or set MLFLOW_TRACKING_URI"
+                        .into(),
+                )
+            })?;
+            if !clients.contains_key(&uri) {
+                clients.insert(uri.clone(), Client::new(&uri, budget())?);
+            }
+            let c = &clients[&uri];
             let before = c.requests();
             let mut report = SyncReport {
                 run_id: row.run_id.clone(),
@@ -669,7 +691,7 @@ impl Store {
                 pending: None,
                 requests: 0,
             };
-            match self.reconcile(&c, &row)? {
+            match self.reconcile(c, &row)? {
                 Ok((links, created)) => {
                     report.parent_url = Some(links.parent.url.clone());
                     report.jobs = links.jobs.len();
@@ -792,12 +814,11 @@ impl Store {
     /// its runs end up finished, tagged with the manifest URL, and complete even if MLflow was
     /// away while the jobs ran. Never an error for MLflow's sake: returns why it is pending.
     pub fn mlflow_after_seal(&self, run_id: &str) -> Result<Option<String>> {
-        let Some(uri) = tracking_uri(self)? else {
+        if self.uri_for(run_id)?.is_none() {
             let why = "no MLflow tracking URI (mlflow.uri or MLFLOW_TRACKING_URI)".to_string();
             self.mark_pending(run_id, &why)?;
             return Ok(Some(why));
-        };
-        let _ = uri;
+        }
         let r = self.mlflow_sync(&[run_id.to_string()])?;
         Ok(r.into_iter().next().and_then(|r| r.pending))
     }

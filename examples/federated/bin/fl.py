@@ -10,6 +10,7 @@ usage: fl.py prepare CONFIG CLIENT OUT_CSV
        fl.py report OUT_JSON MODEL EVAL_JSON...
 """
 import json
+import os
 import random
 import sys
 
@@ -66,7 +67,14 @@ elif cmd == "aggregate":
     })
 elif cmd == "evaluate":
     data, model = rows(args[0]), load(args[1])
-    save(args[2], {"round": model["round"], "mse": round(mse(model, data), 12)})
+    result = {"round": model["round"], "mse": round(mse(model, data), 12)}
+    save(args[2], result)
+    # Under `store run --mlflow` (or an augmented workflow with --mlflow) each job is handed its
+    # own MLflow run; the standard client picks it up from MLFLOW_RUN_ID.
+    if os.environ.get("MLFLOW_RUN_ID"):
+        import mlflow
+
+        mlflow.log_metric("mse", result["mse"], step=result["round"])
 elif cmd == "report":
     out, model, evals = args[0], load(args[1]), [load(p) for p in args[2:]]
     save(out, {"final": model, "rounds": sorted({e["round"] for e in evals}),
