@@ -168,6 +168,15 @@ pub struct StartReport {
     pub requests: u64,
 }
 
+/// What one send to MLflow (a tracking job's, a seal's) came to.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sent {
+    /// Why the run is pending, if it is (nothing is lost: the seal or a sync sends it).
+    pub pending: Option<String>,
+    /// Requests sent.
+    pub requests: u64,
+}
+
 /// What [`Store::mlflow_sync`] did for one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct SyncReport {
@@ -608,16 +617,19 @@ impl Store {
     /// In a tracking job: tells the job's MLflow run (its URL, from generation) what the job
     /// recorded so far: one `log-batch` with each file's hash and size and the environment
     /// summary. Skipped when the run is already pending (the seal or a sync reconciles it
-    /// whole); on failure the run is marked pending. Returns the reason it is pending, if so.
+    /// whole); on any failure the run is marked pending, never an error for MLflow's sake.
     pub fn mlflow_log_job(
         &self,
         url: &str,
         workflow: &str,
         run_id: &str,
         job_id: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Sent> {
         if self.mlflow_is_pending(run_id) {
-            return Ok(Some("the run was already pending".into()));
+            return Ok(Sent {
+                pending: Some("the run was already pending".into()),
+                requests: 0,
+            });
         }
         let (uri, _, mlflow_run) = parse_run_url(url)?;
         let files: Vec<FileRecord> = self
@@ -632,21 +644,37 @@ impl Store {
             })
             .collect();
         let (params, mut tags) = job_data(self, &files);
-        tags.extend(base_tags(workflow, run_id, None));
-        if !RUN_LEVEL_JOBS.contains(&job_id) {
+        if RUN_LEVEL_JOBS.contains(&job_id) {
+            // The parent describes the run; a pseudo-job's environment is not the run's.
+            tags.clear();
+        } else {
             tags.push(("store.job_id".into(), job_id.into()));
         }
+        tags.extend(base_tags(workflow, run_id, None));
         let c = Client::new(&uri, budget())?;
-        match c.block_on(log_job(&c, &mlflow_run, &params, &tags)) {
-            Ok(()) => Ok(None),
-            Err(e @ CallError::Unavailable(_)) => {
+        let r = c.block_on(log_job(&c, &mlflow_run, &params, &tags));
+        self.sent(run_id, &c, r)
+    }
+
+    /// The outcome of a send: on failure the run is marked pending with the reason.
+    fn sent(
+        &self,
+        run_id: &str,
+        c: &Client,
+        r: std::result::Result<(), CallError>,
+    ) -> Result<Sent> {
+        let pending = match r {
+            Ok(()) => None,
+            Err(e) => {
                 let why = mlflow_error(c.uri(), e).to_string();
                 self.mark_pending(run_id, &why)?;
-                Ok(Some(why))
+                Some(why)
             }
-            // The server refused the data itself: retrying would not help.
-            Err(e) => Err(mlflow_error(c.uri(), e)),
-        }
+        };
+        Ok(Sent {
+            pending,
+            requests: c.requests(),
+        })
     }
 
     /// Makes MLflow match the store's records for runs: the named ones, else every pending
@@ -810,17 +838,51 @@ impl Store {
         Ok(Ok((links, created)))
     }
 
-    /// After a seal: reconciles the run with MLflow (the same as `store mlflow sync RUN`), so
-    /// its runs end up finished, tagged with the manifest URL, and complete even if MLflow was
-    /// away while the jobs ran. Never an error for MLflow's sake: returns why it is pending.
-    pub fn mlflow_after_seal(&self, run_id: &str) -> Result<Option<String>> {
+    /// After a seal. When the runs were created at generation and every tracking job's send
+    /// landed (the run is not pending), only the end is missing: the parent is tagged with the
+    /// manifest URL and every run marked finished (one request per run, concurrent).
+    /// Otherwise it reconciles the whole run (as `store mlflow sync RUN`), so MLflow ends up
+    /// complete even if it was away while the jobs ran. Never an error for MLflow's sake.
+    pub fn mlflow_after_seal(&self, run_id: &str) -> Result<Sent> {
         if self.uri_for(run_id)?.is_none() {
             let why = "no MLflow tracking URI (mlflow.uri or MLFLOW_TRACKING_URI)".to_string();
             self.mark_pending(run_id, &why)?;
-            return Ok(Some(why));
+            return Ok(Sent {
+                pending: Some(why),
+                requests: 0,
+            });
         }
-        let r = self.mlflow_sync(&[run_id.to_string()])?;
-        Ok(r.into_iter().next().and_then(|r| r.pending))
+        let row = self.resolve_run(run_id)?;
+        let links = self.mlflow_state(&row.run_id)?.and_then(|s| s.links);
+        if let (Some(links), Some(sealed), false) =
+            (links, row.sealed_ns, self.mlflow_is_pending(&row.run_id))
+        {
+            let c = Client::new(&links.uri, budget())?;
+            let manifest = self.run_manifest_url(&row.workflow, &row.run_id)?;
+            let tags = base_tags(&row.workflow, &row.run_id, manifest.as_deref());
+            let end = sealed / 1_000_000;
+            let runs: Vec<&RunLink> = std::iter::once(&links.parent)
+                .chain(links.jobs.values())
+                .collect();
+            let r = c.block_on(async {
+                log_job(&c, &links.parent.run_id, &[], &tags).await?;
+                bounded(
+                    runs.iter()
+                        .map(|l| c.update_run(&l.run_id, "FINISHED", end)),
+                )
+                .await
+                .into_iter()
+                .collect::<std::result::Result<Vec<()>, CallError>>()
+                .map(|_| ())
+            });
+            return self.sent(&row.run_id, &c, r);
+        }
+        let r = self.mlflow_sync(std::slice::from_ref(&row.run_id))?;
+        let r = r.into_iter().next();
+        Ok(Sent {
+            pending: r.as_ref().and_then(|r| r.pending.clone()),
+            requests: r.map_or(0, |r| r.requests),
+        })
     }
 
     /// Fills in `mlflow_url` of entries recorded without one from the run's MLflow links (a

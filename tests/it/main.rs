@@ -8,6 +8,7 @@ mod corruption;
 mod crash;
 mod examples;
 mod golden;
+mod mlflow;
 mod pegasus;
 mod properties;
 mod remote;

@@ -1,0 +1,448 @@
+//! MLflow linkage against a real MLflow tracking server (`.ci/run` starts one on loopback and
+//! sets `STORE_TEST_MLFLOW_URI`): the federated example runs with `store run --mlflow`, and the
+//! server is queried to check the experiment, the parent run, one child run per tracked job,
+//! their tags and parameters, the metric the job's own Python code logged with the `mlflow`
+//! client, and the links both ways; a run with the server unreachable completes, stays pending,
+//! and a later `store mlflow sync` fills MLflow in without duplicates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::common::{packs, Ws};
+
+/// A credential that must never be written anywhere.
+const TOKEN: &str = "mlflow-token-3b9f1c77e2d04a";
+
+/// The test server's URI, or None (skip) outside CI.
+fn mlflow_uri() -> Option<String> {
+    match std::env::var("STORE_TEST_MLFLOW_URI") {
+        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must start an MLflow server and set STORE_TEST_MLFLOW_URI"
+            );
+            eprintln!("skipping: STORE_TEST_MLFLOW_URI not set");
+            None
+        }
+    }
+}
+
+fn federated() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/federated/workflow.yml")
+}
+
+/// One REST call to the server (through Python's standard library, independent of the store's
+/// own client).
+fn api(uri: &str, endpoint: &str, body: Value) -> Value {
+    let script = r#"
+import json, sys, urllib.request, urllib.error
+uri, endpoint, body = sys.argv[1], sys.argv[2], sys.argv[3]
+req = urllib.request.Request(uri + "/api/2.0/mlflow/" + endpoint, data=body.encode(),
+                             headers={"Content-Type": "application/json"})
+try:
+    print(urllib.request.urlopen(req, timeout=30).read().decode())
+except urllib.error.HTTPError as e:
+    print(json.dumps({"http_error": e.code, "body": e.read().decode()}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, uri, endpoint, &body.to_string()])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json answer")
+}
+
+fn experiment_id(uri: &str, name: &str) -> String {
+    let v = api(uri, "experiments/search", json!({"max_results": 1000}));
+    v["experiments"]
+        .as_array()
+        .expect("experiments")
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["experiment_id"].as_str())
+        .expect("experiment exists")
+        .to_string()
+}
+
+/// Every MLflow run tagged with store run `run_id`.
+fn runs_of(uri: &str, experiment: &str, run_id: &str) -> Vec<Value> {
+    let v = api(
+        uri,
+        "runs/search",
+        json!({"experiment_ids": [experiment], "max_results": 1000,
+               "filter": format!("tags.`store.run_id` = '{run_id}'")}),
+    );
+    v["runs"].as_array().cloned().unwrap_or_default()
+}
+
+fn tags(run: &Value) -> BTreeMap<String, String> {
+    pairs(&run["data"]["tags"])
+}
+
+fn params(run: &Value) -> BTreeMap<String, String> {
+    pairs(&run["data"]["params"])
+}
+
+fn pairs(v: &Value) -> BTreeMap<String, String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (
+                t["key"].as_str().expect("key").to_string(),
+                t["value"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The main jobs of the committed federated workflow (every one is tracked: store_track full).
+fn main_jobs() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(federated()).expect("workflow");
+    let doc: Value = serde_norway::from_str(&text).expect("yaml");
+    doc["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// Parent and children of a store run; checks the structure and returns them.
+fn check_structure(uri: &str, run_id: &str) -> (Value, BTreeMap<String, Value>) {
+    let exp = experiment_id(uri, "federated");
+    let runs = runs_of(uri, &exp, run_id);
+    let parents: Vec<&Value> = runs
+        .iter()
+        .filter(|r| tags(r).get("store.kind").map(String::as_str) == Some("workflow"))
+        .collect();
+    assert_eq!(parents.len(), 1, "one parent run: {runs:#?}");
+    let parent = parents[0].clone();
+    let pt = tags(&parent);
+    let name = parent["info"]["run_name"].as_str().expect("name");
+    assert!(
+        name.len() == 14 + "_federated".len()
+            && name[..14].chars().all(|c| c.is_ascii_digit())
+            && name.ends_with("_federated"),
+        "parent name {name}"
+    );
+    assert_eq!(pt["store.workflow"], "federated");
+    assert_eq!(pt["store.run_id"], run_id);
+    let parent_id = parent["info"]["run_id"].as_str().expect("id").to_string();
+    let mut children = BTreeMap::new();
+    for r in runs.iter().filter(|r| tags(r)["store.kind"] == "job") {
+        let t = tags(r);
+        assert_eq!(t["mlflow.parentRunId"], parent_id);
+        assert_eq!(t["store.workflow"], "federated");
+        assert_eq!(t["store.run_id"], run_id);
+        assert_eq!(
+            r["info"]["run_name"].as_str(),
+            Some(t["store.job_id"].as_str())
+        );
+        assert_eq!(r["info"]["experiment_id"].as_str(), Some(exp.as_str()));
+        let old = children.insert(t["store.job_id"].clone(), r.clone());
+        assert!(old.is_none(), "two runs for job {}", t["store.job_id"]);
+    }
+    assert_eq!(
+        children.keys().cloned().collect::<BTreeSet<_>>(),
+        main_jobs(),
+        "one child run per tracked job"
+    );
+    assert_eq!(
+        runs.len(),
+        1 + children.len(),
+        "nothing else tagged with the run"
+    );
+    (parent, children)
+}
+
+/// Every file under `dir`, recursively.
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// The token appears in no file under the workspace and in no object of any pack.
+fn assert_no_token(ws: &Ws) {
+    let mut files = Vec::new();
+    all_files(ws.path(), &mut files);
+    for f in files {
+        let data = std::fs::read(&f).expect("read");
+        assert!(
+            !data.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "token in {}",
+            f.display()
+        );
+    }
+    for p in packs(&ws.p(".store")) {
+        let r = store::pack::PackReader::open(&p).expect("pack");
+        for e in r.entries().expect("toc") {
+            let data = r.read(&e).expect("object");
+            assert!(!data.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+        }
+    }
+}
+
+fn run_store(ws: &Ws, args: &[&str], envs: &[(&str, &str)]) -> (String, String) {
+    let mut c = ws.cmd(args);
+    c.env("MLFLOW_TRACKING_TOKEN", TOKEN)
+        .env_remove("MLFLOW_TRACKING_URI");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run store");
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "store {args:?}: {e}");
+    assert!(!o.contains(TOKEN) && !e.contains(TOKEN), "token printed");
+    (o, e)
+}
+
+#[test]
+fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways() {
+    let Some(uri) = mlflow_uri() else { return };
+    let ws = Ws::new();
+    ws.ok(&["config", "set", "mlflow.uri", &uri]);
+    let wf = federated();
+    let (out, _) = run_store(
+        &ws,
+        &[
+            "run",
+            wf.to_str().expect("utf8"),
+            "--mlflow",
+            "--workdir",
+            "work",
+        ],
+        &[],
+    );
+    let run_id = out.trim().to_string();
+    let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    assert_eq!(runs[0]["status"], "sealed");
+    assert!(ws.ok(&["mlflow", "pending"]).trim().is_empty());
+
+    let (parent, children) = check_structure(&uri, &run_id);
+    // Every run finished by the seal.
+    assert_eq!(parent["info"]["status"], "FINISHED");
+    for (job, r) in &children {
+        assert_eq!(r["info"]["status"], "FINISHED", "{job}");
+    }
+
+    // Hashes and sizes as parameters, the environment summary as tags: as the store has them.
+    let snap: Value = serde_json::from_str(&ws.ok(&["show", "--json", &run_id])).expect("json");
+    let entries = snap["entries"].as_array().expect("entries");
+    let train = &children["train_0_0"];
+    let p = params(train);
+    let config = entries
+        .iter()
+        .find(|e| e["lfn"] == "config.json" && e["job_id"] == "train_0_0")
+        .expect("config.json of train_0_0");
+    assert_eq!(
+        p["input/config.json/hash"],
+        config["hash"].as_str().expect("hash")
+    );
+    assert_eq!(p["input/config.json/size"], config["size"].to_string());
+    assert!(
+        p.contains_key("intermediate/client_0_round_0.json/hash"),
+        "{p:?}"
+    );
+    let t = tags(train);
+    let env = entries
+        .iter()
+        .find(|e| e["role"] == "environment" && e["job_id"] == "train_0_0")
+        .expect("environment of train_0_0");
+    assert_eq!(t["store.env.record"], env["hash"].as_str().expect("hash"));
+    assert!(t.contains_key("store.env.os") || t.contains_key("store.env.kernel"));
+    // The run-level records (workflow file, code) describe the parent.
+    let pp = params(&parent);
+    assert!(
+        pp.keys().any(|k| k.starts_with("workflow/")) && pp.keys().any(|k| k.starts_with("code/")),
+        "{pp:?}"
+    );
+
+    // The job's own Python code logged a metric with the real mlflow client: it is in its run.
+    let eval = &children["evaluate_0_0"];
+    let metrics = eval["data"]["metrics"].as_array().expect("metrics");
+    assert!(metrics.iter().any(|m| m["key"] == "mse"), "{metrics:?}");
+    let result: Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.p("work/eval_0_round_0.json")).expect("eval"),
+    )
+    .expect("json");
+    assert!(
+        metrics.iter().any(|m| m["key"] == "mse"
+            && m["value"].as_f64() == result["mse"].as_f64()
+            && m["step"].as_i64() == result["round"].as_i64()),
+        "{metrics:?} vs {result}"
+    );
+
+    // Each entry links to its job's MLflow run (run-level entries to the parent).
+    let exp = parent["info"]["experiment_id"].as_str().expect("exp");
+    for e in entries {
+        let job = e["job_id"].as_str().expect("job");
+        let want = match children.get(job) {
+            Some(r) => r["info"]["run_id"].as_str().expect("id"),
+            None => parent["info"]["run_id"].as_str().expect("id"),
+        };
+        assert_eq!(
+            e["mlflow_url"].as_str(),
+            Some(format!("{uri}/#/experiments/{exp}/runs/{want}").as_str()),
+            "{e}"
+        );
+    }
+    assert!(ws.ok(&["show", &run_id]).contains("mlflow http"));
+
+    // A sync of a complete run changes nothing and creates nothing.
+    let (out, _) = run_store(&ws, &["mlflow", "sync", &run_id, "--json"], &[]);
+    let r: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(r[0]["created"], 0);
+    check_structure(&uri, &run_id);
+
+    // Augmenting for a cluster hands each main job its run and each tracker its URL; nothing
+    // secret is written.
+    let (out, _) = run_store(
+        &ws,
+        &[
+            "augment",
+            wf.to_str().expect("utf8"),
+            "-o",
+            "tracked.yml",
+            "--mlflow",
+            "--json",
+        ],
+        &[],
+    );
+    let rep: Value = serde_json::from_str(&out).expect("json");
+    let tracked = rep["mlflow"]["tracked_jobs"].as_u64().expect("tracked");
+    assert_eq!(tracked as usize, main_jobs().len());
+    assert!(rep["mlflow"]["pending"].is_null(), "{rep}");
+    let new_run = rep["run_id"].as_str().expect("run id").to_string();
+    let (_, kids) = check_structure(&uri, &new_run);
+    let text = std::fs::read_to_string(ws.p("tracked.yml")).expect("yaml");
+    let doc: Value = serde_norway::from_str(&text).expect("yaml");
+    for j in doc["jobs"].as_array().expect("jobs") {
+        let id = j["id"].as_str().expect("id");
+        if let Some(kid) = kids.get(id) {
+            let env = &j["profiles"]["env"];
+            assert_eq!(env["MLFLOW_RUN_ID"], kid["info"]["run_id"]);
+            assert_eq!(env["MLFLOW_EXPERIMENT_NAME"], "federated");
+            assert_eq!(env["MLFLOW_TRACKING_URI"], uri.as_str());
+        } else if id.starts_with("store_in_") || id.starts_with("store_out_") {
+            let args: Vec<&str> = j["arguments"]
+                .as_array()
+                .expect("args")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let at = args
+                .iter()
+                .position(|a| *a == "--mlflow-run")
+                .expect("--mlflow-run");
+            assert!(args[at + 1].starts_with(&format!("{uri}/#/experiments/")));
+            assert!(args.windows(2).any(|w| w == ["--run", new_run.as_str()]));
+        }
+    }
+    assert_no_token(&ws);
+}
+
+#[test]
+fn with_the_server_away_the_run_completes_pending_and_a_later_sync_fills_mlflow_in_once() {
+    let Some(uri) = mlflow_uri() else { return };
+    let ws = Ws::new();
+    // A port nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    ws.ok(&[
+        "config",
+        "set",
+        "mlflow.uri",
+        &format!("http://127.0.0.1:{closed}"),
+    ]);
+    let wf = federated();
+    let (out, err) = run_store(
+        &ws,
+        &[
+            "run",
+            wf.to_str().expect("utf8"),
+            "--mlflow",
+            "--workdir",
+            "work",
+        ],
+        &[("STORE_MLFLOW_TIMEOUT", "1.5")],
+    );
+    let run_id = out.trim().to_string();
+    assert!(err.contains("pending"), "the user is told: {err}");
+    let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    assert_eq!(runs[0]["status"], "sealed", "sealed despite MLflow");
+    assert_eq!(ws.ok(&["mlflow", "pending"]).trim(), run_id);
+    assert!(ws.p(&format!(".store/mlflow/pending/{run_id}")).is_file());
+    // User code ran without MLFLOW_* (no failed import, no dead server to talk to).
+    let log = std::fs::read_to_string(ws.p("work/logs/evaluate_0_0.err")).expect("log");
+    assert!(log.trim().is_empty(), "{log}");
+
+    // The server is back: sync fills MLflow in and clears the marker; again: no duplicates.
+    ws.ok(&["config", "set", "mlflow.uri", &uri]);
+    let (out, _) = run_store(&ws, &["mlflow", "sync", "--json"], &[]);
+    let r: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(r[0]["run_id"], run_id.as_str());
+    assert_eq!(r[0]["created"].as_u64(), Some(main_jobs().len() as u64 + 1));
+    assert!(ws.ok(&["mlflow", "pending"]).trim().is_empty());
+    let (parent, children) = check_structure(&uri, &run_id);
+    assert_eq!(parent["info"]["status"], "FINISHED");
+    assert!(params(&children["report"]).contains_key("output/report.json/hash"));
+    for _ in 0..2 {
+        let (out, _) = run_store(&ws, &["mlflow", "sync", &run_id, "--json"], &[]);
+        let r: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(r[0]["created"], 0);
+    }
+    let (again, _) = check_structure(&uri, &run_id);
+    assert_eq!(again["info"]["run_id"], parent["info"]["run_id"]);
+    // The links recorded by the sync show up in the run.
+    let snap: Value = serde_json::from_str(&ws.ok(&["show", "--json", &run_id])).expect("json");
+    for e in snap["entries"].as_array().expect("entries") {
+        assert!(
+            e["mlflow_url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(&format!("{uri}/#/experiments/"))),
+            "{e}"
+        );
+    }
+    assert_no_token(&ws);
+}
+
+#[test]
+fn a_tracking_uri_with_credentials_is_refused() {
+    let ws = Ws::new();
+    let out = ws.run(&["config", "set", "mlflow.uri", "http://me:secret@host:5000"]);
+    assert_eq!(out.status.code(), Some(store::exit::USAGE));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("secret"));
+    assert!(!std::fs::read_to_string(ws.p(".store/config.json"))
+        .expect("config")
+        .contains("secret"));
+    ws.ok(&["config", "set", "mlflow.uri", "http://127.0.0.1:5000/"]);
+    let c: Value = serde_json::from_str(&ws.ok(&["config", "list"])).expect("json");
+    assert_eq!(c["mlflow_uri"], "http://127.0.0.1:5000");
+    // --mlflow without any server configured is a usage error, not a silent no-op.
+    ws.ok(&["config", "set", "mlflow.uri", ""]);
+    let out = ws
+        .cmd(&["run", federated().to_str().expect("utf8"), "--mlflow"])
+        .env_remove("MLFLOW_TRACKING_URI")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(store::exit::USAGE));
+}
