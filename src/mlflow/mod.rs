@@ -19,21 +19,21 @@
 //! The layout of `.store/mlflow/` is in `store-format.md` section 20.
 
 mod client;
+mod records;
+mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use client::{bounded, mlflow_error, Client, RunInfo};
 pub use client::{check_uri, CallError};
+use records::{base_tags, job_data, timestamp, FileRecord, Pairs};
 
 use crate::error::{Error, Result};
-use crate::hash::Hash;
 use crate::index::RunRow;
-use crate::run::{Role, RunSnapshot};
+use crate::run::RunSnapshot;
 use crate::store::Store;
 
 /// Seconds MLflow may take per command in all (default 10), for tests and slow links.
@@ -194,160 +194,6 @@ pub struct SyncReport {
     pub requests: u64,
 }
 
-/// `YYYYmmddHHMMSS` (UTC) of a time in ms, for parent run names.
-fn timestamp(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// A parameter key MLflow accepts for `<role>/<lfn>/<what>`: characters outside
-/// `[A-Za-z0-9_.- ]` become `_` within each `/`-separated part, empty, `.` and `..` parts are
-/// dropped or replaced (MLflow refuses names that normalize to another), and a key longer than
-/// 250 characters keeps its end and a hash of the name.
-fn param_key(role: &str, lfn: &str, what: &str) -> String {
-    let parts: Vec<String> = lfn
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .map(|p| {
-            if p == ".." {
-                "_".to_string()
-            } else {
-                p.chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "_.- ".contains(c) {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect()
-            }
-        })
-        .collect();
-    let name = if parts.is_empty() {
-        "_".to_string()
-    } else {
-        parts.join("/")
-    };
-    let key = format!("{role}/{name}/{what}");
-    if key.len() <= 250 {
-        return key;
-    }
-    let h = blake3::hash(lfn.as_bytes()).to_hex();
-    let tail: String = name
-        .chars()
-        .rev()
-        .take(180)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!(
-        "{role}/{}~{}/{what}",
-        &h[..12],
-        tail.trim_start_matches('/')
-    )
-}
-
-/// One file a job recorded, as MLflow is told about it.
-#[derive(Clone, Debug)]
-struct FileRecord {
-    role: String,
-    lfn: String,
-    hash: Hash,
-    size: u64,
-}
-
-/// The parameters (hash and size of each file, the latest record of a name winning) and tags
-/// (environment summary) that describe a job's records.
-fn job_data(store: &Store, files: &[FileRecord]) -> (Vec<(String, String)>, Vec<(String, String)>) {
-    let mut params: BTreeMap<String, String> = BTreeMap::new();
-    let mut tags = Vec::new();
-    for f in files {
-        if f.role == Role::Environment.as_str() {
-            if tags.is_empty() {
-                tags = env_tags(store, &f.hash);
-            }
-            continue;
-        }
-        params.insert(param_key(&f.role, &f.lfn, "hash"), f.hash.to_hex());
-        params.insert(param_key(&f.role, &f.lfn, "size"), f.size.to_string());
-    }
-    (params.into_iter().collect(), tags)
-}
-
-/// A summary of a job's captured environment record (16.1) as tags.
-fn env_tags(store: &Store, record: &Hash) -> Vec<(String, String)> {
-    let mut out = vec![("store.env.record".to_string(), record.to_hex())];
-    let mut bytes = Vec::new();
-    if store.cat_unlocked(record, &mut bytes).is_err() {
-        return out;
-    }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return out;
-    };
-    let text = |k: &str| match &v[k] {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Array(a) if !a.is_empty() => Some(
-            a.iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        _ => None,
-    };
-    for k in [
-        "os",
-        "kernel",
-        "hostname",
-        "cpu_model",
-        "cpu_count",
-        "memory_bytes",
-        "container",
-        "python",
-        "rust",
-    ] {
-        if let Some(s) = text(k).filter(|s| !s.is_empty()) {
-            out.push((format!("store.env.{k}"), s.chars().take(5000).collect()));
-        }
-    }
-    for k in ["pip_freeze", "conda"] {
-        if let Some(a) = v[k].as_array().filter(|a| !a.is_empty()) {
-            out.push((format!("store.env.{k}_packages"), a.len().to_string()));
-        }
-    }
-    out
-}
-
-/// Tags every run of a store run carries.
-fn base_tags(workflow: &str, run_id: &str, manifest: Option<&str>) -> Vec<(String, String)> {
-    let mut t = vec![
-        ("store.workflow".to_string(), workflow.to_string()),
-        ("store.run_id".to_string(), run_id.to_string()),
-    ];
-    if let Some(m) = manifest {
-        t.push(("store.manifest_url".to_string(), m.to_string()));
-    }
-    t
-}
-
 /// Of several runs found for one role (a lost race), the first created.
 fn earliest<'a>(runs: impl Iterator<Item = &'a RunInfo>) -> Option<&'a RunInfo> {
     runs.min_by(|a, b| (a.start_time, &a.run_id).cmp(&(b.start_time, &b.run_id)))
@@ -466,126 +312,6 @@ async fn log_job(
 }
 
 impl Store {
-    fn mlflow_dir(&self, sub: &str) -> PathBuf {
-        self.dir().join("mlflow").join(sub)
-    }
-
-    fn state_path(&self, run_id: &str) -> PathBuf {
-        self.mlflow_dir("runs").join(format!("{run_id}.json"))
-    }
-
-    fn pending_path(&self, run_id: &str) -> PathBuf {
-        self.mlflow_dir("pending").join(run_id)
-    }
-
-    /// The MLflow state of a run (`.store/mlflow/runs/<run id>.json`), if it has one.
-    pub fn mlflow_state(&self, run_id: &str) -> Result<Option<RunState>> {
-        let p = self.state_path(run_id);
-        match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::corrupt(p.display().to_string(), e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&p, e)),
-        }
-    }
-
-    fn write_state(&self, state: &RunState) -> Result<()> {
-        let p = self.state_path(&state.plan.run_id);
-        let dir = self.mlflow_dir("runs");
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
-        crate::util::atomic_write(&p, &json)
-    }
-
-    /// The tracking server of a run: `mlflow.uri`, else `MLFLOW_TRACKING_URI`, else the one its
-    /// runs were created on.
-    fn uri_for(&self, run_id: &str) -> Result<Option<String>> {
-        if let Some(u) = tracking_uri(self)? {
-            return Ok(Some(u));
-        }
-        Ok(self
-            .mlflow_state(run_id)?
-            .and_then(|s| s.links)
-            .map(|l| l.uri))
-    }
-
-    /// Whether the store has MLflow state for a run (generated with `--mlflow`, or pending).
-    pub fn mlflow_linked(&self, run_id: &str) -> bool {
-        self.mlflow_is_pending(run_id) || self.state_path(run_id).exists()
-    }
-
-    /// Store runs with something not yet sent to MLflow.
-    pub fn mlflow_pending(&self) -> Result<Vec<String>> {
-        let dir = self.mlflow_dir("pending");
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        let mut out: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        out.sort();
-        Ok(out)
-    }
-
-    /// Whether a run has something not yet sent to MLflow.
-    pub fn mlflow_is_pending(&self, run_id: &str) -> bool {
-        self.pending_path(run_id).exists()
-    }
-
-    /// Marks a run pending: its marker is created whole (temporary file, then a hard link that
-    /// fails if the marker exists), so the first reason is kept and nothing is rewritten.
-    fn mark_pending(&self, run_id: &str, why: &str) -> Result<()> {
-        let dir = self.mlflow_dir("pending");
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let target = self.pending_path(run_id);
-        if target.exists() {
-            return Ok(());
-        }
-        let tmp = dir.join(format!(".{run_id}.{}.tmp", crate::util::unique_suffix()));
-        let body =
-            serde_json::json!({"run_id": run_id, "since_ns": crate::util::now_ns(), "reason": why});
-        let r = (|| {
-            fs::write(&tmp, format!("{body}\n")).map_err(|e| Error::io(&tmp, e))?;
-            match fs::hard_link(&tmp, &target) {
-                Ok(()) => crate::util::fsync_dir(&dir),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(Error::io(&target, e)),
-            }
-        })();
-        let _ = fs::remove_file(&tmp);
-        r
-    }
-
-    fn clear_pending(&self, run_id: &str) -> Result<()> {
-        let p = self.pending_path(run_id);
-        match fs::remove_file(&p) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&p, e)),
-        }
-    }
-
-    /// Serializes the store's own reconciliations (seal and sync of one store do not race to
-    /// create the same runs); tracking jobs never take it.
-    fn mlflow_lock(&self) -> Result<fs::File> {
-        let dir = self.dir().join("mlflow");
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let p = dir.join("lock");
-        let f = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| Error::io(&p, e))?;
-        f.lock().map_err(|e| Error::io(&p, e))?;
-        Ok(f)
-    }
-
     /// At workflow generation: ensures the experiment(s), the parent and every child run at
     /// once (concurrent requests, one time budget), and records the plan and links under
     /// `.store/mlflow/runs/`. If MLflow does not answer in time, the run is marked pending and
@@ -786,8 +512,7 @@ impl Store {
             Err(e) => return Ok(Err(e)),
         };
         // What each MLflow run is told: its job's files (run-level jobs: the parent's).
-        let mut sends: BTreeMap<String, (Vec<(String, String)>, Vec<(String, String)>)> =
-            BTreeMap::new();
+        let mut sends: BTreeMap<String, (Pairs, Pairs)> = BTreeMap::new();
         let base = base_tags(&row.workflow, &row.run_id, manifest.as_deref());
         sends.insert(links.parent.run_id.clone(), (Vec::new(), base.clone()));
         for (job, files) in &by_job {
@@ -898,32 +623,9 @@ impl Store {
         Ok(())
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parent_names_use_utc_time() {
-        assert_eq!(timestamp(0), "19700101000000");
-        // 2026-11-28 01:02:03 UTC
-        assert_eq!(timestamp(1_795_827_723_000), "20261128010203");
-        assert_eq!(timestamp(951_782_400_000), "20000229000000");
-    }
-
-    #[test]
-    fn param_keys_are_safe_for_mlflow() {
-        assert_eq!(
-            param_key("input", "config.json", "hash"),
-            "input/config.json/hash"
-        );
-        assert_eq!(param_key("output", "a/./b:c", "size"), "output/a/b_c/size");
-        assert_eq!(param_key("input", "../x", "hash"), "input/_/x/hash");
-        assert_eq!(param_key("input", "/", "hash"), "input/_/hash");
-        let long = "d/".repeat(200) + "file.csv";
-        let k = param_key("input", &long, "hash");
-        assert!(k.len() <= 250 && k.ends_with("file.csv/hash"), "{k}");
-    }
 
     #[test]
     fn run_urls_round_trip() {
