@@ -882,8 +882,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             // MLflow never fails a seal: at worst the run stays pending, and the user is told.
             if mlflow || s.mlflow_linked(&run.run_id) {
                 match s.mlflow_after_seal(&run.run_id) {
-                    Ok(None) => {}
-                    Ok(Some(why)) => eprintln!(
+                    Ok(store::mlflow::Sent {
+                        pending: None,
+                        requests,
+                    }) => {
+                        if !cli.quiet {
+                            eprintln!("MLflow: run {} finished ({requests} requests)", run.run_id);
+                        }
+                    }
+                    Ok(store::mlflow::Sent {
+                        pending: Some(why),
+                        ..
+                    }) => eprintln!(
                         "store: MLflow pending for run {} ({why}); `store mlflow sync {}` sends it later",
                         run.run_id, run.run_id
                     ),
@@ -957,8 +967,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             // Never fails the job: MLflow gets a bounded time, then the run is pending.
             if let Some(url) = &mlflow_run {
                 match s.mlflow_log_job(url, &ctx.workflow, &ctx.run_id, &ctx.job_id) {
-                    Ok(None) => {}
-                    Ok(Some(why)) => eprintln!(
+                    Ok(store::mlflow::Sent {
+                        pending: None,
+                        requests,
+                    }) => {
+                        if !cli.quiet {
+                            eprintln!("MLflow: logged to {url} ({requests} requests)");
+                        }
+                    }
+                    Ok(store::mlflow::Sent {
+                        pending: Some(why),
+                        ..
+                    }) => eprintln!(
                         "store: MLflow pending for run {} ({why}); the seal or `store mlflow sync` sends it later",
                         ctx.run_id
                     ),
