@@ -761,9 +761,25 @@ impl Store {
             jobs: opts.jobs.max(1),
             progress: opts.progress,
         };
+        if opts.runs.is_empty() && !opts.metadata_only {
+            // Everything: one pass over the remote's packs, each read in as few ranges as
+            // possible, instead of walking the graph level by level.
+            let mut all: Vec<Hash> = state.objects.keys().copied().collect();
+            all.sort();
+            let locs = self.index().locate_many(&all)?;
+            let absent: Vec<Hash> = all
+                .iter()
+                .zip(locs)
+                .filter(|(_, l)| l.is_none())
+                .map(|(h, _)| *h)
+                .collect();
+            let (n, bytes) = self.fetch_objects(&ctx, &absent)?;
+            report.objects += n;
+            report.bytes += bytes;
+        }
         let (n, bytes) = self.fetch_closure(&ctx, &starts, !opts.metadata_only)?;
-        report.objects = n;
-        report.bytes = bytes;
+        report.objects += n;
+        report.bytes += bytes;
 
         // Adopt the runs and roots into the index.
         let mut commit = Commit::default();
