@@ -527,13 +527,18 @@ impl Store {
         }
         // Deterministic packing (by local pack, then offset): a push resumed after an
         // interruption builds the same packs again and finds the finished ones in place.
-        located.sort_by_key(|a| (a.0, a.1.offset));
+        // Records and manifests go into packs of their own, ahead of the chunks: a clone or a
+        // lazy checkout reads them without touching the data packs.
+        located.sort_by_key(|a| (a.1.kind == ObjectKind::Chunk, a.0, a.1.offset));
         report.objects = located.len() as u64;
         let target = self.config().pack_target_size;
         let mut groups: Vec<Vec<(Hash, Entry)>> = Vec::new();
         let mut size = 0u64;
+        let mut last_chunk = false;
         for item in located {
-            if groups.is_empty() || size >= target {
+            let chunk = item.1.kind == ObjectKind::Chunk;
+            if groups.is_empty() || size >= target || chunk != last_chunk {
+                last_chunk = chunk;
                 groups.push(Vec::new());
                 size = 0;
             }

@@ -557,10 +557,13 @@ fn corrupt_remote_pack_is_detected() {
     a.ok(&["push", "-q"]);
     let mut files = Vec::new();
     all_files(&url.join("packs"), &mut files);
-    assert_eq!(files.len(), 1);
-    let mut bytes = std::fs::read(&files[0]).expect("pack");
+    // One pack of records and manifests, one of chunks: damage the chunk pack.
+    assert_eq!(files.len(), 2);
+    files.sort_by_key(|f| std::fs::metadata(f).expect("meta").len());
+    let data_pack = &files[1];
+    let mut bytes = std::fs::read(data_pack).expect("pack");
     bytes[1_000_000] ^= 0x40;
-    std::fs::write(&files[0], &bytes).expect("damage");
+    std::fs::write(data_pack, &bytes).expect("damage");
     let vr = a.run(&["verify", "--remote", "origin"]);
     assert_eq!(vr.status.code(), Some(store::exit::CORRUPT));
     let b = Ws::bare();
