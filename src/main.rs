@@ -1206,6 +1206,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let s = open(&cli.store)?;
             let link: LinkMode = link.parse()?;
             let opts = CheckoutOptions { link, progress };
+            if s.resolve_run(&hash).is_err()
+                && s.resolve(&hash).is_err()
+                && s.remotes()?.default.is_some()
+            {
+                // A run this workspace has not seen: fetch its records from the default remote
+                // (the content follows on demand).
+                let pull = store::PullOptions {
+                    runs: vec![hash.clone()],
+                    jobs: 8,
+                    progress,
+                    metadata_only: true,
+                };
+                match s.pull(None, &pull) {
+                    Ok(_) | Err(store::Error::RunNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let is_run = match (s.resolve_run(&hash), s.resolve(&hash)) {
                 (Ok(run), Ok(obj)) if run.run_id != hash => {
                     anyhow::bail!(store::Error::RunNotFound(format!(

@@ -769,4 +769,21 @@ fn sealed_workflow_run_is_pushed_and_restored_elsewhere() {
     }
     let v = json(&run(&["rerun", &id, "--workdir", "rr", "--json"]));
     assert_eq!(v["identical"], true, "{v}");
+    // A run pushed after the clone is found on the remote by its ID at checkout.
+    let id2 = a
+        .ok(&[
+            "run",
+            wf.to_str().expect("utf8"),
+            "--workdir",
+            "work2",
+            "-q",
+        ])
+        .trim()
+        .to_string();
+    assert!(!run(&["runs"]).contains(&id2));
+    run(&["checkout", &id2, "--to", "restored2"]);
+    assert_eq!(
+        std::fs::read(ws.join("restored2/work2/report.json")).expect("report"),
+        std::fs::read(a.p("work2/report.json")).expect("orig")
+    );
 }
