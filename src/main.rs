@@ -97,6 +97,10 @@ enum Cmd {
         /// Do not capture the job's environment.
         #[arg(long)]
         no_env: bool,
+        /// Then push the run's records and data to the default remote (for jobs on nodes that
+        /// do not share the store; the seal job pulls them before sealing).
+        #[arg(long)]
+        push: bool,
     },
     /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged).
     Augment {
@@ -709,6 +713,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         "which run? give RUN or set PEGASUS_WF_UUID / STORE_RUN_ID".into(),
                     )
                 })?;
+            if !no_push && s.remotes()?.default.is_some() {
+                // Records pushed by jobs on other nodes join the run before it is sealed.
+                let pull = store::PullOptions {
+                    runs: vec![id.clone()],
+                    jobs: 8,
+                    progress,
+                    metadata_only: true,
+                };
+                match s.pull(None, &pull) {
+                    Ok(_) | Err(store::Error::RunNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let (run, snap, fresh) = s.seal(&id)?;
             // The seal job of an augmented workflow publishes the run when a remote is set.
             if !no_push && s.remotes()?.default.is_some() {
@@ -749,6 +766,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             wf,
             run,
             no_env,
+            push,
         } => {
             let s = open(&cli.store)?;
             let mut paths = Vec::new();
@@ -761,8 +779,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 paths.push(PathBuf::from(path));
                 roles.push((PathBuf::from(path), role));
             }
+            let ctx = store::run::RunContext::resolve(wf, run, job)?;
+            let run_id = ctx.run_id.clone();
             let spec = store::run::RecordSpec {
-                ctx: store::run::RunContext::resolve(wf, run, job)?,
+                ctx,
                 role: roles[0].1,
                 roles,
                 lfn: None,
@@ -782,6 +802,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             for w in &r.warnings {
                 eprintln!("store: warning: {w}");
+            }
+            if push {
+                let opts = store::PushOptions {
+                    runs: vec![run_id],
+                    jobs: 8,
+                    progress,
+                };
+                s.push(None, &opts)?;
             }
         }
         Cmd::Augment {
