@@ -296,68 +296,87 @@ impl Store {
                 .try_for_each(|w| -> Result<()> {
                     let lo = w * WINDOW as u64;
                     let hi = (lo + WINDOW as u64).min(m.size);
-                    let mut buf = AlignedWindow::new();
-                    let dst = buf.slice_mut((hi - lo) as usize);
-                    // Chunks overlapping [lo, hi): binary search for the first, then read runs of
-                    // chunks that lie back to back in one pack with a single positioned read.
-                    let first = starts.partition_point(|&s| s <= lo).saturating_sub(1);
-                    let mut i = first;
-                    while i < locs.len() && starts[i] < hi {
-                        if let Some(src) = source {
-                            let (h, len) = m.chunks[i];
-                            let mut chunk = vec![0u8; len as usize];
-                            let ok = src.read_exact_at(&mut chunk, starts[i]).is_ok()
-                                && Hash::of(ObjectKind::Chunk, &chunk) == h;
-                            if ok {
-                                let s = starts[i];
-                                let (from, to) = (lo.max(s), hi.min(s + u64::from(len)));
-                                dst[(from - lo) as usize..(to - lo) as usize].copy_from_slice(
-                                    &chunk[(from - s) as usize..(to - s) as usize],
-                                );
-                                i += 1;
-                                continue;
+                    WINDOW_BUF.with(|cell| -> Result<()> {
+                        let mut guard = cell.borrow_mut();
+                        let buf = guard.get_or_insert_with(AlignedWindow::new);
+                        let dst = buf.slice_mut((hi - lo) as usize);
+                        // With a workspace copy, read the whole window from it at once; each chunk
+                        // is then used only if it hashes to its chunk hash, in place.
+                        let src_ok = source.is_some_and(|src| src.read_exact_at(dst, lo).is_ok());
+                        // Chunks overlapping [lo, hi): binary search for the first, then read runs of
+                        // chunks that lie back to back in one pack with a single positioned read.
+                        let first = starts.partition_point(|&s| s <= lo).saturating_sub(1);
+                        let mut i = first;
+                        while i < locs.len() && starts[i] < hi {
+                            if let (true, Some(src)) = (src_ok, source) {
+                                let (h, len) = m.chunks[i];
+                                let (s, e) = (starts[i], starts[i] + u64::from(len));
+                                let ok = if s >= lo && e <= hi {
+                                    Hash::of(
+                                        ObjectKind::Chunk,
+                                        &dst[(s - lo) as usize..(e - lo) as usize],
+                                    ) == h
+                                } else {
+                                    // A chunk across the window's edge: read it whole to check it.
+                                    let mut chunk = vec![0u8; len as usize];
+                                    let ok = src.read_exact_at(&mut chunk, s).is_ok()
+                                        && Hash::of(ObjectKind::Chunk, &chunk) == h;
+                                    if ok {
+                                        let (from, to) = (lo.max(s), hi.min(e));
+                                        dst[(from - lo) as usize..(to - lo) as usize]
+                                            .copy_from_slice(
+                                                &chunk[(from - s) as usize..(to - s) as usize],
+                                            );
+                                    }
+                                    ok
+                                };
+                                if ok {
+                                    i += 1;
+                                    continue;
+                                }
+                            }
+                            let mut j = i + 1;
+                            while j < locs.len()
+                                && starts[j] < hi
+                                && locs[j].pack == locs[i].pack
+                                && locs[j].entry.offset
+                                    == locs[j - 1].entry.offset
+                                        + u64::from(locs[j - 1].entry.stored_len)
+                            {
+                                j += 1;
+                            }
+                            let reader = self.reader(&locs[i].pack)?;
+                            let base = locs[i].entry.offset;
+                            let span_end =
+                                locs[j - 1].entry.offset + u64::from(locs[j - 1].entry.stored_len);
+                            let span = reader.read_span(base, span_end - base)?;
+                            for k in i..j {
+                                let e = &locs[k].entry;
+                                let at = (e.offset - base) as usize;
+                                let data =
+                                    reader.verify(e, &span[at..at + e.stored_len as usize])?;
+                                let s = starts[k];
+                                let end = s + data.len() as u64;
+                                if end <= lo {
+                                    continue;
+                                }
+                                let from = lo.max(s);
+                                let to = hi.min(end);
+                                dst[(from - lo) as usize..(to - lo) as usize]
+                                    .copy_from_slice(&data[(from - s) as usize..(to - s) as usize]);
+                            }
+                            i = j;
+                        }
+                        let aligned = (hi - lo) as usize / 4096 * 4096;
+                        let mut done = 0;
+                        if let Some(d) = &direct {
+                            if aligned > 0 && d.write_all_at(&dst[..aligned], lo).is_ok() {
+                                done = aligned;
                             }
                         }
-                        let mut j = i + 1;
-                        while j < locs.len()
-                            && starts[j] < hi
-                            && locs[j].pack == locs[i].pack
-                            && locs[j].entry.offset
-                                == locs[j - 1].entry.offset
-                                    + u64::from(locs[j - 1].entry.stored_len)
-                        {
-                            j += 1;
-                        }
-                        let reader = self.reader(&locs[i].pack)?;
-                        let base = locs[i].entry.offset;
-                        let span_end =
-                            locs[j - 1].entry.offset + u64::from(locs[j - 1].entry.stored_len);
-                        let span = reader.read_span(base, span_end - base)?;
-                        for k in i..j {
-                            let e = &locs[k].entry;
-                            let at = (e.offset - base) as usize;
-                            let data = reader.verify(e, &span[at..at + e.stored_len as usize])?;
-                            let s = starts[k];
-                            let end = s + data.len() as u64;
-                            if end <= lo {
-                                continue;
-                            }
-                            let from = lo.max(s);
-                            let to = hi.min(end);
-                            dst[(from - lo) as usize..(to - lo) as usize]
-                                .copy_from_slice(&data[(from - s) as usize..(to - s) as usize]);
-                        }
-                        i = j;
-                    }
-                    let aligned = (hi - lo) as usize / 4096 * 4096;
-                    let mut done = 0;
-                    if let Some(d) = &direct {
-                        if aligned > 0 && d.write_all_at(&dst[..aligned], lo).is_ok() {
-                            done = aligned;
-                        }
-                    }
-                    f.write_all_at(&dst[done..], lo + done as u64)
-                        .map_err(|e| Error::io(path, e))
+                        f.write_all_at(&dst[done..], lo + done as u64)
+                            .map_err(|e| Error::io(path, e))
+                    })
                 })
         })?;
         Ok(f)
@@ -462,6 +481,12 @@ impl Store {
         }
         res.map(|_| path)
     }
+}
+
+thread_local! {
+    /// Each restore thread's window buffer, reused: faulting in a fresh 8 MiB buffer per
+    /// window costs as much as the copy itself.
+    static WINDOW_BUF: std::cell::RefCell<Option<AlignedWindow>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Threads restoring the windows of large files.

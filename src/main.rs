@@ -101,6 +101,10 @@ enum Cmd {
         /// files' `mlflow_url`, and told the files' hashes and sizes and the environment.
         #[arg(long, value_name = "URL")]
         mlflow_run: Option<String>,
+        /// Then push the run's records and data to the default remote (for jobs on nodes that
+        /// do not share the store; the seal job pulls them before sealing).
+        #[arg(long)]
+        push: bool,
     },
     /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged).
     Augment {
@@ -858,6 +862,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         "which run? give RUN or set PEGASUS_WF_UUID / STORE_RUN_ID".into(),
                     )
                 })?;
+            if !no_push && s.remotes()?.default.is_some() {
+                // Records pushed by jobs on other nodes join the run before it is sealed.
+                let pull = store::PullOptions {
+                    runs: vec![id.clone()],
+                    jobs: 8,
+                    progress,
+                    metadata_only: true,
+                };
+                match s.pull(None, &pull) {
+                    Ok(_) | Err(store::Error::RunNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let (run, snap, fresh) = s.seal(&id)?;
             // The seal job of an augmented workflow publishes the run when a remote is set.
             if !no_push && s.remotes()?.default.is_some() {
@@ -920,6 +937,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             run,
             no_env,
             mlflow_run,
+            push,
         } => {
             let s = open(&cli.store)?;
             let mut paths = Vec::new();
@@ -963,6 +981,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             for w in &r.warnings {
                 eprintln!("store: warning: {w}");
+            }
+            if push {
+                let opts = store::PushOptions {
+                    runs: vec![ctx.run_id.clone()],
+                    jobs: 8,
+                    progress,
+                };
+                s.push(None, &opts)?;
             }
             // Never fails the job: MLflow gets a bounded time, then the run is pending.
             if let Some(url) = &mlflow_run {
@@ -1489,6 +1515,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let s = open(&cli.store)?;
             let link: LinkMode = link.parse()?;
             let opts = CheckoutOptions { link, progress };
+            if s.resolve_run(&hash).is_err()
+                && s.resolve(&hash).is_err()
+                && s.remotes()?.default.is_some()
+            {
+                // A run this workspace has not seen: fetch its records from the default remote
+                // (the content follows on demand).
+                let pull = store::PullOptions {
+                    runs: vec![hash.clone()],
+                    jobs: 8,
+                    progress,
+                    metadata_only: true,
+                };
+                match s.pull(None, &pull) {
+                    Ok(_) | Err(store::Error::RunNotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let is_run = match (s.resolve_run(&hash), s.resolve(&hash)) {
                 (Ok(run), Ok(obj)) if run.run_id != hash => {
                     anyhow::bail!(store::Error::RunNotFound(format!(

@@ -543,13 +543,18 @@ impl Store {
         }
         // Deterministic packing (by local pack, then offset): a push resumed after an
         // interruption builds the same packs again and finds the finished ones in place.
-        located.sort_by_key(|a| (a.0, a.1.offset));
+        // Records and manifests go into packs of their own, ahead of the chunks: a clone or a
+        // lazy checkout reads them without touching the data packs.
+        located.sort_by_key(|a| (a.1.kind == ObjectKind::Chunk, a.0, a.1.offset));
         report.objects = located.len() as u64;
         let target = self.config().pack_target_size;
         let mut groups: Vec<Vec<(Hash, Entry)>> = Vec::new();
         let mut size = 0u64;
+        let mut last_chunk = false;
         for item in located {
-            if groups.is_empty() || size >= target {
+            let chunk = item.1.kind == ObjectKind::Chunk;
+            if groups.is_empty() || size >= target || chunk != last_chunk {
+                last_chunk = chunk;
                 groups.push(Vec::new());
                 size = 0;
             }
@@ -777,9 +782,25 @@ impl Store {
             jobs: opts.jobs.max(1),
             progress: opts.progress,
         };
+        if opts.runs.is_empty() && !opts.metadata_only {
+            // Everything: one pass over the remote's packs, each read in as few ranges as
+            // possible, instead of walking the graph level by level.
+            let mut all: Vec<Hash> = state.objects.keys().copied().collect();
+            all.sort();
+            let locs = self.index().locate_many(&all)?;
+            let absent: Vec<Hash> = all
+                .iter()
+                .zip(locs)
+                .filter(|(_, l)| l.is_none())
+                .map(|(h, _)| *h)
+                .collect();
+            let (n, bytes) = self.fetch_objects(&ctx, &absent)?;
+            report.objects += n;
+            report.bytes += bytes;
+        }
         let (n, bytes) = self.fetch_closure(&ctx, &starts, !opts.metadata_only)?;
-        report.objects = n;
-        report.bytes = bytes;
+        report.objects += n;
+        report.bytes += bytes;
 
         // Adopt the runs and roots into the index.
         let mut commit = Commit::default();
@@ -847,10 +868,7 @@ impl Store {
     /// default remote when one is configured. Returns the objects fetched.
     pub(crate) fn ensure_local(&self, starts: &[Hash]) -> Result<u64> {
         let remotes = self.remotes()?;
-        if remotes.remotes.is_empty() {
-            return Ok(0);
-        }
-        if self.missing_under(starts)?.is_empty() {
+        if remotes.remotes.is_empty() || !self.missing_under(starts)? {
             return Ok(0);
         }
         let (name, spec) = self.remote_spec(None)?;
@@ -866,61 +884,30 @@ impl Store {
         Ok(self.fetch_closure(&ctx, starts, true)?.0)
     }
 
-    /// Objects under `starts` not in the local index (manifests that are missing hide what
-    /// is under them: one missing manifest is enough to say something is missing).
-    fn missing_under(&self, starts: &[Hash]) -> Result<Vec<Hash>> {
-        let mut missing = Vec::new();
+    /// True when some object under `starts` is not in the local index. Walks the graph level
+    /// by level with one index query per level.
+    fn missing_under(&self, starts: &[Hash]) -> Result<bool> {
         let mut seen = HashSet::new();
-        let mut stack: Vec<Hash> = starts.to_vec();
-        while let Some(h) = stack.pop() {
-            if !seen.insert(h) {
-                continue;
+        let mut level: Vec<Hash> = starts.to_vec();
+        let mut chunks = Vec::new();
+        while !level.is_empty() {
+            level.retain(|h| seen.insert(*h));
+            let locs = self.index().locate_many(&level)?;
+            let mut next = Vec::new();
+            for (h, l) in level.iter().zip(locs) {
+                let Some(l) = l else { return Ok(true) };
+                let bytes = self.reader(&l.pack)?.read(&l.entry)?;
+                children(h, l.entry.kind, &bytes, &mut next, &mut chunks)?;
             }
-            let Some(loc) = self.index().locate(&h)? else {
-                missing.push(h);
-                continue;
-            };
-            match loc.entry.kind {
-                ObjectKind::Tree => {
-                    for e in self.tree_manifest(&h)?.entries {
-                        match e.kind {
-                            EntryKind::File(f) | EntryKind::Dir(f) => stack.push(f),
-                            EntryKind::Symlink(_) => {}
-                        }
-                    }
-                }
-                ObjectKind::File => {
-                    let chunks: Vec<Hash> = self
-                        .file_manifest(&h)?
-                        .chunks
-                        .into_iter()
-                        .map(|(c, _)| c)
-                        .collect();
-                    let locs = self.index().locate_many(&chunks)?;
-                    for (c, l) in chunks.iter().zip(locs) {
-                        if l.is_none() {
-                            missing.push(*c);
-                        }
-                    }
-                }
-                ObjectKind::Run | ObjectKind::RunPart => {
-                    let (kind, bytes) = self.read_object(&h)?;
-                    stack.extend(
-                        crate::run::entry_refs(kind, &bytes, &h)?
-                            .into_iter()
-                            .map(|(r, _)| r),
-                    );
-                }
-                ObjectKind::Root => {
-                    let b = self.read_kind(&h, ObjectKind::Root)?;
-                    let rec: RootRecord = serde_json::from_slice(&b)
-                        .map_err(|e| Error::corrupt(format!("root record {h}"), e.to_string()))?;
-                    stack.push(rec.hash.parse()?);
-                }
-                _ => {}
-            }
+            level = next;
         }
-        Ok(missing)
+        chunks.sort();
+        chunks.dedup();
+        Ok(self
+            .index()
+            .locate_many(&chunks)?
+            .iter()
+            .any(|l| l.is_none()))
     }
 
     /// Fetches, level by level, every missing object under `starts` (chunks only when
@@ -945,34 +932,7 @@ impl Store {
             let mut next = Vec::new();
             for h in &level {
                 let (kind, bytes) = self.read_object(h)?;
-                match kind {
-                    ObjectKind::Run | ObjectKind::RunPart => next.extend(
-                        crate::run::entry_refs(kind, &bytes, h)?
-                            .into_iter()
-                            .map(|(r, _)| r),
-                    ),
-                    ObjectKind::Root => {
-                        let rec: RootRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                            Error::corrupt(format!("root record {h}"), e.to_string())
-                        })?;
-                        next.push(rec.hash.parse()?);
-                    }
-                    ObjectKind::Tree => {
-                        for e in crate::manifest::TreeManifest::decode(&bytes, h)?.entries {
-                            match e.kind {
-                                EntryKind::File(f) | EntryKind::Dir(f) => next.push(f),
-                                EntryKind::Symlink(_) => {}
-                            }
-                        }
-                    }
-                    ObjectKind::File => chunk_set.extend(
-                        crate::manifest::FileManifest::decode(&bytes, h)?
-                            .chunks
-                            .into_iter()
-                            .map(|(c, _)| c),
-                    ),
-                    _ => {}
-                }
+                children(h, kind, &bytes, &mut next, &mut chunk_set)?;
             }
             level = next;
         }
@@ -1135,6 +1095,45 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// What object `h` (of `kind`, content `bytes`) references: manifests and records go to
+/// `next`, chunks to `chunks`.
+fn children(
+    h: &Hash,
+    kind: ObjectKind,
+    bytes: &[u8],
+    next: &mut Vec<Hash>,
+    chunks: &mut Vec<Hash>,
+) -> Result<()> {
+    match kind {
+        ObjectKind::Run | ObjectKind::RunPart => next.extend(
+            crate::run::entry_refs(kind, bytes, h)?
+                .into_iter()
+                .map(|(r, _)| r),
+        ),
+        ObjectKind::Root => {
+            let rec: RootRecord = serde_json::from_slice(bytes)
+                .map_err(|e| Error::corrupt(format!("root record {h}"), e.to_string()))?;
+            next.push(rec.hash.parse()?);
+        }
+        ObjectKind::Tree => {
+            for e in crate::manifest::TreeManifest::decode(bytes, h)?.entries {
+                match e.kind {
+                    EntryKind::File(f) | EntryKind::Dir(f) => next.push(f),
+                    EntryKind::Symlink(_) => {}
+                }
+            }
+        }
+        ObjectKind::File => chunks.extend(
+            crate::manifest::FileManifest::decode(bytes, h)?
+                .chunks
+                .into_iter()
+                .map(|(c, _)| c),
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 fn problem(key: &str, object: Option<Hash>, detail: &str) -> crate::maintenance::Problem {

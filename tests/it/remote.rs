@@ -557,10 +557,13 @@ fn corrupt_remote_pack_is_detected() {
     a.ok(&["push", "-q"]);
     let mut files = Vec::new();
     all_files(&url.join("packs"), &mut files);
-    assert_eq!(files.len(), 1);
-    let mut bytes = std::fs::read(&files[0]).expect("pack");
+    // One pack of records and manifests, one of chunks: damage the chunk pack.
+    assert_eq!(files.len(), 2);
+    files.sort_by_key(|f| std::fs::metadata(f).expect("meta").len());
+    let data_pack = &files[1];
+    let mut bytes = std::fs::read(data_pack).expect("pack");
     bytes[1_000_000] ^= 0x40;
-    std::fs::write(&files[0], &bytes).expect("damage");
+    std::fs::write(data_pack, &bytes).expect("damage");
     let vr = a.run(&["verify", "--remote", "origin"]);
     assert_eq!(vr.status.code(), Some(store::exit::CORRUPT));
     let b = Ws::bare();
@@ -766,4 +769,75 @@ fn sealed_workflow_run_is_pushed_and_restored_elsewhere() {
     }
     let v = json(&run(&["rerun", &id, "--workdir", "rr", "--json"]));
     assert_eq!(v["identical"], true, "{v}");
+    // A run pushed after the clone is found on the remote by its ID at checkout.
+    let id2 = a
+        .ok(&[
+            "run",
+            wf.to_str().expect("utf8"),
+            "--workdir",
+            "work2",
+            "-q",
+        ])
+        .trim()
+        .to_string();
+    assert!(!run(&["runs"]).contains(&id2));
+    run(&["checkout", &id2, "--to", "restored2"]);
+    assert_eq!(
+        std::fs::read(ws.join("restored2/work2/report.json")).expect("report"),
+        std::fs::read(a.p("work2/report.json")).expect("orig")
+    );
+}
+
+/// Jobs on nodes that do not share a store push their records; the seal job, on yet another
+/// node, pulls them and seals one run holding everything.
+#[test]
+fn jobs_on_separate_nodes_meet_in_one_sealed_run() {
+    let r = tempfile::tempdir().expect("tmp");
+    let url = r.path().join("remote");
+    let url = url.to_str().expect("utf8");
+    let nodes: Vec<Ws> = (0..3).map(|_| Ws::new()).collect();
+    for n in &nodes {
+        n.ok(&["remote", "add", "origin", url]);
+    }
+    nodes[0].write("in.dat", &pseudo_random(300_000, 1));
+    nodes[1].write("out.dat", &pseudo_random(400_000, 2));
+    let track = |n: &Ws, job: &str, spec: &str| {
+        n.ok(&[
+            "track", "--wf", "multi", "--run", "R1", "--job", job, spec, "--push",
+        ]);
+    };
+    track(&nodes[0], "ID1", "input:in.dat");
+    track(&nodes[1], "ID2", "output:out.dat");
+    nodes[2].ok(&["seal", "R1"]);
+    let show = json(&nodes[2].ok(&["show", "R1", "--json"]));
+    let paths: Vec<&str> = show["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"in.dat") && paths.contains(&"out.dat"),
+        "{paths:?}"
+    );
+    let c = Ws::bare();
+    c.ok(&["clone", url, "ws"]);
+    let out = c
+        .cmd(&["checkout", "R1", "--to", "o"])
+        .current_dir(c.p("ws"))
+        .output()
+        .expect("checkout");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(c.p("ws/o/in.dat")).expect("in"),
+        pseudo_random(300_000, 1)
+    );
+    assert_eq!(
+        std::fs::read(c.p("ws/o/out.dat")).expect("out"),
+        pseudo_random(400_000, 2)
+    );
 }

@@ -415,3 +415,45 @@ fn copy_checkout_reads_an_unchanged_workspace_file_and_never_a_changed_one() {
         "restored the stored version"
     );
 }
+
+/// Checkout reads chunks of a large file from its unchanged workspace copy, but checks each
+/// against its hash: content that changed behind the stat cache's back (bit rot, a write
+/// that kept the timestamps) is taken from the packs instead.
+#[test]
+fn checkout_from_workspace_copy_verifies_every_chunk() {
+    let ws = Ws::new();
+    let data = pseudo_random(20 << 20, 77);
+    ws.write("big.bin", &data);
+    let h = ws.add("big.bin");
+    // Damage the workspace copy in three places (one across the 8 MiB window edge), then make
+    // the stat cache describe the damaged file as if it were unchanged.
+    let mut bad = data.clone();
+    for at in [100usize, (8 << 20) - 3, 15 << 20] {
+        bad[at] ^= 0xff;
+        bad[at + 1] ^= 0xff;
+        bad[at + 2] ^= 0xff;
+        bad[at + 3] ^= 0xff;
+    }
+    std::fs::write(ws.p("big.bin"), &bad).expect("damage");
+    let meta = std::fs::metadata(ws.p("big.bin")).expect("meta");
+    let script = format!(
+        "import sqlite3; c = sqlite3.connect({db:?}); \
+         n = c.execute('UPDATE stat_cache SET ino=?, mtime_ns=?, ctime_ns=?, trusted=1', \
+         ({ino}, {m}, {c})).rowcount; c.commit(); assert n == 1, n",
+        db = ws.p(".store/index.sqlite").to_str().expect("utf8"),
+        ino = meta.ino(),
+        m = meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        c = meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ws.ok(&["checkout", &h, "--to", "out", "--link", "copy"]);
+    assert!(std::fs::read(ws.p("out/big.bin")).expect("restored") == data);
+}
