@@ -27,9 +27,22 @@ impl Store {
     pub fn mlflow_state(&self, run_id: &str) -> Result<Option<RunState>> {
         let p = self.state_path(run_id);
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::corrupt(p.display().to_string(), e.to_string())),
+            Ok(b) => {
+                let what = p.display().to_string();
+                let v: serde_json::Value = serde_json::from_slice(&b)
+                    .map_err(|e| Error::corrupt(what.clone(), e.to_string()))?;
+                let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+                if format > u64::from(super::STATE_FORMAT) {
+                    return Err(Error::NewerFormat {
+                        what,
+                        found: format as u32,
+                        supported: super::STATE_FORMAT,
+                    });
+                }
+                serde_json::from_value(v)
+                    .map(Some)
+                    .map_err(|e| Error::corrupt(what, e.to_string()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(&p, e)),
         }
