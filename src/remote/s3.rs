@@ -1,5 +1,5 @@
 //! S3 and S3-compatible stores, Google Cloud Storage and Azure Blob Storage, through
-//! `object_store` (the only module that uses it or tokio). Credentials come from the standard
+//! `object_store` (the only module that uses it). Credentials come from the standard
 //! environment variables of each service (`AWS_*`, `GOOGLE_*`, `AZURE_*`) or, for S3, from a
 //! credentials file named in the remote's options; they are never stored by `store`.
 

@@ -446,3 +446,97 @@ fn a_tracking_uri_with_credentials_is_refused() {
         .expect("run");
     assert_eq!(out.status.code(), Some(store::exit::USAGE));
 }
+
+#[test]
+fn custom_names_from_job_metadata_put_a_child_in_its_own_experiment_under_the_same_parent() {
+    let Some(uri) = mlflow_uri() else { return };
+    let ws = Ws::new();
+    ws.ok(&["config", "set", "mlflow.uri", &uri]);
+    // Unique names: the server is shared with other tests and other CI runs of the suite.
+    let tag = format!(
+        "{}{}",
+        std::process::id(),
+        store::util::now_ns() % 1_000_000
+    );
+    let (wf, exp) = (format!("mlcustom{tag}"), format!("custom-exp-{tag}"));
+    ws.write("in.txt", b"hello\n");
+    let yaml = format!(
+        "pegasus: '5.0.4'
+name: {wf}
+metadata: {{store_track: basic}}
+replicaCatalog:
+  replicas:
+  - lfn: in.txt
+    pfns: [{{site: local, pfn: in.txt}}]
+transformationCatalog:
+  transformations:
+  - name: copy
+    sites: [{{name: local, pfn: /bin/cp, type: installed}}]
+jobs:
+- type: job
+  name: copy
+  id: first
+  arguments: [in.txt, mid.txt]
+  metadata: {{mlflow_experiment: {exp}, mlflow_run: first-copy}}
+  uses:
+  - {{lfn: in.txt, type: input}}
+  - {{lfn: mid.txt, type: output, stageOut: false, registerReplica: false}}
+- type: job
+  name: copy
+  id: second
+  arguments: [mid.txt, out.txt]
+  uses:
+  - {{lfn: mid.txt, type: input}}
+  - {{lfn: out.txt, type: output, stageOut: true, registerReplica: false}}
+jobDependencies:
+- {{id: first, children: [second]}}
+"
+    );
+    ws.write("wf.yml", yaml.as_bytes());
+    let (out, _) = run_store(
+        &ws,
+        &["run", "wf.yml", "--mlflow", "--workdir", "work"],
+        &[],
+    );
+    let run_id = out.trim().to_string();
+    let wf_exp = experiment_id(&uri, &wf);
+    let custom_exp = experiment_id(&uri, &exp);
+    let main = runs_of(&uri, &wf_exp, &run_id);
+    assert_eq!(main.len(), 2, "parent and the auto-named child: {main:#?}");
+    let parent = main
+        .iter()
+        .find(|r| tags(r)["store.kind"] == "workflow")
+        .expect("parent");
+    let second = main
+        .iter()
+        .find(|r| tags(r)["store.kind"] == "job")
+        .expect("child");
+    assert_eq!(second["info"]["run_name"], "second");
+    let custom = runs_of(&uri, &custom_exp, &run_id);
+    assert_eq!(custom.len(), 1, "{custom:#?}");
+    let first = &custom[0];
+    assert_eq!(first["info"]["run_name"], "first-copy");
+    let t = tags(first);
+    assert_eq!(t["store.job_id"], "first");
+    assert_eq!(t["mlflow.parentRunId"], parent["info"]["run_id"]);
+    assert_eq!(tags(second)["mlflow.parentRunId"], parent["info"]["run_id"]);
+    let p = params(first);
+    assert!(
+        p.contains_key("input/in.txt/hash") && p.contains_key("intermediate/mid.txt/hash"),
+        "{p:?}"
+    );
+    // The job's user code would have been told its own experiment.
+    let snap: Value = serde_json::from_str(&ws.ok(&["show", "--json", &run_id])).expect("json");
+    let url = snap["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["job_id"] == "first")
+        .and_then(|e| e["mlflow_url"].as_str())
+        .expect("url")
+        .to_string();
+    assert!(
+        url.contains(&format!("/#/experiments/{custom_exp}/runs/")),
+        "{url}"
+    );
+}
