@@ -5,7 +5,8 @@
 # requests per tracked job over a whole `store run --mlflow` of that workflow: at generation
 # (from augment --json), in the tracking jobs and in the seal (each says how many it made).
 # usage: benches/mlflow.sh [STORE_BIN]   (MLFLOW_URI=http://... to use a running server;
-#                                         otherwise one is started on loopback and stopped)
+#                                         otherwise one is started on loopback and stopped, from
+#                                         the virtual environment .ci/run keeps, else from PATH)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 STORE_BIN=$(realpath "${1:-$REPO/target/release/store}")
@@ -14,7 +15,9 @@ SERVER_PID=
 trap '[ -z "$SERVER_PID" ] || kill -- -"$SERVER_PID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 if [ -z "${MLFLOW_URI:-}" ]; then
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid mlflow server --workers 1 \
+  MLFLOW_BIN="${STORE_CI_MLFLOW_VENV:-$HOME/.cache/store-ci/mlflow-server}/bin/mlflow"
+  [ -x "$MLFLOW_BIN" ] || MLFLOW_BIN=mlflow
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid "$MLFLOW_BIN" server --workers 1 \
     --backend-store-uri "sqlite:///$DIR/mlflow.db" --artifacts-destination "$DIR/artifacts" \
     --host 127.0.0.1 --port "$PORT" >"$DIR/server.log" 2>&1 &
   SERVER_PID=$!
