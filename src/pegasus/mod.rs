@@ -2,17 +2,21 @@
 //! abstract workflow, deciding what to track from plain Pegasus metadata tags and a policy,
 //! and writing an augmented workflow with tracking jobs that call `store`.
 //!
-//! The document is kept as a generic YAML value, so keys this module does not know survive a
-//! round trip untouched; only `jobs`, `jobDependencies` and the catalogs are read, and new
-//! jobs, dependencies and one transformation are appended.
+//! The document is kept as a generic YAML tree ([`doc`]), so keys this module does not know
+//! survive a round trip untouched; only `jobs`, `jobDependencies` and the catalogs are read, and
+//! new jobs, dependencies and one transformation are appended. It is written back by a small
+//! emitter of its own ([`emit`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
-use serde_norway::{Mapping, Value};
-
 use crate::error::{Error, Result};
 use crate::run::Role;
+
+mod doc;
+mod emit;
+
+use doc::{Map, Node};
 
 /// What a workflow-level policy tracks (see the table in the README and issue).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,11 +59,12 @@ impl std::str::FromStr for Policy {
 
 /// Pegasus metadata values are strings: "true"/"false", "1"/"0", "yes"/"no", "on"/"off"
 /// (any case; "False" is false). YAML booleans and numbers are accepted too.
-pub fn truthy(v: &Value) -> Option<bool> {
+fn truthy(v: &Node) -> Option<bool> {
     match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => n.as_i64().map(|i| i != 0),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+        Node::Bool(b) => Some(*b),
+        Node::Int(i) => Some(*i != 0),
+        Node::UInt(_) => Some(true),
+        Node::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "y" | "on" => Some(true),
             "false" | "0" | "no" | "n" | "off" | "" => Some(false),
             _ => None,
@@ -68,21 +73,17 @@ pub fn truthy(v: &Value) -> Option<bool> {
     }
 }
 
-fn key(k: &str) -> Value {
-    Value::String(k.to_string())
+fn get<'a>(m: &'a Map, k: &str) -> Option<&'a Node> {
+    m.get(k)
 }
 
-fn get<'a>(m: &'a Mapping, k: &str) -> Option<&'a Value> {
-    m.get(key(k))
-}
-
-fn str_of<'a>(m: &'a Mapping, k: &str) -> Option<&'a str> {
-    get(m, k).and_then(Value::as_str)
+fn str_of<'a>(m: &'a Map, k: &str) -> Option<&'a str> {
+    get(m, k).and_then(Node::as_str)
 }
 
 /// A metadata flag, looked up under any of `names`.
-fn flag(meta: Option<&Value>, names: &[&str]) -> Result<Option<bool>> {
-    let Some(Value::Mapping(m)) = meta else {
+fn flag(meta: Option<&Node>, names: &[&str]) -> Result<Option<bool>> {
+    let Some(Node::Map(m)) = meta else {
         return Ok(None);
     };
     for n in names {
@@ -102,7 +103,7 @@ const WF_TAGS: &[&str] = &["wf_track", "wf_Track", "track_wf"];
 
 /// A validated workflow.
 pub struct Workflow {
-    doc: Value,
+    doc: Node,
     /// Workflow name.
     pub name: String,
     /// Job IDs in document order.
@@ -118,7 +119,7 @@ fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
 impl Workflow {
     /// Parses and validates a Pegasus 5 abstract workflow.
     pub fn parse(text: &str, path: &Path) -> Result<Workflow> {
-        let doc: Value = serde_norway::from_str(text).map_err(|e| match e.location() {
+        let doc = doc::parse(text).map_err(|e| match e.location() {
             Some(l) => bad(
                 path,
                 format!(
@@ -129,15 +130,26 @@ impl Workflow {
             ),
             None => bad(path, format!("invalid YAML: {e}")),
         })?;
-        let top = doc.as_mapping().ok_or_else(|| {
+        Workflow::validate(doc, path)
+    }
+
+    /// Serializes the workflow document to YAML.
+    pub fn to_yaml(&self) -> Result<String> {
+        emit::to_yaml(&self.doc)
+    }
+
+    fn validate(doc: Node, path: &Path) -> Result<Workflow> {
+        let top = doc.as_map().ok_or_else(|| {
             bad(
                 path,
                 "not a Pegasus workflow (expected a mapping at the top)",
             )
         })?;
         let version = match get(top, "pegasus") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
+            Some(Node::Str(s)) => s.clone(),
+            Some(n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+                n.scalar_text().unwrap_or_default()
+            }
             _ => {
                 return Err(bad(
                     path,
@@ -155,13 +167,13 @@ impl Workflow {
             .ok_or_else(|| bad(path, "missing required key `name`"))?
             .to_string();
         let jobs_v = get(top, "jobs")
-            .and_then(Value::as_sequence)
+            .and_then(Node::as_seq)
             .ok_or_else(|| bad(path, "missing required key `jobs` (a list)"))?;
         let mut jobs = Vec::new();
         let mut seen = HashSet::new();
         for (i, j) in jobs_v.iter().enumerate() {
             let m = j
-                .as_mapping()
+                .as_map()
                 .ok_or_else(|| bad(path, format!("job #{} is not a mapping", i + 1)))?;
             let id =
                 str_of(m, "id").ok_or_else(|| bad(path, format!("job #{} has no `id`", i + 1)))?;
@@ -188,26 +200,23 @@ impl Workflow {
             jobs.iter().map(|j| (j.clone(), BTreeSet::new())).collect();
         if let Some(deps) = get(top, "jobDependencies").filter(|d| !d.is_null()) {
             let deps = deps
-                .as_sequence()
+                .as_seq()
                 .ok_or_else(|| bad(path, "`jobDependencies` is not a list"))?;
             for d in deps {
                 let m = d
-                    .as_mapping()
+                    .as_map()
                     .ok_or_else(|| bad(path, "a jobDependencies entry is not a mapping"))?;
                 let id = str_of(m, "id")
                     .ok_or_else(|| bad(path, "a jobDependencies entry has no `id`"))?;
                 if !seen.contains(id) {
                     return Err(bad(path, format!("jobDependencies names unknown job {id}")));
                 }
-                let children =
-                    get(m, "children")
-                        .and_then(Value::as_sequence)
-                        .ok_or_else(|| {
-                            bad(
-                                path,
-                                format!("jobDependencies entry for {id} has no `children` list"),
-                            )
-                        })?;
+                let children = get(m, "children").and_then(Node::as_seq).ok_or_else(|| {
+                    bad(
+                        path,
+                        format!("jobDependencies entry for {id} has no `children` list"),
+                    )
+                })?;
                 for c in children {
                     let c = c
                         .as_str()
@@ -271,27 +280,27 @@ impl Workflow {
         })
     }
 
-    fn top(&self) -> &Mapping {
-        self.doc.as_mapping().expect("validated: a mapping")
+    fn top(&self) -> &Map {
+        self.doc.as_map().expect("validated: a mapping")
     }
 
-    fn job_maps(&self) -> impl Iterator<Item = &Mapping> {
+    fn job_maps(&self) -> impl Iterator<Item = &Map> {
         get(self.top(), "jobs")
-            .and_then(Value::as_sequence)
+            .and_then(Node::as_seq)
             .into_iter()
             .flatten()
-            .filter_map(Value::as_mapping)
+            .filter_map(Node::as_map)
     }
 
     /// Replica-catalog metadata of an LFN, if the workflow embeds a replica catalog.
     /// Replica-catalog metadata by logical name (one pass; lookups are then constant time).
-    fn replica_meta(&self) -> HashMap<&str, &Value> {
-        let rc = get(self.top(), "replicaCatalog").and_then(Value::as_mapping);
+    fn replica_meta(&self) -> HashMap<&str, &Node> {
+        let rc = get(self.top(), "replicaCatalog").and_then(Node::as_map);
         rc.and_then(|rc| get(rc, "replicas"))
-            .and_then(Value::as_sequence)
+            .and_then(Node::as_seq)
             .into_iter()
             .flatten()
-            .filter_map(Value::as_mapping)
+            .filter_map(Node::as_map)
             .filter_map(|r| Some((str_of(r, "lfn")?, get(r, "metadata")?)))
             .collect()
     }
@@ -315,11 +324,6 @@ pub struct PlannedJob {
 }
 
 impl Workflow {
-    /// Parses a workflow document already in memory (e.g. one just augmented).
-    pub fn from_value(doc: Value, what: &Path) -> Result<Workflow> {
-        Workflow::parse(&to_yaml(&doc)?, what)
-    }
-
     /// Physical file names of the replica catalog, by logical name (first PFN). Relative PFNs
     /// are taken relative to `base` (the workflow file's directory): a convenience of the local
     /// runner, so a committed example runs from any checkout.
@@ -363,35 +367,22 @@ impl Workflow {
                 ))
             })?;
             let args = get(j, "arguments")
-                .and_then(Value::as_sequence)
+                .and_then(Node::as_seq)
                 .into_iter()
                 .flatten()
-                .map(|a| match a {
-                    Value::String(s) => s.clone(),
-                    other => to_yaml(other)
-                        .map(|s| s.trim().to_string())
-                        .unwrap_or_default(),
-                })
+                .map(|a| a.scalar_text().unwrap_or_default())
                 .collect();
             let inputs = uses_of(j)
-                .into_iter()
                 .filter(|u| u.input)
-                .map(|u| u.lfn)
+                .map(|u| u.lfn.to_string())
                 .collect();
             let env = get(j, "profiles")
-                .and_then(Value::as_mapping)
+                .and_then(Node::as_map)
                 .and_then(|p| get(p, "env"))
-                .and_then(Value::as_mapping)
+                .and_then(Node::as_map)
                 .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| {
-                    Some((
-                        k.as_str()?.to_string(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .or_else(|| to_yaml(v).ok().map(|s| s.trim().to_string()))?,
-                    ))
-                })
+                .flat_map(Map::iter)
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.scalar_text()?)))
                 .collect();
             let parents = self.parents[&id].iter().cloned().collect();
             out.push(PlannedJob {
@@ -408,24 +399,24 @@ impl Workflow {
 }
 
 /// The entries of an embedded catalog (`replicaCatalog.replicas`, ...).
-fn catalog<'a>(top: &'a Mapping, cat: &str, list: &str) -> impl Iterator<Item = &'a Mapping> {
+fn catalog<'a>(top: &'a Map, cat: &str, list: &str) -> impl Iterator<Item = &'a Map> {
     get(top, cat)
-        .and_then(Value::as_mapping)
+        .and_then(Node::as_map)
         .and_then(|c| get(c, list))
-        .and_then(Value::as_sequence)
+        .and_then(Node::as_seq)
         .into_iter()
         .flatten()
-        .filter_map(Value::as_mapping)
+        .filter_map(Node::as_map)
 }
 
 /// The first `pfn` in the list `key` of a catalog entry (`pfns` of a replica, `sites` of a
 /// transformation).
-fn first_pfn<'a>(entry: &'a Mapping, key: &str) -> Option<&'a str> {
+fn first_pfn<'a>(entry: &'a Map, key: &str) -> Option<&'a str> {
     get(entry, key)
-        .and_then(Value::as_sequence)
+        .and_then(Node::as_seq)
         .into_iter()
         .flatten()
-        .filter_map(Value::as_mapping)
+        .filter_map(Node::as_map)
         .find_map(|p| str_of(p, "pfn"))
 }
 
@@ -470,28 +461,27 @@ pub struct AugmentReport {
     pub workflow_tracked: bool,
 }
 
-struct Use {
-    lfn: String,
+struct Use<'a> {
+    lfn: &'a str,
     input: bool,
-    meta: Option<Value>,
+    meta: Option<&'a Node>,
 }
 
-fn uses_of(job: &Mapping) -> Vec<Use> {
+fn uses_of(job: &Map) -> impl Iterator<Item = Use<'_>> {
     get(job, "uses")
-        .and_then(Value::as_sequence)
+        .and_then(Node::as_seq)
         .into_iter()
         .flatten()
-        .filter_map(Value::as_mapping)
+        .filter_map(Node::as_map)
         .filter_map(|u| {
-            let lfn = str_of(u, "lfn")?.to_string();
+            let lfn = str_of(u, "lfn")?;
             let ty = str_of(u, "type").unwrap_or("input");
             Some(Use {
                 lfn,
                 input: ty == "input",
-                meta: get(u, "metadata").cloned(),
+                meta: get(u, "metadata"),
             })
         })
-        .collect()
 }
 
 fn unique_id(taken: &mut HashSet<String>, want: String) -> String {
@@ -504,26 +494,26 @@ fn unique_id(taken: &mut HashSet<String>, want: String) -> String {
     id
 }
 
-fn job_value(id: &str, args: Vec<String>, inputs: &[String]) -> Value {
-    let mut m = Mapping::new();
-    m.insert(key("type"), key("job"));
-    m.insert(key("name"), key("store"));
-    m.insert(key("id"), key(id));
-    m.insert(
-        key("arguments"),
-        Value::Sequence(args.into_iter().map(Value::String).collect()),
-    );
-    let uses: Vec<Value> = inputs
+fn job_node(id: &str, args: Vec<String>, inputs: &[String]) -> Node {
+    let uses = inputs
         .iter()
         .map(|lfn| {
-            let mut u = Mapping::new();
-            u.insert(key("lfn"), key(lfn));
-            u.insert(key("type"), key("input"));
-            Value::Mapping(u)
+            Node::Map(Map::from([
+                ("lfn", Node::str(lfn)),
+                ("type", Node::str("input")),
+            ]))
         })
         .collect();
-    m.insert(key("uses"), Value::Sequence(uses));
-    Value::Mapping(m)
+    Node::Map(Map::from([
+        ("type", Node::str("job")),
+        ("name", Node::str("store")),
+        ("id", Node::str(id)),
+        (
+            "arguments",
+            Node::Seq(args.into_iter().map(Node::Str).collect()),
+        ),
+        ("uses", Node::Seq(uses)),
+    ]))
 }
 
 /// Adds tracking to a workflow without changing any main job, its arguments or the
@@ -532,13 +522,13 @@ fn job_value(id: &str, args: Vec<String>, inputs: &[String]) -> Value {
 /// for the transformations; one seal job after every tracking job and every leaf job. At most
 /// 2n + 3 jobs for n tracked jobs. No credential is written: tracking jobs read theirs from
 /// the execution node's environment.
-pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentReport)> {
+pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Workflow, AugmentReport)> {
     let top = wf.top();
     let meta = get(top, "metadata");
     let policy = match opts.policy {
         Some(p) => p,
         None => match meta
-            .and_then(Value::as_mapping)
+            .and_then(Node::as_map)
             .and_then(|m| str_of(m, "store_track"))
         {
             Some(s) => s.parse()?,
@@ -591,11 +581,10 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
         let mut ins = Vec::new();
         let mut outs = Vec::new();
         for u in uses_of(j) {
-            let tag_in = flag(u.meta.as_ref(), INPUT_TAGS)?
-                .or(flag(rmeta.get(u.lfn.as_str()).copied(), INPUT_TAGS)?);
-            let tag_out = flag(u.meta.as_ref(), OUTPUT_TAGS)?
-                .or(flag(rmeta.get(u.lfn.as_str()).copied(), OUTPUT_TAGS)?);
-            let intermediate = produced.contains(&u.lfn) && consumed.contains(&u.lfn);
+            let tag_in = flag(u.meta, INPUT_TAGS)?.or(flag(rmeta.get(u.lfn).copied(), INPUT_TAGS)?);
+            let tag_out =
+                flag(u.meta, OUTPUT_TAGS)?.or(flag(rmeta.get(u.lfn).copied(), OUTPUT_TAGS)?);
+            let intermediate = produced.contains(u.lfn) && consumed.contains(u.lfn);
             let tracked = if intermediate {
                 files_all
                     || tag_in.or(tag_out).unwrap_or(false)
@@ -618,7 +607,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
             };
             report
                 .tracked
-                .insert(u.lfn.clone(), role.as_str().to_string());
+                .insert(u.lfn.to_string(), role.as_str().to_string());
             if u.input {
                 ins.push((u.lfn, role));
             } else {
@@ -632,8 +621,8 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
             let tid = unique_id(&mut taken, format!("store_{side}_{id}"));
             let mut args = base_args(&id);
             args.extend(files.iter().map(|(lfn, r)| format!("{}:{lfn}", r.as_str())));
-            let lfns: Vec<String> = files.iter().map(|(l, _)| l.clone()).collect();
-            new_jobs.push(job_value(&tid, args, &lfns));
+            let lfns: Vec<String> = files.iter().map(|(l, _)| l.to_string()).collect();
+            new_jobs.push(job_node(&tid, args, &lfns));
             if side == "in" {
                 for p in &wf.parents[&id] {
                     deps.push((p.clone(), tid.clone()));
@@ -646,12 +635,12 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
     }
     // The transformations (code): tracked by their PFN on the site where they are installed.
     let mut code_args = Vec::new();
-    if let Some(tc) = get(top, "transformationCatalog").and_then(Value::as_mapping) {
+    if let Some(tc) = get(top, "transformationCatalog").and_then(Node::as_map) {
         for t in get(tc, "transformations")
-            .and_then(Value::as_sequence)
+            .and_then(Node::as_seq)
             .into_iter()
             .flatten()
-            .filter_map(Value::as_mapping)
+            .filter_map(Node::as_map)
         {
             let Some(name) = str_of(t, "name") else {
                 continue;
@@ -677,7 +666,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
         let tid = unique_id(&mut taken, "store_code".into());
         let mut args = base_args("transformations");
         args.extend(code_args);
-        new_jobs.push(job_value(&tid, args, &[]));
+        new_jobs.push(job_node(&tid, args, &[]));
         trackers.push(tid);
     }
     let wf_lfn = format!("{}.store-workflow.yml", wf.name);
@@ -685,7 +674,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
         let tid = unique_id(&mut taken, "store_workflow".into());
         let mut args = base_args("workflow");
         args.push(format!("workflow:{wf_lfn}"));
-        new_jobs.push(job_value(&tid, args, std::slice::from_ref(&wf_lfn)));
+        new_jobs.push(job_node(&tid, args, std::slice::from_ref(&wf_lfn)));
         trackers.push(tid);
     }
     // The seal job: after every tracking job and every leaf job.
@@ -696,7 +685,7 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
         seal_args.push(d.clone());
     }
     seal_args.push("seal".to_string());
-    new_jobs.push(job_value(&seal, seal_args, &[]));
+    new_jobs.push(job_node(&seal, seal_args, &[]));
     let has_children: HashSet<&String> = wf.parents.values().flatten().collect();
     for j in &wf.jobs {
         if !has_children.contains(j) {
@@ -709,9 +698,23 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
     report.added_jobs = new_jobs.len();
     report.transformations.sort();
 
-    let mut doc = wf.doc;
-    let top = doc.as_mapping_mut().expect("validated: a mapping");
-    if let Some(Value::Sequence(jobs)) = top.get_mut(key("jobs")) {
+    // The augmented workflow is valid by construction: new jobs only follow existing ones.
+    let Workflow {
+        mut doc,
+        name,
+        mut jobs,
+        mut parents,
+    } = wf;
+    for j in new_jobs.iter().filter_map(Node::as_map) {
+        let id = str_of(j, "id").expect("built with an id").to_string();
+        parents.insert(id.clone(), BTreeSet::new());
+        jobs.push(id);
+    }
+    for (p, c) in &deps {
+        parents.entry(c.clone()).or_default().insert(p.clone());
+    }
+    let top = doc.as_map_mut().expect("validated: a mapping");
+    if let Some(Node::Seq(jobs)) = top.get_mut("jobs") {
         jobs.extend(new_jobs);
     }
     // Dependencies: existing entries stay as they are; new edges are appended per parent.
@@ -719,38 +722,34 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
     for (p, c) in deps {
         by_parent.entry(p).or_default().push(c);
     }
-    let dep_list = top
-        .entry(key("jobDependencies"))
-        .or_insert_with(|| Value::Sequence(Vec::new()));
+    let dep_list = top.entry("jobDependencies", || Node::Seq(Vec::new()));
     if dep_list.is_null() {
-        *dep_list = Value::Sequence(Vec::new());
+        *dep_list = Node::Seq(Vec::new());
     }
-    if let Value::Sequence(list) = dep_list {
+    if let Node::Seq(list) = dep_list {
         // One entry per parent: Pegasus keys dependencies by parent id, so a second entry for
         // the same parent would replace the first. New children join the existing entry.
         let mut at: HashMap<String, usize> = HashMap::new();
         for (i, d) in list.iter().enumerate() {
-            if let Some(id) = d.as_mapping().and_then(|m| str_of(m, "id")) {
+            if let Some(id) = d.as_map().and_then(|m| str_of(m, "id")) {
                 at.entry(id.to_string()).or_insert(i);
             }
         }
         for (p, cs) in by_parent {
-            let existing = at.get(&p).and_then(|&i| list[i].as_mapping_mut());
+            let existing = at.get(&p).and_then(|&i| list[i].as_map_mut());
             match existing {
                 Some(m) => {
-                    if let Some(Value::Sequence(children)) = m.get_mut(key("children")) {
-                        children.extend(cs.into_iter().map(Value::String));
+                    if let Some(Node::Seq(children)) = m.get_mut("children") {
+                        children.extend(cs.into_iter().map(Node::Str));
                     }
                 }
-                None => {
-                    let mut m = Mapping::new();
-                    m.insert(key("id"), Value::String(p));
-                    m.insert(
-                        key("children"),
-                        Value::Sequence(cs.into_iter().map(Value::String).collect()),
-                    );
-                    list.push(Value::Mapping(m));
-                }
+                None => list.push(Node::Map(Map::from([
+                    ("id", Node::Str(p)),
+                    (
+                        "children",
+                        Node::Seq(cs.into_iter().map(Node::Str).collect()),
+                    ),
+                ]))),
             }
         }
     }
@@ -759,67 +758,59 @@ pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Value, AugmentRep
     if wf_tracked {
         add_replica(top, &wf_lfn, &opts.workflow_pfn);
     }
-    Ok((doc, report))
+    let wf = Workflow {
+        doc,
+        name,
+        jobs,
+        parents,
+    };
+    Ok((wf, report))
 }
 
-fn add_store_transformation(top: &mut Mapping, opts: &AugmentOptions) -> Result<()> {
-    let tc = top
-        .entry(key("transformationCatalog"))
-        .or_insert_with(|| Value::Mapping(Mapping::new()));
-    let Value::Mapping(tc) = tc else {
+fn add_store_transformation(top: &mut Map, opts: &AugmentOptions) -> Result<()> {
+    let tc = top.entry("transformationCatalog", || Node::Map(Map::new()));
+    let Node::Map(tc) = tc else {
         return Err(Error::Invalid(
             "transformationCatalog is not a mapping".into(),
         ));
     };
-    let list = tc
-        .entry(key("transformations"))
-        .or_insert_with(|| Value::Sequence(Vec::new()));
-    let Value::Sequence(list) = list else {
+    let list = tc.entry("transformations", || Node::Seq(Vec::new()));
+    let Node::Seq(list) = list else {
         return Err(Error::Invalid(
             "transformationCatalog.transformations is not a list".into(),
         ));
     };
     if list
         .iter()
-        .filter_map(Value::as_mapping)
+        .filter_map(Node::as_map)
         .any(|t| str_of(t, "name") == Some("store"))
     {
         return Err(Error::Invalid(
             "the workflow already has a transformation named `store`".into(),
         ));
     }
-    let mut site = Mapping::new();
-    site.insert(key("name"), key(&opts.site));
-    site.insert(key("pfn"), key(&opts.store_bin));
-    site.insert(key("type"), key("installed"));
-    let mut t = Mapping::new();
-    t.insert(key("name"), key("store"));
-    t.insert(key("sites"), Value::Sequence(vec![Value::Mapping(site)]));
-    list.push(Value::Mapping(t));
+    let site = Map::from([
+        ("name", Node::str(&opts.site)),
+        ("pfn", Node::str(&opts.store_bin)),
+        ("type", Node::str("installed")),
+    ]);
+    list.push(Node::Map(Map::from([
+        ("name", Node::str("store")),
+        ("sites", Node::Seq(vec![Node::Map(site)])),
+    ])));
     Ok(())
 }
 
-fn add_replica(top: &mut Mapping, lfn: &str, pfn: &str) {
-    let rc = top
-        .entry(key("replicaCatalog"))
-        .or_insert_with(|| Value::Mapping(Mapping::new()));
-    let Value::Mapping(rc) = rc else { return };
-    let list = rc
-        .entry(key("replicas"))
-        .or_insert_with(|| Value::Sequence(Vec::new()));
-    let Value::Sequence(list) = list else { return };
-    let mut p = Mapping::new();
-    p.insert(key("site"), key("local"));
-    p.insert(key("pfn"), key(pfn));
-    let mut r = Mapping::new();
-    r.insert(key("lfn"), key(lfn));
-    r.insert(key("pfns"), Value::Sequence(vec![Value::Mapping(p)]));
-    list.push(Value::Mapping(r));
-}
-
-/// Serializes a workflow document back to YAML.
-pub fn to_yaml(doc: &Value) -> Result<String> {
-    serde_norway::to_string(doc).map_err(|e| Error::Invalid(format!("cannot write YAML: {e}")))
+fn add_replica(top: &mut Map, lfn: &str, pfn: &str) {
+    let rc = top.entry("replicaCatalog", || Node::Map(Map::new()));
+    let Node::Map(rc) = rc else { return };
+    let list = rc.entry("replicas", || Node::Seq(Vec::new()));
+    let Node::Seq(list) = list else { return };
+    let p = Map::from([("site", Node::str("local")), ("pfn", Node::str(pfn))]);
+    list.push(Node::Map(Map::from([
+        ("lfn", Node::str(lfn)),
+        ("pfns", Node::Seq(vec![Node::Map(p)])),
+    ])));
 }
 
 #[cfg(test)]
@@ -837,8 +828,8 @@ mod tests {
             ("0", false),
             ("no", false),
         ] {
-            assert_eq!(truthy(&Value::String(s.into())), Some(b), "{s}");
+            assert_eq!(truthy(&Node::str(s)), Some(b), "{s}");
         }
-        assert_eq!(truthy(&Value::String("maybe".into())), None);
+        assert_eq!(truthy(&Node::str("maybe")), None);
     }
 }
