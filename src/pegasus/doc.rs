@@ -6,7 +6,8 @@
 //! six keys, which a linear scan searches faster than a hash, at a third of the memory. On a
 //! 10,000-job workflow that was a third of `augment`'s time in allocation, page faults and
 //! frees. Parsing still goes through `serde_norway` (libyaml): this type only replaces the
-//! tree it builds. Unknown keys, key order, anchors (expanded) and tags survive.
+//! tree it builds. Unknown keys, key order, anchors (expanded) and tags survive, and so does
+//! the spelling of floats (see [`parse`]).
 
 use std::fmt;
 
@@ -20,7 +21,8 @@ pub(crate) enum Node {
     Bool(bool),
     Int(i64),
     UInt(u64),
-    Float(f64),
+    /// A float with its spelling in the document (empty when made here).
+    Float(f64, String),
     Str(String),
     Seq(Vec<Node>),
     Map(Map),
@@ -50,6 +52,14 @@ impl Map {
             .iter_mut()
             .find(|(key, _)| key.as_str() == Some(k))
             .map(|(_, v)| v)
+    }
+
+    /// Sets `k` to `v`, in place if present, else at the end.
+    pub(crate) fn insert(&mut self, k: &str, v: Node) {
+        match self.get_mut(k) {
+            Some(old) => *old = v,
+            None => self.0.push((Node::Str(k.to_string()), v)),
+        }
     }
 
     /// The value of `k`, inserted at the end by `f` if absent.
@@ -116,6 +126,13 @@ impl Node {
         }
     }
 
+    pub(crate) fn as_seq_mut(&mut self) -> Option<&mut Vec<Node>> {
+        match self {
+            Node::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_null(&self) -> bool {
         matches!(self, Node::Null)
     }
@@ -128,7 +145,8 @@ impl Node {
             Node::Bool(b) => Some(b.to_string()),
             Node::Int(i) => Some(i.to_string()),
             Node::UInt(u) => Some(u.to_string()),
-            Node::Float(_) => serde_norway::to_string(&self.to_value())
+            Node::Float(_, raw) if !raw.is_empty() => Some(raw.clone()),
+            Node::Float(..) => serde_norway::to_string(&self.to_value())
                 .ok()
                 .map(|s| s.trim().to_string()),
             Node::Null => Some(String::new()),
@@ -143,7 +161,7 @@ impl Node {
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => Value::Number((*i).into()),
             Node::UInt(u) => Value::Number((*u).into()),
-            Node::Float(f) => Value::Number((*f).into()),
+            Node::Float(f, _) => Value::Number((*f).into()),
             Node::Str(s) => Value::String(s.clone()),
             Node::Seq(s) => Value::Sequence(s.iter().map(Node::to_value).collect()),
             Node::Map(m) => Value::Mapping(
@@ -160,8 +178,85 @@ impl Node {
 }
 
 /// Parses a YAML document (errors carry libyaml's line and column).
+///
+/// `serde_norway` reads YAML 1.2, where a plain `1e-3` is a float; Pegasus reads YAML 1.1
+/// (PyYAML), where it is the string "1e-3", and so writes it plain. Re-spelling such a float
+/// (`0.001`) would change a job's arguments, so a document with floats is read a second time,
+/// guided by the first tree, to take each float's text as written.
 pub(crate) fn parse(text: &str) -> Result<Node, serde_norway::Error> {
-    serde_norway::from_str(text)
+    let node: Node = serde_norway::from_str(text)?;
+    if !node.has_float() {
+        return Ok(node);
+    }
+    de::DeserializeSeed::deserialize(Guide(node), serde_norway::Deserializer::from_str(text))
+}
+
+impl Node {
+    fn has_float(&self) -> bool {
+        match self {
+            Node::Float(..) => true,
+            Node::Seq(s) => s.iter().any(Node::has_float),
+            Node::Map(m) => m.iter().any(|(k, v)| k.has_float() || v.has_float()),
+            Node::Tagged(t) => t.1.has_float(),
+            _ => false,
+        }
+    }
+}
+
+/// The second reading of [`parse`]: walks the events in step with the tree of the first and
+/// takes the raw text of each float.
+struct Guide(Node);
+
+impl<'de> de::DeserializeSeed<'de> for Guide {
+    type Value = Node;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        match self.0 {
+            Node::Float(f, _) => Ok(Node::Float(f, String::deserialize(d)?)),
+            Node::Seq(items) if items.iter().any(Node::has_float) => {
+                d.deserialize_seq(Guide(Node::Seq(items)))
+            }
+            Node::Map(m) if m.iter().any(|(k, v)| k.has_float() || v.has_float()) => {
+                d.deserialize_map(Guide(Node::Map(m)))
+            }
+            other => {
+                de::IgnoredAny::deserialize(d)?;
+                Ok(other)
+            }
+        }
+    }
+}
+
+impl<'de> de::Visitor<'de> for Guide {
+    type Value = Node;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the document read the first time")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let Node::Seq(items) = self.0 else {
+            return Err(de::Error::custom("the document changed between readings"));
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(
+                seq.next_element_seed(Guide(item))?
+                    .ok_or_else(|| de::Error::custom("the document changed between readings"))?,
+            );
+        }
+        Ok(Node::Seq(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let Node::Map(Map(entries)) = self.0 else {
+            return Err(de::Error::custom("the document changed between readings"));
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let k = map
+                .next_key_seed(Guide(k))?
+                .ok_or_else(|| de::Error::custom("the document changed between readings"))?;
+            out.push((k, map.next_value_seed(Guide(v))?));
+        }
+        Ok(Node::Map(Map(out)))
+    }
 }
 
 struct NodeVisitor;
@@ -185,7 +280,7 @@ impl<'de> de::Visitor<'de> for NodeVisitor {
         })
     }
     fn visit_f64<E>(self, f: f64) -> Result<Node, E> {
-        Ok(Node::Float(f))
+        Ok(Node::Float(f, String::new()))
     }
     fn visit_str<E>(self, s: &str) -> Result<Node, E> {
         Ok(Node::Str(s.to_string()))

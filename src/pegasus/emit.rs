@@ -56,7 +56,7 @@ fn mapping(m: &Map, indent: usize, out: &mut String) -> Emit {
         }
         match k {
             Node::Str(s) if s.len() <= MAX_KEY => string(s, out),
-            Node::Bool(_) | Node::Int(_) | Node::UInt(_) | Node::Float(_) | Node::Null => {
+            Node::Bool(_) | Node::Int(_) | Node::UInt(_) | Node::Float(..) | Node::Null => {
                 scalar(k, out)?
             }
             _ => return Err(Unsupported),
@@ -123,8 +123,9 @@ fn scalar(v: &Node, out: &mut String) -> Emit {
         Node::Bool(false) => out.push_str("false"),
         Node::Int(i) => out.push_str(&i.to_string()),
         Node::UInt(u) => out.push_str(&u.to_string()),
-        // Floats keep libyaml's spelling (`.inf`, `.nan`, exponents): rare in workflows.
-        Node::Float(_) => {
+        // Floats keep their spelling (plain in the document read), else libyaml's.
+        Node::Float(_, raw) if !raw.is_empty() => out.push_str(raw),
+        Node::Float(..) => {
             let s = serde_norway::to_string(&v.to_value()).map_err(|_| Unsupported)?;
             out.push_str(s.trim_end());
         }
@@ -349,11 +350,26 @@ mod tests {
     fn every_shape_reads_back() {
         let text = "a: 1\nb: -2\nc: 1.5\nd: .inf\ne: true\nf: null\ng: []\nh: {}\n\
             i:\n- - 1\n  - 2\n- []\n- {}\n- k: v\n  l:\n  - m\n  n:\n    o: p\n\
-            j: !tagged x\n18446744073709551615: big\n";
+            k: 1e-3\nl: [1.50, 1E3, -.5, .inf]\n18446744073709551615: big\n";
         round_trip(&super::super::doc::parse(text).expect("parse"));
+        // What this emitter leaves to libyaml (tags) reads back as the same value.
+        let tagged = super::super::doc::parse("j: !tagged x\nk: 1.5\n").expect("parse");
+        let back: serde_norway::Value =
+            serde_norway::from_str(&to_yaml(&tagged).expect("emit")).expect("parse back");
+        assert_eq!(back, tagged.to_value());
         for top in ["[]", "{}", "- a\n- b: c\n", "just a string", "42"] {
             round_trip(&super::super::doc::parse(top).expect("parse"));
         }
+    }
+
+    #[test]
+    fn floats_keep_their_spelling() {
+        // YAML 1.1 readers (Pegasus) take `1e-3` as a string: it must come back as written.
+        let doc = super::super::doc::parse("args: [--lr, 1e-3, 1.50]\nv: 5.0\n").expect("parse");
+        assert_eq!(
+            to_yaml(&doc).expect("emit"),
+            "args:\n- --lr\n- 1e-3\n- 1.50\nv: 5.0\n"
+        );
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl Workflow {
         })?;
         let version = match get(top, "pegasus") {
             Some(Node::Str(s)) => s.clone(),
-            Some(n @ (Node::Int(_) | Node::UInt(_) | Node::Float(_))) => {
+            Some(n @ (Node::Int(_) | Node::UInt(_) | Node::Float(..))) => {
                 n.scalar_text().unwrap_or_default()
             }
             _ => {
