@@ -1,20 +1,26 @@
 //! Pegasus 5 workflows (the only module that touches YAML): reading and validating the
-//! abstract workflow, deciding what to track from plain Pegasus metadata tags and a policy,
-//! and writing an augmented workflow with tracking jobs that call `store`.
+//! abstract workflow ([`Workflow`]) with its sub-workflows ([`WorkflowTree`]), deciding what to
+//! track from plain Pegasus metadata tags and a policy, and writing an augmented workflow tree
+//! with tracking jobs that call `store` ([`augment`]); [`WorkflowTree::plan`] flattens a tree
+//! into jobs for the local runner.
 //!
-//! The document is kept as a generic YAML tree ([`doc`]), so keys this module does not know
+//! The document is kept as a generic YAML tree (`doc`), so keys this module does not know
 //! survive a round trip untouched; only `jobs`, `jobDependencies` and the catalogs are read, and
 //! new jobs, dependencies and one transformation are appended. It is written back by a small
-//! emitter of its own ([`emit`]).
+//! emitter of its own (`emit`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::run::Role;
 
+mod augment;
 mod doc;
 mod emit;
+mod tree;
+
+pub use augment::{augment, AugmentOptions, AugmentReport, WorkflowReport};
+pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};
 
 use doc::{Map, Node};
 
@@ -292,7 +298,6 @@ impl Workflow {
             .filter_map(Node::as_map)
     }
 
-    /// Replica-catalog metadata of an LFN, if the workflow embeds a replica catalog.
     /// Replica-catalog metadata by logical name (one pass; lookups are then constant time).
     fn replica_meta(&self) -> HashMap<&str, &Node> {
         let rc = get(self.top(), "replicaCatalog").and_then(Node::as_map);
@@ -306,23 +311,6 @@ impl Workflow {
     }
 }
 
-/// One job ready to execute locally (see `runner`).
-#[derive(Clone, Debug)]
-pub struct PlannedJob {
-    /// Job ID.
-    pub id: String,
-    /// Executable path (the transformation's PFN).
-    pub executable: String,
-    /// Arguments (file arguments are their logical names).
-    pub args: Vec<String>,
-    /// Logical names of its input files.
-    pub inputs: Vec<String>,
-    /// Environment profiles (`profiles.env`).
-    pub env: Vec<(String, String)>,
-    /// Parent job IDs.
-    pub parents: Vec<String>,
-}
-
 impl Workflow {
     /// Physical file names of the replica catalog, by logical name (first PFN). Relative PFNs
     /// are taken relative to `base` (the workflow file's directory): a convenience of the local
@@ -330,72 +318,51 @@ impl Workflow {
     pub fn replicas(&self, base: &Path) -> HashMap<String, String> {
         let mut out = HashMap::new();
         for r in catalog(self.top(), "replicaCatalog", "replicas") {
-            let Some(lfn) = str_of(r, "lfn") else {
+            let (Some(lfn), Some(pfn)) = (str_of(r, "lfn"), first_pfn(r, "pfns")) else {
                 continue;
             };
-            let pfn = first_pfn(r, "pfns");
-            if let Some(pfn) = pfn {
-                out.entry(lfn.to_string())
-                    .or_insert_with(|| resolve(base, pfn));
-            }
+            out.entry(lfn.to_string())
+                .or_insert_with(|| resolve(base, pfn));
         }
         out
     }
 
-    /// Every job with its executable resolved from the transformation catalog (relative PFNs
-    /// against `base`, as for [`Workflow::replicas`]).
-    pub fn plan(&self, base: &Path) -> Result<Vec<PlannedJob>> {
-        let mut exes = HashMap::new();
-        for t in catalog(self.top(), "transformationCatalog", "transformations") {
-            let pfn = first_pfn(t, "sites");
-            if let (Some(name), Some(pfn)) = (str_of(t, "name"), pfn) {
-                exes.insert(name.to_string(), resolve(base, pfn));
-            }
-        }
-        let mut out = Vec::new();
-        for j in self.job_maps() {
-            let id = str_of(j, "id").expect("validated").to_string();
-            if str_of(j, "type") != Some("job") {
-                return Err(Error::Invalid(format!(
-                    "job {id} is a sub-workflow: run it with pegasus-plan (the local runner executes plain jobs)"
-                )));
-            }
-            let name = str_of(j, "name").expect("validated");
-            let executable = exes.get(name).cloned().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "job {id}: transformation {name} is not in the transformation catalog"
-                ))
-            })?;
-            let args = get(j, "arguments")
-                .and_then(Node::as_seq)
-                .into_iter()
+    /// The `pegasusWorkflow` jobs: (job ID, `file`). Already planned sub-workflows
+    /// (`condorWorkflow`, a DAG) are not workflows this module reads.
+    fn sub_jobs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.job_maps().filter_map(|j| {
+            (str_of(j, "type") == Some("pegasusWorkflow"))
+                .then(|| Some((str_of(j, "id")?, str_of(j, "file")?)))
                 .flatten()
-                .map(|a| a.scalar_text().unwrap_or_default())
-                .collect();
-            let inputs = uses_of(j)
-                .filter(|u| u.input)
-                .map(|u| u.lfn.to_string())
-                .collect();
-            let env = get(j, "profiles")
-                .and_then(Node::as_map)
-                .and_then(|p| get(p, "env"))
-                .and_then(Node::as_map)
-                .into_iter()
-                .flat_map(Map::iter)
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.scalar_text()?)))
-                .collect();
-            let parents = self.parents[&id].iter().cloned().collect();
-            out.push(PlannedJob {
-                id,
-                executable,
-                args,
-                inputs,
-                env,
-                parents,
-            });
-        }
-        Ok(out)
+        })
     }
+}
+
+/// One entry of a job's `uses`.
+struct Use<'a> {
+    lfn: &'a str,
+    input: bool,
+    meta: Option<&'a Node>,
+    /// A file the planner reads (a sub-workflow's own workflow file), not data of the job.
+    for_planning: bool,
+}
+
+fn uses_of(job: &Map) -> impl Iterator<Item = Use<'_>> {
+    get(job, "uses")
+        .and_then(Node::as_seq)
+        .into_iter()
+        .flatten()
+        .filter_map(Node::as_map)
+        .filter_map(|u| {
+            let lfn = str_of(u, "lfn")?;
+            let ty = str_of(u, "type").unwrap_or("input");
+            Some(Use {
+                lfn,
+                input: ty == "input",
+                meta: get(u, "metadata"),
+                for_planning: get(u, "forPlanning").and_then(truthy).unwrap_or(false),
+            })
+        })
 }
 
 /// The entries of an embedded catalog (`replicaCatalog.replicas`, ...).
@@ -427,390 +394,6 @@ fn resolve(base: &Path, pfn: &str) -> String {
     } else {
         base.join(plain).to_string_lossy().into_owned()
     }
-}
-
-/// Options for [`augment`].
-#[derive(Clone, Debug)]
-pub struct AugmentOptions {
-    /// Policy from the command line (overrides the workflow's `store_track` metadata).
-    pub policy: Option<Policy>,
-    /// Where execution nodes find the `store` binary.
-    pub store_bin: String,
-    /// The store directory the tracking jobs use (`--store`), if not their own default.
-    pub store_dir: Option<String>,
-    /// The site the `store` transformation is registered for.
-    pub site: String,
-    /// Absolute path of the workflow file (tracked as the workflow description).
-    pub workflow_pfn: String,
-    /// Directory relative PFNs are resolved against (the workflow file's directory).
-    pub base_dir: std::path::PathBuf,
-}
-
-/// What [`augment`] decided.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct AugmentReport {
-    /// Main jobs.
-    pub main_jobs: usize,
-    /// Tracking jobs added (including the seal job).
-    pub added_jobs: usize,
-    /// Files tracked, with their roles.
-    pub tracked: BTreeMap<String, String>,
-    /// Transformations tracked.
-    pub transformations: Vec<String>,
-    /// Whether the workflow description is tracked.
-    pub workflow_tracked: bool,
-}
-
-struct Use<'a> {
-    lfn: &'a str,
-    input: bool,
-    meta: Option<&'a Node>,
-}
-
-fn uses_of(job: &Map) -> impl Iterator<Item = Use<'_>> {
-    get(job, "uses")
-        .and_then(Node::as_seq)
-        .into_iter()
-        .flatten()
-        .filter_map(Node::as_map)
-        .filter_map(|u| {
-            let lfn = str_of(u, "lfn")?;
-            let ty = str_of(u, "type").unwrap_or("input");
-            Some(Use {
-                lfn,
-                input: ty == "input",
-                meta: get(u, "metadata"),
-            })
-        })
-}
-
-fn unique_id(taken: &mut HashSet<String>, want: String) -> String {
-    let mut id = want.clone();
-    let mut n = 2;
-    while !taken.insert(id.clone()) {
-        id = format!("{want}_{n}");
-        n += 1;
-    }
-    id
-}
-
-fn job_node(id: &str, args: Vec<String>, inputs: &[String]) -> Node {
-    let uses = inputs
-        .iter()
-        .map(|lfn| {
-            Node::Map(Map::from([
-                ("lfn", Node::str(lfn)),
-                ("type", Node::str("input")),
-            ]))
-        })
-        .collect();
-    Node::Map(Map::from([
-        ("type", Node::str("job")),
-        ("name", Node::str("store")),
-        ("id", Node::str(id)),
-        (
-            "arguments",
-            Node::Seq(args.into_iter().map(Node::Str).collect()),
-        ),
-        ("uses", Node::Seq(uses)),
-    ]))
-}
-
-/// Adds tracking to a workflow without changing any main job, its arguments or the
-/// dependencies between main jobs: per tracked job an input tracker (J's parents as parents,
-/// so it runs beside J) and an output tracker (J as parent); one job for the workflow file, one
-/// for the transformations; one seal job after every tracking job and every leaf job. At most
-/// 2n + 3 jobs for n tracked jobs. No credential is written: tracking jobs read theirs from
-/// the execution node's environment.
-pub fn augment(wf: Workflow, opts: &AugmentOptions) -> Result<(Workflow, AugmentReport)> {
-    let top = wf.top();
-    let meta = get(top, "metadata");
-    let policy = match opts.policy {
-        Some(p) => p,
-        None => match meta
-            .and_then(Node::as_map)
-            .and_then(|m| str_of(m, "store_track"))
-        {
-            Some(s) => s.parse()?,
-            None => Policy::Tags,
-        },
-    };
-    let files_all = matches!(policy, Policy::Basic | Policy::Full);
-    let inputs_all = files_all || policy == Policy::Inputs;
-    let outputs_all = files_all || policy == Policy::Outputs;
-    let code_all = matches!(policy, Policy::Full | Policy::Transformations);
-    let wf_tracked = flag(meta, WF_TAGS)?.unwrap_or(policy == Policy::Full);
-
-    // Who produces and who consumes each LFN.
-    let mut produced = HashSet::new();
-    let mut consumed = HashSet::new();
-    for j in wf.job_maps() {
-        for u in uses_of(j) {
-            if u.input {
-                consumed.insert(u.lfn);
-            } else {
-                produced.insert(u.lfn);
-            }
-        }
-    }
-    let mut report = AugmentReport {
-        main_jobs: wf.jobs.len(),
-        workflow_tracked: wf_tracked,
-        ..AugmentReport::default()
-    };
-    let mut taken: HashSet<String> = wf.jobs.iter().cloned().collect();
-    let mut new_jobs = Vec::new();
-    let mut deps: Vec<(String, String)> = Vec::new(); // (parent, child)
-    let mut trackers = Vec::new();
-    let base_args = |job: &str| -> Vec<String> {
-        let mut a = Vec::new();
-        if let Some(d) = &opts.store_dir {
-            a.push("--store".to_string());
-            a.push(d.clone());
-        }
-        a.extend(["track".to_string(), "--job".to_string(), job.to_string()]);
-        a
-    };
-    let mut used_trans = BTreeSet::new();
-    let rmeta = wf.replica_meta();
-    for j in wf.job_maps() {
-        let id = str_of(j, "id").expect("validated").to_string();
-        if str_of(j, "type") == Some("job") {
-            used_trans.insert(str_of(j, "name").expect("validated").to_string());
-        }
-        let mut ins = Vec::new();
-        let mut outs = Vec::new();
-        for u in uses_of(j) {
-            let tag_in = flag(u.meta, INPUT_TAGS)?.or(flag(rmeta.get(u.lfn).copied(), INPUT_TAGS)?);
-            let tag_out =
-                flag(u.meta, OUTPUT_TAGS)?.or(flag(rmeta.get(u.lfn).copied(), OUTPUT_TAGS)?);
-            let intermediate = produced.contains(u.lfn) && consumed.contains(u.lfn);
-            let tracked = if intermediate {
-                files_all
-                    || tag_in.or(tag_out).unwrap_or(false)
-                    || inputs_all && u.input
-                    || outputs_all && !u.input
-            } else if u.input {
-                tag_in.unwrap_or(inputs_all)
-            } else {
-                tag_out.unwrap_or(outputs_all)
-            };
-            if !tracked {
-                continue;
-            }
-            let role = if intermediate {
-                Role::Intermediate
-            } else if u.input {
-                Role::Input
-            } else {
-                Role::Output
-            };
-            report
-                .tracked
-                .insert(u.lfn.to_string(), role.as_str().to_string());
-            if u.input {
-                ins.push((u.lfn, role));
-            } else {
-                outs.push((u.lfn, role));
-            }
-        }
-        for (side, files) in [("in", ins), ("out", outs)] {
-            if files.is_empty() {
-                continue;
-            }
-            let tid = unique_id(&mut taken, format!("store_{side}_{id}"));
-            let mut args = base_args(&id);
-            args.extend(files.iter().map(|(lfn, r)| format!("{}:{lfn}", r.as_str())));
-            let lfns: Vec<String> = files.iter().map(|(l, _)| l.to_string()).collect();
-            new_jobs.push(job_node(&tid, args, &lfns));
-            if side == "in" {
-                for p in &wf.parents[&id] {
-                    deps.push((p.clone(), tid.clone()));
-                }
-            } else {
-                deps.push((id.clone(), tid.clone()));
-            }
-            trackers.push(tid);
-        }
-    }
-    // The transformations (code): tracked by their PFN on the site where they are installed.
-    let mut code_args = Vec::new();
-    if let Some(tc) = get(top, "transformationCatalog").and_then(Node::as_map) {
-        for t in get(tc, "transformations")
-            .and_then(Node::as_seq)
-            .into_iter()
-            .flatten()
-            .filter_map(Node::as_map)
-        {
-            let Some(name) = str_of(t, "name") else {
-                continue;
-            };
-            if !used_trans.contains(name) {
-                continue;
-            }
-            if !flag(get(t, "metadata"), TRANS_TAGS)?.unwrap_or(code_all) {
-                continue;
-            }
-            let pfn = first_pfn(t, "sites");
-            if let Some(pfn) = pfn {
-                // Several transformations may share one executable: track it once.
-                let arg = format!("code:{}", resolve(&opts.base_dir, pfn));
-                if !code_args.contains(&arg) {
-                    code_args.push(arg);
-                }
-                report.transformations.push(name.to_string());
-            }
-        }
-    }
-    if !code_args.is_empty() {
-        let tid = unique_id(&mut taken, "store_code".into());
-        let mut args = base_args("transformations");
-        args.extend(code_args);
-        new_jobs.push(job_node(&tid, args, &[]));
-        trackers.push(tid);
-    }
-    let wf_lfn = format!("{}.store-workflow.yml", wf.name);
-    if wf_tracked {
-        let tid = unique_id(&mut taken, "store_workflow".into());
-        let mut args = base_args("workflow");
-        args.push(format!("workflow:{wf_lfn}"));
-        new_jobs.push(job_node(&tid, args, std::slice::from_ref(&wf_lfn)));
-        trackers.push(tid);
-    }
-    // The seal job: after every tracking job and every leaf job.
-    let seal = unique_id(&mut taken, "store_seal".into());
-    let mut seal_args = Vec::new();
-    if let Some(d) = &opts.store_dir {
-        seal_args.push("--store".to_string());
-        seal_args.push(d.clone());
-    }
-    seal_args.push("seal".to_string());
-    new_jobs.push(job_node(&seal, seal_args, &[]));
-    let has_children: HashSet<&String> = wf.parents.values().flatten().collect();
-    for j in &wf.jobs {
-        if !has_children.contains(j) {
-            deps.push((j.clone(), seal.clone()));
-        }
-    }
-    for t in &trackers {
-        deps.push((t.clone(), seal.clone()));
-    }
-    report.added_jobs = new_jobs.len();
-    report.transformations.sort();
-
-    // The augmented workflow is valid by construction: new jobs only follow existing ones.
-    let Workflow {
-        mut doc,
-        name,
-        mut jobs,
-        mut parents,
-    } = wf;
-    for j in new_jobs.iter().filter_map(Node::as_map) {
-        let id = str_of(j, "id").expect("built with an id").to_string();
-        parents.insert(id.clone(), BTreeSet::new());
-        jobs.push(id);
-    }
-    for (p, c) in &deps {
-        parents.entry(c.clone()).or_default().insert(p.clone());
-    }
-    let top = doc.as_map_mut().expect("validated: a mapping");
-    if let Some(Node::Seq(jobs)) = top.get_mut("jobs") {
-        jobs.extend(new_jobs);
-    }
-    // Dependencies: existing entries stay as they are; new edges are appended per parent.
-    let mut by_parent: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (p, c) in deps {
-        by_parent.entry(p).or_default().push(c);
-    }
-    let dep_list = top.entry("jobDependencies", || Node::Seq(Vec::new()));
-    if dep_list.is_null() {
-        *dep_list = Node::Seq(Vec::new());
-    }
-    if let Node::Seq(list) = dep_list {
-        // One entry per parent: Pegasus keys dependencies by parent id, so a second entry for
-        // the same parent would replace the first. New children join the existing entry.
-        let mut at: HashMap<String, usize> = HashMap::new();
-        for (i, d) in list.iter().enumerate() {
-            if let Some(id) = d.as_map().and_then(|m| str_of(m, "id")) {
-                at.entry(id.to_string()).or_insert(i);
-            }
-        }
-        for (p, cs) in by_parent {
-            let existing = at.get(&p).and_then(|&i| list[i].as_map_mut());
-            match existing {
-                Some(m) => {
-                    if let Some(Node::Seq(children)) = m.get_mut("children") {
-                        children.extend(cs.into_iter().map(Node::Str));
-                    }
-                }
-                None => list.push(Node::Map(Map::from([
-                    ("id", Node::Str(p)),
-                    (
-                        "children",
-                        Node::Seq(cs.into_iter().map(Node::Str).collect()),
-                    ),
-                ]))),
-            }
-        }
-    }
-    // The store transformation, and the workflow file as a replica.
-    add_store_transformation(top, opts)?;
-    if wf_tracked {
-        add_replica(top, &wf_lfn, &opts.workflow_pfn);
-    }
-    let wf = Workflow {
-        doc,
-        name,
-        jobs,
-        parents,
-    };
-    Ok((wf, report))
-}
-
-fn add_store_transformation(top: &mut Map, opts: &AugmentOptions) -> Result<()> {
-    let tc = top.entry("transformationCatalog", || Node::Map(Map::new()));
-    let Node::Map(tc) = tc else {
-        return Err(Error::Invalid(
-            "transformationCatalog is not a mapping".into(),
-        ));
-    };
-    let list = tc.entry("transformations", || Node::Seq(Vec::new()));
-    let Node::Seq(list) = list else {
-        return Err(Error::Invalid(
-            "transformationCatalog.transformations is not a list".into(),
-        ));
-    };
-    if list
-        .iter()
-        .filter_map(Node::as_map)
-        .any(|t| str_of(t, "name") == Some("store"))
-    {
-        return Err(Error::Invalid(
-            "the workflow already has a transformation named `store`".into(),
-        ));
-    }
-    let site = Map::from([
-        ("name", Node::str(&opts.site)),
-        ("pfn", Node::str(&opts.store_bin)),
-        ("type", Node::str("installed")),
-    ]);
-    list.push(Node::Map(Map::from([
-        ("name", Node::str("store")),
-        ("sites", Node::Seq(vec![Node::Map(site)])),
-    ])));
-    Ok(())
-}
-
-fn add_replica(top: &mut Map, lfn: &str, pfn: &str) {
-    let rc = top.entry("replicaCatalog", || Node::Map(Map::new()));
-    let Node::Map(rc) = rc else { return };
-    let list = rc.entry("replicas", || Node::Seq(Vec::new()));
-    let Node::Seq(list) = list else { return };
-    let p = Map::from([("site", Node::str("local")), ("pfn", Node::str(pfn))]);
-    list.push(Node::Map(Map::from([
-        ("lfn", Node::str(lfn)),
-        ("pfns", Node::Seq(vec![Node::Map(p)])),
-    ])));
 }
 
 #[cfg(test)]
