@@ -924,3 +924,114 @@ fn malformed_subworkflows_are_named() {
         }
     }
 }
+
+#[test]
+fn federated_rounds_as_subworkflows_run_seal_once_restore_and_rerun() {
+    if !pegasus_available() {
+        return;
+    }
+    let ws = Ws::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/federated");
+    let files = [
+        "workflow-sub.yml",
+        "workflow-sub.round_0.yml",
+        "workflow-sub.round_1.yml",
+    ];
+    // The committed files are what the generator writes with the real Pegasus API.
+    std::fs::create_dir_all(ws.p("regen")).expect("mkdir");
+    python(&[
+        example.join("generate.py").to_str().expect("utf8"),
+        "--subworkflows",
+        "-o",
+        ws.p("regen/workflow-sub.yml").to_str().expect("utf8"),
+    ]);
+    for f in files {
+        assert_eq!(load(&ws.p("regen").join(f)), load(&example.join(f)), "{f}");
+    }
+    let wf = example.join("workflow-sub.yml");
+    let id = ws
+        .ok(&["run", wf.to_str().expect("utf8"), "--workdir", "work", "-q"])
+        .trim()
+        .to_string();
+    // Sealed once, by the root's seal job, with the records of every round.
+    let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    assert_eq!(runs.as_array().expect("runs").len(), 1);
+    assert_eq!(runs[0]["status"], "sealed");
+    let seals: Vec<String> = std::fs::read_dir(ws.p("work/logs"))
+        .expect("logs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("store_seal") && n.ends_with(".out"))
+        .collect();
+    assert_eq!(seals, ["store_seal.out"]);
+    // The same outputs as the flat workflow.
+    ws.ok(&[
+        "run",
+        example.join("workflow.yml").to_str().expect("utf8"),
+        "--workdir",
+        "flat",
+        "--no-track",
+        "-q",
+    ]);
+    let mut outputs = Vec::new();
+    for e in std::fs::read_dir(ws.p("flat")).expect("flat") {
+        let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") || name.ends_with(".csv") {
+            outputs.push(name);
+        }
+    }
+    assert!(outputs.len() >= 20, "{outputs:?}");
+    for f in &outputs {
+        assert_eq!(
+            std::fs::read(ws.p("work").join(f)).expect(f),
+            std::fs::read(ws.p("flat").join(f)).expect(f),
+            "{f}"
+        );
+    }
+    // Restored by run ID into an empty directory, byte for byte.
+    let out = tempfile::tempdir().expect("dir");
+    ws.ok(&[
+        "checkout",
+        &id,
+        "--to",
+        out.path().to_str().expect("utf8"),
+        "--link",
+        "copy",
+    ]);
+    for f in outputs
+        .iter()
+        .map(String::as_str)
+        .chain(["workflow-sub.round_1.yml"])
+    {
+        assert_eq!(
+            std::fs::read(out.path().join("work").join(f)).expect(f),
+            std::fs::read(ws.p("work").join(f)).expect(f),
+            "{f}"
+        );
+    }
+    // Re-run by ID (the rounds read from the run's recorded copies): the same outputs.
+    let v: Value =
+        serde_json::from_str(&ws.ok(&["rerun", &id, "--workdir", "rr", "--json"])).expect("json");
+    assert_eq!(v["identical"], true, "{v}");
+    assert_eq!(
+        std::fs::read(ws.p("rr/work/report.json")).expect("rerun"),
+        std::fs::read(ws.p("work/report.json")).expect("first")
+    );
+    // Augmented for pegasus-plan: the root and each round load in Pegasus.
+    std::fs::create_dir_all(ws.p("plan")).expect("mkdir");
+    let report = augment(
+        &ws,
+        wf.to_str().expect("utf8"),
+        "plan/workflow-sub.tracked.yml",
+        &[],
+    );
+    assert_eq!(report["workflows"].as_array().expect("w").len(), 3);
+    let root = load(&ws.p("plan/workflow-sub.tracked.yml"));
+    assert!(uses_of(&root, "round_1")
+        .contains(&("workflow-sub.round_1.tracked.yml".into(), "input".into())));
+    for r in ["round_0", "round_1"] {
+        let child = load(&ws.p(&format!("plan/workflow-sub.{r}.tracked.yml")));
+        assert!(store_jobs(&child)
+            .values()
+            .all(|a| arg_after(a, "--run") == report["run_id"].as_str()));
+    }
+}
