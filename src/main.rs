@@ -714,7 +714,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let policy = policy.map(|p| p.parse()).transpose()?;
             let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
             let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
-            std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
             let (tracked, report) = if no_track {
                 let report = store::pegasus::AugmentReport {
                     main_jobs: tree.main_jobs(),
@@ -725,6 +724,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 augment_locally(&s, tree, policy, &run_id, &work)?
             };
             let plan = tracked.plan()?;
+            std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
             if !cli.quiet {
                 eprintln!(
                     "running {} ({} jobs + {} tracking) as run {run_id} in {}",
