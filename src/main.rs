@@ -102,7 +102,8 @@ enum Cmd {
         #[arg(long)]
         push: bool,
     },
-    /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged).
+    /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged);
+    /// sub-workflows are augmented too and written beside the output.
     Augment {
         /// The workflow YAML.
         workflow: PathBuf,
@@ -122,6 +123,11 @@ enum Cmd {
         /// Store directory the tracking jobs use (default: this workspace's store, if any).
         #[arg(long)]
         store_dir: Option<PathBuf>,
+        /// The run every tracking job records into (default: Pegasus's $PEGASUS_WF_UUID when
+        /// the jobs run; a workflow with sub-workflows gets a new UUID, printed, since Pegasus
+        /// gives each sub-workflow a UUID of its own).
+        #[arg(long)]
+        run_id: Option<String>,
         /// Print a JSON report.
         #[arg(long)]
         json: bool,
@@ -501,24 +507,25 @@ fn root_json(r: &store::index::Root) -> serde_json::Value {
     serde_json::json!({"path": r.path, "kind": r.kind, "hash": r.hash.to_hex(), "size": r.size, "time_ns": r.time_ns})
 }
 
-/// Augments a workflow for this machine's `store run`: tracking jobs call this binary on this
-/// store; relative paths resolve against the workflow file's directory.
+/// Augments a workflow tree for this machine's `store run` as run `run_id`: tracking jobs call
+/// this binary on this store; relative paths resolve against each workflow file's directory.
+/// Nothing is written: the runner plans the augmented tree in memory.
 fn augment_locally(
     s: &Store,
-    wf: store::pegasus::Workflow,
-    wf_path: &Path,
+    tree: store::pegasus::WorkflowTree,
     policy: Option<store::pegasus::Policy>,
-) -> anyhow::Result<(store::pegasus::Workflow, store::pegasus::AugmentReport)> {
+    run_id: &str,
+    work: &Path,
+) -> anyhow::Result<(store::pegasus::WorkflowTree, store::pegasus::AugmentReport)> {
     let opts = store::pegasus::AugmentOptions {
         policy,
         store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
         store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
         site: "local".into(),
-        workflow_pfn: std::path::absolute(wf_path)?.to_string_lossy().into_owned(),
-        base_dir: dir_of(wf_path)?,
+        run_id: Some(run_id.parse()?),
+        output: work.join("workflow.tracked.yml"),
     };
-    let (doc, report) = store::pegasus::augment(wf, &opts)?;
-    Ok((store::pegasus::Workflow::from_value(doc, wf_path)?, report))
+    Ok(store::pegasus::augment(tree, &opts)?)
 }
 
 /// The absolute directory of a file (relative workflow paths resolve against it).
@@ -819,11 +826,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             store_bin,
             site,
             store_dir,
+            run_id,
             json,
         } => {
-            let text =
-                std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
-            let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
+            let tree = store::pegasus::WorkflowTree::load(&workflow)?;
             let store_dir = match (store_dir, &cli.store) {
                 (Some(d), _) => Some(d),
                 (None, Some(d)) => Some(d.clone()),
@@ -840,13 +846,23 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 store_bin,
                 store_dir,
                 site,
-                workflow_pfn: std::path::absolute(&workflow)?
-                    .to_string_lossy()
-                    .into_owned(),
-                base_dir: dir_of(&workflow)?,
+                run_id: run_id.map(|r| r.parse()).transpose()?,
+                output: output.clone(),
             };
-            let (doc, report) = store::pegasus::augment(wf, &opts)?;
-            store::util::atomic_write(&output, store::pegasus::to_yaml(&doc)?.as_bytes())?;
+            let (tracked, report) = store::pegasus::augment(tree, &opts)?;
+            // Sub-workflows first (beside the output, under the names their parents now
+            // give them), so a written root never names a missing child.
+            let out_dir = dir_of(&output)?;
+            for (_, file, node) in tracked.walk().into_iter().rev() {
+                let dest = match file {
+                    Some(f) => out_dir.join(f),
+                    None => output.clone(),
+                };
+                store::util::atomic_write(&dest, node.wf.to_yaml()?.as_bytes())?;
+            }
+            // The process ends here: freeing a document of many small nodes one by one would
+            // cost a sixth of the whole command.
+            std::mem::forget(tracked);
             if json {
                 print_json(&report)?;
             } else if !cli.quiet {
@@ -859,6 +875,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     report.transformations.len(),
                     if report.workflow_tracked { ", workflow tracked" } else { "" }
                 );
+                if report.workflows.len() > 1 {
+                    println!(
+                        "{} sub-workflows written beside it; every tracking job records into run {}",
+                        report.workflows.len() - 1,
+                        report.run_id.as_deref().unwrap_or("")
+                    );
+                }
             }
         }
         Cmd::Run {
@@ -870,24 +893,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             no_track,
         } => {
             let s = open(&cli.store)?;
-            let text =
-                std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
-            let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
-            let name = wf.name.clone();
+            let tree = store::pegasus::WorkflowTree::load(&workflow)?;
+            let name = tree.wf.name.clone();
             let policy = policy.map(|p| p.parse()).transpose()?;
-            let (tracked, report) = if no_track {
-                let report = store::pegasus::AugmentReport {
-                    main_jobs: wf.jobs.len(),
-                    ..Default::default()
-                };
-                (wf, report)
-            } else {
-                augment_locally(&s, wf, &workflow, policy)?
-            };
-            let base = dir_of(&workflow)?;
-            let plan = tracked.plan(&base)?;
             let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
             let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+            let (tracked, report) = if no_track {
+                let report = store::pegasus::AugmentReport {
+                    main_jobs: tree.main_jobs(),
+                    ..Default::default()
+                };
+                (tree, report)
+            } else {
+                augment_locally(&s, tree, policy, &run_id, &work)?
+            };
+            let plan = tracked.plan()?;
             std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
             if !cli.quiet {
                 eprintln!(
@@ -898,14 +918,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     work.display()
                 );
             }
-            let out = store::runner::run_jobs(
-                &plan,
-                &tracked.replicas(&base),
-                &name,
-                &run_id,
-                &work,
-                jobs,
-            )?;
+            let out = store::runner::run_jobs(&plan, &tracked.replicas(), &run_id, &work, jobs)?;
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!(
                     "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",
@@ -925,10 +938,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let s = open(&cli.store)?;
             let old = s.resolve_run(&run)?;
             let snap = s.run_snapshot(&old)?;
-            let wf_entry = snap
+            // The root's description; those of its sub-workflows are under the names their
+            // parents give them.
+            let root_lfn = format!("{}.store-workflow.yml", snap.workflow);
+            let descriptions: Vec<&store::run::RunEntry> = snap
                 .entries
                 .iter()
-                .find(|e| e.role == store::run::Role::Workflow)
+                .filter(|e| e.role == store::run::Role::Workflow)
+                .collect();
+            let wf_entry = descriptions
+                .iter()
+                .find(|e| e.lfn == root_lfn)
+                .or(descriptions.first())
                 .ok_or_else(|| {
                     store::Error::Invalid(format!(
                         "run {} did not track its workflow description (track it with policy full or wf_track)",
@@ -951,13 +972,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )?;
             let wf_path = restored.join(&wf_entry.path);
-            let text =
-                std::fs::read_to_string(&wf_path).map_err(|e| store::Error::io(&wf_path, e))?;
-            let wf = store::pegasus::Workflow::parse(&text, &wf_path)?;
-            // Executables named relative to the workflow file get the run's recorded code.
+            let files = descriptions
+                .iter()
+                .map(|e| Ok((e.lfn.clone(), std::path::absolute(restored.join(&e.path))?)))
+                .collect::<std::io::Result<_>>()?;
+            let tree = store::pegasus::WorkflowTree::load_with(&wf_path, &files)?;
+            // Executables named relative to the workflow files get the run's recorded code.
             let wf_dir = dir_of(&wf_path)?;
-            for j in wf.plan(&wf_dir)? {
-                let exe = PathBuf::from(&j.executable);
+            for j in tree.plan()? {
+                let Some(exe) = j.executable.map(PathBuf::from) else {
+                    continue;
+                };
                 let Ok(rel) = exe.strip_prefix(&wf_dir) else {
                     continue;
                 };
@@ -975,11 +1000,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     std::fs::copy(restored.join(&e.path), &exe)?;
                 }
             }
-            let name = wf.name.clone();
-            let (tracked, _) = augment_locally(&s, wf, &wf_path, Some(policy.parse()?))?;
+            let (tracked, _) = augment_locally(&s, tree, Some(policy.parse()?), &new_id, &work)?;
             // Inputs come from the restored run, not from wherever the catalog pointed then.
-            let base = wf_dir;
-            let mut replicas = tracked.replicas(&base);
+            let mut replicas = tracked.replicas();
             for e in snap
                 .entries
                 .iter()
@@ -988,8 +1011,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 let p = std::path::absolute(restored.join(&e.path))?;
                 replicas.insert(e.lfn.clone(), p.to_string_lossy().into_owned());
             }
-            let plan = tracked.plan(&base)?;
-            let out = store::runner::run_jobs(&plan, &replicas, &name, &new_id, &work, jobs)?;
+            let plan = tracked.plan()?;
+            let out = store::runner::run_jobs(&plan, &replicas, &new_id, &work, jobs)?;
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!("job {job} of rerun {new_id} failed: {why}");
             }
