@@ -52,20 +52,33 @@ pub fn new_run_id() -> String {
 
 fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<()> {
     let dest = work.join(lfn);
-    if dest.exists() {
-        return Ok(());
-    }
     let Some(pfn) = replicas.get(lfn) else {
         return Ok(());
     };
     let src = Path::new(pfn.strip_prefix("file://").unwrap_or(pfn));
+    // A file left in a reused work directory is used only if it is the replica itself (same
+    // inode); anything else is replaced, so a job never runs on a stale input.
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(d), Ok(s)) = (fs::metadata(&dest), fs::metadata(src)) {
+        if d.dev() == s.dev() && d.ino() == s.ino() {
+            return Ok(());
+        }
+    }
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    if fs::hard_link(src, &dest).is_err() {
-        fs::copy(src, &dest).map_err(|e| Error::io(src, e))?;
+    let tmp = dest.with_file_name(format!(
+        ".{}.stage-{}",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("input"),
+        crate::util::unique_suffix()
+    ));
+    if fs::hard_link(src, &tmp).is_err() {
+        if let Err(e) = fs::copy(src, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(src, e));
+        }
     }
-    Ok(())
+    fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))
 }
 
 fn tail(path: &Path) -> String {

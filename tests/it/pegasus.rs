@@ -993,3 +993,34 @@ fn federated_rounds_as_subworkflows_run_seal_once_restore_and_rerun() {
             .all(|a| arg_after(a, "--run") == report["run_id"].as_str()));
     }
 }
+
+/// A work directory reused by a second `store run` gets the inputs of the second run, not
+/// files left from the first.
+#[test]
+fn reused_workdir_gets_fresh_inputs() {
+    let ws = Ws::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/federated");
+    let copy = ws.p("fl");
+    std::fs::create_dir_all(copy.join("bin")).expect("mkdir");
+    for f in ["workflow.yml", "config.json", "bin/fl.py"] {
+        std::fs::copy(src.join(f), copy.join(f)).expect(f);
+    }
+    let wf = copy.join("workflow.yml");
+    let wf = wf.to_str().expect("utf8");
+    ws.ok(&["run", wf, "--workdir", "work", "-q", "--no-track"]);
+    let first = std::fs::read(ws.p("work/report.json")).expect("report");
+    let cfg = std::fs::read_to_string(copy.join("config.json")).expect("config");
+    std::fs::remove_file(copy.join("config.json")).expect("rm");
+    std::fs::write(
+        copy.join("config.json"),
+        cfg.replace("\"w\": 3.0", "\"w\": -5.0"),
+    )
+    .expect("write");
+    ws.ok(&["run", wf, "--workdir", "work", "-q", "--no-track"]);
+    assert_eq!(
+        std::fs::read_to_string(ws.p("work/config.json")).expect("staged"),
+        std::fs::read_to_string(copy.join("config.json")).expect("new")
+    );
+    let second = std::fs::read(ws.p("work/report.json")).expect("report");
+    assert_ne!(first, second);
+}
