@@ -1016,20 +1016,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!("job {job} of rerun {new_id} failed: {why}");
             }
-            // Same outputs? Compare each recorded output with what the rerun produced.
+            // Same results? Compare each recorded output and intermediate file with what the
+            // rerun produced (an intermediate recorded twice, by producer and consumer, once).
             let mut compared = Vec::new();
-            for e in snap
-                .entries
-                .iter()
-                .filter(|e| e.role == store::run::Role::Output)
-            {
+            let mut seen = std::collections::HashSet::new();
+            for e in snap.entries.iter().filter(|e| {
+                matches!(
+                    e.role,
+                    store::run::Role::Output | store::run::Role::Intermediate
+                )
+            }) {
+                if !seen.insert((e.lfn.clone(), e.hash)) {
+                    continue;
+                }
                 let p = work.join(&e.lfn);
                 let now = if p.exists() {
                     Some(s.hash_path(&p)?)
                 } else {
                     None
                 };
-                compared.push(serde_json::json!({"lfn": e.lfn, "identical": now == Some(e.hash)}));
+                compared.push(serde_json::json!({"lfn": e.lfn, "role": e.role, "identical": now == Some(e.hash)}));
             }
             let all_same = compared.iter().all(|c| c["identical"] == true);
             if json {
