@@ -6,6 +6,7 @@ mod common;
 mod concurrency;
 mod corruption;
 mod crash;
+mod gdrive;
 mod golden;
 mod pegasus;
 mod properties;
