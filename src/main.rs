@@ -379,9 +379,16 @@ struct RemoteOpts {
     /// Virtual-hosted-style requests (default: path style).
     #[arg(long)]
     virtual_hosted: bool,
-    /// An AWS-style credentials file to read keys from (its path is stored, never its content).
+    /// A credentials file (its path is stored, never its content): AWS-style keys for S3; a
+    /// Google `authorized_user` or `service_account` JSON file for gdrive://.
     #[arg(long, value_name = "FILE")]
     credentials_file: Option<PathBuf>,
+    /// Google Drive API base URL (default https://www.googleapis.com).
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+    /// OAuth token endpoint for Google Drive (default https://oauth2.googleapis.com/token).
+    #[arg(long, value_name = "URL")]
+    token_url: Option<String>,
 }
 
 impl RemoteOpts {
@@ -403,6 +410,12 @@ impl RemoteOpts {
             let abs = std::path::absolute(&f)?;
             options.insert("credentials_file".to_string(), abs.display().to_string());
         }
+        if let Some(v) = self.api_url {
+            options.insert("api_url".to_string(), v);
+        }
+        if let Some(v) = self.token_url {
+            options.insert("token_url".to_string(), v);
+        }
         // A relative directory remote is kept absolute, so it means the same from anywhere.
         let url = if url.contains("://") {
             url
@@ -415,8 +428,8 @@ impl RemoteOpts {
 
 #[derive(Subcommand)]
 enum RemoteCmd {
-    /// Add a remote: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, or a
-    /// directory path.
+    /// Add a remote: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
+    /// gdrive://folder/path or gdrive://id:FOLDER_ID, or a directory path.
     Add {
         /// Its name.
         name: String,
