@@ -109,6 +109,25 @@ pub enum Error {
         /// What failed, and on which key.
         detail: String,
     },
+    /// A sub-workflow (a Pegasus `pegasusWorkflow` job) whose file is missing, unreadable or
+    /// malformed; the exit code is that of `cause`.
+    #[error("{}: sub-workflow job {job} (file {file}): {cause}", .parent.display())]
+    SubWorkflow {
+        /// The workflow file holding the job.
+        parent: PathBuf,
+        /// The sub-workflow job.
+        job: String,
+        /// Its `file` (a logical file name).
+        file: String,
+        /// What went wrong reading or validating the child workflow.
+        cause: Box<Error>,
+    },
+    /// Sub-workflows that include each other.
+    #[error("sub-workflows include each other: {}", .0.join(" -> "))]
+    SubWorkflowCycle(
+        /// Each workflow file with the job that includes the next, back to the first file.
+        Vec<String>,
+    ),
 }
 
 /// Exit codes of the `store` binary, one per failure class.
@@ -183,7 +202,8 @@ impl Error {
             Error::RunNotFound(_) => exit::NOT_FOUND,
             Error::UnsafePath(_) => exit::CORRUPT,
             Error::WouldOverwrite(_) => exit::BAD_PATH,
-            Error::Invalid(_) => exit::USAGE,
+            Error::Invalid(_) | Error::SubWorkflowCycle(_) => exit::USAGE,
+            Error::SubWorkflow { cause, .. } => cause.exit_code(),
             Error::Io { .. } | Error::Index { .. } | Error::Git(_) => exit::FAILURE,
             Error::Remote { .. } => exit::REMOTE,
         }

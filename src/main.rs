@@ -106,7 +106,8 @@ enum Cmd {
         #[arg(long)]
         push: bool,
     },
-    /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged).
+    /// Add tracking jobs to a Pegasus 5 workflow (main jobs and their dependencies unchanged);
+    /// sub-workflows are augmented too and written beside the output.
     Augment {
         /// The workflow YAML.
         workflow: PathBuf,
@@ -126,16 +127,19 @@ enum Cmd {
         /// Store directory the tracking jobs use (default: this workspace's store, if any).
         #[arg(long)]
         store_dir: Option<PathBuf>,
+        /// The run every tracking job records into (default: Pegasus's $PEGASUS_WF_UUID when
+        /// the jobs run; a workflow with sub-workflows gets a new UUID, printed, since Pegasus
+        /// gives each sub-workflow a UUID of its own).
+        #[arg(long)]
+        run_id: Option<String>,
         /// Print a JSON report.
         #[arg(long)]
         json: bool,
         /// Link the run to MLflow: create its runs now (one wait in total) and hand each job
-        /// its run (MLFLOW_* profiles; tracking jobs get its URL). Fixes the store run ID.
+        /// its run (MLFLOW_* profiles; tracking jobs get its URL). Fixes the run ID (--run-id,
+        /// else a new UUID).
         #[arg(long)]
         mlflow: bool,
-        /// With --mlflow: the store run ID (default: a new UUID).
-        #[arg(long, requires = "mlflow")]
-        run_id: Option<String>,
     },
     /// Run a Pegasus 5 workflow on this machine with tracking: augment it, execute its jobs in
     /// dependency order (up to --jobs at once), seal the run, print the run ID.
@@ -397,9 +401,16 @@ struct RemoteOpts {
     /// Virtual-hosted-style requests (default: path style).
     #[arg(long)]
     virtual_hosted: bool,
-    /// An AWS-style credentials file to read keys from (its path is stored, never its content).
+    /// A credentials file (its path is stored, never its content): AWS-style keys for S3; a
+    /// Google `authorized_user` or `service_account` JSON file for gdrive://.
     #[arg(long, value_name = "FILE")]
     credentials_file: Option<PathBuf>,
+    /// Google Drive API base URL (default https://www.googleapis.com).
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+    /// OAuth token endpoint for Google Drive (default https://oauth2.googleapis.com/token).
+    #[arg(long, value_name = "URL")]
+    token_url: Option<String>,
 }
 
 impl RemoteOpts {
@@ -421,6 +432,12 @@ impl RemoteOpts {
             let abs = std::path::absolute(&f)?;
             options.insert("credentials_file".to_string(), abs.display().to_string());
         }
+        if let Some(v) = self.api_url {
+            options.insert("api_url".to_string(), v);
+        }
+        if let Some(v) = self.token_url {
+            options.insert("token_url".to_string(), v);
+        }
         // A relative directory remote is kept absolute, so it means the same from anywhere.
         let url = if url.contains("://") {
             url
@@ -433,8 +450,8 @@ impl RemoteOpts {
 
 #[derive(Subcommand)]
 enum RemoteCmd {
-    /// Add a remote: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, or a
-    /// directory path.
+    /// Add a remote: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
+    /// gdrive://folder/path or gdrive://id:FOLDER_ID, or a directory path.
     Add {
         /// Its name.
         name: String,
@@ -540,30 +557,31 @@ fn root_json(r: &store::index::Root) -> serde_json::Value {
     serde_json::json!({"path": r.path, "kind": r.kind, "hash": r.hash.to_hex(), "size": r.size, "time_ns": r.time_ns})
 }
 
-/// Augments a workflow for this machine's `store run`: tracking jobs call this binary on this
-/// store; relative paths resolve against the workflow file's directory.
+/// Augments a workflow tree for this machine's `store run` as run `run_id`: tracking jobs call
+/// this binary on this store; relative paths resolve against each workflow file's directory.
+/// Nothing is written: the runner plans the augmented tree in memory.
 fn augment_locally(
     s: &Store,
-    wf: store::pegasus::Workflow,
-    wf_path: &Path,
+    tree: store::pegasus::WorkflowTree,
     policy: Option<store::pegasus::Policy>,
-    mlflow_run: Option<&str>,
+    run_id: &str,
+    work: &Path,
+    mlflow: bool,
     quiet: bool,
-) -> anyhow::Result<(store::pegasus::Workflow, store::pegasus::AugmentReport)> {
+) -> anyhow::Result<(store::pegasus::WorkflowTree, store::pegasus::AugmentReport)> {
     let opts = store::pegasus::AugmentOptions {
         policy,
         store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
         store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
         site: "local".into(),
-        workflow_pfn: std::path::absolute(wf_path)?.to_string_lossy().into_owned(),
-        base_dir: dir_of(wf_path)?,
+        run_id: Some(run_id.parse()?),
+        output: work.join("workflow.tracked.yml"),
     };
-    let name = wf.name.clone();
-    let (mut doc, report) = store::pegasus::augment(wf, &opts)?;
-    if let Some(run_id) = mlflow_run {
-        link_mlflow(s, &mut doc, &report, &name, run_id, quiet)?;
+    let (mut tree, report) = store::pegasus::augment(tree, &opts)?;
+    if mlflow {
+        link_mlflow(s, &mut tree, &report, run_id, quiet)?;
     }
-    Ok((store::pegasus::Workflow::from_value(doc, wf_path)?, report))
+    Ok((tree, report))
 }
 
 /// `--mlflow` at generation: ensures the MLflow runs of the whole run at once (experiment,
@@ -574,9 +592,8 @@ fn augment_locally(
 /// without MLflow), the run is pending, and the seal fills MLflow in. Returns the report.
 fn link_mlflow(
     s: &Store,
-    doc: &mut serde_norway::Value,
+    tree: &mut store::pegasus::WorkflowTree,
     report: &store::pegasus::AugmentReport,
-    workflow: &str,
     run_id: &str,
     quiet: bool,
 ) -> anyhow::Result<store::mlflow::StartReport> {
@@ -588,7 +605,7 @@ fn link_mlflow(
         )
     })?;
     let plan = Plan {
-        workflow: workflow.to_string(),
+        workflow: tree.wf.name.clone(),
         run_id: run_id.to_string(),
         started_ms: store::util::now_ns() / 1_000_000,
         jobs: report
@@ -602,23 +619,14 @@ fn link_mlflow(
             .collect(),
     };
     let start = s.mlflow_start(&uri, plan)?;
-    let mut env: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    let mut args: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let run_arg = || vec!["--run".to_string(), run_id.to_string()];
-    for t in report
-        .jobs
-        .iter()
-        .flat_map(|j| &j.trackers)
-        .chain(&report.run_level_trackers)
-    {
-        args.insert(t.clone(), run_arg());
-    }
-    args.insert(
-        report.seal_job.clone(),
-        vec![run_id.to_string(), "--mlflow".to_string()],
-    );
+    // Keyed by (job path of the workflow, job ID): jobs live in the workflows of the tree.
+    let key = |wf: &str, job: &str| (wf.to_string(), job.to_string());
+    let mut env = BTreeMap::new();
+    let mut args: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // The seal (run ID already in its arguments) finishes the MLflow runs, or fills them in.
+    args.insert(key("", &report.seal_job), vec!["--mlflow".to_string()]);
     env.insert(
-        report.seal_job.clone(),
+        key("", &report.seal_job),
         vec![("MLFLOW_TRACKING_URI".to_string(), uri.clone())],
     );
     match &start.links {
@@ -628,7 +636,7 @@ fn link_mlflow(
                     continue;
                 };
                 env.insert(
-                    j.id.clone(),
+                    key(&j.workflow, &j.job),
                     vec![
                         ("MLFLOW_TRACKING_URI".to_string(), uri.clone()),
                         ("MLFLOW_EXPERIMENT_NAME".to_string(), l.experiment.clone()),
@@ -636,15 +644,17 @@ fn link_mlflow(
                     ],
                 );
                 for t in &j.trackers {
-                    if let Some(a) = args.get_mut(t) {
-                        a.extend(["--mlflow-run".to_string(), l.url.clone()]);
-                    }
+                    args.insert(
+                        key(&j.workflow, t),
+                        vec!["--mlflow-run".to_string(), l.url.clone()],
+                    );
                 }
             }
             for t in &report.run_level_trackers {
-                if let Some(a) = args.get_mut(t) {
-                    a.extend(["--mlflow-run".to_string(), links.parent.url.clone()]);
-                }
+                args.insert(
+                    key("", t),
+                    vec!["--mlflow-run".to_string(), links.parent.url.clone()],
+                );
             }
             if !quiet {
                 eprintln!(
@@ -660,7 +670,7 @@ fn link_mlflow(
             start.pending.as_deref().unwrap_or("unknown")
         ),
     }
-    store::pegasus::add_to_jobs(doc, &env, &args);
+    store::pegasus::add_to_jobs(tree, &env, &args);
     Ok(start)
 }
 
@@ -992,7 +1002,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             // Never fails the job: MLflow gets a bounded time, then the run is pending.
             if let Some(url) = &mlflow_run {
-                match s.mlflow_log_job(url, &ctx.workflow, &ctx.run_id, &ctx.job_id) {
+                let lfns: Vec<String> = files
+                    .iter()
+                    .filter_map(|f| f.split_once(':').map(|(_, p)| p.to_string()))
+                    .collect();
+                match s.mlflow_log_job(url, &ctx.workflow, &ctx.run_id, &ctx.job_id, &lfns) {
                     Ok(store::mlflow::Sent {
                         pending: None,
                         requests,
@@ -1019,13 +1033,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             store_bin,
             site,
             store_dir,
+            run_id,
             json,
             mlflow,
-            run_id,
         } => {
-            let text =
-                std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
-            let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
+            let tree = store::pegasus::WorkflowTree::load(&workflow)?;
             let store_dir = match (store_dir, &cli.store) {
                 (Some(d), _) => Some(d),
                 (None, Some(d)) => Some(d.clone()),
@@ -1042,17 +1054,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 store_bin,
                 store_dir,
                 site,
-                workflow_pfn: std::path::absolute(&workflow)?
-                    .to_string_lossy()
-                    .into_owned(),
-                base_dir: dir_of(&workflow)?,
+                // MLflow runs are keyed by the store run ID, so --mlflow fixes it now.
+                run_id: match (run_id, mlflow) {
+                    (Some(r), _) => Some(r.parse()?),
+                    (None, true) => Some(store::runner::new_run_id().parse()?),
+                    (None, false) => None,
+                },
+                output: output.clone(),
             };
-            let name = wf.name.clone();
-            let (mut doc, report) = store::pegasus::augment(wf, &opts)?;
+            let (mut tracked, report) = store::pegasus::augment(tree, &opts)?;
             let mut linked = None;
             if mlflow {
-                // The MLflow runs are keyed by the store run ID, so it is fixed now (Pegasus
-                // assigns its own only at planning time).
                 let s = match &opts.store_dir {
                     Some(d) => Store::open(Path::new(d)),
                     None => Err(store::Error::NotAStore {
@@ -1060,16 +1072,25 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     }),
                 }
                 .context("--mlflow keeps the run's MLflow state in the tracking jobs' store")?;
-                let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
-                store::run::RunContext::resolve(Some(name.clone()), Some(run_id.clone()), None)?;
-                let start = link_mlflow(&s, &mut doc, &report, &name, &run_id, cli.quiet)?;
-                linked = Some((run_id, start));
+                let run_id = report.run_id.clone().expect("fixed with --mlflow");
+                linked = Some(link_mlflow(&s, &mut tracked, &report, &run_id, cli.quiet)?);
             }
-            store::util::atomic_write(&output, store::pegasus::to_yaml(&doc)?.as_bytes())?;
+            // Sub-workflows first (beside the output, under the names their parents now
+            // give them), so a written root never names a missing child.
+            let out_dir = dir_of(&output)?;
+            for (_, file, node) in tracked.walk().into_iter().rev() {
+                let dest = match file {
+                    Some(f) => out_dir.join(f),
+                    None => output.clone(),
+                };
+                store::util::atomic_write(&dest, node.wf.to_yaml()?.as_bytes())?;
+            }
+            // The process ends here: freeing a document of many small nodes one by one would
+            // cost a sixth of the whole command.
+            std::mem::forget(tracked);
             if json {
                 let mut v = serde_json::to_value(&report)?;
-                if let (Some((run_id, start)), Some(m)) = (&linked, v.as_object_mut()) {
-                    m.insert("run_id".into(), serde_json::json!(run_id));
+                if let (Some(start), Some(m)) = (&linked, v.as_object_mut()) {
                     m.insert(
                         "mlflow".into(),
                         serde_json::json!({
@@ -1091,8 +1112,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     report.transformations.len(),
                     if report.workflow_tracked { ", workflow tracked" } else { "" }
                 );
-                if let Some((run_id, _)) = &linked {
-                    println!("store run ID {run_id} (MLflow-linked: plan this workflow once)");
+                if report.workflows.len() > 1 {
+                    println!(
+                        "{} sub-workflows written beside it; every tracking job records into run {}",
+                        report.workflows.len() - 1,
+                        report.run_id.as_deref().unwrap_or("")
+                    );
+                } else if linked.is_some() {
+                    println!(
+                        "every tracking job records into run {} (MLflow-linked: plan this workflow once)",
+                        report.run_id.as_deref().unwrap_or("")
+                    );
                 }
             }
         }
@@ -1106,25 +1136,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             mlflow,
         } => {
             let s = open(&cli.store)?;
-            let text =
-                std::fs::read_to_string(&workflow).map_err(|e| store::Error::io(&workflow, e))?;
-            let wf = store::pegasus::Workflow::parse(&text, &workflow)?;
-            let name = wf.name.clone();
+            let tree = store::pegasus::WorkflowTree::load(&workflow)?;
+            let name = tree.wf.name.clone();
             let policy = policy.map(|p| p.parse()).transpose()?;
             let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
+            let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
             let (tracked, report) = if no_track {
                 let report = store::pegasus::AugmentReport {
-                    main_jobs: wf.jobs.len(),
+                    main_jobs: tree.main_jobs(),
                     ..Default::default()
                 };
-                (wf, report)
+                (tree, report)
             } else {
-                let linked = mlflow.then_some(run_id.as_str());
-                augment_locally(&s, wf, &workflow, policy, linked, cli.quiet)?
+                augment_locally(&s, tree, policy, &run_id, &work, mlflow, cli.quiet)?
             };
-            let base = dir_of(&workflow)?;
-            let plan = tracked.plan(&base)?;
-            let work = workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+            let plan = tracked.plan()?;
             std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
             if !cli.quiet {
                 eprintln!(
@@ -1135,14 +1161,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     work.display()
                 );
             }
-            let out = store::runner::run_jobs(
-                &plan,
-                &tracked.replicas(&base),
-                &name,
-                &run_id,
-                &work,
-                jobs,
-            )?;
+            let out = store::runner::run_jobs(&plan, &tracked.replicas(), &run_id, &work, jobs)?;
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!(
                     "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",
@@ -1167,10 +1186,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let s = open(&cli.store)?;
             let old = s.resolve_run(&run)?;
             let snap = s.run_snapshot(&old)?;
-            let wf_entry = snap
+            // The root's description; those of its sub-workflows are under the names their
+            // parents give them.
+            let root_lfn = format!("{}.store-workflow.yml", snap.workflow);
+            let descriptions: Vec<&store::run::RunEntry> = snap
                 .entries
                 .iter()
-                .find(|e| e.role == store::run::Role::Workflow)
+                .filter(|e| e.role == store::run::Role::Workflow)
+                .collect();
+            let wf_entry = descriptions
+                .iter()
+                .find(|e| e.lfn == root_lfn)
+                .or(descriptions.first())
                 .ok_or_else(|| {
                     store::Error::Invalid(format!(
                         "run {} did not track its workflow description (track it with policy full or wf_track)",
@@ -1193,13 +1220,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
             )?;
             let wf_path = restored.join(&wf_entry.path);
-            let text =
-                std::fs::read_to_string(&wf_path).map_err(|e| store::Error::io(&wf_path, e))?;
-            let wf = store::pegasus::Workflow::parse(&text, &wf_path)?;
-            // Executables named relative to the workflow file get the run's recorded code.
+            let files = descriptions
+                .iter()
+                .map(|e| Ok((e.lfn.clone(), std::path::absolute(restored.join(&e.path))?)))
+                .collect::<std::io::Result<_>>()?;
+            let tree = store::pegasus::WorkflowTree::load_with(&wf_path, &files)?;
+            // Executables named relative to the workflow files get the run's recorded code.
             let wf_dir = dir_of(&wf_path)?;
-            for j in wf.plan(&wf_dir)? {
-                let exe = PathBuf::from(&j.executable);
+            for j in tree.plan()? {
+                let Some(exe) = j.executable.map(PathBuf::from) else {
+                    continue;
+                };
                 let Ok(rel) = exe.strip_prefix(&wf_dir) else {
                     continue;
                 };
@@ -1217,12 +1248,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     std::fs::copy(restored.join(&e.path), &exe)?;
                 }
             }
-            let name = wf.name.clone();
-            let (tracked, _) =
-                augment_locally(&s, wf, &wf_path, Some(policy.parse()?), None, cli.quiet)?;
+            let (tracked, _) = augment_locally(
+                &s,
+                tree,
+                Some(policy.parse()?),
+                &new_id,
+                &work,
+                false,
+                cli.quiet,
+            )?;
             // Inputs come from the restored run, not from wherever the catalog pointed then.
-            let base = wf_dir;
-            let mut replicas = tracked.replicas(&base);
+            let mut replicas = tracked.replicas();
             for e in snap
                 .entries
                 .iter()
@@ -1231,25 +1267,31 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 let p = std::path::absolute(restored.join(&e.path))?;
                 replicas.insert(e.lfn.clone(), p.to_string_lossy().into_owned());
             }
-            let plan = tracked.plan(&base)?;
-            let out = store::runner::run_jobs(&plan, &replicas, &name, &new_id, &work, jobs)?;
+            let plan = tracked.plan()?;
+            let out = store::runner::run_jobs(&plan, &replicas, &new_id, &work, jobs)?;
             if let Some((job, why)) = &out.failed {
                 anyhow::bail!("job {job} of rerun {new_id} failed: {why}");
             }
-            // Same outputs? Compare each recorded output with what the rerun produced.
+            // Same results? Compare each recorded output and intermediate file with what the
+            // rerun produced (an intermediate recorded twice, by producer and consumer, once).
             let mut compared = Vec::new();
-            for e in snap
-                .entries
-                .iter()
-                .filter(|e| e.role == store::run::Role::Output)
-            {
+            let mut seen = std::collections::HashSet::new();
+            for e in snap.entries.iter().filter(|e| {
+                matches!(
+                    e.role,
+                    store::run::Role::Output | store::run::Role::Intermediate
+                )
+            }) {
+                if !seen.insert((e.lfn.clone(), e.hash)) {
+                    continue;
+                }
                 let p = work.join(&e.lfn);
                 let now = if p.exists() {
                     Some(s.hash_path(&p)?)
                 } else {
                     None
                 };
-                compared.push(serde_json::json!({"lfn": e.lfn, "identical": now == Some(e.hash)}));
+                compared.push(serde_json::json!({"lfn": e.lfn, "role": e.role, "identical": now == Some(e.hash)}));
             }
             let all_same = compared.iter().all(|c| c["identical"] == true);
             if json {

@@ -96,6 +96,37 @@ impl RunContext {
     }
 }
 
+/// A run ID (Pegasus uses UUIDs): 1-200 characters of letters, digits and `._:@+-`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    /// A new random (version 4) UUID.
+    pub fn random() -> RunId {
+        RunId(crate::runner::new_run_id())
+    }
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<RunId> {
+        check_name("run ID", s)?;
+        Ok(RunId(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What a tracked file is to its run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,8 +1,10 @@
-//! The embedded single-machine executor (`store run`): runs a planned workflow's jobs in
+//! The embedded single-machine executor (`store run`): runs a planned workflow tree's jobs in
 //! dependency order, up to N at a time, each with the `PEGASUS_*` variables set, in one shared
-//! working directory where replica-catalog inputs are staged. Each job's stdout and stderr
-//! stream to `logs/<job>.out` and `logs/<job>.err`. After a failure no new job starts; the
-//! failing job, its exit status and the end of its stderr are reported.
+//! working directory where replica-catalog inputs are staged. Sub-workflows are part of the
+//! one job graph ([`crate::pegasus::WorkflowTree::plan`]): their jobs count against the same
+//! N, and a sub-workflow job is done when its last job is. Each job's stdout and stderr stream
+//! to `logs/<job>.out` and `logs/<job>.err`. After a failure no new job starts; the failing
+//! job, its exit status and the end of its stderr are reported.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -50,20 +52,33 @@ pub fn new_run_id() -> String {
 
 fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<()> {
     let dest = work.join(lfn);
-    if dest.exists() {
-        return Ok(());
-    }
     let Some(pfn) = replicas.get(lfn) else {
         return Ok(());
     };
     let src = Path::new(pfn.strip_prefix("file://").unwrap_or(pfn));
+    // A file left in a reused work directory is used only if it is the replica itself (same
+    // inode); anything else is replaced, so a job never runs on a stale input.
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(d), Ok(s)) = (fs::metadata(&dest), fs::metadata(src)) {
+        if d.dev() == s.dev() && d.ino() == s.ino() {
+            return Ok(());
+        }
+    }
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    if fs::hard_link(src, &dest).is_err() {
-        fs::copy(src, &dest).map_err(|e| Error::io(src, e))?;
+    let tmp = dest.with_file_name(format!(
+        ".{}.stage-{}",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("input"),
+        crate::util::unique_suffix()
+    ));
+    if fs::hard_link(src, &tmp).is_err() {
+        if let Err(e) = fs::copy(src, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(src, e));
+        }
     }
-    Ok(())
+    fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))
 }
 
 fn tail(path: &Path) -> String {
@@ -72,11 +87,12 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
-/// Runs `jobs` of workflow `name` as run `run_id` in `work`, at most `parallel` at once.
+/// Runs `jobs` as run `run_id` in `work`, at most `parallel` at once. Every job sees
+/// `PEGASUS_WF_UUID` = `run_id`, and its own workflow's name and job ID in `PEGASUS_WF_LABEL`
+/// and `PEGASUS_DAG_JOB_ID`.
 pub fn run_jobs(
     jobs: &[PlannedJob],
     replicas: &HashMap<String, String>,
-    name: &str,
     run_id: &str,
     work: &Path,
     parallel: usize,
@@ -88,11 +104,28 @@ pub fn run_jobs(
     let mut running: Vec<(String, Child, PathBuf)> = Vec::new();
     let mut outcome = RunOutcome::default();
     loop {
+        // A sub-workflow job runs nothing: it is done as soon as its parents (the last jobs of
+        // its sub-workflow) are, which may make further ones done.
+        let mut joined = true;
+        while joined && outcome.failed.is_none() {
+            joined = false;
+            for j in jobs.iter().filter(|j| j.executable.is_none()) {
+                if !started.contains(&j.id) && j.parents.iter().all(|p| done.contains(p)) {
+                    started.insert(j.id.clone());
+                    done.insert(j.id.clone());
+                    outcome.succeeded.push(j.id.clone());
+                    joined = true;
+                }
+            }
+        }
         if outcome.failed.is_none() {
             for j in jobs {
                 if running.len() >= parallel.max(1) {
                     break;
                 }
+                let Some(executable) = &j.executable else {
+                    continue;
+                };
                 if started.contains(&j.id) || !j.parents.iter().all(|p| done.contains(p)) {
                     continue;
                 }
@@ -103,13 +136,13 @@ pub fn run_jobs(
                 let err = logs.join(format!("{}.err", j.id));
                 let stdout = File::create(&out).map_err(|e| Error::io(&out, e))?;
                 let stderr = File::create(&err).map_err(|e| Error::io(&err, e))?;
-                let child = Command::new(&j.executable)
+                let child = Command::new(executable)
                     .args(&j.args)
                     .current_dir(work)
                     .envs(j.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .env("PEGASUS_WF_LABEL", name)
+                    .env("PEGASUS_WF_LABEL", &j.workflow)
                     .env("PEGASUS_WF_UUID", run_id)
-                    .env("PEGASUS_DAG_JOB_ID", &j.id)
+                    .env("PEGASUS_DAG_JOB_ID", &j.dag_id)
                     .stdin(Stdio::null())
                     .stdout(stdout)
                     .stderr(stderr)
@@ -119,14 +152,23 @@ pub fn run_jobs(
                     Ok(c) => running.push((j.id.clone(), c, err)),
                     Err(e) => {
                         outcome.failed =
-                            Some((j.id.clone(), format!("cannot start {}: {e}", j.executable)));
+                            Some((j.id.clone(), format!("cannot start {executable}: {e}")));
                         break;
                     }
                 }
             }
         }
         if running.is_empty() {
-            break;
+            // Nothing runs and nothing more can start (done, failed, or, for a plan that is
+            // not a DAG, stuck: the rest is reported as not started).
+            let ready = outcome.failed.is_none()
+                && jobs.iter().any(|j| {
+                    !started.contains(&j.id) && j.parents.iter().all(|p| done.contains(p))
+                });
+            if !ready {
+                break;
+            }
+            continue;
         }
         std::thread::sleep(Duration::from_millis(10));
         let mut i = 0;

@@ -33,7 +33,7 @@ use records::{base_tags, job_data, timestamp, FileRecord, Pairs};
 
 use crate::error::{Error, Result};
 use crate::index::RunRow;
-use crate::run::RunSnapshot;
+use crate::run::{Role, RunSnapshot};
 use crate::store::Store;
 
 /// Seconds MLflow may take per command in all (default 10), for tests and slow links.
@@ -293,8 +293,10 @@ async fn ensure(
     ))
 }
 
-/// Logs a job's parameters and tags; a parameter MLflow already holds with another value (a
-/// retried job recorded new content) is sent as a tag instead, so the call still lands.
+/// Logs a job's parameters and tags. A batch refused with 400 is sent once more (a concurrent
+/// insert of the same parameter loses with a 400), then with its parameters as tags: MLflow
+/// refuses a parameter it holds with another value (a retried job recorded new content), and
+/// tags it overwrites, so the call still lands.
 async fn log_job(
     c: &Client,
     run_id: &str,
@@ -303,6 +305,13 @@ async fn log_job(
 ) -> std::result::Result<(), CallError> {
     match c.log_batch(run_id, params, tags).await {
         Err(CallError::Rejected { status: 400, .. }) if !params.is_empty() => {
+            // Two requests inserting the same new parameter at once: one loses the race with a
+            // 400, and the same batch then finds it there with the same value.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            match c.log_batch(run_id, params, tags).await {
+                Err(CallError::Rejected { status: 400, .. }) => {}
+                r => return r,
+            }
             let mut all = tags.to_vec();
             all.extend(params.iter().cloned());
             c.log_batch(run_id, &[], &all).await
@@ -340,9 +349,9 @@ impl Store {
         })
     }
 
-    /// In a tracking job: tells the job's MLflow run (its URL, from generation) what the job
-    /// recorded so far: one `log-batch` with each file's hash and size and the environment
-    /// summary. Skipped when the run is already pending (the seal or a sync reconciles it
+    /// In a tracking job: tells the job's MLflow run (its URL, from generation) what this call
+    /// recorded (`lfns`, the logical names given): one `log-batch` with each file's hash and
+    /// size and the job's environment summary. Skipped when the run is already pending (the seal or a sync reconciles it
     /// whole); on any failure the run is marked pending, never an error for MLflow's sake.
     pub fn mlflow_log_job(
         &self,
@@ -350,6 +359,7 @@ impl Store {
         workflow: &str,
         run_id: &str,
         job_id: &str,
+        lfns: &[String],
     ) -> Result<Sent> {
         if self.mlflow_is_pending(run_id) {
             return Ok(Sent {
@@ -362,6 +372,12 @@ impl Store {
             .index()
             .job_entries(run_id, job_id)?
             .into_iter()
+            // Only this call's files (and the job's environment): the job's other tracking job
+            // may be sending its own files at this moment, and two concurrent inserts of one
+            // parameter make MLflow refuse one of them.
+            .filter(|(role, lfn, _, _)| {
+                role == Role::Environment.as_str() || lfns.iter().any(|l| l == lfn)
+            })
             .map(|(role, lfn, hash, size)| FileRecord {
                 role,
                 lfn,

@@ -1,12 +1,13 @@
 //! Remote storage: a small key/value interface ([`Backend`]) over S3-compatible object stores,
-//! Google Cloud Storage and Azure (one module, `s3`, through `object_store`) and plain or
-//! network-mounted directories (`dir`). What is stored where is the business of `sync`; a
+//! Google Cloud Storage and Azure (one module, `s3`, through `object_store`), Google Drive
+//! (`gdrive`, hand-written over `reqwest`) and plain or network-mounted directories (`dir`). What is stored where is the business of `sync`; a
 //! backend only moves immutable byte strings under `/`-separated keys.
 //!
 //! Every backend guarantees what `sync` relies on: [`Backend::put_new`] never replaces an
 //! existing key and never exposes a partly written value under its key.
 
 mod dir;
+mod gdrive;
 mod s3;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use dir::DirBackend;
+pub use gdrive::{
+    GdriveBackend, GdriveOptions, CHUNK_QUANTUM, CREDENTIAL_ENV, DEFAULT_API_URL,
+    DEFAULT_TOKEN_URL, HASH_PROPERTY, NONCE_PROPERTY,
+};
 pub use s3::ObjectStoreBackend;
 
 /// Key/value access to one remote location.
@@ -38,10 +43,12 @@ pub trait Backend: Send + Sync {
 /// A configured remote: its URL and non-secret options.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteSpec {
-    /// `s3://bucket/prefix`, `gs://…`, `az://…`, `file:///path` or a plain path.
+    /// `s3://bucket/prefix`, `gs://…`, `az://…`, `gdrive://folder` or `gdrive://id:FOLDER_ID`,
+    /// `file:///path` or a plain path.
     pub url: String,
     /// Backend options (`endpoint`, `region`, `allow_http`, `virtual_hosted`,
-    /// `credentials_file`). Never secrets: those come from the environment or the file named.
+    /// `credentials_file`, `api_url`, `token_url`). Never secrets: those come from the
+    /// environment or the file named.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
 }
@@ -53,6 +60,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "allow_http",
     "virtual_hosted",
     "credentials_file",
+    "api_url",
+    "token_url",
 ];
 
 impl RemoteSpec {
@@ -72,6 +81,13 @@ impl RemoteSpec {
                     "remote option {k} must be true or false, not {v:?}"
                 )));
             }
+            if (k == "api_url" || k == "token_url")
+                && !(v.starts_with("https://") || v.starts_with("http://"))
+            {
+                return Err(Error::Invalid(format!(
+                    "remote option {k} must be an http:// or https:// URL, not {v:?}"
+                )));
+            }
         }
         if self.url.contains('@') && self.url.contains("://") {
             return Err(Error::Invalid(
@@ -81,9 +97,10 @@ impl RemoteSpec {
         }
         match self.scheme() {
             "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "file" => Ok(()),
+            "gdrive" => gdrive::parse_root(&self.url).map(|_| ()),
             other => Err(Error::Invalid(format!(
                 "unsupported remote URL scheme {other:?} in {} (use s3://, gs://, az://, \
-                 file:// or a directory path)",
+                 gdrive://, file:// or a directory path)",
                 self.url
             ))),
         }
@@ -112,6 +129,7 @@ impl RemoteSpec {
                 let path = self.url.strip_prefix("file://").unwrap_or(&self.url);
                 Ok(Box::new(DirBackend::open(std::path::Path::new(path))?))
             }
+            "gdrive" => Ok(Box::new(GdriveBackend::open(self)?)),
             _ => Ok(Box::new(ObjectStoreBackend::open(self)?)),
         }
     }

@@ -7,6 +7,7 @@ mod concurrency;
 mod corruption;
 mod crash;
 mod examples;
+mod gdrive;
 mod golden;
 mod mlflow;
 mod pegasus;

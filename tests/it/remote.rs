@@ -142,7 +142,7 @@ fn s3_backend_conforms() {
 
 /// A workspace with `n` sealed runs of workflow `wf`, each with a distinct output file
 /// `out/<run>.bin` of `size` bytes and a shared input; returns the runs' IDs.
-fn make_runs(ws: &Ws, wf: &str, n: usize, size: usize) -> Vec<String> {
+pub(crate) fn make_runs(ws: &Ws, wf: &str, n: usize, size: usize) -> Vec<String> {
     ws.write("in/shared.dat", &pseudo_random(200_000, 1));
     let mut ids = Vec::new();
     for i in 0..n {
@@ -206,7 +206,7 @@ fn pack_bytes(store_dir: &Path) -> u64 {
         .sum()
 }
 
-fn all_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+pub(crate) fn all_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).expect("read dir") {
         let p = e.expect("entry").path();
         if p.is_dir() {
@@ -218,8 +218,9 @@ fn all_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 /// Push to a remote, clone it elsewhere, check out one run by ID: bytes equal, and only what
-/// that run needs was downloaded.
-fn push_clone_checkout(url: &str, extra: &[&str]) {
+/// that run needs was downloaded. Returns the pushing and the cloning workspace (the clone is
+/// in `ws/` of the second).
+pub(crate) fn push_clone_checkout(url: &str, extra: &[&str]) -> (Ws, Ws) {
     let a = Ws::new();
     let ids = make_runs(&a, "wf", 3, 3_000_000);
     let mut add = vec!["remote", "add", "origin", url];
@@ -294,6 +295,7 @@ fn push_clone_checkout(url: &str, extra: &[&str]) {
         json(&String::from_utf8_lossy(&vr.stdout))["problems"],
         serde_json::json!([])
     );
+    (a, b)
 }
 
 #[test]
@@ -702,7 +704,7 @@ fn credentials_are_never_written() {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

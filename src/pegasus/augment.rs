@@ -1,0 +1,763 @@
+//! Tracking added to a workflow tree: per tracked job an input tracker beside it and an output
+//! tracker after it, in whichever workflow of the tree the job is; in the root, one job for
+//! the workflow descriptions, one for the transformations (code) of the whole tree, and the
+//! one seal job of the run.
+//!
+//! A sub-workflow cannot learn its parent's run from the environment: Pegasus plans it as a
+//! workflow of its own, with its own `PEGASUS_WF_UUID`. So when the tree has sub-workflows the
+//! run is fixed here (a new UUID unless given) and every tracking job of the tree names it in
+//! its arguments (`track --wf ROOT --run ID --job PATH`), and each augmented workflow carries
+//! it as metadata (`store_root_run`, `store_root_workflow`, `store_job_path`). A flat workflow
+//! keeps taking its run from `PEGASUS_WF_UUID` at run time unless a run ID is given.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::doc::{Map, Node};
+use super::{
+    catalog, first_pfn, flag, get, resolve, str_of, uses_of, Policy, Workflow, WorkflowTree,
+    INPUT_TAGS, OUTPUT_TAGS, TRANS_TAGS, WF_TAGS,
+};
+use crate::error::{Error, Result};
+use crate::run::{Role, RunId};
+
+/// Options for [`augment`].
+#[derive(Clone, Debug)]
+pub struct AugmentOptions {
+    /// Policy from the command line (overrides every workflow's `store_track` metadata).
+    pub policy: Option<Policy>,
+    /// Where execution nodes find the `store` binary.
+    pub store_bin: String,
+    /// The store directory the tracking jobs use (`--store`), if not their own default.
+    pub store_dir: Option<String>,
+    /// The site the `store` transformation is registered for.
+    pub site: String,
+    /// The run every tracking job records into. Without one, a flat workflow's tracking jobs
+    /// take Pegasus's run ID (`PEGASUS_WF_UUID`) when they run, and a tree gets a new UUID.
+    pub run_id: Option<RunId>,
+    /// Where the augmented root workflow will be written: augmented sub-workflows are named
+    /// for files beside it (`<stem>.tracked.yml`), and the parents refer to them there.
+    pub output: PathBuf,
+}
+
+/// What [`augment`] decided, for the whole tree.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct AugmentReport {
+    /// Main jobs of every workflow of the tree (sub-workflow jobs included).
+    pub main_jobs: usize,
+    /// Tracking jobs added to the tree (the seal job included).
+    pub added_jobs: usize,
+    /// Files tracked, with their roles.
+    pub tracked: BTreeMap<String, String>,
+    /// Transformations tracked.
+    pub transformations: Vec<String>,
+    /// Whether the root's workflow description is tracked.
+    pub workflow_tracked: bool,
+    /// The run the tracking jobs record into, when fixed at augmentation (a tree, or given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Each workflow of the tree, the root first, then sub-workflows depth first.
+    pub workflows: Vec<WorkflowReport>,
+    /// Each tracked main job of the tree with its tracking jobs and MLflow naming (for
+    /// `--mlflow`).
+    #[serde(skip)]
+    pub jobs: Vec<TrackedJob>,
+    /// The root's tracking jobs of the run as a whole (transformations, workflow descriptions).
+    #[serde(skip)]
+    pub run_level_trackers: Vec<String>,
+    /// The root's seal job.
+    #[serde(skip)]
+    pub seal_job: String,
+}
+
+/// A main job of the tree that got tracking jobs.
+#[derive(Clone, Debug, Default)]
+pub struct TrackedJob {
+    /// Its job path, what its tracking jobs record as (`ID`, `S:ID` in sub-workflow S, …).
+    pub id: String,
+    /// The job path of the workflow it is in (`""` for the root).
+    pub workflow: String,
+    /// Its ID in that workflow.
+    pub job: String,
+    /// Its tracking jobs there (input and/or output tracker).
+    pub trackers: Vec<String>,
+    /// `mlflow_experiment` from the job's metadata, else from its files' (uses, then the
+    /// replica catalogs from its workflow's up to the root's).
+    pub mlflow_experiment: Option<String>,
+    /// `mlflow_run` from the same places.
+    pub mlflow_run: Option<String>,
+}
+
+/// A string metadata value `name` of a job, else of the first of its files that has one.
+fn job_meta_str(job: &Map, rmeta: &[HashMap<&str, &Node>], name: &str) -> Option<String> {
+    let of = |m: Option<&Node>| {
+        m.and_then(Node::as_map)
+            .and_then(|m| str_of(m, name))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    of(get(job, "metadata")).or_else(|| {
+        uses_of(job).into_iter().find_map(|u| {
+            of(u.meta).or_else(|| rmeta.iter().rev().find_map(|m| of(m.get(u.lfn).copied())))
+        })
+    })
+}
+
+/// Adds environment profiles (`profiles.env`) and trailing arguments to jobs of an augmented
+/// tree, keyed by (job path of the workflow, job ID): what `--mlflow` hands each job (its
+/// MLflow run). Existing profiles and arguments stay; nothing else changes.
+#[allow(clippy::type_complexity)]
+pub fn add_to_jobs(
+    tree: &mut WorkflowTree,
+    env: &BTreeMap<(String, String), Vec<(String, String)>>,
+    args: &BTreeMap<(String, String), Vec<String>>,
+) {
+    fn visit(
+        node: &mut WorkflowTree,
+        path: &str,
+        env: &BTreeMap<(String, String), Vec<(String, String)>>,
+        args: &BTreeMap<(String, String), Vec<String>>,
+    ) {
+        if let Some(Node::Seq(jobs)) = node.wf.doc.as_map_mut().and_then(|t| t.get_mut("jobs")) {
+            for job in jobs.iter_mut().filter_map(Node::as_map_mut) {
+                let Some(id) = str_of(job, "id").map(str::to_string) else {
+                    continue;
+                };
+                let key = (path.to_string(), id);
+                if let Some(vars) = env.get(&key) {
+                    let profiles = job.entry("profiles", || Node::Map(Map::new()));
+                    if profiles.as_map().is_none() {
+                        *profiles = Node::Map(Map::new());
+                    }
+                    if let Some(p) = profiles.as_map_mut() {
+                        let e = p.entry("env", || Node::Map(Map::new()));
+                        if e.as_map().is_none() {
+                            *e = Node::Map(Map::new());
+                        }
+                        if let Some(e) = e.as_map_mut() {
+                            for (k, v) in vars {
+                                e.insert(k, Node::str(v));
+                            }
+                        }
+                    }
+                }
+                if let Some(extra) = args.get(&key) {
+                    if let Node::Seq(a) = job.entry("arguments", || Node::Seq(Vec::new())) {
+                        a.extend(extra.iter().map(|x| Node::str(x)));
+                    }
+                }
+            }
+        }
+        for s in &mut node.subs {
+            let sub = if path.is_empty() {
+                s.job.clone()
+            } else {
+                format!("{path}:{}", s.job)
+            };
+            visit(&mut s.tree, &sub, env, args);
+        }
+    }
+    visit(tree, "", env, args);
+}
+
+/// One workflow of an augmented tree.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WorkflowReport {
+    /// Its job path: `""` for the root, `S` for the sub-workflow of job S, `S:T` below it.
+    pub job: String,
+    /// Workflow name.
+    pub name: String,
+    /// The file it was read from.
+    pub file: String,
+    /// The file name its parent now refers to (the root's output for the root).
+    pub output: String,
+    /// Its main jobs.
+    pub main_jobs: usize,
+    /// Tracking jobs added to it.
+    pub added_jobs: usize,
+}
+
+/// What augmentation adds to one workflow, decided before any document changes.
+#[derive(Default)]
+struct Additions {
+    jobs: Vec<Node>,
+    /// (parent, child) edges.
+    deps: Vec<(String, String)>,
+    /// (LFN, PFN) replica entries.
+    replicas: Vec<(String, String)>,
+    metadata: Vec<(&'static str, String)>,
+    /// Sub-workflow references rewritten to the augmented child: (job, old file, new file).
+    renamed: Vec<(String, String, String)>,
+}
+
+/// Everything the analysis of the tree collects.
+struct Ctx<'a> {
+    opts: &'a AugmentOptions,
+    /// The root workflow's name and the run, when fixed.
+    run: Option<(String, RunId)>,
+    /// Logical names some job of the tree produces, and consumes.
+    produced: HashSet<&'a str>,
+    consumed: HashSet<&'a str>,
+    out_dir: PathBuf,
+    /// Output file names taken.
+    names: HashSet<String>,
+    code_args: Vec<String>,
+    transformations: BTreeSet<String>,
+    /// Tracked workflow descriptions: (LFN, path).
+    descriptions: Vec<(String, String)>,
+    tracked: BTreeMap<String, String>,
+    reports: Vec<WorkflowReport>,
+    /// One per workflow, depth first from the root.
+    adds: Vec<Additions>,
+    /// Tracked main jobs of the tree.
+    jobs: Vec<TrackedJob>,
+}
+
+impl Ctx<'_> {
+    /// `[--store DIR]` for every `store` call.
+    fn store_args(&self) -> Vec<String> {
+        match &self.opts.store_dir {
+            Some(d) => vec!["--store".to_string(), d.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    fn track_args(&self, job: &str) -> Vec<String> {
+        let mut a = self.store_args();
+        a.push("track".into());
+        if let Some((wf, run)) = &self.run {
+            a.extend(["--wf".into(), wf.clone(), "--run".into(), run.to_string()]);
+        }
+        a.extend(["--job".into(), job.to_string()]);
+        a
+    }
+}
+
+fn unique_id(taken: &mut HashSet<String>, want: String) -> String {
+    let mut id = want.clone();
+    let mut n = 2;
+    while !taken.insert(id.clone()) {
+        id = format!("{want}_{n}");
+        n += 1;
+    }
+    id
+}
+
+fn job_node(id: &str, args: Vec<String>, inputs: &[String]) -> Node {
+    let uses = inputs
+        .iter()
+        .map(|lfn| {
+            Node::Map(Map::from([
+                ("lfn", Node::str(lfn)),
+                ("type", Node::str("input")),
+            ]))
+        })
+        .collect();
+    Node::Map(Map::from([
+        ("type", Node::str("job")),
+        ("name", Node::str("store")),
+        ("id", Node::str(id)),
+        (
+            "arguments",
+            Node::Seq(args.into_iter().map(Node::Str).collect()),
+        ),
+        ("uses", Node::Seq(uses)),
+    ]))
+}
+
+/// Adds tracking to a workflow tree without changing any main job, its arguments or the
+/// dependencies between main jobs (only sub-workflow jobs' `file` changes, to the augmented
+/// child): per tracked job an input tracker (J's parents as parents, so it runs beside J) and
+/// an output tracker (J as parent); in the root one job for the workflow descriptions and one
+/// for the transformations of the whole tree, and one seal job after every tracking job and
+/// every leaf job of the root. A sub-workflow job is done only when its whole sub-workflow is,
+/// so the seal comes after every job of the tree, and sub-workflows get no seal of their own.
+/// At most 2n + 3 jobs for the root's n jobs, and 2m for each sub-workflow's m. No credential
+/// is written: tracking jobs read theirs from the execution node's environment.
+pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTree, AugmentReport)> {
+    let run = match (&opts.run_id, tree.subs.is_empty()) {
+        (Some(r), _) => Some(r.clone()),
+        (None, false) => Some(RunId::random()),
+        (None, true) => None,
+    };
+    let out_dir = std::path::absolute(&opts.output)
+        .map_err(|e| Error::io(&opts.output, e))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut names = HashSet::new();
+    if let Some(n) = opts.output.file_name() {
+        names.insert(n.to_string_lossy().into_owned());
+    }
+    let mut ctx = Ctx {
+        opts,
+        run: run.map(|r| (tree.wf.name.clone(), r)),
+        produced: HashSet::new(),
+        consumed: HashSet::new(),
+        out_dir,
+        names,
+        code_args: Vec::new(),
+        transformations: BTreeSet::new(),
+        descriptions: Vec::new(),
+        tracked: BTreeMap::new(),
+        reports: Vec::new(),
+        adds: Vec::new(),
+        jobs: Vec::new(),
+    };
+    // Who produces and who consumes each LFN, anywhere in the tree: a file made by one
+    // workflow and read by another is intermediate, as in a flat workflow.
+    for (_, _, node) in tree.walk() {
+        let subs: HashMap<&str, &str> = node
+            .subs
+            .iter()
+            .map(|s| (s.job.as_str(), s.file.as_str()))
+            .collect();
+        for j in node.wf.job_maps() {
+            let file = str_of(j, "id").and_then(|id| subs.get(id));
+            for u in uses_of(j) {
+                if u.for_planning || file == Some(&u.lfn) {
+                    continue;
+                }
+                if u.input {
+                    ctx.consumed.insert(u.lfn);
+                } else {
+                    ctx.produced.insert(u.lfn);
+                }
+            }
+        }
+    }
+    let (mut taken, mut trackers) =
+        analyse(&mut ctx, &tree, "", None, Policy::Tags, &mut Vec::new())?;
+    let mut run_level = Vec::new();
+
+    // The root's jobs for the whole tree: code, workflow descriptions, seal.
+    let mut root = Additions::default();
+    if !ctx.code_args.is_empty() {
+        let tid = unique_id(&mut taken, "store_code".into());
+        let mut args = ctx.track_args("transformations");
+        args.extend(ctx.code_args.iter().cloned());
+        root.jobs.push(job_node(&tid, args, &[]));
+        run_level.push(tid.clone());
+        trackers.push(tid);
+    }
+    if !ctx.descriptions.is_empty() {
+        let tid = unique_id(&mut taken, "store_workflow".into());
+        let mut args = ctx.track_args("workflow");
+        args.extend(
+            ctx.descriptions
+                .iter()
+                .map(|(lfn, _)| format!("workflow:{lfn}")),
+        );
+        let lfns: Vec<String> = ctx.descriptions.iter().map(|(l, _)| l.clone()).collect();
+        root.jobs.push(job_node(&tid, args, &lfns));
+        run_level.push(tid.clone());
+        trackers.push(tid);
+        let catalogued = tree.wf.replicas(&tree.dir());
+        for (lfn, pfn) in &ctx.descriptions {
+            if !catalogued.contains_key(lfn) {
+                root.replicas.push((lfn.clone(), pfn.clone()));
+            }
+        }
+    }
+    let seal = unique_id(&mut taken, "store_seal".into());
+    let mut seal_args = ctx.store_args();
+    seal_args.push("seal".into());
+    if let Some((_, run)) = &ctx.run {
+        seal_args.push(run.to_string());
+    }
+    root.jobs.push(job_node(&seal, seal_args, &[]));
+    let has_children: HashSet<&String> = tree.wf.parents.values().flatten().collect();
+    for j in &tree.wf.jobs {
+        if !has_children.contains(j) {
+            root.deps.push((j.clone(), seal.clone()));
+        }
+    }
+    for t in &trackers {
+        root.deps.push((t.clone(), seal.clone()));
+    }
+    ctx.reports[0].added_jobs += root.jobs.len();
+    let first = &mut ctx.adds[0];
+    first.jobs.append(&mut root.jobs);
+    first.deps.append(&mut root.deps);
+    first.replicas.append(&mut root.replicas);
+
+    let report = AugmentReport {
+        main_jobs: ctx.reports.iter().map(|r| r.main_jobs).sum(),
+        added_jobs: ctx.reports.iter().map(|r| r.added_jobs).sum(),
+        tracked: ctx.tracked,
+        transformations: ctx.transformations.into_iter().collect(),
+        workflow_tracked: ctx
+            .descriptions
+            .first()
+            .is_some_and(|(l, _)| *l == format!("{}.store-workflow.yml", tree.wf.name)),
+        run_id: ctx.run.as_ref().map(|(_, r)| r.to_string()),
+        workflows: ctx.reports,
+        jobs: ctx.jobs,
+        run_level_trackers: run_level,
+        seal_job: seal,
+    };
+    let mut adds = ctx.adds.into_iter();
+    let mut tree = tree;
+    apply(&mut tree, &mut adds, opts)?;
+    Ok((tree, report))
+}
+
+/// Decides the tracking of one workflow (then of its sub-workflows, depth first); returns the
+/// job IDs taken in it and its tracking jobs.
+fn analyse<'a>(
+    ctx: &mut Ctx<'a>,
+    node: &'a WorkflowTree,
+    job_path: &str,
+    file: Option<&str>,
+    inherited: Policy,
+    rmeta: &mut Vec<HashMap<&'a str, &'a Node>>,
+) -> Result<(HashSet<String>, Vec<String>)> {
+    let wf = &node.wf;
+    let top = wf.top();
+    let meta = get(top, "metadata");
+    // The command line's policy, else the workflow's own, else its parent's.
+    let policy = match (
+        ctx.opts.policy,
+        meta.and_then(Node::as_map)
+            .and_then(|m| str_of(m, "store_track")),
+    ) {
+        (Some(p), _) => p,
+        (None, Some(s)) => s.parse()?,
+        (None, None) => inherited,
+    };
+    let files_all = matches!(policy, Policy::Basic | Policy::Full);
+    let inputs_all = files_all || policy == Policy::Inputs;
+    let outputs_all = files_all || policy == Policy::Outputs;
+    let code_all = matches!(policy, Policy::Full | Policy::Transformations);
+    let wf_tracked = flag(meta, WF_TAGS)?.unwrap_or(policy == Policy::Full);
+    let prefix = if job_path.is_empty() {
+        String::new()
+    } else {
+        format!("{job_path}:")
+    };
+    // Replica metadata: this workflow's catalog first, then its ancestors'.
+    rmeta.push(wf.replica_meta());
+    let tag = |lfn: &str, names: &[&str]| -> Result<Option<bool>> {
+        for m in rmeta.iter().rev() {
+            if let Some(b) = flag(m.get(lfn).copied(), names)? {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    };
+
+    let mut add = Additions::default();
+    let mut taken: HashSet<String> = wf.jobs.iter().cloned().collect();
+    let mut trackers = Vec::new();
+    let mut used_trans = BTreeSet::new();
+    for j in wf.job_maps() {
+        // Sub-workflow jobs get no trackers: their files are tracked by the jobs inside.
+        if str_of(j, "type") != Some("job") {
+            continue;
+        }
+        let id = str_of(j, "id").expect("validated");
+        used_trans.insert(str_of(j, "name").expect("validated"));
+        let mut ins = Vec::new();
+        let mut outs = Vec::new();
+        for u in uses_of(j) {
+            let tag_in = flag(u.meta, INPUT_TAGS)?.or(tag(u.lfn, INPUT_TAGS)?);
+            let tag_out = flag(u.meta, OUTPUT_TAGS)?.or(tag(u.lfn, OUTPUT_TAGS)?);
+            let intermediate = ctx.produced.contains(u.lfn) && ctx.consumed.contains(u.lfn);
+            let tracked = if intermediate {
+                files_all
+                    || tag_in.or(tag_out).unwrap_or(false)
+                    || inputs_all && u.input
+                    || outputs_all && !u.input
+            } else if u.input {
+                tag_in.unwrap_or(inputs_all)
+            } else {
+                tag_out.unwrap_or(outputs_all)
+            };
+            if !tracked {
+                continue;
+            }
+            let role = if intermediate {
+                Role::Intermediate
+            } else if u.input {
+                Role::Input
+            } else {
+                Role::Output
+            };
+            ctx.tracked
+                .insert(u.lfn.to_string(), role.as_str().to_string());
+            if u.input {
+                ins.push((u.lfn, role));
+            } else {
+                outs.push((u.lfn, role));
+            }
+        }
+        let mut mine = Vec::new();
+        for (side, files) in [("in", ins), ("out", outs)] {
+            if files.is_empty() {
+                continue;
+            }
+            let tid = unique_id(&mut taken, format!("store_{side}_{id}"));
+            let mut args = ctx.track_args(&format!("{prefix}{id}"));
+            args.extend(files.iter().map(|(lfn, r)| format!("{}:{lfn}", r.as_str())));
+            let lfns: Vec<String> = files.iter().map(|(l, _)| l.to_string()).collect();
+            add.jobs.push(job_node(&tid, args, &lfns));
+            if side == "in" {
+                for p in &wf.parents[id] {
+                    add.deps.push((p.clone(), tid.clone()));
+                }
+            } else {
+                add.deps.push((id.to_string(), tid.clone()));
+            }
+            mine.push(tid.clone());
+            trackers.push(tid);
+        }
+        if !mine.is_empty() {
+            ctx.jobs.push(TrackedJob {
+                id: format!("{prefix}{id}"),
+                workflow: job_path.to_string(),
+                job: id.to_string(),
+                trackers: mine,
+                mlflow_experiment: job_meta_str(j, rmeta, "mlflow_experiment"),
+                mlflow_run: job_meta_str(j, rmeta, "mlflow_run"),
+            });
+        }
+    }
+    // The transformations (code), tracked by the root for the whole tree: by their PFN on the
+    // site where they are installed.
+    let dir = node.dir();
+    for t in catalog(top, "transformationCatalog", "transformations") {
+        let Some(name) = str_of(t, "name") else {
+            continue;
+        };
+        if !used_trans.contains(name) || !flag(get(t, "metadata"), TRANS_TAGS)?.unwrap_or(code_all)
+        {
+            continue;
+        }
+        if let Some(pfn) = first_pfn(t, "sites") {
+            // Several transformations may share one executable: track it once.
+            let arg = format!("code:{}", resolve(&dir, pfn));
+            if !ctx.code_args.contains(&arg) {
+                ctx.code_args.push(arg);
+            }
+            ctx.transformations.insert(name.to_string());
+        }
+    }
+    // The workflow description, tracked by the root: a sub-workflow under the logical name
+    // its parent gives it (so a re-run finds it there), unless another file has that name.
+    if wf_tracked {
+        let pfn = node.path.to_string_lossy().into_owned();
+        let mut lfn = match file {
+            None => format!("{}.store-workflow.yml", wf.name),
+            Some(f) => f.to_string(),
+        };
+        if ctx.descriptions.iter().any(|(l, p)| *l == lfn && *p != pfn) {
+            lfn = format!("{}.{lfn}", job_path.replace(':', "."));
+        }
+        if !ctx.descriptions.iter().any(|(l, _)| *l == lfn) {
+            ctx.descriptions.push((lfn, pfn));
+        }
+    }
+    // Each sub-workflow job now names the augmented child, written beside the output.
+    for s in &node.subs {
+        let stem = Path::new(&s.file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("subworkflow");
+        let mut name = format!("{stem}.tracked.yml");
+        let mut n = 2;
+        while !ctx.names.insert(name.clone()) {
+            name = format!("{stem}_{n}.tracked.yml");
+            n += 1;
+        }
+        let pfn = ctx.out_dir.join(&name).to_string_lossy().into_owned();
+        add.replicas.push((name.clone(), pfn));
+        add.renamed.push((s.job.clone(), s.file.clone(), name));
+    }
+    if let Some((root, run)) = &ctx.run {
+        add.metadata.push(("store_root_run", run.to_string()));
+        add.metadata.push(("store_root_workflow", root.clone()));
+        if !job_path.is_empty() {
+            add.metadata.push(("store_job_path", job_path.to_string()));
+        }
+    }
+    let output = match file {
+        None => ctx.opts.output.to_string_lossy().into_owned(),
+        Some(_) => String::new(), // filled in by the parent's rename below
+    };
+    ctx.reports.push(WorkflowReport {
+        job: job_path.to_string(),
+        name: wf.name.clone(),
+        file: node.path.to_string_lossy().into_owned(),
+        output,
+        main_jobs: wf.jobs.len(),
+        added_jobs: add.jobs.len(),
+    });
+    let renamed: Vec<String> = add.renamed.iter().map(|(_, _, n)| n.clone()).collect();
+    ctx.adds.push(add);
+    for (s, name) in node.subs.iter().zip(renamed) {
+        let at = ctx.reports.len();
+        analyse(
+            ctx,
+            &s.tree,
+            &format!("{prefix}{}", s.job),
+            Some(&s.file),
+            policy,
+            rmeta,
+        )?;
+        ctx.reports[at].output = ctx.out_dir.join(name).to_string_lossy().into_owned();
+    }
+    rmeta.pop();
+    Ok((taken, trackers))
+}
+
+/// Applies the additions to each workflow of the tree, in the order [`analyse`] made them.
+fn apply(
+    node: &mut WorkflowTree,
+    adds: &mut impl Iterator<Item = Additions>,
+    opts: &AugmentOptions,
+) -> Result<()> {
+    let add = adds
+        .next()
+        .ok_or_else(|| Error::Invalid("internal: one set of additions per workflow".into()))?;
+    for s in &mut node.subs {
+        if let Some((_, _, new)) = add.renamed.iter().find(|(j, _, _)| *j == s.job) {
+            s.file = new.clone();
+        }
+    }
+    apply_one(&mut node.wf, add, opts, &node.path)?;
+    for s in &mut node.subs {
+        apply(&mut s.tree, adds, opts)?;
+    }
+    Ok(())
+}
+
+fn apply_one(wf: &mut Workflow, add: Additions, opts: &AugmentOptions, path: &Path) -> Result<()> {
+    let bad = |what: &str| Error::Invalid(format!("{}: {what}", path.display()));
+    // The workflow stays valid by construction: new jobs only follow existing ones.
+    for j in add.jobs.iter().filter_map(Node::as_map) {
+        let id = str_of(j, "id").expect("built with an id").to_string();
+        wf.parents.insert(id.clone(), BTreeSet::new());
+        wf.jobs.push(id);
+    }
+    for (p, c) in &add.deps {
+        wf.parents.entry(c.clone()).or_default().insert(p.clone());
+    }
+    let top = wf.doc.as_map_mut().expect("validated: a mapping");
+    if let Some(Node::Seq(jobs)) = top.get_mut("jobs") {
+        for (job, old, new) in &add.renamed {
+            let Some(m) = jobs
+                .iter_mut()
+                .filter_map(Node::as_map_mut)
+                .find(|m| str_of(m, "id") == Some(job.as_str()))
+            else {
+                continue;
+            };
+            m.insert("file", Node::str(new));
+            for u in m
+                .get_mut("uses")
+                .and_then(Node::as_seq_mut)
+                .into_iter()
+                .flatten()
+                .filter_map(Node::as_map_mut)
+            {
+                if str_of(u, "lfn") == Some(old.as_str()) {
+                    u.insert("lfn", Node::str(new));
+                }
+            }
+        }
+        jobs.extend(add.jobs);
+    }
+    // Dependencies: existing entries stay as they are; new edges are appended per parent.
+    let mut by_parent: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (p, c) in add.deps {
+        by_parent.entry(p).or_default().push(c);
+    }
+    let dep_list = top.entry("jobDependencies", || Node::Seq(Vec::new()));
+    if dep_list.is_null() {
+        *dep_list = Node::Seq(Vec::new());
+    }
+    if let Node::Seq(list) = dep_list {
+        // One entry per parent: Pegasus keys dependencies by parent id, so a second entry for
+        // the same parent would replace the first. New children join the existing entry.
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for (i, d) in list.iter().enumerate() {
+            if let Some(id) = d.as_map().and_then(|m| str_of(m, "id")) {
+                at.entry(id.to_string()).or_insert(i);
+            }
+        }
+        for (p, cs) in by_parent {
+            match at.get(&p).and_then(|&i| list[i].as_map_mut()) {
+                Some(m) => {
+                    if let Some(Node::Seq(children)) = m.get_mut("children") {
+                        children.extend(cs.into_iter().map(Node::Str));
+                    }
+                }
+                None => list.push(Node::Map(Map::from([
+                    ("id", Node::Str(p)),
+                    (
+                        "children",
+                        Node::Seq(cs.into_iter().map(Node::Str).collect()),
+                    ),
+                ]))),
+            }
+        }
+    }
+    add_store_transformation(top, opts).map_err(|e| bad(&e))?;
+    for (lfn, pfn) in &add.replicas {
+        add_replica(top, lfn, pfn).map_err(|e| bad(&e))?;
+    }
+    if !add.metadata.is_empty() {
+        let Node::Map(meta) = top.entry("metadata", || Node::Map(Map::new())) else {
+            return Err(bad("the workflow's `metadata` is not a mapping"));
+        };
+        for (k, v) in add.metadata {
+            meta.insert(k, Node::Str(v));
+        }
+    }
+    Ok(())
+}
+
+fn add_store_transformation(
+    top: &mut Map,
+    opts: &AugmentOptions,
+) -> std::result::Result<(), String> {
+    let Node::Map(tc) = top.entry("transformationCatalog", || Node::Map(Map::new())) else {
+        return Err("transformationCatalog is not a mapping".into());
+    };
+    let Node::Seq(list) = tc.entry("transformations", || Node::Seq(Vec::new())) else {
+        return Err("transformationCatalog.transformations is not a list".into());
+    };
+    if list
+        .iter()
+        .filter_map(Node::as_map)
+        .any(|t| str_of(t, "name") == Some("store"))
+    {
+        return Err("the workflow already has a transformation named `store`".into());
+    }
+    let site = Map::from([
+        ("name", Node::str(&opts.site)),
+        ("pfn", Node::str(&opts.store_bin)),
+        ("type", Node::str("installed")),
+    ]);
+    list.push(Node::Map(Map::from([
+        ("name", Node::str("store")),
+        ("sites", Node::Seq(vec![Node::Map(site)])),
+    ])));
+    Ok(())
+}
+
+fn add_replica(top: &mut Map, lfn: &str, pfn: &str) -> std::result::Result<(), String> {
+    let Node::Map(rc) = top.entry("replicaCatalog", || Node::Map(Map::new())) else {
+        return Err("replicaCatalog is not a mapping".into());
+    };
+    let Node::Seq(list) = rc.entry("replicas", || Node::Seq(Vec::new())) else {
+        return Err("replicaCatalog.replicas is not a list".into());
+    };
+    let p = Map::from([("site", Node::str("local")), ("pfn", Node::str(pfn))]);
+    list.push(Node::Map(Map::from([
+        ("lfn", Node::str(lfn)),
+        ("pfns", Node::Seq(vec![Node::Map(p)])),
+    ])));
+    Ok(())
+}

@@ -1,0 +1,420 @@
+//! Pegasus 5 workflows (the only module that touches YAML): reading and validating the
+//! abstract workflow ([`Workflow`]) with its sub-workflows ([`WorkflowTree`]), deciding what to
+//! track from plain Pegasus metadata tags and a policy, and writing an augmented workflow tree
+//! with tracking jobs that call `store` ([`augment`]); [`WorkflowTree::plan`] flattens a tree
+//! into jobs for the local runner.
+//!
+//! The document is kept as a generic YAML tree (`doc`), so keys this module does not know
+//! survive a round trip untouched; only `jobs`, `jobDependencies` and the catalogs are read, and
+//! new jobs, dependencies and one transformation are appended. It is written back by a small
+//! emitter of its own (`emit`).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+mod augment;
+mod doc;
+mod emit;
+mod tree;
+
+pub use augment::{
+    add_to_jobs, augment, AugmentOptions, AugmentReport, TrackedJob, WorkflowReport,
+};
+pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};
+
+use doc::{Map, Node};
+
+/// What a workflow-level policy tracks (see the table in the README and issue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Only what tags ask for.
+    Tags,
+    /// Inputs, outputs, intermediates and their logical names.
+    Basic,
+    /// Basic plus the workflow description and transformations.
+    Full,
+    /// Input (and intermediate) files.
+    Inputs,
+    /// Output (and intermediate) files.
+    Outputs,
+    /// Transformations (code).
+    Transformations,
+}
+
+/// The policy names, for messages.
+const POLICIES: &str = "full, basic, inputs, outputs, transformations";
+
+impl std::str::FromStr for Policy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Policy> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "" | "none" | "tags" => Policy::Tags,
+            "basic" => Policy::Basic,
+            "full" => Policy::Full,
+            "inputs" | "input" => Policy::Inputs,
+            "outputs" | "output" => Policy::Outputs,
+            "transformations" | "transformation" | "code" => Policy::Transformations,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown policy {other:?} ({POLICIES})"
+                )))
+            }
+        })
+    }
+}
+
+/// Pegasus metadata values are strings: "true"/"false", "1"/"0", "yes"/"no", "on"/"off"
+/// (any case; "False" is false). YAML booleans and numbers are accepted too.
+fn truthy(v: &Node) -> Option<bool> {
+    match v {
+        Node::Bool(b) => Some(*b),
+        Node::Int(i) => Some(*i != 0),
+        Node::UInt(_) => Some(true),
+        Node::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "y" | "on" => Some(true),
+            "false" | "0" | "no" | "n" | "off" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn get<'a>(m: &'a Map, k: &str) -> Option<&'a Node> {
+    m.get(k)
+}
+
+fn str_of<'a>(m: &'a Map, k: &str) -> Option<&'a str> {
+    get(m, k).and_then(Node::as_str)
+}
+
+/// A metadata flag, looked up under any of `names`.
+fn flag(meta: Option<&Node>, names: &[&str]) -> Result<Option<bool>> {
+    let Some(Node::Map(m)) = meta else {
+        return Ok(None);
+    };
+    for n in names {
+        if let Some(v) = get(m, n) {
+            return truthy(v).map(Some).ok_or_else(|| {
+                Error::Invalid(format!("metadata {n}: {v:?} is not true or false"))
+            });
+        }
+    }
+    Ok(None)
+}
+
+const INPUT_TAGS: &[&str] = &["input_track", "input_Track", "track_input"];
+const OUTPUT_TAGS: &[&str] = &["output_track", "output_Track", "track_output"];
+const TRANS_TAGS: &[&str] = &["track_trans", "track_Trans", "trans_track", "trans_Track"];
+const WF_TAGS: &[&str] = &["wf_track", "wf_Track", "track_wf"];
+
+/// A validated workflow.
+pub struct Workflow {
+    doc: Node,
+    /// Workflow name.
+    pub name: String,
+    /// Job IDs in document order.
+    pub jobs: Vec<String>,
+    /// Parents of each job.
+    pub parents: HashMap<String, BTreeSet<String>>,
+}
+
+fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: {what}", path.display()))
+}
+
+impl Workflow {
+    /// Parses and validates a Pegasus 5 abstract workflow.
+    pub fn parse(text: &str, path: &Path) -> Result<Workflow> {
+        let doc = doc::parse(text).map_err(|e| match e.location() {
+            Some(l) => bad(
+                path,
+                format!(
+                    "invalid YAML at line {}, column {}: {e}",
+                    l.line(),
+                    l.column()
+                ),
+            ),
+            None => bad(path, format!("invalid YAML: {e}")),
+        })?;
+        Workflow::validate(doc, path)
+    }
+
+    /// Serializes the workflow document to YAML.
+    pub fn to_yaml(&self) -> Result<String> {
+        emit::to_yaml(&self.doc)
+    }
+
+    fn validate(doc: Node, path: &Path) -> Result<Workflow> {
+        let top = doc.as_map().ok_or_else(|| {
+            bad(
+                path,
+                "not a Pegasus workflow (expected a mapping at the top)",
+            )
+        })?;
+        let version = match get(top, "pegasus") {
+            Some(Node::Str(s)) => s.clone(),
+            Some(n @ (Node::Int(_) | Node::UInt(_) | Node::Float(..))) => {
+                n.scalar_text().unwrap_or_default()
+            }
+            _ => {
+                return Err(bad(
+                    path,
+                    "missing required key `pegasus` (the API version, 5.x)",
+                ))
+            }
+        };
+        if !version.starts_with('5') {
+            return Err(bad(
+                path,
+                format!("Pegasus API version {version} is not 5.x"),
+            ));
+        }
+        let name = str_of(top, "name")
+            .ok_or_else(|| bad(path, "missing required key `name`"))?
+            .to_string();
+        let jobs_v = get(top, "jobs")
+            .and_then(Node::as_seq)
+            .ok_or_else(|| bad(path, "missing required key `jobs` (a list)"))?;
+        let mut jobs = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, j) in jobs_v.iter().enumerate() {
+            let m = j
+                .as_map()
+                .ok_or_else(|| bad(path, format!("job #{} is not a mapping", i + 1)))?;
+            let id =
+                str_of(m, "id").ok_or_else(|| bad(path, format!("job #{} has no `id`", i + 1)))?;
+            let ty =
+                str_of(m, "type").ok_or_else(|| bad(path, format!("job {id} has no `type`")))?;
+            match ty {
+                "job" => {
+                    str_of(m, "name").ok_or_else(|| {
+                        bad(path, format!("job {id} has no `name` (transformation)"))
+                    })?;
+                }
+                "pegasusWorkflow" | "condorWorkflow" => {
+                    str_of(m, "file")
+                        .ok_or_else(|| bad(path, format!("sub-workflow job {id} has no `file`")))?;
+                }
+                other => return Err(bad(path, format!("job {id} has unknown type {other:?}"))),
+            }
+            if !seen.insert(id.to_string()) {
+                return Err(bad(path, format!("duplicate job id {id}")));
+            }
+            jobs.push(id.to_string());
+        }
+        let mut parents: HashMap<String, BTreeSet<String>> =
+            jobs.iter().map(|j| (j.clone(), BTreeSet::new())).collect();
+        if let Some(deps) = get(top, "jobDependencies").filter(|d| !d.is_null()) {
+            let deps = deps
+                .as_seq()
+                .ok_or_else(|| bad(path, "`jobDependencies` is not a list"))?;
+            for d in deps {
+                let m = d
+                    .as_map()
+                    .ok_or_else(|| bad(path, "a jobDependencies entry is not a mapping"))?;
+                let id = str_of(m, "id")
+                    .ok_or_else(|| bad(path, "a jobDependencies entry has no `id`"))?;
+                if !seen.contains(id) {
+                    return Err(bad(path, format!("jobDependencies names unknown job {id}")));
+                }
+                let children = get(m, "children").and_then(Node::as_seq).ok_or_else(|| {
+                    bad(
+                        path,
+                        format!("jobDependencies entry for {id} has no `children` list"),
+                    )
+                })?;
+                for c in children {
+                    let c = c
+                        .as_str()
+                        .ok_or_else(|| bad(path, format!("a child of {id} is not a job id")))?;
+                    let p = parents
+                        .get_mut(c)
+                        .ok_or_else(|| bad(path, format!("job {id} has unknown child {c}")))?;
+                    p.insert(id.to_string());
+                }
+            }
+        }
+        let wf = Workflow {
+            doc,
+            name,
+            jobs,
+            parents,
+        };
+        if let Some(j) = wf.find_cycle() {
+            return Err(bad(path, format!("dependency cycle through job {j}")));
+        }
+        Ok(wf)
+    }
+
+    fn find_cycle(&self) -> Option<String> {
+        // Kahn's algorithm: whatever cannot be ordered lies on or behind a cycle.
+        let mut indeg: HashMap<&str, usize> = self
+            .jobs
+            .iter()
+            .map(|j| (j.as_str(), self.parents[j].len()))
+            .collect();
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (c, ps) in &self.parents {
+            for p in ps {
+                children.entry(p.as_str()).or_default().push(c.as_str());
+            }
+        }
+        let mut ready: Vec<&str> = indeg
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(j, _)| *j)
+            .collect();
+        let mut done = 0;
+        while let Some(j) = ready.pop() {
+            done += 1;
+            for c in children.get(j).into_iter().flatten() {
+                let d = indeg.get_mut(c).expect("every child is a job");
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(c);
+                }
+            }
+        }
+        (done < self.jobs.len()).then(|| {
+            let mut left: Vec<&str> = indeg
+                .iter()
+                .filter(|(_, d)| **d > 0)
+                .map(|(j, _)| *j)
+                .collect();
+            left.sort();
+            left[0].to_string()
+        })
+    }
+
+    fn top(&self) -> &Map {
+        self.doc.as_map().expect("validated: a mapping")
+    }
+
+    fn job_maps(&self) -> impl Iterator<Item = &Map> {
+        get(self.top(), "jobs")
+            .and_then(Node::as_seq)
+            .into_iter()
+            .flatten()
+            .filter_map(Node::as_map)
+    }
+
+    /// Replica-catalog metadata by logical name (one pass; lookups are then constant time).
+    fn replica_meta(&self) -> HashMap<&str, &Node> {
+        let rc = get(self.top(), "replicaCatalog").and_then(Node::as_map);
+        rc.and_then(|rc| get(rc, "replicas"))
+            .and_then(Node::as_seq)
+            .into_iter()
+            .flatten()
+            .filter_map(Node::as_map)
+            .filter_map(|r| Some((str_of(r, "lfn")?, get(r, "metadata")?)))
+            .collect()
+    }
+}
+
+impl Workflow {
+    /// Physical file names of the replica catalog, by logical name (first PFN). Relative PFNs
+    /// are taken relative to `base` (the workflow file's directory): a convenience of the local
+    /// runner, so a committed example runs from any checkout.
+    pub fn replicas(&self, base: &Path) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        for r in catalog(self.top(), "replicaCatalog", "replicas") {
+            let (Some(lfn), Some(pfn)) = (str_of(r, "lfn"), first_pfn(r, "pfns")) else {
+                continue;
+            };
+            out.entry(lfn.to_string())
+                .or_insert_with(|| resolve(base, pfn));
+        }
+        out
+    }
+
+    /// The `pegasusWorkflow` jobs: (job ID, `file`). Already planned sub-workflows
+    /// (`condorWorkflow`, a DAG) are not workflows this module reads.
+    fn sub_jobs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.job_maps().filter_map(|j| {
+            (str_of(j, "type") == Some("pegasusWorkflow"))
+                .then(|| Some((str_of(j, "id")?, str_of(j, "file")?)))
+                .flatten()
+        })
+    }
+}
+
+/// One entry of a job's `uses`.
+struct Use<'a> {
+    lfn: &'a str,
+    input: bool,
+    meta: Option<&'a Node>,
+    /// A file the planner reads (a sub-workflow's own workflow file), not data of the job.
+    for_planning: bool,
+}
+
+fn uses_of(job: &Map) -> impl Iterator<Item = Use<'_>> {
+    get(job, "uses")
+        .and_then(Node::as_seq)
+        .into_iter()
+        .flatten()
+        .filter_map(Node::as_map)
+        .filter_map(|u| {
+            let lfn = str_of(u, "lfn")?;
+            let ty = str_of(u, "type").unwrap_or("input");
+            Some(Use {
+                lfn,
+                input: ty == "input",
+                meta: get(u, "metadata"),
+                for_planning: get(u, "forPlanning").and_then(truthy).unwrap_or(false),
+            })
+        })
+}
+
+/// The entries of an embedded catalog (`replicaCatalog.replicas`, ...).
+fn catalog<'a>(top: &'a Map, cat: &str, list: &str) -> impl Iterator<Item = &'a Map> {
+    get(top, cat)
+        .and_then(Node::as_map)
+        .and_then(|c| get(c, list))
+        .and_then(Node::as_seq)
+        .into_iter()
+        .flatten()
+        .filter_map(Node::as_map)
+}
+
+/// The first `pfn` in the list `key` of a catalog entry (`pfns` of a replica, `sites` of a
+/// transformation).
+fn first_pfn<'a>(entry: &'a Map, key: &str) -> Option<&'a str> {
+    get(entry, key)
+        .and_then(Node::as_seq)
+        .into_iter()
+        .flatten()
+        .filter_map(Node::as_map)
+        .find_map(|p| str_of(p, "pfn"))
+}
+
+fn resolve(base: &Path, pfn: &str) -> String {
+    let plain = pfn.strip_prefix("file://").unwrap_or(pfn);
+    if plain.starts_with('/') || plain.contains("://") {
+        plain.to_string()
+    } else {
+        base.join(plain).to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pegasus_strings_parse_as_booleans() {
+        for (s, b) in [
+            ("true", true),
+            ("True", true),
+            ("1", true),
+            ("yes", true),
+            ("False", false),
+            ("0", false),
+            ("no", false),
+        ] {
+            assert_eq!(truthy(&Node::str(s)), Some(b), "{s}");
+        }
+        assert_eq!(truthy(&Node::str("maybe")), None);
+    }
+}

@@ -1,0 +1,304 @@
+//! Workflows that include workflows: Pegasus `pegasusWorkflow` jobs name another abstract
+//! workflow by a logical file name (`file:`), which Pegasus looks up in the replica catalog.
+//! A [`WorkflowTree`] is a workflow with its sub-workflows loaded recursively; it is what
+//! `augment` tracks as one run and what the local runner flattens into one job graph.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::{catalog, first_pfn, resolve, str_of, uses_of, Node, Workflow};
+use crate::error::{Error, Result};
+
+/// A workflow with its sub-workflows, loaded recursively.
+pub struct WorkflowTree {
+    /// The workflow.
+    pub wf: Workflow,
+    /// Its file (absolute); relative catalog entries resolve against its directory.
+    pub path: PathBuf,
+    /// Its sub-workflows, in job order.
+    pub subs: Vec<SubWorkflow>,
+}
+
+/// A sub-workflow of a [`WorkflowTree`].
+pub struct SubWorkflow {
+    /// The `pegasusWorkflow` job in the parent.
+    pub job: String,
+    /// The job's `file`: the logical name under which the parent finds the workflow.
+    pub file: String,
+    /// The child workflow.
+    pub tree: WorkflowTree,
+}
+
+impl WorkflowTree {
+    /// Reads a workflow file and, recursively, the sub-workflows its `pegasusWorkflow` jobs
+    /// name: each `file` is looked up in the parent's replica catalog (as Pegasus does; a
+    /// relative PFN against the parent's directory), else taken relative to the parent's
+    /// directory. A missing or malformed child is an [`Error::SubWorkflow`] naming the parent
+    /// and the job; workflows that include each other are an [`Error::SubWorkflowCycle`].
+    pub fn load(path: &Path) -> Result<WorkflowTree> {
+        WorkflowTree::load_with(path, &HashMap::new())
+    }
+
+    /// [`WorkflowTree::load`], with sub-workflow files found first in `files` (logical name
+    /// to path; a re-run takes the recorded copies from here).
+    pub fn load_with(path: &Path, files: &HashMap<String, PathBuf>) -> Result<WorkflowTree> {
+        let path = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let wf = Workflow::parse(&text, &path)?;
+        let mut stack = vec![Frame {
+            id: identity(&path),
+            shown: path.display().to_string(),
+            via: String::new(),
+        }];
+        WorkflowTree::build(wf, path, files, &mut stack)
+    }
+
+    fn build(
+        wf: Workflow,
+        path: PathBuf,
+        files: &HashMap<String, PathBuf>,
+        stack: &mut Vec<Frame>,
+    ) -> Result<WorkflowTree> {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut subs = Vec::new();
+        let jobs: Vec<(String, String)> = wf
+            .sub_jobs()
+            .map(|(j, f)| (j.to_string(), f.to_string()))
+            .collect();
+        let replicas = if jobs.is_empty() {
+            HashMap::new()
+        } else {
+            wf.replicas(&dir)
+        };
+        for (job, file) in jobs {
+            let wrap = |cause: Error| Error::SubWorkflow {
+                parent: path.clone(),
+                job: job.clone(),
+                file: file.clone(),
+                cause: Box::new(cause),
+            };
+            let child = match (files.get(&file), replicas.get(&file)) {
+                (Some(p), _) => p.clone(),
+                (None, Some(pfn)) if pfn.contains("://") => {
+                    return Err(wrap(Error::Invalid(format!(
+                        "the replica catalog places it at {pfn}, not in a local file"
+                    ))))
+                }
+                (None, Some(pfn)) => PathBuf::from(pfn),
+                (None, None) => dir.join(&file),
+            };
+            let text = std::fs::read_to_string(&child).map_err(|e| wrap(Error::io(&child, e)))?;
+            let id = identity(&child);
+            if let Some(last) = stack.last_mut() {
+                last.via = job.clone();
+            }
+            if let Some(at) = stack.iter().position(|f| f.id == id) {
+                let mut chain: Vec<String> = stack[at..]
+                    .iter()
+                    .map(|f| format!("{} (job {})", f.shown, f.via))
+                    .collect();
+                chain.push(child.display().to_string());
+                return Err(Error::SubWorkflowCycle(chain));
+            }
+            let parsed = Workflow::parse(&text, &child).map_err(wrap)?;
+            stack.push(Frame {
+                id,
+                shown: child.display().to_string(),
+                via: String::new(),
+            });
+            let tree = WorkflowTree::build(parsed, child, files, stack)?;
+            stack.pop();
+            subs.push(SubWorkflow { job, file, tree });
+        }
+        Ok(WorkflowTree { wf, path, subs })
+    }
+
+    /// The directory relative catalog entries resolve against.
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// Main jobs in the whole tree (sub-workflow jobs included).
+    pub fn main_jobs(&self) -> usize {
+        self.wf.jobs.len() + self.subs.iter().map(|s| s.tree.main_jobs()).sum::<usize>()
+    }
+
+    /// Physical file names of every replica catalog in the tree by logical name (relative PFNs
+    /// against each file's directory; the nearest to the root wins).
+    pub fn replicas(&self) -> HashMap<String, String> {
+        let mut out = self.wf.replicas(&self.dir());
+        for s in &self.subs {
+            for (lfn, pfn) in s.tree.replicas() {
+                out.entry(lfn).or_insert(pfn);
+            }
+        }
+        out
+    }
+
+    /// Every job of the tree, flattened into one graph for the local runner: a job of the
+    /// sub-workflow of job `S` gets the ID `S:job` (nested: `S:T:job`); its jobs without
+    /// parents follow S's parents, and S itself becomes a job that runs nothing and is done
+    /// when every job of its sub-workflow is. Executables come from each workflow's own
+    /// transformation catalog (relative PFNs against its directory).
+    pub fn plan(&self) -> Result<Vec<PlannedJob>> {
+        let mut out = Vec::new();
+        self.flatten("", &[], &mut out)?;
+        Ok(out)
+    }
+
+    /// Adds this workflow's jobs under `prefix`; returns the IDs of its leaves.
+    fn flatten(
+        &self,
+        prefix: &str,
+        entry_parents: &[String],
+        out: &mut Vec<PlannedJob>,
+    ) -> Result<Vec<String>> {
+        let dir = self.dir();
+        let mut exes = HashMap::new();
+        for t in catalog(self.wf.top(), "transformationCatalog", "transformations") {
+            if let (Some(name), Some(pfn)) = (str_of(t, "name"), first_pfn(t, "sites")) {
+                exes.insert(name, resolve(&dir, pfn));
+            }
+        }
+        let subs: HashMap<&str, &WorkflowTree> = self
+            .subs
+            .iter()
+            .map(|s| (s.job.as_str(), &s.tree))
+            .collect();
+        let has_children: HashSet<&String> = self.wf.parents.values().flatten().collect();
+        let mut leaves = Vec::new();
+        for j in self.wf.job_maps() {
+            let id = str_of(j, "id").expect("validated");
+            let full = format!("{prefix}{id}");
+            let own = &self.wf.parents[id];
+            let parents: Vec<String> = if own.is_empty() {
+                entry_parents.to_vec()
+            } else {
+                own.iter().map(|p| format!("{prefix}{p}")).collect()
+            };
+            let mut job = PlannedJob {
+                id: full.clone(),
+                workflow: self.wf.name.clone(),
+                dag_id: id.to_string(),
+                executable: None,
+                args: Vec::new(),
+                inputs: Vec::new(),
+                env: Vec::new(),
+                parents,
+            };
+            match str_of(j, "type").expect("validated") {
+                "job" => {
+                    let name = str_of(j, "name").expect("validated");
+                    job.executable = Some(exes.get(name).cloned().ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{}: job {id}: transformation {name} is not in the transformation catalog",
+                            self.path.display()
+                        ))
+                    })?);
+                    job.args = j
+                        .get("arguments")
+                        .and_then(Node::as_seq)
+                        .into_iter()
+                        .flatten()
+                        .map(|a| a.scalar_text().unwrap_or_default())
+                        .collect();
+                    job.inputs = uses_of(j)
+                        .filter(|u| u.input)
+                        .map(|u| u.lfn.to_string())
+                        .collect();
+                    job.env = j
+                        .get("profiles")
+                        .and_then(Node::as_map)
+                        .and_then(|p| p.get("env"))
+                        .and_then(Node::as_map)
+                        .into_iter()
+                        .flat_map(super::Map::iter)
+                        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.scalar_text()?)))
+                        .collect();
+                }
+                "pegasusWorkflow" => {
+                    let child = subs.get(id).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{}: sub-workflow job {id} was not loaded",
+                            self.path.display()
+                        ))
+                    })?;
+                    let child_leaves = child.flatten(&format!("{full}:"), &job.parents, out)?;
+                    if !child_leaves.is_empty() {
+                        job.parents = child_leaves;
+                    }
+                }
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "{}: job {id} is an already planned sub-workflow (a DAG): run it with pegasus-run",
+                        self.path.display()
+                    )))
+                }
+            }
+            if !has_children.contains(&id.to_string()) {
+                leaves.push(full);
+            }
+            out.push(job);
+        }
+        Ok(leaves)
+    }
+
+    /// Every workflow of the tree, depth first from the root, with its job path (`""` for the
+    /// root, `S` for the sub-workflow of job S, `S:T` below that) and the logical name its
+    /// parent gives it (`None` for the root).
+    pub fn walk(&self) -> Vec<(String, Option<&str>, &WorkflowTree)> {
+        let mut out = vec![(String::new(), None, self)];
+        self.walk_into("", &mut out);
+        out
+    }
+
+    fn walk_into<'a>(
+        &'a self,
+        prefix: &str,
+        out: &mut Vec<(String, Option<&'a str>, &'a WorkflowTree)>,
+    ) {
+        for s in &self.subs {
+            let path = format!("{prefix}{}", s.job);
+            out.push((path.clone(), Some(s.file.as_str()), &s.tree));
+            s.tree.walk_into(&format!("{path}:"), out);
+        }
+    }
+}
+
+/// A workflow file on the path from the root, for cycle detection and its message.
+struct Frame {
+    id: PathBuf,
+    shown: String,
+    /// The job through which the next file down was reached.
+    via: String,
+}
+
+/// What identifies a workflow file for cycle detection: its canonical path when it has one.
+fn identity(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// One job ready to execute locally (see `runner`).
+#[derive(Clone, Debug)]
+pub struct PlannedJob {
+    /// Job ID, unique in the flattened tree (`S:job` inside the sub-workflow of job S).
+    pub id: String,
+    /// Name of the workflow it belongs to (`PEGASUS_WF_LABEL`).
+    pub workflow: String,
+    /// Its ID in that workflow (`PEGASUS_DAG_JOB_ID`).
+    pub dag_id: String,
+    /// Executable path (the transformation's PFN); `None` for a sub-workflow job, which runs
+    /// nothing and is done when its sub-workflow is.
+    pub executable: Option<String>,
+    /// Arguments (file arguments are their logical names).
+    pub args: Vec<String>,
+    /// Logical names of its input files.
+    pub inputs: Vec<String>,
+    /// Environment profiles (`profiles.env`).
+    pub env: Vec<(String, String)>,
+    /// Parent job IDs.
+    pub parents: Vec<String>,
+}
