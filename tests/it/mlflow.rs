@@ -540,3 +540,50 @@ jobDependencies:
         "{url}"
     );
 }
+
+#[test]
+fn jobs_inside_subworkflows_get_their_own_child_runs_under_the_one_parent() {
+    let Some(uri) = mlflow_uri() else { return };
+    let ws = Ws::new();
+    ws.ok(&["config", "set", "mlflow.uri", &uri]);
+    let wf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/federated/workflow-sub.yml");
+    let (out, _) = run_store(
+        &ws,
+        &[
+            "run",
+            wf.to_str().expect("utf8"),
+            "--mlflow",
+            "--workdir",
+            "work",
+        ],
+        &[],
+    );
+    let run_id = out.trim().to_string();
+    let exp = experiment_id(&uri, "federated");
+    let runs = runs_of(&uri, &exp, &run_id);
+    let parent = runs
+        .iter()
+        .find(|r| tags(r)["store.kind"] == "workflow")
+        .expect("parent");
+    let children: BTreeMap<String, &Value> = runs
+        .iter()
+        .filter(|r| tags(r)["store.kind"] == "job")
+        .map(|r| (tags(r)["store.job_id"].clone(), r))
+        .collect();
+    // The same 19 plain jobs as the flat workflow: 5 in the root, 7 in each round, by job path.
+    assert_eq!(children.len(), 19, "{:?}", children.keys());
+    assert_eq!(runs.len(), 20);
+    for (job, r) in &children {
+        assert_eq!(
+            tags(r)["mlflow.parentRunId"],
+            parent["info"]["run_id"],
+            "{job}"
+        );
+    }
+    // User code inside a sub-workflow was handed its own run, and logged to it.
+    let eval = children["round_1:evaluate_0_1"];
+    assert_eq!(eval["info"]["run_name"], "round_1:evaluate_0_1");
+    let metrics = eval["data"]["metrics"].as_array().expect("metrics");
+    assert!(metrics.iter().any(|m| m["key"] == "mse"), "{metrics:?}");
+    assert!(params(children["round_0:train_0_0"]).contains_key("input/config.json/hash"));
+}
