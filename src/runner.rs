@@ -9,8 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 use crate::pegasus::PlannedJob;
@@ -101,7 +100,11 @@ pub fn run_jobs(
     fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
     let mut done: HashSet<String> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
-    let mut running: Vec<(String, Child, PathBuf)> = Vec::new();
+    // Each child is waited for by a thread of its own, which reports here: a job's children
+    // start the moment it ends, with no polling interval.
+    let (tx, rx) =
+        std::sync::mpsc::channel::<(String, std::io::Result<std::process::ExitStatus>, PathBuf)>();
+    let (mut compute, mut light) = (0usize, 0usize);
     let mut outcome = RunOutcome::default();
     loop {
         // A sub-workflow job runs nothing: it is done as soon as its parents (the last jobs of
@@ -119,13 +122,20 @@ pub fn run_jobs(
             }
         }
         if outcome.failed.is_none() {
-            for j in jobs {
-                if running.len() >= parallel.max(1) {
-                    break;
-                }
+            // Main jobs first, each taking one of the `parallel` compute slots; tracking jobs
+            // (short, I/O-bound) have as many slots of their own.
+            let order = jobs
+                .iter()
+                .filter(|j| !j.tracking)
+                .chain(jobs.iter().filter(|j| j.tracking));
+            for j in order {
                 let Some(executable) = &j.executable else {
                     continue;
                 };
+                let slots = if j.tracking { &mut light } else { &mut compute };
+                if *slots >= parallel.max(1) {
+                    continue;
+                }
                 if started.contains(&j.id) || !j.parents.iter().all(|p| done.contains(p)) {
                     continue;
                 }
@@ -149,7 +159,14 @@ pub fn run_jobs(
                     .spawn();
                 started.insert(j.id.clone());
                 match child {
-                    Ok(c) => running.push((j.id.clone(), c, err)),
+                    Ok(mut c) => {
+                        *slots += 1;
+                        let (tx, id) = (tx.clone(), j.id.clone());
+                        std::thread::spawn(move || {
+                            let status = c.wait();
+                            let _ = tx.send((id, status, err));
+                        });
+                    }
                     Err(e) => {
                         outcome.failed =
                             Some((j.id.clone(), format!("cannot start {executable}: {e}")));
@@ -158,7 +175,7 @@ pub fn run_jobs(
                 }
             }
         }
-        if running.is_empty() {
+        if compute + light == 0 {
             // Nothing runs and nothing more can start (done, failed, or, for a plan that is
             // not a DAG, stuck: the rest is reported as not started).
             let ready = outcome.failed.is_none()
@@ -170,23 +187,26 @@ pub fn run_jobs(
             }
             continue;
         }
-        std::thread::sleep(Duration::from_millis(10));
-        let mut i = 0;
-        while i < running.len() {
-            match running[i].1.try_wait() {
-                Ok(Some(status)) => {
-                    let (id, _, err) = running.swap_remove(i);
-                    if status.success() {
-                        done.insert(id.clone());
-                        outcome.succeeded.push(id);
-                    } else if outcome.failed.is_none() {
-                        let why = format!("{status}; stderr ({}):\n{}", err.display(), tail(&err));
-                        outcome.failed = Some((id, why));
-                    }
-                }
-                Ok(None) => i += 1,
-                Err(e) => return Err(Error::io(&running[i].2, e)),
+        let Ok((id, status, err)) = rx.recv() else {
+            break;
+        };
+        if jobs.iter().any(|j| j.id == id && j.tracking) {
+            light -= 1;
+        } else {
+            compute -= 1;
+        }
+        match status {
+            Ok(status) if status.success() => {
+                done.insert(id.clone());
+                outcome.succeeded.push(id);
             }
+            Ok(status) => {
+                if outcome.failed.is_none() {
+                    let why = format!("{status}; stderr ({}):\n{}", err.display(), tail(&err));
+                    outcome.failed = Some((id, why));
+                }
+            }
+            Err(e) => return Err(Error::io(&err, e)),
         }
     }
     outcome.not_started = jobs

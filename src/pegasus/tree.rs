@@ -188,10 +188,12 @@ impl WorkflowTree {
                 inputs: Vec::new(),
                 env: Vec::new(),
                 parents,
+                tracking: false,
             };
             match str_of(j, "type").expect("validated") {
                 "job" => {
                     let name = str_of(j, "name").expect("validated");
+                    job.tracking = name == "store";
                     job.executable = Some(exes.get(name).cloned().ok_or_else(|| {
                         Error::Invalid(format!(
                             "{}: job {id}: transformation {name} is not in the transformation catalog",
@@ -301,4 +303,7 @@ pub struct PlannedJob {
     pub env: Vec<(String, String)>,
     /// Parent job IDs.
     pub parents: Vec<String>,
+    /// A tracking job added by augmentation (transformation `store`): short and I/O-bound, so
+    /// the local runner does not count it against the compute slots of `--jobs`.
+    pub tracking: bool,
 }
