@@ -438,8 +438,9 @@ impl Store {
                 .collect::<Result<_>>()?
         };
         let _lock = self.mlflow_lock()?;
-        // One client (and one time budget) per tracking server.
-        let mut clients: BTreeMap<String, Client> = BTreeMap::new();
+        // A fresh time budget per run; a server found unreachable is not tried again in this
+        // sync (its remaining runs stay pending at once).
+        let mut away: BTreeMap<String, String> = BTreeMap::new();
         let mut out = Vec::new();
         for row in rows {
             let uri = self.uri_for(&row.run_id)?.ok_or_else(|| {
@@ -448,11 +449,6 @@ impl Store {
                         .into(),
                 )
             })?;
-            if !clients.contains_key(&uri) {
-                clients.insert(uri.clone(), Client::new(&uri, budget())?);
-            }
-            let c = &clients[&uri];
-            let before = c.requests();
             let mut report = SyncReport {
                 run_id: row.run_id.clone(),
                 parent_url: None,
@@ -461,7 +457,13 @@ impl Store {
                 pending: None,
                 requests: 0,
             };
-            match self.reconcile(c, &row)? {
+            if let Some(why) = away.get(&uri) {
+                report.pending = Some(format!("not tried: {why}"));
+                out.push(report);
+                continue;
+            }
+            let c = Client::new(&uri, budget())?;
+            match self.reconcile(&c, &row)? {
                 Ok((links, created)) => {
                     report.parent_url = Some(links.parent.url.clone());
                     report.jobs = links.jobs.len();
@@ -469,12 +471,16 @@ impl Store {
                     self.clear_pending(&row.run_id)?;
                 }
                 Err(e) => {
+                    let unreachable = matches!(e, CallError::Unavailable(_));
                     let why = mlflow_error(c.uri(), e).to_string();
                     self.mark_pending(&row.run_id, &why)?;
+                    if unreachable {
+                        away.insert(uri.clone(), why.clone());
+                    }
                     report.pending = Some(why);
                 }
             }
-            report.requests = c.requests() - before;
+            report.requests = c.requests();
             out.push(report);
         }
         Ok(out)
