@@ -206,6 +206,7 @@ async fn ensure(
     c: &Client,
     plan: &Plan,
     manifest: Option<&str>,
+    linked: &BTreeSet<String>,
 ) -> std::result::Result<(Links, usize), CallError> {
     let mut names: BTreeSet<String> = BTreeSet::from([plan.workflow.clone()]);
     names.extend(plan.jobs.iter().filter_map(|j| j.experiment.clone()));
@@ -215,7 +216,9 @@ async fn ensure(
     for (n, id) in names.iter().zip(ids) {
         exp.insert(n.clone(), id?);
     }
-    let mut exp_ids: Vec<String> = exp.values().cloned().collect();
+    // Also where the store's records say runs are (their `mlflow_url`): a store that lacks the
+    // plan (a clone, a node's own store) still finds children in custom experiments.
+    let mut exp_ids: Vec<String> = exp.values().chain(linked).cloned().collect();
     exp_ids.sort();
     exp_ids.dedup();
     // Run IDs are letters, digits and ._:@+- (16.3): no quoting issue in the filter.
@@ -328,7 +331,7 @@ impl Store {
     pub fn mlflow_start(&self, uri: &str, plan: Plan) -> Result<StartReport> {
         let c = Client::new(uri, budget())?;
         let manifest = self.run_manifest_url(&plan.workflow, &plan.run_id)?;
-        let r = c.block_on(ensure(&c, &plan, manifest.as_deref()));
+        let r = c.block_on(ensure(&c, &plan, manifest.as_deref(), &BTreeSet::new()));
         let (links, pending) = match r {
             Ok((l, _)) => (Some(l), None),
             Err(e) => {
@@ -529,7 +532,22 @@ impl Store {
             }
         }
         let manifest = self.run_manifest_url(&row.workflow, &row.run_id)?;
-        let (links, created) = match c.block_on(ensure(c, &plan, manifest.as_deref())) {
+        let mut linked: BTreeSet<String> = snap
+            .entries
+            .iter()
+            .filter_map(|e| e.mlflow_url.as_deref())
+            .filter_map(|u| parse_run_url(u).ok())
+            .filter(|(uri, _, _)| uri == c.uri())
+            .map(|(_, exp, _)| exp)
+            .collect();
+        if let Some(l) = state.as_ref().and_then(|s| s.links.as_ref()) {
+            linked.extend(
+                std::iter::once(&l.parent)
+                    .chain(l.jobs.values())
+                    .map(|r| r.experiment_id.clone()),
+            );
+        }
+        let (links, created) = match c.block_on(ensure(c, &plan, manifest.as_deref(), &linked)) {
             Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };

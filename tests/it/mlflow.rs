@@ -539,6 +539,14 @@ jobDependencies:
         url.contains(&format!("/#/experiments/{custom_exp}/runs/")),
         "{url}"
     );
+    // A store without the plan (as a clone, or a node's own store, would be) still finds the
+    // child in its custom experiment through the recorded URLs: a sync creates nothing.
+    std::fs::remove_file(ws.p(&format!(".store/mlflow/runs/{run_id}.json"))).expect("rm state");
+    let (out, _) = run_store(&ws, &["mlflow", "sync", &run_id, "--json"], &[]);
+    let r: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(r[0]["created"], 0, "{r}");
+    assert_eq!(runs_of(&uri, &custom_exp, &run_id).len(), 1);
+    assert_eq!(runs_of(&uri, &wf_exp, &run_id).len(), 2);
 }
 
 #[test]
