@@ -20,6 +20,9 @@ use crate::manifest::{EntryKind, RootRecord};
 use crate::pack::{pack_path, PackReader};
 use crate::store::{LockMode, Store};
 
+/// `gc` merges packs smaller than 1/8 of `pack_target_size` when it finds at least this many.
+pub const SMALL_PACKS_MERGED: usize = 4;
+
 /// One problem found by [`Store::verify`].
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
@@ -53,8 +56,10 @@ pub struct GcReport {
     pub dead_bytes: u64,
     /// Packs deleted outright.
     pub packs_deleted: Vec<String>,
-    /// Packs rewritten without their dead objects.
+    /// Packs rewritten: without their dead objects, or small ones merged into fewer.
     pub packs_repacked: Vec<String>,
+    /// How many of those were small packs merged (see [`SMALL_PACKS_MERGED`]).
+    pub packs_merged: u64,
     /// Pack files on disk that the index does not know (crash leftovers).
     pub orphan_packs: Vec<String>,
     /// Temporary files left by killed writers.
@@ -244,7 +249,11 @@ impl Store {
         let indexed_set: HashSet<Hash> = indexed.iter().map(|(h, _)| *h).collect();
         let mut delete = Vec::new();
         let mut repack = Vec::new();
-        for (id, _) in &indexed {
+        // Packs under 1/8 of the target size (each tracking job of a workflow writes one) are
+        // merged when there are several.
+        let small_limit = self.config().pack_target_size / 8;
+        let mut small = Vec::new();
+        for (id, size) in &indexed {
             // An entry is dead when nothing references it, or when the index locates that
             // object in another pack (a duplicate written by a racing writer).
             let here: HashSet<Hash> = self
@@ -266,6 +275,15 @@ impl Store {
             } else if !dead.is_empty() {
                 repack.push((*id, here));
                 report.packs_repacked.push(id.to_hex());
+            } else if *size < small_limit {
+                small.push((*id, here));
+            }
+        }
+        if small.len() >= SMALL_PACKS_MERGED {
+            report.packs_merged = small.len() as u64;
+            for (id, here) in small {
+                report.packs_repacked.push(id.to_hex());
+                repack.push((id, here));
             }
         }
         let mut orphans = Vec::new();

@@ -457,3 +457,39 @@ fn checkout_from_workspace_copy_verifies_every_chunk() {
     ws.ok(&["checkout", &h, "--to", "out", "--link", "copy"]);
     assert!(std::fs::read(ws.p("out/big.bin")).expect("restored") == data);
 }
+
+/// Many small packs (one per tracking job, one per small add) are merged by `gc`, and every
+/// version stays restorable.
+#[test]
+fn gc_merges_small_packs() {
+    let ws = Ws::new();
+    let mut added = Vec::new();
+    for i in 0..6u64 {
+        let name = format!("f{i}.bin");
+        ws.write(&name, &pseudo_random(50_000, i));
+        added.push((ws.add(&name), i));
+    }
+    let before = crate::common::packs(&ws.p(".store")).len();
+    assert!(before >= 6, "{before}");
+    let dry: serde_json::Value = serde_json::from_str(&ws.ok(&["gc", "--json"])).expect("json");
+    assert_eq!(dry["packs_merged"], before as u64);
+    assert_eq!(
+        crate::common::packs(&ws.p(".store")).len(),
+        before,
+        "dry run changed nothing"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["gc", "--yes", "--json"])).expect("json");
+    assert_eq!(r["packs_merged"], before as u64);
+    assert_eq!(r["dead_objects"], 0);
+    assert_eq!(crate::common::packs(&ws.p(".store")).len(), 1);
+    ws.ok(&["verify"]);
+    for (h, i) in added {
+        let out = ws.run(&["cat", &h]);
+        assert!(out.status.success());
+        assert!(out.stdout == pseudo_random(50_000, i));
+    }
+    // Nothing small is left to merge.
+    let again: serde_json::Value = serde_json::from_str(&ws.ok(&["gc", "--json"])).expect("json");
+    assert_eq!(again["packs_merged"], 0);
+}
