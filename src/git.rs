@@ -90,7 +90,14 @@ pub fn commit_files(
     }
     let sig =
         Signature::now("store", "store@localhost").map_err(|e| err("signature", repo_path, e))?;
-    for _ in 0..50 {
+    for attempt in 0..50u32 {
+        if attempt > 0 {
+            // A lost race or a ref lock held by another writer: back off (full jitter, up to
+            // 200 ms) so a busy moment does not burn every attempt at once.
+            let cap = 2u64.saturating_pow(attempt.min(8)).min(200);
+            let jitter = crate::util::now_ns().unsigned_abs() % (cap + 1);
+            std::thread::sleep(std::time::Duration::from_millis(jitter));
+        }
         let parent = match repo.find_reference(&refname) {
             Ok(r) => Some(
                 r.peel_to_commit()
