@@ -173,25 +173,34 @@ impl Store {
 
     /// Every object reachable from the current roots.
     pub(crate) fn live_objects(&self, roots: &[Root]) -> Result<HashSet<Hash>> {
-        let mut live = HashSet::new();
-        let mut stack: Vec<(Hash, ObjectKind)> = Vec::new();
         // Runs pin every version they recorded, whatever happens to the paths' histories.
         let run_objects = self.index().run_objects()?;
-        for h in run_objects {
-            let (kind, bytes) = self.read_object(&h)?;
-            live.insert(h);
-            stack.extend(crate::run::entry_refs(kind, &bytes, &h)?);
-        }
+        let mut starts = Vec::new();
         for r in roots {
-            live.insert(r.record);
-            stack.push((
-                r.hash,
-                if r.kind == "tree" {
-                    ObjectKind::Tree
-                } else {
-                    ObjectKind::File
-                },
-            ));
+            // The root record itself is a leaf here (its content is what `hash` names).
+            starts.push((r.record, ObjectKind::Root));
+            let kind = if r.kind == "tree" {
+                ObjectKind::Tree
+            } else {
+                ObjectKind::File
+            };
+            starts.push((r.hash, kind));
+        }
+        self.reachable_from(&run_objects, starts)
+    }
+
+    /// `records` (run objects), everything their entries name, and everything reachable from
+    /// `stack`: trees, file manifests and chunks, read through the index.
+    pub(crate) fn reachable_from(
+        &self,
+        records: &[Hash],
+        mut stack: Vec<(Hash, ObjectKind)>,
+    ) -> Result<HashSet<Hash>> {
+        let mut live = HashSet::new();
+        for h in records {
+            let (kind, bytes) = self.read_object(h)?;
+            live.insert(*h);
+            stack.extend(crate::run::entry_refs(kind, &bytes, h)?);
         }
         while let Some((h, kind)) = stack.pop() {
             if !live.insert(h) {

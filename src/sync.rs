@@ -682,36 +682,9 @@ impl Store {
 
     /// Every object a run needs: its records, manifests and chunks.
     fn run_closure(&self, run: &RunRow) -> Result<HashSet<Hash>> {
-        let mut live = HashSet::new();
-        let mut stack: Vec<(Hash, ObjectKind)> = Vec::new();
         let mut records: Vec<Hash> = self.index().run_parts(&run.run_id)?;
         records.extend(run.snapshot);
-        for h in records {
-            let (kind, bytes) = self.read_object(&h)?;
-            live.insert(h);
-            stack.extend(crate::run::entry_refs(kind, &bytes, &h)?);
-        }
-        while let Some((h, kind)) = stack.pop() {
-            if !live.insert(h) {
-                continue;
-            }
-            match kind {
-                ObjectKind::Tree => {
-                    for e in self.tree_manifest(&h)?.entries {
-                        match e.kind {
-                            EntryKind::File(f) => stack.push((f, ObjectKind::File)),
-                            EntryKind::Dir(d) => stack.push((d, ObjectKind::Tree)),
-                            EntryKind::Symlink(_) => {}
-                        }
-                    }
-                }
-                ObjectKind::File => {
-                    live.extend(self.file_manifest(&h)?.chunks.into_iter().map(|(c, _)| c));
-                }
-                _ => {}
-            }
-        }
-        Ok(live)
+        self.reachable_from(&records, Vec::new())
     }
 
     /// The `runs/<workflow>/<run id>.json` document of a sealed run.
@@ -787,14 +760,7 @@ impl Store {
             // possible, instead of walking the graph level by level.
             let mut all: Vec<Hash> = state.objects.keys().copied().collect();
             all.sort();
-            let locs = self.index().locate_many(&all)?;
-            let absent: Vec<Hash> = all
-                .iter()
-                .zip(locs)
-                .filter(|(_, l)| l.is_none())
-                .map(|(h, _)| *h)
-                .collect();
-            let (n, bytes) = self.fetch_objects(&ctx, &absent)?;
+            let (n, bytes) = self.fetch_objects(&ctx, &self.absent(&all)?)?;
             report.objects += n;
             report.bytes += bytes;
         }
@@ -903,11 +869,18 @@ impl Store {
         }
         chunks.sort();
         chunks.dedup();
-        Ok(self
-            .index()
-            .locate_many(&chunks)?
+        Ok(!self.absent(&chunks)?.is_empty())
+    }
+
+    /// Those of `hashes` that the local index does not hold (one query).
+    fn absent(&self, hashes: &[Hash]) -> Result<Vec<Hash>> {
+        let locs = self.index().locate_many(hashes)?;
+        Ok(hashes
             .iter()
-            .any(|l| l.is_none()))
+            .zip(locs)
+            .filter(|(_, l)| l.is_none())
+            .map(|(h, _)| *h)
+            .collect())
     }
 
     /// Fetches, level by level, every missing object under `starts` (chunks only when
@@ -919,14 +892,7 @@ impl Store {
         let mut chunk_set: Vec<Hash> = Vec::new();
         while !level.is_empty() {
             level.retain(|h| seen.insert(*h));
-            let locs = self.index().locate_many(&level)?;
-            let absent: Vec<Hash> = level
-                .iter()
-                .zip(&locs)
-                .filter(|(_, l)| l.is_none())
-                .map(|(h, _)| *h)
-                .collect();
-            let (n, b) = self.fetch_objects(ctx, &absent)?;
+            let (n, b) = self.fetch_objects(ctx, &self.absent(&level)?)?;
             total.0 += n;
             total.1 += b;
             let mut next = Vec::new();
@@ -939,14 +905,7 @@ impl Store {
         if chunks {
             chunk_set.sort();
             chunk_set.dedup();
-            let locs = self.index().locate_many(&chunk_set)?;
-            let absent: Vec<Hash> = chunk_set
-                .iter()
-                .zip(locs)
-                .filter(|(_, l)| l.is_none())
-                .map(|(h, _)| *h)
-                .collect();
-            let (n, b) = self.fetch_objects(ctx, &absent)?;
+            let (n, b) = self.fetch_objects(ctx, &self.absent(&chunk_set)?)?;
             total.0 += n;
             total.1 += b;
         }
