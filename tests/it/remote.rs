@@ -194,6 +194,37 @@ fn ok_env(ws: &Ws, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf8")
 }
 
+/// Runs `store ARGS` in `dir` with the S3 test credentials; asserts success, returns stdout.
+fn ok_in(ws: &Ws, dir: &Path, args: &[&str]) -> String {
+    let out = with_s3_env(&mut ws.cmd(args))
+        .current_dir(dir)
+        .output()
+        .expect("run store");
+    assert!(
+        out.status.success(),
+        "store {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// `remote add origin URL` for the S3 test server.
+fn add_s3_origin(ws: &Ws, url: &str, ep: &str) {
+    ok_env(
+        ws,
+        &[
+            "remote",
+            "add",
+            "origin",
+            url,
+            "--endpoint",
+            ep,
+            "--allow-http",
+        ],
+    );
+}
+
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).expect("json output")
 }
@@ -242,14 +273,7 @@ pub(crate) fn push_clone_checkout(url: &str, extra: &[&str]) -> (Ws, Ws) {
     let ws_b = b.p("ws");
     let before = pack_bytes(&ws_b.join(".store"));
     assert!(before < 200_000, "clone fetched content: {before} bytes");
-    let runs = String::from_utf8(
-        with_s3_env(&mut b.cmd(&["runs"]))
-            .current_dir(&ws_b)
-            .output()
-            .expect("runs")
-            .stdout,
-    )
-    .expect("utf8");
+    let runs = ok_in(&b, &ws_b, &["runs"]);
     for id in &ids {
         assert!(runs.contains(id.as_str()), "{runs}");
     }
@@ -277,11 +301,7 @@ pub(crate) fn push_clone_checkout(url: &str, extra: &[&str]) -> (Ws, Ws) {
         after > 3_000_000 && after < 5_000_000,
         "fetched {after} bytes"
     );
-    let v = with_s3_env(&mut b.cmd(&["verify"]))
-        .current_dir(&ws_b)
-        .output()
-        .expect("verify");
-    assert!(v.status.success());
+    ok_in(&b, &ws_b, &["verify"]);
     // The remote is sound and carries a human-readable manifest of each run.
     let vr = with_s3_env(&mut a.cmd(&["verify", "--remote", "origin", "--json"]))
         .output()
@@ -385,18 +405,7 @@ fn thirty_two_concurrent_pushers() {
     let url = format!("s3://{bucket}/shared");
     let a = Ws::new();
     let ids = make_runs(&a, "fl", 32, 150_000);
-    ok_env(
-        &a,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &url,
-            "--endpoint",
-            &ep,
-            "--allow-http",
-        ],
-    );
+    add_s3_origin(&a, &url, &ep);
     let children: Vec<_> = ids
         .iter()
         .map(|id| {
@@ -429,26 +438,10 @@ fn thirty_two_concurrent_pushers() {
         ],
     ));
     assert_eq!(c["runs"].as_array().expect("runs").len(), 32);
-    let out = with_s3_env(&mut b.cmd(&["pull", "--json"]))
-        .current_dir(b.p("ws"))
-        .output()
-        .expect("pull");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_in(&b, &b.p("ws"), &["pull", "--json"]);
     for id in &ids {
         let to = format!("r/{id}");
-        let out = with_s3_env(&mut b.cmd(&["checkout", id, "--to", &to]))
-            .current_dir(b.p("ws"))
-            .output()
-            .expect("checkout");
-        assert!(
-            out.status.success(),
-            "{id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok_in(&b, &b.p("ws"), &["checkout", id, "--to", &to]);
         let got = std::fs::read(b.p(&format!("ws/{to}/out/{id}.bin"))).expect("restored");
         assert_eq!(
             got,
@@ -477,18 +470,7 @@ fn killed_push_resumes_without_reuploading() {
     small_packs(&a);
     a.write("big.bin", &pseudo_random(40 << 20, 9));
     a.ok(&["add", "-q", "big.bin"]);
-    ok_env(
-        &a,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &url,
-            "--endpoint",
-            &ep,
-            "--allow-http",
-        ],
-    );
+    add_s3_origin(&a, &url, &ep);
     let mut child = with_s3_env(&mut a.cmd(&["push", "-q", "--jobs", "1"]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -528,15 +510,7 @@ fn killed_push_resumes_without_reuploading() {
         &b,
         &["clone", &url, "ws", "--endpoint", &ep, "--allow-http"],
     );
-    let out = with_s3_env(&mut b.cmd(&["pull"]))
-        .current_dir(b.p("ws"))
-        .output()
-        .expect("pull");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_in(&b, &b.p("ws"), &["pull"]);
     let vr = with_s3_env(&mut a.cmd(&["verify", "--remote", "origin"]))
         .output()
         .expect("verify");
@@ -625,18 +599,7 @@ fn credentials_are_never_written() {
     let out = a.run(&["remote", "add", "x", &url, "--endpoint", &ep]);
     assert!(out.status.success());
     ok_env(&a, &["remote", "remove", "x"]);
-    ok_env(
-        &a,
-        &[
-            "remote",
-            "add",
-            "origin",
-            &url,
-            "--endpoint",
-            &ep,
-            "--allow-http",
-        ],
-    );
+    add_s3_origin(&a, &url, &ep);
     let push = ok_env(&a, &["push", "--json"]);
     assert!(!push.contains(SECRET));
     // A failing request (no such bucket) names the remote, not the secret.
