@@ -110,7 +110,7 @@ pub(super) fn job_data(store: &Store, files: &[FileRecord]) -> (Pairs, Pairs) {
 }
 
 /// A summary of a job's captured environment record (16.1) as tags.
-fn env_tags(store: &Store, record: &Hash) -> Vec<(String, String)> {
+pub(super) fn env_tags(store: &Store, record: &Hash) -> Vec<(String, String)> {
     let mut out = vec![("store.env.record".to_string(), record.to_hex())];
     let mut bytes = Vec::new();
     if store.cat_unlocked(record, &mut bytes).is_err() {
