@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -631,10 +631,29 @@ impl Store {
                     .collect()
             };
             let mut files = Vec::new();
+            let mut links = Vec::new();
             if meta.is_dir() {
-                list_files(&path, store_id, &mut files)?;
+                list_files(&path, store_id, &mut files, &mut links)?;
             } else {
                 files.push((path.clone(), meta));
+            }
+            if root.kind == "tree" {
+                // Links are not in the stat cache: compare them with the tree as added.
+                let mut added = HashMap::new();
+                self.tree_links(&root.hash, &path, &mut added)?;
+                for (p, target) in links {
+                    let key = path_key(&p);
+                    let change = match added.remove(&key) {
+                        None => Some(Change::New),
+                        Some(t) if t != target => Some(Change::Modified),
+                        Some(_) => None,
+                    };
+                    out.extend(change.map(|change| StatusEntry { path: key, change }));
+                }
+                out.extend(added.into_keys().map(|path| StatusEntry {
+                    path,
+                    change: Change::Deleted,
+                }));
             }
             for (p, m) in files {
                 let key = path_key(&p);
@@ -680,21 +699,54 @@ impl Store {
         out.extend(rehashed.into_iter().flatten());
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out.dedup();
-        Ok(out)
+        // A path both gone and new changed kind (a file became a link, or a link a file).
+        let mut merged: Vec<StatusEntry> = Vec::with_capacity(out.len());
+        for e in out {
+            match merged.last_mut() {
+                Some(last) if last.path == e.path => last.change = Change::Modified,
+                _ => merged.push(e),
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The symbolic links of a tree as added: absolute path key -> target bytes.
+    fn tree_links(&self, tree: &Hash, at: &Path, out: &mut HashMap<String, Vec<u8>>) -> Result<()> {
+        for e in self.tree_manifest(tree)?.entries {
+            let p = at.join(std::ffi::OsStr::from_bytes(&e.name));
+            match e.kind {
+                EntryKind::Symlink(target) => {
+                    out.insert(path_key(&p), target);
+                }
+                EntryKind::Dir(h) => self.tree_links(&h, &p, out)?,
+                EntryKind::File(_) => {}
+            }
+        }
+        Ok(())
     }
 }
 
-fn list_files(dir: &Path, store_id: (u64, u64), out: &mut Vec<(PathBuf, Metadata)>) -> Result<()> {
+/// The regular files (with their metadata) and symbolic links (with their targets) under `dir`,
+/// outside the store's own directory.
+fn list_files(
+    dir: &Path,
+    store_id: (u64, u64),
+    out: &mut Vec<(PathBuf, Metadata)>,
+    links: &mut Vec<(PathBuf, Vec<u8>)>,
+) -> Result<()> {
     for ent in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let ent = ent.map_err(|e| Error::io(dir, e))?;
         let p = ent.path();
         let m = fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
         if m.is_dir() {
             if (m.dev(), m.ino()) != store_id {
-                list_files(&p, store_id, out)?;
+                list_files(&p, store_id, out, links)?;
             }
         } else if m.is_file() {
             out.push((p, m));
+        } else if m.is_symlink() {
+            let target = fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
+            links.push((p, target.into_os_string().into_vec()));
         }
     }
     Ok(())

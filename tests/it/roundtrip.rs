@@ -179,6 +179,52 @@ fn status_reports_new_modified_and_deleted() {
     assert!(!ws.ok(&["status"]).contains("keep"));
     ws.add("d");
     assert_eq!(ws.ok(&["status"]), "");
+
+    // Links are recorded, not followed: retargeting one, adding one, removing one and turning
+    // a file into one are all changes; a link whose target file changes is not.
+    use std::os::unix::fs::symlink;
+    symlink("keep", ws.p("d/to-keep")).expect("link");
+    symlink("change", ws.p("d/to-change")).expect("link");
+    symlink("added", ws.p("d/to-added")).expect("link");
+    symlink("keep", ws.p("d/was-link")).expect("link");
+    ws.add("d");
+    assert_eq!(ws.ok(&["status"]), "", "links unchanged right after add");
+    fs::remove_file(ws.p("d/to-change")).expect("rm");
+    symlink("keep", ws.p("d/to-change")).expect("retarget");
+    fs::remove_file(ws.p("d/to-added")).expect("rm");
+    symlink("keep", ws.p("d/new-link")).expect("link");
+    fs::remove_file(ws.p("d/added")).expect("rm");
+    symlink("keep", ws.p("d/added")).expect("file becomes link");
+    fs::remove_file(ws.p("d/was-link")).expect("rm");
+    ws.write("d/was-link", b"now a file");
+    ws.write("d/keep", b"KEEP");
+    let st: serde_json::Value = serde_json::from_str(&ws.ok(&["status", "--json"])).expect("json");
+    let mut seen: Vec<(String, String)> = st
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| {
+            let p = e["path"].as_str().expect("path");
+            (
+                p.rsplit('/').next().expect("name").to_string(),
+                e["change"].as_str().expect("change").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("added".into(), "modified".into()),
+            ("keep".into(), "modified".into()),
+            ("new-link".into(), "new".into()),
+            ("to-added".into(), "deleted".into()),
+            ("to-change".into(), "modified".into()),
+            ("was-link".into(), "modified".into()),
+        ]
+    );
+    ws.add("d");
+    assert_eq!(ws.ok(&["status"]), "");
 }
 
 #[test]
