@@ -61,8 +61,13 @@ proptest! {
         let b = add_bytes(&dir, &s, "b", &edited);
         let old: std::collections::HashSet<_> = a.chunks.iter().map(|c| c.0).collect();
         let changed = b.chunks.iter().filter(|c| !old.contains(&c.0)).count();
-        // Fixed-size blocks would change every block after `at` (up to ~77); CDC resyncs.
-        prop_assert!(changed <= 8, "{} of {} chunks changed", changed, b.chunks.len());
+        // Fixed-size blocks would change every block after `at` (up to ~97); CDC resyncs, most
+        // often within the chunk of the insertion. Not always: the minimum chunk size makes the
+        // search skip candidates, so the new cut chain can run beside the old one for a while
+        // before meeting it. Measured over 600 insertions: 1 chunk 88%, 2 7%, 3 3%, 4-5 2%, 9
+        // once; the tail shrinks about twofold per chunk, so 24 is out of reach by chance and far
+        // below what fixed-size blocks change.
+        prop_assert!(changed <= 24, "{} of {} chunks changed", changed, b.chunks.len());
     }
 
     /// Chunking is deterministic: the same bytes give the same file hash in another store.
