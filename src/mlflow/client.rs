@@ -7,7 +7,8 @@
 //! 429 and 5xx are retried after a random pause in `[0, min(CAP, BASE * 2^attempt))` (full
 //! jitter, so a thousand jobs that lost the server at once do not come back in lockstep) until
 //! the budget is gone; any other 4xx is an answer, not a failure to reach the server, and is
-//! returned at once.
+//! returned at once. A `runs/create` whose answer was lost may have created the run: before it
+//! is sent again, a search looks for it ([`Client::create_run`]).
 //!
 //! Credentials come only from `MLFLOW_TRACKING_TOKEN` (Bearer) or `MLFLOW_TRACKING_USERNAME` /
 //! `MLFLOW_TRACKING_PASSWORD` (Basic). They live in [`Auth`], which has no `Debug` that shows
@@ -70,6 +71,12 @@ impl CallError {
     fn is_code(&self, want: &str) -> bool {
         matches!(self, CallError::Rejected { code, .. } if code == want)
     }
+}
+
+/// How one attempt failed: for good, or worth retrying.
+enum Failure {
+    Final(CallError),
+    Retry(String),
 }
 
 /// Credentials from the environment (never stored; no `Debug`, so never printed).
@@ -220,7 +227,8 @@ impl Client {
         Duration::from_nanos(x % nanos)
     }
 
-    /// One REST call: `GET` with query parameters or `POST` with a JSON body.
+    /// One REST call: `GET` with query parameters or `POST` with a JSON body, retried (see
+    /// the module) until it is answered or the budget is spent.
     async fn call(
         &self,
         post: bool,
@@ -228,81 +236,105 @@ impl Client {
         query: &[(&str, &str)],
         body: Value,
     ) -> std::result::Result<Value, CallError> {
+        let url = self.url(endpoint, query);
+        let payload = body.to_string();
+        let mut attempt: u32 = 0;
+        loop {
+            match self.attempt(post, &url, &payload, attempt).await {
+                Ok(v) => return Ok(v),
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Retry(why)) => self.pause(&mut attempt, why).await?,
+            }
+        }
+    }
+
+    fn url(&self, endpoint: &str, query: &[(&str, &str)]) -> String {
         let mut url = format!("{}/api/2.0/mlflow/{endpoint}", self.uri);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
             url.push_str(&format!("{}={}", encode(k), encode(v)));
         }
-        let payload = body.to_string();
-        let mut attempt: u32 = 0;
-        loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() && attempt > 0 {
-                return Err(CallError::Unavailable(format!(
-                    "{url}: gave up after {attempt} attempts within the time budget"
-                )));
-            }
-            let mut req = if post {
-                self.http
-                    .post(&url)
-                    .header("Content-Type", "application/json")
-                    .body(payload.clone())
-            } else {
-                self.http.get(&url)
-            };
-            req = req.timeout(PER_CALL.min(left.max(Duration::from_millis(200))));
-            req = match &self.auth {
-                Auth::None => req,
-                Auth::Bearer(t) => req.bearer_auth(t),
-                Auth::Basic(u, p) => req.basic_auth(u, p.as_ref()),
-            };
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let why = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    match resp.bytes().await {
-                        Ok(bytes) if (200..300).contains(&status) => {
-                            if bytes.is_empty() {
-                                return Ok(json!({}));
-                            }
-                            return serde_json::from_slice(&bytes).map_err(|e| {
-                                CallError::Rejected {
-                                    status,
-                                    code: String::new(),
-                                    message: format!("{url}: not JSON: {e}"),
-                                }
-                            });
-                        }
-                        Ok(bytes) if status != 429 && status < 500 => {
-                            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                            let text = |k: &str| {
-                                v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
-                            };
-                            let mut message = text("message");
-                            if message.is_empty() {
-                                message =
-                                    String::from_utf8_lossy(&bytes).chars().take(300).collect();
-                            }
-                            return Err(CallError::Rejected {
-                                status,
-                                code: text("error_code"),
-                                message,
-                            });
-                        }
-                        Ok(_) => format!("{url}: HTTP {status}"),
-                        Err(e) => format!("{url}: HTTP {status}, reading the answer: {e}"),
-                    }
-                }
-                Err(e) => describe(&e),
-            };
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(CallError::Unavailable(why));
-            }
-            let ceiling = BASE.saturating_mul(1 << attempt.min(16)).min(CAP);
-            tokio::time::sleep(self.jitter(ceiling).min(left)).await;
-            attempt += 1;
+        url
+    }
+
+    /// One request. `attempt` is how many were made before it: once the budget is spent, a
+    /// retry is not sent.
+    async fn attempt(
+        &self,
+        post: bool,
+        url: &str,
+        payload: &str,
+        attempt: u32,
+    ) -> std::result::Result<Value, Failure> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() && attempt > 0 {
+            return Err(Failure::Final(CallError::Unavailable(format!(
+                "{url}: gave up after {attempt} attempts within the time budget"
+            ))));
         }
+        let mut req = if post {
+            self.http
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(payload.to_string())
+        } else {
+            self.http.get(url)
+        };
+        req = req.timeout(PER_CALL.min(left.max(Duration::from_millis(200))));
+        req = match &self.auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::Basic(u, p) => req.basic_auth(u, p.as_ref()),
+        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return Err(Failure::Retry(describe(&e))),
+        };
+        let status = resp.status().as_u16();
+        match resp.bytes().await {
+            Ok(bytes) if (200..300).contains(&status) => {
+                if bytes.is_empty() {
+                    return Ok(json!({}));
+                }
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    Failure::Final(CallError::Rejected {
+                        status,
+                        code: String::new(),
+                        message: format!("{url}: not JSON: {e}"),
+                    })
+                })
+            }
+            Ok(bytes) if status != 429 && status < 500 => {
+                let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let mut message = text("message");
+                if message.is_empty() {
+                    message = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+                }
+                Err(Failure::Final(CallError::Rejected {
+                    status,
+                    code: text("error_code"),
+                    message,
+                }))
+            }
+            Ok(_) => Err(Failure::Retry(format!("{url}: HTTP {status}"))),
+            Err(e) => Err(Failure::Retry(format!(
+                "{url}: HTTP {status}, reading the answer: {e}"
+            ))),
+        }
+    }
+
+    /// After a failed attempt: the budget's end (as `Unavailable(why)`), or a full-jitter pause.
+    async fn pause(&self, attempt: &mut u32, why: String) -> std::result::Result<(), CallError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CallError::Unavailable(why));
+        }
+        let ceiling = BASE.saturating_mul(1 << (*attempt).min(16)).min(CAP);
+        tokio::time::sleep(self.jitter(ceiling).min(left)).await;
+        *attempt += 1;
+        Ok(())
     }
 
     /// The ID of the experiment named `name`, created if absent (and restored if deleted). Two
@@ -397,12 +429,40 @@ impl Client {
             "start_time": start_ms,
             "tags": pairs(tags),
         });
-        let v = self.call(true, "runs/create", &[], body).await?;
-        RunInfo::parse(&v["run"]).ok_or_else(|| CallError::Rejected {
-            status: 200,
-            code: String::new(),
-            message: "runs/create answered without a run".into(),
-        })
+        let url = self.url("runs/create", &[]);
+        let payload = body.to_string();
+        let run_tag = tags.iter().find(|(k, _)| k == "store.run_id");
+        let mut attempt: u32 = 0;
+        loop {
+            match self.attempt(true, &url, &payload, attempt).await {
+                Ok(v) => {
+                    return RunInfo::parse(&v["run"]).ok_or_else(|| CallError::Rejected {
+                        status: 200,
+                        code: String::new(),
+                        message: "runs/create answered without a run".into(),
+                    })
+                }
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Retry(why)) => self.pause(&mut attempt, why).await?,
+            }
+            // Not creating twice: the server may have created the run and the answer been lost
+            // (a gateway's 502/504, a timeout); if a run with every one of these tags is there,
+            // it is the one.
+            let Some((_, run_id)) = run_tag else { continue };
+            let found = self
+                .search(
+                    &[experiment_id.to_string()],
+                    &format!("tags.`store.run_id` = '{run_id}'"),
+                )
+                .await?;
+            let mine = found
+                .into_iter()
+                .filter(|r| tags.iter().all(|(k, v)| r.tags.get(k) == Some(v)))
+                .min_by(|a, b| (a.start_time, &a.run_id).cmp(&(b.start_time, &b.run_id)));
+            if let Some(r) = mine {
+                return Ok(r);
+            }
+        }
     }
 
     /// Logs parameters and tags to a run, at most 100 of each per request. Logging the same

@@ -3,7 +3,9 @@
 //! server is queried to check the experiment, the parent run, one child run per tracked job,
 //! their tags and parameters, the metric the job's own Python code logged with the `mlflow`
 //! client, and the links both ways; a run with the server unreachable completes, stays pending,
-//! and a later `store mlflow sync` fills MLflow in without duplicates.
+//! and a later `store mlflow sync` fills MLflow in without duplicates; through a proxy that
+//! refuses, delays and loses answers (429, 503, a 502 after the server created a run), every
+//! run is still created exactly once and nothing goes pending.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -594,4 +596,234 @@ fn jobs_inside_subworkflows_get_their_own_child_runs_under_the_one_parent() {
     let metrics = eval["data"]["metrics"].as_array().expect("metrics");
     assert!(metrics.iter().any(|m| m["key"] == "mse"), "{metrics:?}");
     assert!(params(children["round_0:train_0_0"]).contains_key("input/config.json/hash"));
+}
+
+/// A fault-injecting HTTP proxy in front of the real MLflow server, for the resilience test:
+/// of the requests it receives, it refuses some with 429 or 503 before they reach the server,
+/// answers some only after a delay, and forwards some `runs/create` to the server but replaces
+/// the server's answer with a 502 (a gateway that lost the answer: the run exists, the client
+/// does not know). One request per connection (`Connection: close` both ways).
+mod proxy {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[derive(Default)]
+    pub struct Counts {
+        pub requests: AtomicUsize,
+        pub refused: AtomicUsize,
+        pub delayed: AtomicUsize,
+        pub lost_creates: AtomicUsize,
+    }
+
+    pub struct Proxy {
+        pub uri: String,
+        pub counts: Arc<Counts>,
+    }
+
+    pub fn start(upstream: &str) -> Proxy {
+        let up = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let uri = format!("http://{}", l.local_addr().expect("addr"));
+        let counts = Arc::new(Counts::default());
+        let c = counts.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let (c, up) = (c.clone(), up.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &up, &c);
+                });
+            }
+        });
+        Proxy { uri, counts }
+    }
+
+    /// Reads one request: head lines and body (by Content-Length).
+    fn read_request(
+        r: &mut BufReader<TcpStream>,
+    ) -> std::io::Result<(String, Vec<String>, Vec<u8>)> {
+        let mut line = String::new();
+        r.read_line(&mut line)?;
+        let start = line.trim_end().to_string();
+        let mut headers = Vec::new();
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            r.read_line(&mut line)?;
+            let h = line.trim_end().to_string();
+            if h.is_empty() {
+                break;
+            }
+            let lower = h.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if !lower.starts_with("connection:") && !lower.starts_with("keep-alive:") {
+                headers.push(h);
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body)?;
+        Ok((start, headers, body))
+    }
+
+    fn answer(mut w: &TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+        write!(
+            w,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        w.flush()
+    }
+
+    fn serve(conn: TcpStream, up: &str, c: &Counts) -> std::io::Result<()> {
+        let mut r = BufReader::new(conn.try_clone()?);
+        let (start, headers, body) = read_request(&mut r)?;
+        let n = c.requests.fetch_add(1, Ordering::SeqCst);
+        let create = start.contains("/runs/create");
+        // Refused before reaching the server: a third of all requests.
+        if n % 3 == 1 {
+            c.refused.fetch_add(1, Ordering::SeqCst);
+            return if n.is_multiple_of(2) {
+                answer(
+                    &conn,
+                    "429 Too Many Requests",
+                    r#"{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"slow down"}"#,
+                )
+            } else {
+                answer(
+                    &conn,
+                    "503 Service Unavailable",
+                    r#"{"error_code":"TEMPORARILY_UNAVAILABLE","message":"overloaded"}"#,
+                )
+            };
+        }
+        if n % 5 == 2 {
+            c.delayed.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let mut server = TcpStream::connect(up)?;
+        write!(server, "{start}\r\n")?;
+        for h in &headers {
+            write!(server, "{h}\r\n")?;
+        }
+        write!(server, "Connection: close\r\n\r\n")?;
+        server.write_all(&body)?;
+        server.flush()?;
+        let mut resp = Vec::new();
+        server.read_to_end(&mut resp)?;
+        // Every other create reaches the server, and its answer is lost on the way back.
+        if create && n.is_multiple_of(2) {
+            c.lost_creates.fetch_add(1, Ordering::SeqCst);
+            return answer(
+                &conn,
+                "502 Bad Gateway",
+                r#"{"message":"upstream answer lost"}"#,
+            );
+        }
+        // Relay the answer with `Connection: close` in place of whatever the server said.
+        let split = resp
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(resp.len(), |i| i + 4);
+        let head = String::from_utf8_lossy(&resp[..split]);
+        let mut out = String::new();
+        for (i, l) in head.split("\r\n").filter(|l| !l.is_empty()).enumerate() {
+            let lower = l.to_ascii_lowercase();
+            if i > 0 && (lower.starts_with("connection:") || lower.starts_with("keep-alive:")) {
+                continue;
+            }
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+        out.push_str("Connection: close\r\n\r\n");
+        let mut w = &conn;
+        w.write_all(out.as_bytes())?;
+        w.write_all(&resp[split..])?;
+        w.flush()
+    }
+}
+
+#[test]
+fn a_flaky_slow_server_still_gets_every_run_exactly_once_and_nothing_goes_pending() {
+    let Some(uri) = mlflow_uri() else { return };
+    let p = proxy::start(&uri);
+    let ws = Ws::new();
+    ws.ok(&["config", "set", "mlflow.uri", &p.uri]);
+    let wf = federated();
+    let (out, _) = run_store(
+        &ws,
+        &[
+            "run",
+            wf.to_str().expect("utf8"),
+            "--mlflow",
+            "--workdir",
+            "work",
+        ],
+        // The faults, not the budget, are under test: room for a loaded machine.
+        &[("STORE_MLFLOW_TIMEOUT", "40")],
+    );
+    let run_id = out.trim().to_string();
+    let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    assert_eq!(runs[0]["status"], "sealed");
+    use std::sync::atomic::Ordering::SeqCst;
+    let c = &p.counts;
+    assert!(
+        c.refused.load(SeqCst) >= 10
+            && c.delayed.load(SeqCst) >= 5
+            && c.lost_creates.load(SeqCst) >= 5,
+        "faults injected: {} refused, {} delayed, {} creates lost of {} requests",
+        c.refused.load(SeqCst),
+        c.delayed.load(SeqCst),
+        c.lost_creates.load(SeqCst),
+        c.requests.load(SeqCst)
+    );
+    // Every send landed within its budget: nothing pending.
+    assert!(ws.ok(&["mlflow", "pending"]).trim().is_empty());
+    // Exactly one parent and one child per job, although creates were answered with 502 after
+    // the server made the run (check_structure fails on two runs for one job).
+    let (parent, children) = check_structure(&uri, &run_id);
+    assert_eq!(parent["info"]["status"], "FINISHED");
+    let snap: Value = serde_json::from_str(&ws.ok(&["show", "--json", &run_id])).expect("json");
+    let entries = snap["entries"].as_array().expect("entries");
+    for (job, r) in &children {
+        assert_eq!(r["info"]["status"], "FINISHED", "{job}");
+        // Each child holds the hash of every file its job recorded, and the job's entries link
+        // to that child.
+        let p = params(r);
+        let mine: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["job_id"] == job.as_str())
+            .collect();
+        assert!(!mine.is_empty(), "{job} recorded nothing");
+        for e in mine {
+            let url = e["mlflow_url"].as_str().expect("mlflow_url");
+            assert!(
+                url.ends_with(r["info"]["run_id"].as_str().expect("id")),
+                "{e}"
+            );
+            if e["role"] == "environment" {
+                assert_eq!(
+                    tags(r)["store.env.record"],
+                    e["hash"].as_str().expect("hash")
+                );
+                continue;
+            }
+            assert!(
+                p.values().any(|v| Some(v.as_str()) == e["hash"].as_str()),
+                "{job}: no parameter holds {e}"
+            );
+        }
+    }
+    // The job's own client (MLflow's Python client, which retries 429/503 itself) got through.
+    let metrics = children["evaluate_0_0"]["data"]["metrics"]
+        .as_array()
+        .expect("metrics");
+    assert!(metrics.iter().any(|m| m["key"] == "mse"), "{metrics:?}");
+    assert_no_token(&ws);
 }
