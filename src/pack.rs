@@ -338,11 +338,7 @@ pub struct FinishedPack {
 impl PackWriter {
     /// Starts a new pack under `tmp_dir`, holding an exclusive lock on it until finished.
     pub fn create(tmp_dir: &Path) -> Result<PackWriter> {
-        let name = format!(
-            "pack-{}-{}.tmp",
-            std::process::id(),
-            crate::util::unique_suffix()
-        );
+        let name = format!("pack-{}.tmp", crate::util::unique_suffix());
         let tmp_path = tmp_dir.join(name);
         let out = Out::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
         let mut w = PackWriter {

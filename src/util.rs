@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A string unique within this machine for the life of the process (time + counter).
+/// A string unique within this machine: process ID, time (hex ns) and a per-process counter
+/// (`<pid>-<t>-<n>`), so two processes never pick the same temporary name.
 pub fn unique_suffix() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{:x}-{n}", now_ns())
+    format!("{}-{:x}-{n}", std::process::id(), now_ns())
 }
 
 /// Nanoseconds since the Unix epoch.

@@ -58,11 +58,10 @@ impl Backend for DirBackend {
         if dest.exists() {
             return Ok(false);
         }
-        let tmp = self.root.join("tmp").join(format!(
-            "{}.{}.tmp",
-            std::process::id(),
-            crate::util::unique_suffix()
-        ));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.tmp", crate::util::unique_suffix()));
         let result = (|| {
             let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             f.write_all(&data).map_err(|e| Error::io(&tmp, e))?;

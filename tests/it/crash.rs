@@ -38,8 +38,20 @@ fn killed_adds_leave_a_verifiable_store_with_all_committed_data() {
     let base = pseudo_random(700_000, 1);
     ws.write("base.bin", &base);
     let mut committed = vec![(ws.add("base.bin"), base)];
+    // Kill points spread over how long such an add takes on this machine (timed on one like
+    // those below), so that most land mid-operation on a fast machine and a slow one alike.
+    ws.write("probe/big.bin", &pseudo_random(6 << 20, 99));
+    for j in 0..30 {
+        ws.write(
+            &format!("probe/s{j}"),
+            &pseudo_random(3000, 9900 + j as u64),
+        );
+    }
+    let t = std::time::Instant::now();
+    ws.ok(&["add", "-q", "probe/big.bin", "probe"]);
+    let span = (t.elapsed().as_micros() as u64 * 3 / 2).max(1_000);
     let mut killed_mid = 0;
-    for (i, d) in delays(25, 120_000).into_iter().enumerate() {
+    for (i, d) in delays(25, span).into_iter().enumerate() {
         let data = pseudo_random(6 << 20, 100 + i as u64);
         ws.write(&format!("v{i}/big.bin"), &data);
         for j in 0..30 {

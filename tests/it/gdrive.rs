@@ -12,7 +12,7 @@ use base64::Engine as _;
 use store::remote::{Backend, GdriveBackend, GdriveOptions, RemoteSpec, CHUNK_QUANTUM};
 
 use crate::common::{pseudo_random, Ws};
-use crate::remote::{all_files, conformance, contains, make_runs, push_clone_checkout};
+use crate::remote::{all_files, conformance, contains, make_runs, push_clone_checkout, Racing};
 use fake::{FakeDrive, Fault, Route};
 
 /// Writes a credentials file; returns its path (kept alive by the returned dir).
@@ -85,7 +85,7 @@ fn gdrive_backend_conforms() {
     // A name with a quote and a backslash checks the query escaping.
     let url = "gdrive://Lab Store/it's a \\ test";
     let b = open(&fake, url, &creds);
-    conformance(&b);
+    conformance(&b, Racing::OneWinner);
     assert_no_duplicates(&fake);
     assert_chunks_aligned(&fake);
     assert!(
@@ -114,7 +114,7 @@ fn gdrive_backend_conforms() {
     let shared = fake.shared_folder("team");
     let d = GdriveBackend::open(&spec(&fake, &format!("gdrive://id:{shared}/store"), &creds))
         .expect("open");
-    conformance(&d);
+    conformance(&d, Racing::OneWinner);
     assert_no_duplicates(&fake);
     // Access tokens travel only in the Authorization header, on every API request.
     for l in fake.log() {
@@ -660,7 +660,7 @@ fn gdrive_live() {
         options,
     };
     let b = GdriveBackend::open(&spec).expect("open live");
-    conformance(&b);
+    conformance(&b, Racing::OneWinner);
     let big = pseudo_random(6 << 20, 21);
     assert!(b.put_new("big/value", big.clone()).expect("resumable put"));
     assert_eq!(
