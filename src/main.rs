@@ -339,7 +339,7 @@ enum Cmd {
     },
     /// Rebuild the index from the pack files.
     Reindex,
-    /// Configure remotes (S3 and compatible, gs://, az://, directories).
+    /// Configure remotes (S3 and compatible, gs://, az://, Google Drive gdrive://, directories).
     Remote {
         #[command(subcommand)]
         cmd: RemoteCmd,

@@ -7,8 +7,9 @@
 //! 429 and 5xx are retried after a random pause in `[0, min(CAP, BASE * 2^attempt))` (full
 //! jitter, so a thousand jobs that lost the server at once do not come back in lockstep) until
 //! the budget is gone; any other 4xx is an answer, not a failure to reach the server, and is
-//! returned at once. A `runs/create` whose answer was lost may have created the run: before it
-//! is sent again, a search looks for it ([`Client::create_run`]).
+//! returned at once. A `runs/create` whose answer was lost may have created the run: it waits
+//! for its answer as long as the budget allows, and before it is sent again, a search looks for
+//! the run ([`Client::create_run`]).
 //!
 //! Credentials come only from `MLFLOW_TRACKING_TOKEN` (Bearer) or `MLFLOW_TRACKING_USERNAME` /
 //! `MLFLOW_TRACKING_PASSWORD` (Basic). They live in [`Auth`], which has no `Debug` that shows
@@ -171,6 +172,7 @@ pub struct Client {
     uri: String,
     auth: Auth,
     deadline: Instant,
+    budget: Duration,
     requests: AtomicU64,
     seed: AtomicU64,
 }
@@ -194,6 +196,7 @@ impl Client {
             uri,
             auth: Auth::from_env(),
             deadline: Instant::now() + budget,
+            budget,
             requests: AtomicU64::new(0),
             seed: AtomicU64::new(crate::util::now_ns() as u64 ^ u64::from(std::process::id())),
         })
@@ -240,7 +243,7 @@ impl Client {
         let payload = body.to_string();
         let mut attempt: u32 = 0;
         loop {
-            match self.attempt(post, &url, &payload, attempt).await {
+            match self.attempt(post, &url, &payload, attempt, PER_CALL).await {
                 Ok(v) => return Ok(v),
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Retry(why)) => self.pause(&mut attempt, why).await?,
@@ -257,14 +260,15 @@ impl Client {
         url
     }
 
-    /// One request. `attempt` is how many were made before it: once the budget is spent, a
-    /// retry is not sent.
+    /// One request, given at most `limit` (and what is left of the budget). `attempt` is how
+    /// many were made before it: once the budget is spent, a retry is not sent.
     async fn attempt(
         &self,
         post: bool,
         url: &str,
         payload: &str,
         attempt: u32,
+        limit: Duration,
     ) -> std::result::Result<Value, Failure> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() && attempt > 0 {
@@ -280,7 +284,7 @@ impl Client {
         } else {
             self.http.get(url)
         };
-        req = req.timeout(PER_CALL.min(left.max(Duration::from_millis(200))));
+        req = req.timeout(limit.min(left.max(Duration::from_millis(200))));
         req = match &self.auth {
             Auth::None => req,
             Auth::Bearer(t) => req.bearer_auth(t),
@@ -434,7 +438,12 @@ impl Client {
         let run_tag = tags.iter().find(|(k, _)| k == "store.run_id");
         let mut attempt: u32 = 0;
         loop {
-            match self.attempt(true, &url, &payload, attempt).await {
+            // No per-request limit but the budget: a slow server that is still creating the
+            // run must not be asked again before it answers.
+            match self
+                .attempt(true, &url, &payload, attempt, self.budget)
+                .await
+            {
                 Ok(v) => {
                     return RunInfo::parse(&v["run"]).ok_or_else(|| CallError::Rejected {
                         status: 200,
