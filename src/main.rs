@@ -1648,6 +1648,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                             format!("{} problems", r.problems.len())
                         }
                     );
+                    if !r.unreferenced.is_empty() {
+                        println!(
+                            "{} packs ({}) are named by no index segment: left by a push that \
+                             stopped before its segment (pushing again reuses them), or being \
+                             written by a push still running",
+                            r.unreferenced.len(),
+                            human_bytes(r.unreferenced.iter().map(|(_, n)| n).sum())
+                        );
+                    }
                 }
             }
             if !r.problems.is_empty() {

@@ -250,6 +250,10 @@ pub struct RemoteVerifyReport {
     pub bytes: u64,
     /// Everything wrong; empty means the remote is sound.
     pub problems: Vec<crate::maintenance::Problem>,
+    /// Pack keys (with sizes) that no segment names: left by a push that was stopped before its
+    /// segment (a resumed push reuses them) or written by a push still running. Not a problem:
+    /// readers never see them.
+    pub unreferenced: Vec<(String, u64)>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -1052,6 +1056,13 @@ impl Store {
             report.bytes += b;
             report.problems.extend(p);
         }
+        let named: HashSet<String> = state.packs.keys().map(pack_key).collect();
+        report.unreferenced = backend
+            .list("packs/")?
+            .into_iter()
+            .filter(|(k, _)| !named.contains(k))
+            .collect();
+        report.unreferenced.sort();
         Ok(report)
     }
 }

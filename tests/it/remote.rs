@@ -514,6 +514,15 @@ fn killed_push_resumes_without_reuploading() {
         remote.list("index/").expect("list").is_empty(),
         "segment before all packs"
     );
+    // verify --remote names the packs the stopped push left; the remote is sound meanwhile.
+    let v = json(&ok_env(&a, &["verify", "--remote", "origin", "--json"]));
+    assert_eq!(v["packs"], 0, "{v}");
+    // (At least those seen after the kill: a PUT fully sent before it may land just after.)
+    let left = v["unreferenced"].as_array().expect("unreferenced").len() as u64;
+    assert!(
+        left >= done && done >= 3,
+        "{done} packs after the kill: {v}"
+    );
     let r = json(&ok_env(&a, &["push", "--json", "--jobs", "2"]));
     let skipped = r["packs_skipped"].as_u64().expect("skipped");
     let uploaded = r["packs_uploaded"].as_u64().expect("uploaded");
@@ -537,6 +546,10 @@ fn killed_push_resumes_without_reuploading() {
         "{}",
         String::from_utf8_lossy(&vr.stderr)
     );
+    // The resumed push named every pack the stopped one left.
+    let v = json(&ok_env(&a, &["verify", "--remote", "origin", "--json"]));
+    assert_eq!(v["unreferenced"], serde_json::json!([]), "{v}");
+    assert_eq!(v["packs"].as_u64(), Some(skipped + uploaded), "{v}");
 }
 
 /// A remote object damaged in place is caught by its hash before use, and named.
