@@ -605,8 +605,8 @@ impl Store {
 
     /// After a seal. When the runs were created at generation and every tracking job's send
     /// landed (the run is not pending), only the end is missing: the parent is tagged with the
-    /// manifest URL, every child told the environment its job's sealed snapshot keeps, and
-    /// every run marked finished (concurrent).
+    /// manifest URL, every child told the manifest URL and the environment its job's sealed
+    /// snapshot keeps, and every run marked finished (concurrent).
     /// Otherwise it reconciles the whole run (as `store mlflow sync RUN`), so MLflow ends up
     /// complete even if it was away while the jobs ran. Never an error for MLflow's sake.
     pub fn mlflow_after_seal(&self, run_id: &str) -> Result<Sent> {
@@ -627,31 +627,45 @@ impl Store {
             let manifest = self.run_manifest_url(&row.workflow, &row.run_id)?;
             let tags = base_tags(&row.workflow, &row.run_id, manifest.as_deref());
             let end = sealed / 1_000_000;
-            // The two tracking jobs of one job may each have captured an environment and
-            // tagged the child with theirs, in either order: the sealed snapshot keeps one, and
-            // the child is told that one.
+            // Each child learns the manifest URL (known only now), and the environment the
+            // sealed snapshot keeps for its job: the job's two tracking processes may each have
+            // captured one and tagged the child with theirs, in either order.
             let snap = self.run_snapshot(&row)?;
-            let mut env_of: BTreeMap<&str, Pairs> = BTreeMap::new();
+            let mut child_tags: BTreeMap<&str, Pairs> = links
+                .jobs
+                .keys()
+                .map(|j| {
+                    (
+                        j.as_str(),
+                        base_tags(&row.workflow, &row.run_id, manifest.as_deref()),
+                    )
+                })
+                .collect();
+            let mut has_env = BTreeSet::new();
             for e in snap.entries.iter().filter(|e| e.role == Role::Environment) {
-                if links.jobs.contains_key(&e.job_id) && !env_of.contains_key(e.job_id.as_str()) {
-                    env_of.insert(&e.job_id, records::env_tags(self, &e.hash));
+                if let Some(t) = child_tags.get_mut(e.job_id.as_str()) {
+                    if has_env.insert(e.job_id.as_str()) {
+                        t.extend(records::env_tags(self, &e.hash));
+                    }
                 }
             }
+            // Without a manifest or an environment there is nothing new to tell a child.
+            child_tags.retain(|j, _| manifest.is_some() || has_env.contains(j));
             let runs: Vec<(&RunLink, Option<&Pairs>)> = std::iter::once((&links.parent, None))
                 .chain(
                     links
                         .jobs
                         .iter()
-                        .map(|(job, l)| (l, env_of.get(job.as_str()))),
+                        .map(|(job, l)| (l, child_tags.get(job.as_str()))),
                 )
                 .collect();
             let r = c.block_on(async {
                 log_job(&c, &links.parent.run_id, &[], &tags).await?;
-                bounded(runs.iter().map(|&(l, env)| {
+                bounded(runs.iter().map(|&(l, more)| {
                     let c = &c;
                     async move {
-                        if let Some(env) = env {
-                            c.log_batch(&l.run_id, &[], env).await?;
+                        if let Some(t) = more {
+                            c.log_batch(&l.run_id, &[], t).await?;
                         }
                         c.update_run(&l.run_id, "FINISHED", end).await
                     }

@@ -260,6 +260,10 @@ fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways(
     let Some(uri) = mlflow_uri() else { return };
     let ws = Ws::new();
     ws.ok(&["config", "set", "mlflow.uri", &uri]);
+    // A default remote, which the seal pushes the run to: every MLflow run names its manifest.
+    let remote = tempfile::tempdir().expect("remote dir");
+    let remote_dir = remote.path().to_str().expect("utf8");
+    ws.ok(&["remote", "add", "origin", remote_dir]);
     let wf = federated();
     let (out, _) = run_store(
         &ws,
@@ -278,10 +282,16 @@ fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways(
     assert!(ws.ok(&["mlflow", "pending"]).trim().is_empty());
 
     let (parent, children) = check_structure(&uri, &run_id);
-    // Every run finished by the seal.
+    // Every run finished by the seal, and tagged with the manifest the seal pushed.
+    let manifest = format!("{remote_dir}/runs/federated/{run_id}.json");
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("manifest pushed")).expect("json");
+    assert_eq!(m["run_id"], run_id.as_str());
     assert_eq!(parent["info"]["status"], "FINISHED");
+    assert_eq!(tags(&parent)["store.manifest_url"], manifest);
     for (job, r) in &children {
         assert_eq!(r["info"]["status"], "FINISHED", "{job}");
+        assert_eq!(tags(r)["store.manifest_url"], manifest, "{job}");
     }
 
     // Hashes and sizes as parameters, the environment summary as tags: as the store has them.
