@@ -520,6 +520,15 @@ enum ConfigCmd {
     List,
 }
 
+/// Segments a push lets accumulate outside a merged segment before it writes a new one:
+/// `STORE_MERGE_SEGMENTS` (0: never), else 16.
+fn merge_at() -> usize {
+    std::env::var("STORE_MERGE_SEGMENTS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(16)
+}
+
 fn main() -> ExitCode {
     // Like other Unix filters, end quietly when the reader of our output goes away
     // (`store cat HASH | head`).
@@ -894,6 +903,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         runs: vec![run.run_id.clone()],
                         jobs: 8,
                         progress,
+                        merge_at: merge_at(),
                     },
                 )?;
                 if !cli.quiet && !json {
@@ -993,10 +1003,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 eprintln!("store: warning: {w}");
             }
             if push {
+                // One job of many: the seal merges, not every job at once.
                 let opts = store::PushOptions {
                     runs: vec![ctx.run_id.clone()],
                     jobs: 8,
                     progress,
+                    merge_at: 0,
                 };
                 s.push(None, &opts)?;
             }
@@ -1769,6 +1781,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     runs,
                     jobs,
                     progress,
+                    merge_at: merge_at(),
                 },
             )?;
             if json {

@@ -7,6 +7,8 @@
 //! - `index/<segment id>.seg`: one immutable index segment per push (zstd JSON): the packs it
 //!   uploaded with their tables of contents, and the runs and roots it published. Written only
 //!   after all its packs, so a reader that sees a segment can read everything it names;
+//! - `merged/<n>-<segment id>.seg`: a merged segment, the union of the `n` segments it lists
+//!   in `covers`, so a reader makes one request where it would make `n`;
 //! - `runs/<workflow>/<run id>.json`: a human-readable manifest of each sealed run.
 //!
 //! No shared file is ever read, modified and written back: concurrent pushes only add new
@@ -88,6 +90,9 @@ struct Segment {
     packs: Vec<SegPack>,
     runs: Vec<SegRun>,
     roots: Vec<Hash>,
+    /// In a merged segment: the segments whose union it is (absent in a plain one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    covers: Vec<Hash>,
 }
 
 /// What a remote holds, from all its segments.
@@ -97,7 +102,10 @@ struct RemoteState {
     packs: HashMap<Hash, u64>,
     runs: BTreeMap<String, SegRun>,
     roots: HashSet<Hash>,
-    segments: usize,
+    /// Segments under `index/` (each one's content is in this state).
+    segments: Vec<Hash>,
+    /// Of those, the ones the merged segment read covers.
+    covered: HashSet<Hash>,
 }
 
 impl SegObject {
@@ -168,8 +176,38 @@ impl RemoteState {
             }
         }
         self.roots.extend(seg.roots);
-        self.segments += 1;
         Ok(())
+    }
+
+    /// This state as one merged segment covering `covers`.
+    fn merged(&self, covers: Vec<Hash>) -> Segment {
+        let mut by_pack: BTreeMap<Hash, Vec<SegObject>> =
+            self.packs.keys().map(|p| (*p, Vec::new())).collect();
+        for (p, e) in self.objects.values() {
+            by_pack.entry(*p).or_default().push(SegObject::of(e));
+        }
+        let packs = by_pack
+            .into_iter()
+            .map(|(id, mut objects)| {
+                objects.sort_by_key(|o| o.5);
+                SegPack {
+                    id,
+                    size: self.packs.get(&id).copied().unwrap_or(0),
+                    objects,
+                }
+            })
+            .collect();
+        let mut roots: Vec<Hash> = self.roots.iter().copied().collect();
+        roots.sort();
+        Segment {
+            format: "store-remote-segment".into(),
+            version: REMOTE_FORMAT,
+            created_ns: crate::util::now_ns(),
+            packs,
+            runs: self.runs.values().cloned().collect(),
+            roots,
+            covers,
+        }
     }
 }
 
@@ -182,6 +220,10 @@ pub struct PushOptions {
     pub jobs: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Write a merged segment when at least this many segments are not covered by one (counting
+    /// this push's); 0 never merges (what a per-job `track --push` uses, so that the jobs of a
+    /// workflow do not all merge at once).
+    pub merge_at: usize,
 }
 
 /// What a push did.
@@ -201,6 +243,8 @@ pub struct PushReport {
     pub runs: Vec<String>,
     /// The index segment written, if anything was new.
     pub segment: Option<String>,
+    /// The merged segment written, if this push merged.
+    pub merged: Option<String>,
     /// Requests made to the remote.
     pub requests: u64,
 }
@@ -453,36 +497,41 @@ impl Store {
         fs::create_dir_all(&cache).map_err(|e| Error::io(&cache, e))?;
         let listed = backend.list("index/")?;
         let mut state = RemoteState::default();
-        let mut todo = Vec::new();
         for (key, _) in listed {
-            let Some(id) = key
+            if let Some(id) = key
                 .strip_prefix("index/")
                 .and_then(|k| k.strip_suffix(".seg"))
                 .and_then(|h| h.parse::<Hash>().ok())
-            else {
-                continue;
-            };
-            todo.push((id, key));
+            {
+                state.segments.push(id);
+            }
         }
+        state.segments.sort();
+        // The merged segment covering the most (ties: the smallest id) stands for those.
+        let best = backend
+            .list("merged/")?
+            .into_iter()
+            .filter_map(|(key, _)| {
+                let (n, id) = key
+                    .strip_prefix("merged/")?
+                    .strip_suffix(".seg")?
+                    .split_once('-')?;
+                Some((n.parse::<u64>().ok()?, id.parse::<Hash>().ok()?, key))
+            })
+            .min_by(|a, b| (std::cmp::Reverse(a.0), a.1).cmp(&(std::cmp::Reverse(b.0), b.1)));
+        if let Some((_, id, key)) = best {
+            let mut merged = load_segment(name, backend, &cache, id, &key)?;
+            state.covered = std::mem::take(&mut merged.covers).into_iter().collect();
+            state.add(merged)?;
+        }
+        let todo: Vec<(Hash, String)> = state
+            .segments
+            .iter()
+            .filter(|id| !state.covered.contains(id))
+            .map(|id| (*id, format!("index/{id}.seg")))
+            .collect();
         let segs = parallel(todo, 8, |(id, key)| {
-            let local = cache.join(format!("{id}.seg"));
-            let bytes = match fs::read(&local) {
-                Ok(b) => b,
-                Err(_) => {
-                    let b = backend.get(&key)?.ok_or_else(|| {
-                        crate::remote::remote_error(name, &key, "listed but missing")
-                    })?;
-                    if segment_id(&b) != id {
-                        return Err(Error::corrupt(
-                            format!("remote {name} {key}"),
-                            "segment fails its hash check",
-                        ));
-                    }
-                    crate::util::atomic_write(&local, &b)?;
-                    b
-                }
-            };
-            decode_segment(&bytes, &format!("remote {name} {key}"))
+            load_segment(name, backend, &cache, id, &key)
         })?;
         for s in segs {
             state.add(s)?;
@@ -625,6 +674,7 @@ impl Store {
             packs: Vec::new(),
             runs: Vec::new(),
             roots: Vec::new(),
+            covers: Vec::new(),
         };
         for (p, fresh) in uploaded {
             if fresh {
@@ -659,6 +709,7 @@ impl Store {
             .collect();
         seg.roots.sort();
         seg.roots.dedup();
+        let mut written = None;
         if !(seg.packs.is_empty() && seg.runs.is_empty() && seg.roots.is_empty()) {
             let bytes = encode_segment(&seg)?;
             let id = segment_id(&bytes);
@@ -666,6 +717,7 @@ impl Store {
             let cache = self.remote_cache(&name).join("segments");
             crate::util::atomic_write(&cache.join(format!("{id}.seg")), &bytes)?;
             report.segment = Some(id.to_hex());
+            written = Some((seg, id));
         }
         // Human-readable manifests of the sealed runs, for people browsing the remote.
         for run in runs.iter().filter(|r| r.snapshot.is_some()) {
@@ -680,8 +732,47 @@ impl Store {
             let doc = self.run_document(run, &spec.url, &key)?;
             backend.put_new(&key, doc)?;
         }
+        if let Some((seg, id)) = written {
+            report.merged = self.merge_segments(&name, &*backend, state, seg, id, opts.merge_at)?;
+        }
         report.requests = backend.requests();
         Ok(report)
+    }
+
+    /// After a push wrote segment `id` (`seg`): when at least `merge_at` segments are outside
+    /// the merged segment the push read (this one included), writes a new merged segment, the
+    /// union of everything the push saw, covering every segment it read and its own. Its content
+    /// is what a reader of those segments would combine, so readers may use either.
+    fn merge_segments(
+        &self,
+        name: &str,
+        backend: &dyn Backend,
+        mut state: RemoteState,
+        seg: Segment,
+        id: Hash,
+        merge_at: usize,
+    ) -> Result<Option<String>> {
+        let uncovered = state
+            .segments
+            .iter()
+            .filter(|s| !state.covered.contains(s) && **s != id)
+            .count()
+            + 1;
+        if merge_at == 0 || uncovered < merge_at {
+            return Ok(None);
+        }
+        state.add(seg)?;
+        let mut covers = state.segments.clone();
+        covers.push(id);
+        covers.sort();
+        covers.dedup();
+        let n = covers.len();
+        let bytes = encode_segment(&state.merged(covers))?;
+        let mid = segment_id(&bytes);
+        backend.put_new(&format!("merged/{n:010}-{mid}.seg"), bytes.clone())?;
+        let cache = self.remote_cache(name).join("segments");
+        crate::util::atomic_write(&cache.join(format!("{mid}.seg")), &bytes)?;
+        Ok(Some(mid.to_hex()))
     }
 
     /// Every object a run needs: its records, manifests and chunks.
@@ -1005,7 +1096,7 @@ impl Store {
         let state = self.remote_state(&name, &*backend)?;
         let mut report = RemoteVerifyReport {
             remote: name.clone(),
-            segments: state.segments as u64,
+            segments: state.segments.len() as u64,
             ..RemoteVerifyReport::default()
         };
         let mut by_pack: BTreeMap<Hash, Vec<Entry>> = BTreeMap::new();
@@ -1185,6 +1276,35 @@ impl FetchWriter<'_> {
             ..Commit::default()
         })
     }
+}
+
+/// A segment (plain or merged) from the local cache, else downloaded, checked against its id
+/// and cached.
+fn load_segment(
+    name: &str,
+    backend: &dyn Backend,
+    cache: &Path,
+    id: Hash,
+    key: &str,
+) -> Result<Segment> {
+    let local = cache.join(format!("{id}.seg"));
+    let bytes = match fs::read(&local) {
+        Ok(b) => b,
+        Err(_) => {
+            let b = backend
+                .get(key)?
+                .ok_or_else(|| crate::remote::remote_error(name, key, "listed but missing"))?;
+            if segment_id(&b) != id {
+                return Err(Error::corrupt(
+                    format!("remote {name} {key}"),
+                    "segment fails its hash check",
+                ));
+            }
+            crate::util::atomic_write(&local, &b)?;
+            b
+        }
+    };
+    decode_segment(&bytes, &format!("remote {name} {key}"))
 }
 
 fn segment_id(bytes: &[u8]) -> Hash {

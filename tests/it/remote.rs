@@ -804,7 +804,24 @@ fn jobs_on_separate_nodes_meet_in_one_sealed_run() {
     };
     track(&nodes[0], "ID1", "input:in.dat");
     track(&nodes[1], "ID2", "output:out.dat");
-    nodes[2].ok(&["seal", "R1"]);
+    // The seal's push merges the jobs' segments and its own (the jobs' pushes never merge), so
+    // the clone below reads the run from one merged segment: open parts and the seal together.
+    let out = nodes[2]
+        .cmd(&["seal", "R1"])
+        .env("STORE_MERGE_SEGMENTS", "2")
+        .output()
+        .expect("seal");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: Vec<String> = std::fs::read_dir(Path::new(url).join("merged"))
+        .expect("merged/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(merged.len(), 1, "{merged:?}");
+    assert!(merged[0].starts_with("0000000003-"), "{merged:?}");
     let show = json(&nodes[2].ok(&["show", "R1", "--json"]));
     let paths: Vec<&str> = show["entries"]
         .as_array()
@@ -835,5 +852,108 @@ fn jobs_on_separate_nodes_meet_in_one_sealed_run() {
     assert_eq!(
         std::fs::read(c.p("ws/o/out.dat")).expect("out"),
         pseudo_random(400_000, 2)
+    );
+}
+
+/// A push that finds at least `STORE_MERGE_SEGMENTS` segments outside a merged segment (its
+/// own included) writes a merged segment covering everything it read: a clone then reads one
+/// object where it would read many, and knows exactly what a clone of the same pushes without
+/// merging knows.
+#[test]
+fn merged_segments_stand_for_many_and_change_nothing() {
+    let r = tempfile::tempdir().expect("tmp");
+    let merging = r.path().join("merging");
+    let plain = r.path().join("plain");
+    let (merging, plain) = (
+        merging.to_str().expect("utf8"),
+        plain.to_str().expect("utf8"),
+    );
+    let a = Ws::new();
+    a.ok(&["remote", "add", "m", merging]);
+    a.ok(&["remote", "add", "p", plain]);
+    let push = |remote: &str, merge_at: &str| {
+        let out = a
+            .cmd(&["push", remote, "--json"])
+            .env("STORE_MERGE_SEGMENTS", merge_at)
+            .output()
+            .expect("push");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&String::from_utf8(out.stdout).expect("utf8"))
+    };
+    let mut merged_at = Vec::new();
+    for i in 0..7u64 {
+        a.write(
+            &format!("d/f{i}.bin"),
+            &pseudo_random(50_000 + i as usize * 1000, i),
+        );
+        a.write("d/version.txt", format!("version {i}").as_bytes());
+        a.ok(&["add", "-q", "d"]);
+        let m = push("m", "3");
+        assert!(m["segment"].is_string(), "{m}");
+        if m["merged"].is_string() {
+            merged_at.push(i);
+        }
+        let p = push("p", "0");
+        assert!(p["merged"].is_null(), "{p}");
+    }
+    // Pushes 3 and 6 each found 3 segments outside a merged one (their own included).
+    assert_eq!(merged_at, vec![2, 5]);
+    let mut keys: Vec<String> = std::fs::read_dir(Path::new(merging).join("merged"))
+        .expect("merged/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys[0].starts_with("0000000003-") && keys[1].starts_with("0000000006-"));
+
+    // Two clones, one of each remote: same runs, same versions, same bytes; the merged one read
+    // one merged segment and one plain segment instead of seven plain ones.
+    let c = Ws::bare();
+    let clone = |url: &str, dir: &str| json(&c.ok(&["clone", url, dir, "--json"]));
+    let cm = clone(merging, "wm");
+    let cp = clone(plain, "wp");
+    let (rm, rp) = (
+        cm["requests"].as_u64().expect("requests"),
+        cp["requests"].as_u64().expect("requests"),
+    );
+    assert!(rp >= rm + 4, "merged clone {rm} requests, plain clone {rp}");
+    assert_eq!(cm["roots"], cp["roots"]);
+    let log = |dir: &str| ok_in(&c, &c.p(dir), &["log", "--json"]);
+    assert_eq!(log("wm"), log("wp"));
+    let v = json(&ok_in(
+        &c,
+        &c.p("wm"),
+        &["verify", "--remote", "origin", "--json"],
+    ));
+    assert_eq!(v["segments"], 7, "{v}");
+    assert!(
+        v["problems"].as_array().expect("problems").is_empty(),
+        "{v}"
+    );
+    // Every version of d is restorable from the merged remote, byte for byte.
+    let versions = json(&log("wm"));
+    let hashes: Vec<String> = versions
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter(|e| e["path"].as_str().is_some_and(|p| p.ends_with("/d")))
+        .map(|e| e["hash"].as_str().expect("hash").to_string())
+        .collect();
+    assert_eq!(hashes.len(), 7);
+    let newest = &hashes[0];
+    ok_in(&c, &c.p("wm"), &["checkout", newest, "--to", "out"]);
+    for i in 0..7u64 {
+        assert_eq!(
+            std::fs::read(c.p(&format!("wm/out/f{i}.bin"))).expect("restored"),
+            pseudo_random(50_000 + i as usize * 1000, i)
+        );
+    }
+    assert_eq!(
+        std::fs::read(c.p("wm/out/version.txt")).expect("restored"),
+        b"version 6"
     );
 }
