@@ -41,6 +41,9 @@ pub const SEGMENT_CONTEXT: &str = "store 2026-11 remote segment v1";
 const COALESCE_GAP: u64 = 1 << 20;
 /// Upper bound of one ranged read.
 const MAX_RANGE: u64 = 64 << 20;
+/// A pack of records and manifests up to this size is fetched whole, the first time any of
+/// its objects is needed: the next levels of a pull then find the rest local.
+const WHOLE_META_PACK: u64 = 16 << 20;
 
 /// `.store/remotes.json`: the configured remotes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +109,9 @@ struct RemoteState {
     segments: Vec<Hash>,
     /// Of those, the ones the merged segment read covers.
     covered: HashSet<Hash>,
+    /// Packs holding no chunk (records and manifests only, 19.4) and at most
+    /// [`WHOLE_META_PACK`] bytes, with their objects: computed on first use.
+    meta_packs: std::sync::OnceLock<HashMap<Hash, Vec<Entry>>>,
 }
 
 impl SegObject {
@@ -177,6 +183,25 @@ impl RemoteState {
         }
         self.roots.extend(seg.roots);
         Ok(())
+    }
+
+    /// See `meta_packs`.
+    fn meta_packs(&self) -> &HashMap<Hash, Vec<Entry>> {
+        self.meta_packs.get_or_init(|| {
+            let mut data = HashSet::new();
+            let mut meta: HashMap<Hash, Vec<Entry>> = HashMap::new();
+            for (p, e) in self.objects.values() {
+                if e.kind == ObjectKind::Chunk {
+                    data.insert(*p);
+                } else {
+                    meta.entry(*p).or_default().push(e.clone());
+                }
+            }
+            meta.retain(|p, _| {
+                !data.contains(p) && self.packs.get(p).is_some_and(|n| *n <= WHOLE_META_PACK)
+            });
+            meta
+        })
     }
 
     /// This state as one merged segment covering `covers`.
@@ -1020,6 +1045,27 @@ impl Store {
                 detail: format!("object {h} is not on the remote (was it pushed?)"),
             })?;
             by_pack.entry(*pack).or_default().push(e.clone());
+        }
+        // A pack of records and manifests is read whole: what it also holds is what the next
+        // levels of this pull would ask for (one push's records and their manifests).
+        let meta = ctx.state.meta_packs();
+        let mut extra: Vec<Entry> = Vec::new();
+        for (pack, entries) in &by_pack {
+            if let Some(all) = meta.get(pack) {
+                let asked: HashSet<Hash> = entries.iter().map(|e| e.hash).collect();
+                extra.extend(all.iter().filter(|e| !asked.contains(&e.hash)).cloned());
+            }
+        }
+        if !extra.is_empty() {
+            let hashes: Vec<Hash> = extra.iter().map(|e| e.hash).collect();
+            let local = self.index().locate_many(&hashes)?;
+            for (e, l) in extra.into_iter().zip(local) {
+                if l.is_none() {
+                    if let Some((pack, _)) = ctx.state.objects.get(&e.hash) {
+                        by_pack.entry(*pack).or_default().push(e);
+                    }
+                }
+            }
         }
         let mut ranges: Vec<(Hash, Range<u64>, Vec<Entry>)> = Vec::new();
         for (pack, mut entries) in by_pack {
