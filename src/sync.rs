@@ -112,6 +112,8 @@ struct RemoteState {
     /// Packs holding no chunk (records and manifests only, 19.4) and at most
     /// [`WHOLE_META_PACK`] bytes, with their objects: computed on first use.
     meta_packs: std::sync::OnceLock<HashMap<Hash, Vec<Entry>>>,
+    /// Merged segments passed over because they failed their checks.
+    damaged: Vec<crate::maintenance::Problem>,
 }
 
 impl SegObject {
@@ -532,8 +534,10 @@ impl Store {
             }
         }
         state.segments.sort();
-        // The merged segment covering the most (ties: the smallest id) stands for those.
-        let best = backend
+        // The merged segment covering the most (ties: the smallest id) stands for those. A
+        // damaged one is passed over (the plain segments it covers remain) and reported by
+        // `verify --remote`.
+        let mut merged: Vec<(u64, Hash, String)> = backend
             .list("merged/")?
             .into_iter()
             .filter_map(|(key, _)| {
@@ -543,11 +547,20 @@ impl Store {
                     .split_once('-')?;
                 Some((n.parse::<u64>().ok()?, id.parse::<Hash>().ok()?, key))
             })
-            .min_by(|a, b| (std::cmp::Reverse(a.0), a.1).cmp(&(std::cmp::Reverse(b.0), b.1)));
-        if let Some((_, id, key)) = best {
-            let mut merged = load_segment(name, backend, &cache, id, &key)?;
-            state.covered = std::mem::take(&mut merged.covers).into_iter().collect();
-            state.add(merged)?;
+            .collect();
+        merged.sort_by_key(|a| (std::cmp::Reverse(a.0), a.1));
+        for (_, id, key) in merged {
+            match load_segment(name, backend, &cache, id, &key) {
+                Ok(mut m) => {
+                    state.covered = std::mem::take(&mut m.covers).into_iter().collect();
+                    state.add(m)?;
+                    break;
+                }
+                Err(Error::Corrupt { detail, .. }) => {
+                    state.damaged.push(problem(&key, None, &detail))
+                }
+                Err(e) => return Err(e),
+            }
         }
         let todo: Vec<(Hash, String)> = state
             .segments
@@ -1143,6 +1156,7 @@ impl Store {
         let mut report = RemoteVerifyReport {
             remote: name.clone(),
             segments: state.segments.len() as u64,
+            problems: state.damaged.clone(),
             ..RemoteVerifyReport::default()
         };
         let mut by_pack: BTreeMap<Hash, Vec<Entry>> = BTreeMap::new();

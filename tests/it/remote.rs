@@ -960,4 +960,24 @@ fn merged_segments_stand_for_many_and_change_nothing() {
         std::fs::read(c.p("wm/out/version.txt")).expect("restored"),
         b"version 6"
     );
+
+    // A damaged merged segment is passed over: a new clone reads the older merged segment and
+    // the plain segments, knows the same, and verify --remote names the damaged key.
+    let best = Path::new(merging).join("merged").join(&keys[1]);
+    let mut bytes = std::fs::read(&best).expect("merged");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&best, &bytes).expect("damage");
+    clone(merging, "wd");
+    assert_eq!(log("wd"), log("wp"));
+    let out = c
+        .cmd(&["verify", "--remote", "origin", "--json"])
+        .current_dir(c.p("wd"))
+        .output()
+        .expect("verify");
+    assert_eq!(out.status.code(), Some(store::exit::CORRUPT));
+    let v = json(&String::from_utf8(out.stdout).expect("utf8"));
+    let problems = v["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 1, "{v}");
+    assert_eq!(problems[0]["pack"], format!("merged/{}", keys[1]));
 }
