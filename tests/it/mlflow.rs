@@ -198,6 +198,14 @@ fn assert_no_token(ws: &Ws) {
     }
 }
 
+/// Runs workflow `wf` with `store run --mlflow` in `ws` (work directory `work`); returns the run
+/// ID it printed and its stderr.
+fn run_mlflow(ws: &Ws, wf: &Path, envs: &[(&str, &str)]) -> (String, String) {
+    let wf = wf.to_str().expect("utf8");
+    let (out, err) = run_store(ws, &["run", wf, "--mlflow", "--workdir", "work"], envs);
+    (out.trim().to_string(), err)
+}
+
 /// A loopback port that refuses connections while this lives: a socket bound to it that never
 /// listens, so no other test's listener can take the port meanwhile.
 struct RefusingPort {
@@ -264,19 +272,7 @@ fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways(
     let remote = tempfile::tempdir().expect("remote dir");
     let remote_dir = remote.path().to_str().expect("utf8");
     ws.ok(&["remote", "add", "origin", remote_dir]);
-    let wf = federated();
-    let (out, _) = run_store(
-        &ws,
-        &[
-            "run",
-            wf.to_str().expect("utf8"),
-            "--mlflow",
-            "--workdir",
-            "work",
-        ],
-        &[],
-    );
-    let run_id = out.trim().to_string();
+    let (run_id, _) = run_mlflow(&ws, &federated(), &[]);
     let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
     assert_eq!(runs[0]["status"], "sealed");
     assert!(ws.ok(&["mlflow", "pending"]).trim().is_empty());
@@ -369,7 +365,7 @@ fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways(
         &ws,
         &[
             "augment",
-            wf.to_str().expect("utf8"),
+            federated().to_str().expect("utf8"),
             "-o",
             "tracked.yml",
             "--mlflow",
@@ -423,19 +419,7 @@ fn with_the_server_away_the_run_completes_pending_and_a_later_sync_fills_mlflow_
         "mlflow.uri",
         &format!("http://127.0.0.1:{closed}"),
     ]);
-    let wf = federated();
-    let (out, err) = run_store(
-        &ws,
-        &[
-            "run",
-            wf.to_str().expect("utf8"),
-            "--mlflow",
-            "--workdir",
-            "work",
-        ],
-        &[("STORE_MLFLOW_TIMEOUT", "1.5")],
-    );
-    let run_id = out.trim().to_string();
+    let (run_id, err) = run_mlflow(&ws, &federated(), &[("STORE_MLFLOW_TIMEOUT", "1.5")]);
     assert!(err.contains("pending"), "the user is told: {err}");
     let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
     assert_eq!(runs[0]["status"], "sealed", "sealed despite MLflow");
@@ -604,19 +588,11 @@ fn jobs_inside_subworkflows_get_their_own_child_runs_under_the_one_parent() {
     let Some(uri) = mlflow_uri() else { return };
     let ws = Ws::new();
     ws.ok(&["config", "set", "mlflow.uri", &uri]);
-    let wf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/federated/workflow-sub.yml");
-    let (out, _) = run_store(
+    let (run_id, _) = run_mlflow(
         &ws,
-        &[
-            "run",
-            wf.to_str().expect("utf8"),
-            "--mlflow",
-            "--workdir",
-            "work",
-        ],
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/federated/workflow-sub.yml"),
         &[],
     );
-    let run_id = out.trim().to_string();
     let exp = experiment_id(&uri, "federated");
     let runs = runs_of(&uri, &exp, &run_id);
     let parent = runs
@@ -805,19 +781,7 @@ fn a_flaky_slow_server_still_gets_every_run_exactly_once_and_nothing_goes_pendin
     let p = proxy::start(&uri);
     let ws = Ws::new();
     ws.ok(&["config", "set", "mlflow.uri", &p.uri]);
-    let wf = federated();
-    let (out, _) = run_store(
-        &ws,
-        &[
-            "run",
-            wf.to_str().expect("utf8"),
-            "--mlflow",
-            "--workdir",
-            "work",
-        ],
-        &[],
-    );
-    let run_id = out.trim().to_string();
+    let (run_id, _) = run_mlflow(&ws, &federated(), &[]);
     let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
     assert_eq!(runs[0]["status"], "sealed");
     use std::sync::atomic::Ordering::SeqCst;

@@ -806,20 +806,8 @@ fn jobs_on_separate_nodes_meet_in_one_sealed_run() {
     track(&nodes[1], "ID2", "output:out.dat");
     // The seal's push merges the jobs' segments and its own (the jobs' pushes never merge), so
     // the clone below reads the run from one merged segment: open parts and the seal together.
-    let out = nodes[2]
-        .cmd(&["seal", "R1"])
-        .env("STORE_MERGE_SEGMENTS", "2")
-        .output()
-        .expect("seal");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let merged: Vec<String> = std::fs::read_dir(Path::new(url).join("merged"))
-        .expect("merged/")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
+    ok_merging(&nodes[2], &["seal", "R1"], "2");
+    let merged = merged_keys(Path::new(url));
     assert_eq!(merged.len(), 1, "{merged:?}");
     assert!(merged[0].starts_with("0000000003-"), "{merged:?}");
     let show = json(&nodes[2].ok(&["show", "R1", "--json"]));
@@ -855,6 +843,31 @@ fn jobs_on_separate_nodes_meet_in_one_sealed_run() {
     );
 }
 
+/// Runs store in `ws` with `STORE_MERGE_SEGMENTS=merge_at`, checks it succeeded, returns stdout.
+fn ok_merging(ws: &Ws, args: &[&str], merge_at: &str) -> String {
+    let out = ws
+        .cmd(args)
+        .env("STORE_MERGE_SEGMENTS", merge_at)
+        .output()
+        .expect("run store");
+    assert!(
+        out.status.success(),
+        "store {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// The names under a directory remote's `merged/`, sorted.
+fn merged_keys(remote: &Path) -> Vec<String> {
+    let mut keys: Vec<String> = std::fs::read_dir(remote.join("merged"))
+        .expect("merged/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// A push that finds at least `STORE_MERGE_SEGMENTS` segments outside a merged segment (its
 /// own included) writes a merged segment covering everything it read: a clone then reads one
 /// object where it would read many, and knows exactly what a clone of the same pushes without
@@ -871,19 +884,8 @@ fn merged_segments_stand_for_many_and_change_nothing() {
     let a = Ws::new();
     a.ok(&["remote", "add", "m", merging]);
     a.ok(&["remote", "add", "p", plain]);
-    let push = |remote: &str, merge_at: &str| {
-        let out = a
-            .cmd(&["push", remote, "--json"])
-            .env("STORE_MERGE_SEGMENTS", merge_at)
-            .output()
-            .expect("push");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        json(&String::from_utf8(out.stdout).expect("utf8"))
-    };
+    let push =
+        |remote: &str, merge_at: &str| json(&ok_merging(&a, &["push", remote, "--json"], merge_at));
     let mut merged_at = Vec::new();
     for i in 0..7u64 {
         a.write(
@@ -902,11 +904,7 @@ fn merged_segments_stand_for_many_and_change_nothing() {
     }
     // Pushes 3 and 6 each found 3 segments outside a merged one (their own included).
     assert_eq!(merged_at, vec![2, 5]);
-    let mut keys: Vec<String> = std::fs::read_dir(Path::new(merging).join("merged"))
-        .expect("merged/")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    keys.sort();
+    let keys = merged_keys(Path::new(merging));
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys[0].starts_with("0000000003-") && keys[1].starts_with("0000000006-"));
 

@@ -141,17 +141,8 @@ fn json_output_and_prefix_resolution() {
     assert_eq!(ls[0]["hash"], h.as_str());
 }
 
-#[test]
-fn status_reports_new_modified_and_deleted() {
-    let ws = Ws::new();
-    ws.write("d/keep", b"keep");
-    ws.write("d/change", b"before");
-    ws.write("d/remove", b"gone soon");
-    ws.add("d");
-    assert_eq!(ws.ok(&["status"]), "", "nothing changed right after add");
-    ws.write("d/change", b"after!");
-    ws.write("d/added", b"new file");
-    fs::remove_file(ws.p("d/remove")).expect("rm");
+/// `status --json` as (file name, change) pairs, sorted.
+fn status_changes(ws: &Ws) -> Vec<(String, String)> {
     let st: serde_json::Value = serde_json::from_str(&ws.ok(&["status", "--json"])).expect("json");
     let mut seen: Vec<(String, String)> = st
         .as_array()
@@ -166,8 +157,22 @@ fn status_reports_new_modified_and_deleted() {
         })
         .collect();
     seen.sort();
+    seen
+}
+
+#[test]
+fn status_reports_new_modified_and_deleted() {
+    let ws = Ws::new();
+    ws.write("d/keep", b"keep");
+    ws.write("d/change", b"before");
+    ws.write("d/remove", b"gone soon");
+    ws.add("d");
+    assert_eq!(ws.ok(&["status"]), "", "nothing changed right after add");
+    ws.write("d/change", b"after!");
+    ws.write("d/added", b"new file");
+    fs::remove_file(ws.p("d/remove")).expect("rm");
     assert_eq!(
-        seen,
+        status_changes(&ws),
         vec![
             ("added".into(), "new".into()),
             ("change".into(), "modified".into()),
@@ -198,22 +203,8 @@ fn status_reports_new_modified_and_deleted() {
     fs::remove_file(ws.p("d/was-link")).expect("rm");
     ws.write("d/was-link", b"now a file");
     ws.write("d/keep", b"KEEP");
-    let st: serde_json::Value = serde_json::from_str(&ws.ok(&["status", "--json"])).expect("json");
-    let mut seen: Vec<(String, String)> = st
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|e| {
-            let p = e["path"].as_str().expect("path");
-            (
-                p.rsplit('/').next().expect("name").to_string(),
-                e["change"].as_str().expect("change").to_string(),
-            )
-        })
-        .collect();
-    seen.sort();
     assert_eq!(
-        seen,
+        status_changes(&ws),
         vec![
             ("added".into(), "modified".into()),
             ("keep".into(), "modified".into()),
