@@ -508,6 +508,16 @@ impl Store {
 
     /// Reads every index segment of the remote, downloading those not cached yet.
     fn remote_state(&self, name: &str, backend: &dyn Backend) -> Result<RemoteState> {
+        self.remote_state_from(name, backend, Segments::Cached)
+    }
+
+    /// [`Store::remote_state`], reading segments as `how` says.
+    fn remote_state_from(
+        &self,
+        name: &str,
+        backend: &dyn Backend,
+        how: Segments,
+    ) -> Result<RemoteState> {
         if let Some(b) = backend.get(MARKER_KEY)? {
             let m: Marker = serde_json::from_slice(&b).map_err(|e| {
                 Error::corrupt(format!("remote {name} {MARKER_KEY}"), e.to_string())
@@ -550,7 +560,7 @@ impl Store {
             .collect();
         merged.sort_by_key(|a| (std::cmp::Reverse(a.0), a.1));
         for (_, id, key) in merged {
-            match load_segment(name, backend, &cache, id, &key) {
+            match load_segment(name, backend, &cache, id, &key, how) {
                 Ok(mut m) => {
                     state.covered = std::mem::take(&mut m.covers).into_iter().collect();
                     state.add(m)?;
@@ -569,10 +579,20 @@ impl Store {
             .map(|id| (*id, format!("index/{id}.seg")))
             .collect();
         let segs = parallel(todo, 8, |(id, key)| {
-            load_segment(name, backend, &cache, id, &key)
+            Ok((
+                key.clone(),
+                load_segment(name, backend, &cache, id, &key, how),
+            ))
         })?;
-        for s in segs {
-            state.add(s)?;
+        for (key, s) in segs {
+            match s {
+                Ok(s) => state.add(s)?,
+                // Checking the remote: a damaged segment is one more problem to report.
+                Err(Error::Corrupt { detail, .. }) if how == Segments::Fresh => {
+                    state.damaged.push(problem(&key, None, &detail));
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(state)
     }
@@ -1142,8 +1162,9 @@ impl Store {
             .fold((0, 0), |a, (n, b)| (a.0 + n, a.1 + b)))
     }
 
-    /// Checks a remote: every pack named by its index exists with its size, and every object
-    /// (or, with `sample`, the objects of that many packs) decodes to its hash.
+    /// Checks a remote: every segment is downloaded again and checked (the local cache is not
+    /// what is under test), every pack named by its index exists with its size, and every
+    /// object (or, with `sample`, the objects of that many packs) decodes to its hash.
     pub fn verify_remote(
         &self,
         remote: Option<&str>,
@@ -1152,7 +1173,7 @@ impl Store {
     ) -> Result<RemoteVerifyReport> {
         let (name, spec) = self.remote_spec(remote)?;
         let backend = spec.open()?;
-        let state = self.remote_state(&name, &*backend)?;
+        let state = self.remote_state_from(&name, &*backend, Segments::Fresh)?;
         let mut report = RemoteVerifyReport {
             remote: name.clone(),
             segments: state.segments.len() as u64,
@@ -1338,19 +1359,33 @@ impl FetchWriter<'_> {
     }
 }
 
-/// A segment (plain or merged) from the local cache, else downloaded, checked against its id
-/// and cached.
+/// How segments are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Segments {
+    /// From the local cache when there, else downloaded (and cached).
+    Cached,
+    /// Always downloaded and checked (`verify --remote`: the remote's copy is under test).
+    Fresh,
+}
+
+/// A segment (plain or merged) from the local cache (unless `how` is `Fresh`), else
+/// downloaded, checked against its id and cached.
 fn load_segment(
     name: &str,
     backend: &dyn Backend,
     cache: &Path,
     id: Hash,
     key: &str,
+    how: Segments,
 ) -> Result<Segment> {
     let local = cache.join(format!("{id}.seg"));
-    let bytes = match fs::read(&local) {
-        Ok(b) => b,
-        Err(_) => {
+    let cached = match how {
+        Segments::Cached => fs::read(&local).ok(),
+        Segments::Fresh => None,
+    };
+    let bytes = match cached {
+        Some(b) => b,
+        None => {
             let b = backend
                 .get(key)?
                 .ok_or_else(|| crate::remote::remote_error(name, key, "listed but missing"))?;

@@ -573,6 +573,27 @@ fn corrupt_remote_pack_is_detected() {
     std::fs::write(data_pack, &bytes).expect("damage");
     let vr = a.run(&["verify", "--remote", "origin"]);
     assert_eq!(vr.status.code(), Some(store::exit::CORRUPT));
+    // A damaged segment is found too, although the workspace that pushed it has a good copy
+    // in its cache: verify --remote reads what the remote holds.
+    let mut segs = Vec::new();
+    all_files(&url.join("index"), &mut segs);
+    assert_eq!(segs.len(), 1);
+    let mut seg = std::fs::read(&segs[0]).expect("segment");
+    let last = seg.len() - 1;
+    seg[last] ^= 0x01;
+    std::fs::write(&segs[0], &seg).expect("damage");
+    let vr = a.run(&["verify", "--remote", "origin", "--json"]);
+    assert_eq!(vr.status.code(), Some(store::exit::CORRUPT));
+    let v = json(&String::from_utf8(vr.stdout).expect("utf8"));
+    let named: Vec<&str> = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter_map(|p| p["pack"].as_str())
+        .collect();
+    assert!(named.iter().any(|k| k.starts_with("index/")), "{v}");
+    seg[last] ^= 0x01;
+    std::fs::write(&segs[0], &seg).expect("repair");
     let b = Ws::bare();
     b.ok(&["clone", url.to_str().expect("utf8"), "ws"]);
     let out = b
