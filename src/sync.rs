@@ -820,7 +820,10 @@ impl Store {
             return Ok(None);
         }
         state.add(seg)?;
+        // Everything the push read: the listed segments, those the merged one it read covers
+        // (all listed, unless the listing lagged), and its own.
         let mut covers = state.segments.clone();
+        covers.extend(state.covered.iter().copied());
         covers.push(id);
         covers.sort();
         covers.dedup();
