@@ -131,6 +131,20 @@ pub struct Root {
     pub record: Hash,
 }
 
+impl Root {
+    /// The root that root record `rec`, stored as object `record`, describes.
+    pub fn from_record(rec: crate::manifest::RootRecord, record: Hash) -> Result<Root> {
+        Ok(Root {
+            hash: rec.hash.parse()?,
+            path: rec.path,
+            kind: rec.kind,
+            size: rec.size,
+            time_ns: rec.time_ns,
+            record,
+        })
+    }
+}
+
 /// Everything one operation commits, applied in a single transaction.
 #[derive(Default)]
 pub struct Commit {

@@ -883,16 +883,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 })?;
             if !no_push && s.remotes()?.default.is_some() {
                 // Records pushed by jobs on other nodes join the run before it is sealed.
-                let pull = store::PullOptions {
-                    runs: vec![id.clone()],
-                    jobs: 8,
-                    progress,
-                    metadata_only: true,
-                };
-                match s.pull(None, &pull) {
-                    Ok(_) | Err(store::Error::RunNotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                s.pull_run_records(&id, progress)?;
             }
             let (run, snap, fresh) = s.seal(&id)?;
             // The seal job of an augmented workflow publishes the run when a remote is set.
@@ -1575,16 +1566,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             {
                 // A run this workspace has not seen: fetch its records from the default remote
                 // (the content follows on demand).
-                let pull = store::PullOptions {
-                    runs: vec![hash.clone()],
-                    jobs: 8,
-                    progress,
-                    metadata_only: true,
-                };
-                match s.pull(None, &pull) {
-                    Ok(_) | Err(store::Error::RunNotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                s.pull_run_records(&hash, progress)?;
             }
             let is_run = match (s.resolve_run(&hash), s.resolve(&hash)) {
                 (Ok(run), Ok(obj)) if run.run_id != hash => {

@@ -438,16 +438,7 @@ impl Store {
                 serde_json::from_slice::<RootRecord>(&b)
                     .map_err(|x| Error::corrupt(what.clone(), x.to_string()))
             });
-            let root = rec.and_then(|rec| {
-                Ok(Root {
-                    hash: rec.hash.parse()?,
-                    path: rec.path,
-                    kind: rec.kind,
-                    size: rec.size,
-                    time_ns: rec.time_ns,
-                    record: *h,
-                })
-            });
+            let root = rec.and_then(|rec| Root::from_record(rec, *h));
             match root.and_then(|r| reachable(&r, &read).map(|_| r)) {
                 Ok(r) => commit.roots.push(r),
                 Err(x @ Error::NewerFormat { .. }) => return Err(x),

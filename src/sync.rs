@@ -971,14 +971,7 @@ impl Store {
             let b = self.read_kind(h, ObjectKind::Root)?;
             let rec: RootRecord = serde_json::from_slice(&b)
                 .map_err(|e| Error::corrupt(format!("root record {h}"), e.to_string()))?;
-            commit.roots.push(Root {
-                hash: rec.hash.parse()?,
-                path: rec.path,
-                kind: rec.kind,
-                size: rec.size,
-                time_ns: rec.time_ns,
-                record: *h,
-            });
+            commit.roots.push(Root::from_record(rec, *h)?);
             report.roots += 1;
         }
         self.index().commit(&commit)?;
@@ -1163,6 +1156,21 @@ impl Store {
         Ok(counts
             .into_iter()
             .fold((0, 0), |a, (n, b)| (a.0 + n, a.1 + b)))
+    }
+
+    /// Fetches the records of run `run` (ID or prefix) from the default remote, without file
+    /// content (`pull --metadata-only`); a run the remote does not have is not an error.
+    pub fn pull_run_records(&self, run: &str, progress: bool) -> Result<()> {
+        let opts = PullOptions {
+            runs: vec![run.to_string()],
+            jobs: 8,
+            progress,
+            metadata_only: true,
+        };
+        match self.pull(None, &opts) {
+            Ok(_) | Err(Error::RunNotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks a remote: every segment is downloaded again and checked (the local cache is not

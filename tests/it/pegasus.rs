@@ -37,18 +37,22 @@ fn augment(ws: &Ws, input: &str, output: &str, extra: &[&str]) -> Value {
     serde_json::from_str(&ws.ok(&args)).expect("json")
 }
 
-fn edges(wf: &Value) -> BTreeSet<(String, String)> {
-    wf["edges"]
-        .as_array()
-        .expect("edges")
+/// A JSON array of two-string arrays, as pairs.
+fn string_pairs(v: &Value) -> Vec<(String, String)> {
+    v.as_array()
+        .expect("array of pairs")
         .iter()
         .map(|e| {
             (
-                e[0].as_str().expect("p").to_string(),
-                e[1].as_str().expect("c").to_string(),
+                e[0].as_str().expect("first").to_string(),
+                e[1].as_str().expect("second").to_string(),
             )
         })
         .collect()
+}
+
+fn edges(wf: &Value) -> BTreeSet<(String, String)> {
+    string_pairs(&wf["edges"]).into_iter().collect()
 }
 
 #[test]
@@ -552,17 +556,7 @@ fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 }
 
 fn uses_of(wf: &Value, job: &str) -> Vec<(String, String)> {
-    wf["jobs"][job]["uses"]
-        .as_array()
-        .expect("uses")
-        .iter()
-        .map(|u| {
-            (
-                u[0].as_str().expect("lfn").to_string(),
-                u[1].as_str().expect("type").to_string(),
-            )
-        })
-        .collect()
+    string_pairs(&wf["jobs"][job]["uses"])
 }
 
 #[test]

@@ -201,30 +201,32 @@ pub(crate) fn make_runs(ws: &Ws, wf: &str, n: usize, size: usize) -> Vec<String>
     ids
 }
 
-fn ok_env(ws: &Ws, args: &[&str]) -> String {
-    let out = with_s3_env(&mut ws.cmd(args)).output().expect("run store");
+/// Runs a prepared store command; asserts it succeeded, returns stdout.
+fn run_ok_bytes(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("run store");
     assert!(
         out.status.success(),
-        "store {args:?} failed ({:?}): {}",
+        "store {:?} failed ({:?}): {}",
+        cmd.get_args().collect::<Vec<_>>(),
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf8")
+    out.stdout
+}
+
+/// [`run_ok_bytes`] for text output.
+fn run_ok(cmd: &mut Command) -> String {
+    String::from_utf8(run_ok_bytes(cmd)).expect("utf8")
+}
+
+/// Runs `store ARGS` with the S3 test credentials; asserts success, returns stdout.
+fn ok_env(ws: &Ws, args: &[&str]) -> String {
+    run_ok(with_s3_env(&mut ws.cmd(args)))
 }
 
 /// Runs `store ARGS` in `dir` with the S3 test credentials; asserts success, returns stdout.
 fn ok_in(ws: &Ws, dir: &Path, args: &[&str]) -> String {
-    let out = with_s3_env(&mut ws.cmd(args))
-        .current_dir(dir)
-        .output()
-        .expect("run store");
-    assert!(
-        out.status.success(),
-        "store {args:?} in {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
+    run_ok(with_s3_env(&mut ws.cmd(args)).current_dir(dir))
 }
 
 /// `remote add origin URL` for the S3 test server.
@@ -295,15 +297,7 @@ pub(crate) fn push_clone_checkout(url: &str, extra: &[&str]) -> (Ws, Ws) {
     for id in &ids {
         assert!(runs.contains(id.as_str()), "{runs}");
     }
-    let out = with_s3_env(&mut b.cmd(&["checkout", &ids[1], "--to", "restored"]))
-        .current_dir(&ws_b)
-        .output()
-        .expect("checkout");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_in(&b, &ws_b, &["checkout", &ids[1], "--to", "restored"]);
     let restored = std::fs::read(ws_b.join("restored/out/run-01.bin")).expect("restored");
     assert_eq!(
         restored,
@@ -321,16 +315,8 @@ pub(crate) fn push_clone_checkout(url: &str, extra: &[&str]) -> (Ws, Ws) {
     );
     ok_in(&b, &ws_b, &["verify"]);
     // The remote is sound and carries a human-readable manifest of each run.
-    let vr = with_s3_env(&mut a.cmd(&["verify", "--remote", "origin", "--json"]))
-        .output()
-        .expect("verify remote");
-    assert!(
-        vr.status.success(),
-        "{}",
-        String::from_utf8_lossy(&vr.stderr)
-    );
     assert_eq!(
-        json(&String::from_utf8_lossy(&vr.stdout))["problems"],
+        json(&ok_env(&a, &["verify", "--remote", "origin", "--json"]))["problems"],
         serde_json::json!([])
     );
     (a, b)
@@ -378,41 +364,23 @@ fn s3_from_standard_environment() {
     a.ok(&["add", "-q", "f.bin"]);
     let url = format!("s3://{bucket}");
     a.ok(&["remote", "add", "origin", &url]);
-    let out = with_s3_env(&mut a.cmd(&["push", "--json"]))
-        .env("AWS_ENDPOINT_URL", &ep)
-        .env("AWS_ALLOW_HTTP", "true")
-        .output()
-        .expect("push");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let standard = |cmd: &mut Command| {
+        with_s3_env(cmd)
+            .env("AWS_ENDPOINT_URL", &ep)
+            .env("AWS_ALLOW_HTTP", "true");
+    };
+    let mut push = a.cmd(&["push", "--json"]);
+    standard(&mut push);
+    run_ok(&mut push);
     let b = Ws::bare();
-    let out = with_s3_env(&mut b.cmd(&["clone", &url, "ws"]))
-        .env("AWS_ENDPOINT_URL", &ep)
-        .env("AWS_ALLOW_HTTP", "true")
-        .output()
-        .expect("clone");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut clone = b.cmd(&["clone", &url, "ws"]);
+    standard(&mut clone);
+    run_ok(&mut clone);
     let h = a.ok(&["ls", "--json"]);
     let hash = json(&h)[0]["hash"].as_str().expect("hash").to_string();
-    let out = with_s3_env(&mut b.cmd(&["cat", &hash]))
-        .current_dir(b.p("ws"))
-        .env("AWS_ENDPOINT_URL", &ep)
-        .env("AWS_ALLOW_HTTP", "true")
-        .output()
-        .expect("cat");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, pseudo_random(100_000, 3));
+    let mut cat = b.cmd(&["cat", &hash]);
+    standard(cat.current_dir(b.p("ws")));
+    assert_eq!(run_ok_bytes(&mut cat), pseudo_random(100_000, 3));
 }
 
 /// Thirty-two processes push different runs to one S3 remote at once: no lock, nothing lost.
@@ -538,14 +506,7 @@ fn killed_push_resumes_without_reuploading() {
         &["clone", &url, "ws", "--endpoint", &ep, "--allow-http"],
     );
     ok_in(&b, &b.p("ws"), &["pull"]);
-    let vr = with_s3_env(&mut a.cmd(&["verify", "--remote", "origin"]))
-        .output()
-        .expect("verify");
-    assert!(
-        vr.status.success(),
-        "{}",
-        String::from_utf8_lossy(&vr.stderr)
-    );
+    ok_env(&a, &["verify", "--remote", "origin"]);
     // The resumed push named every pack the stopped one left.
     let v = json(&ok_env(&a, &["verify", "--remote", "origin", "--json"]));
     assert_eq!(v["unreferenced"], serde_json::json!([]), "{v}");
@@ -766,15 +727,7 @@ fn sealed_workflow_run_is_pushed_and_restored_elsewhere() {
     let b = Ws::bare();
     b.ok(&["clone", url, "ws"]);
     let ws = b.p("ws");
-    let run = |args: &[&str]| {
-        let out = b.cmd(args).current_dir(&ws).output().expect("run store");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf8")
-    };
+    let run = |args: &[&str]| ok_in(&b, &ws, args);
     assert!(run(&["runs"]).contains(&id));
     run(&["checkout", &id, "--to", "restored", "--link", "copy"]);
     for f in ["report.json", "model_2.json", "data_2.csv"] {
@@ -844,16 +797,7 @@ fn jobs_on_separate_nodes_meet_in_one_sealed_run() {
     );
     let c = Ws::bare();
     c.ok(&["clone", url, "ws"]);
-    let out = c
-        .cmd(&["checkout", "R1", "--to", "o"])
-        .current_dir(c.p("ws"))
-        .output()
-        .expect("checkout");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_in(&c, &c.p("ws"), &["checkout", "R1", "--to", "o"]);
     assert_eq!(
         std::fs::read(c.p("ws/o/in.dat")).expect("in"),
         pseudo_random(300_000, 1)
@@ -866,17 +810,7 @@ fn jobs_on_separate_nodes_meet_in_one_sealed_run() {
 
 /// Runs store in `ws` with `STORE_MERGE_SEGMENTS=merge_at`, checks it succeeded, returns stdout.
 fn ok_merging(ws: &Ws, args: &[&str], merge_at: &str) -> String {
-    let out = ws
-        .cmd(args)
-        .env("STORE_MERGE_SEGMENTS", merge_at)
-        .output()
-        .expect("run store");
-    assert!(
-        out.status.success(),
-        "store {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
+    run_ok(ws.cmd(args).env("STORE_MERGE_SEGMENTS", merge_at))
 }
 
 /// The names under a directory remote's `merged/`, sorted.
