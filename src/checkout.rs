@@ -110,15 +110,18 @@ impl Store {
             }
         };
         fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-        self.restore_to(hash, kind, &dest, None, opts)
+        self.restore_to(hash, kind, to, &dest, None, opts)
     }
 
-    /// Restores a file (to exactly `dest`) or a tree (into directory `dest`). The caller holds
-    /// the store lock.
+    /// Restores a file (to exactly `dest`) or a tree (into directory `dest`), `dest` lying
+    /// under the existing directory `root`. No symbolic link below `root` is ever followed,
+    /// whether it was there before or restored earlier: a directory on the way that is a link
+    /// stops the restore with [`Error::SymlinkInPath`]. The caller holds the store lock.
     pub(crate) fn restore_to(
         &self,
         hash: &Hash,
         kind: ObjectKind,
+        root: &Path,
         dest: &Path,
         mode: Option<u32>,
         opts: &CheckoutOptions,
@@ -126,10 +129,11 @@ impl Store {
         let mut jobs = Vec::new();
         let mut links = Vec::new();
         if kind == ObjectKind::Tree {
+            real_dirs_below(root, dest)?;
             self.plan_tree(hash, dest, &mut jobs, &mut links)?;
         } else {
             if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                real_dirs_below(root, parent)?;
             }
             let m = self.file_manifest(hash)?;
             jobs.push(Job {
@@ -179,8 +183,8 @@ impl Store {
         jobs: &mut Vec<Job>,
         links: &mut Vec<(PathBuf, Vec<u8>)>,
     ) -> Result<()> {
+        // `dir` itself was made (or found) a real directory by the caller.
         let t = self.tree_manifest(hash)?;
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         for e in t.entries {
             // Names were validated on decode: no '/', '.', '..' or empty name can escape `dir`.
             let p = dir.join(std::ffi::OsStr::from_bytes(&e.name));
@@ -192,6 +196,7 @@ impl Store {
                     size: e.size,
                 }),
                 EntryKind::Dir(h) => {
+                    real_dir(&p)?;
                     self.plan_tree(&h, &p, jobs, links)?;
                     let _ = fs::set_permissions(
                         &p,
@@ -532,6 +537,59 @@ enum Outcome {
     Written,
     Reflinked,
     Hardlinked,
+}
+
+/// Makes every directory from `root` (exclusive, which may itself be reached through links:
+/// it is the target the user named) down to `dir` (inclusive) a real directory, creating the
+/// missing ones, and refuses a symbolic link or a non-directory on the way. `dir` must lie
+/// under `root`.
+pub(crate) fn real_dirs_below(root: &Path, dir: &Path) -> Result<()> {
+    let rel = dir
+        .strip_prefix(root)
+        .map_err(|_| Error::UnsafePath(dir.display().to_string()))?;
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(name) => at.push(name),
+            // Checked paths are relative and hold no `..`; anything else is refused.
+            std::path::Component::CurDir => continue,
+            _ => return Err(Error::UnsafePath(dir.display().to_string())),
+        }
+        real_dir(&at)?;
+    }
+    Ok(())
+}
+
+/// Makes `p` a real directory: creates it when missing, accepts an existing directory, and
+/// refuses a symbolic link (never followed) or any other kind of file.
+fn real_dir(p: &Path) -> Result<()> {
+    for _ in 0..2 {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::SymlinkInPath(p.to_path_buf()))
+            }
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(Error::io(
+                    p,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "exists and is not a directory",
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(p, e)),
+        }
+        // mkdir never follows a link in its last component; a concurrent creator makes it
+        // fail with EEXIST, and the second look decides.
+        match fs::create_dir(p) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(p, e)),
+        }
+    }
+    Err(Error::SymlinkInPath(p.to_path_buf()))
 }
 
 fn tmp_beside(dest: &Path) -> PathBuf {

@@ -92,6 +92,10 @@ pub enum Error {
     /// A manifest path that would escape the checkout directory.
     #[error("refusing unsafe path {0:?} in run manifest (absolute or contains ..)")]
     UnsafePath(String),
+    /// A checkout would write through a symbolic link below its target directory (one that
+    /// was there before, or one restored earlier in the same checkout): never followed.
+    #[error("refusing to write through symbolic link {0} (a checkout never follows a link below its target directory)")]
+    SymlinkInPath(PathBuf),
     /// A file exists at a checkout destination with other content.
     #[error("{0} exists with different content (use --force to overwrite)")]
     WouldOverwrite(std::path::PathBuf),
@@ -201,7 +205,7 @@ impl Error {
             Error::RunSealed(_) => exit::SEALED,
             Error::RunNotFound(_) => exit::NOT_FOUND,
             Error::UnsafePath(_) => exit::CORRUPT,
-            Error::WouldOverwrite(_) => exit::BAD_PATH,
+            Error::WouldOverwrite(_) | Error::SymlinkInPath(_) => exit::BAD_PATH,
             Error::Invalid(_) | Error::SubWorkflowCycle(_) => exit::USAGE,
             Error::SubWorkflow { cause, .. } => cause.exit_code(),
             Error::Io { .. } | Error::Index { .. } | Error::Git(_) => exit::FAILURE,

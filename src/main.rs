@@ -1709,6 +1709,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     r.cache_files.len(),
                     r.versions_dropped
                 );
+                for p in &r.adopted_packs {
+                    eprintln!("store: warning: adopted unindexed pack {p}: it holds live objects the index did not locate (run `store verify`)");
+                }
                 for p in &r.kept_unreadable_packs {
                     eprintln!("store: warning: kept unreadable pack {p} (run `store verify`)");
                 }

@@ -64,6 +64,9 @@ pub struct GcReport {
     pub orphan_packs: Vec<String>,
     /// Temporary files left by killed writers.
     pub stale_temp_files: Vec<String>,
+    /// Unindexed pack files holding a live object the index locates nowhere else: added to
+    /// the index instead of being deleted.
+    pub adopted_packs: Vec<String>,
     /// Pack files on disk that are unindexed but cannot be read (damaged or from a newer
     /// version): never deleted, reported so a person can look.
     pub kept_unreadable_packs: Vec<String>,
@@ -296,15 +299,35 @@ impl Store {
             }
         }
         let mut orphans = Vec::new();
+        let mut adopt = Vec::new();
         for (h, p) in pack_files(&self.packs_dir())? {
             if indexed_set.contains(&h) {
                 continue;
             }
             // Only a pack we can read completely is known to be a crash leftover.
-            match PackReader::open(&p).and_then(|r| r.entries()) {
-                Ok(_) => {
-                    report.orphan_packs.push(h.to_hex());
-                    orphans.push(p);
+            let parsed =
+                PackReader::open(&p).and_then(|r| Ok((r.bytes().len() as u64, r.entries()?)));
+            match parsed {
+                Ok((size, entries)) => {
+                    // A live object that the index locates nowhere (a damaged or lagging
+                    // index) makes this pack its only known copy: adopt it, never delete it.
+                    let hashes: Vec<Hash> = entries.iter().map(|e| e.hash).collect();
+                    let located = self.index().locate_many(&hashes)?;
+                    let only_copy = hashes
+                        .iter()
+                        .zip(&located)
+                        .any(|(h, l)| l.is_none() && live.contains(h));
+                    if only_copy {
+                        report.adopted_packs.push(h.to_hex());
+                        adopt.push(crate::pack::FinishedPack {
+                            id: h,
+                            size,
+                            entries,
+                        });
+                    } else {
+                        report.orphan_packs.push(h.to_hex());
+                        orphans.push((h, p));
+                    }
                 }
                 Err(_) => report.kept_unreadable_packs.push(p.display().to_string()),
             }
@@ -333,10 +356,19 @@ impl Store {
                 }
             }
         }
-        let (new_packs, _, _) = sink.finish()?;
+        let (mut new_packs, _, _) = sink.finish()?;
         // 2. One transaction swaps the index over.
-        let mut remove = delete.clone();
+        // Pack names are content hashes, so a replacement pack can have the name of a pack
+        // already on disk: an orphan left by an interrupted gc that wrote the same
+        // replacement, or an indexed pack that `reindex` adopted from one. The replacement was
+        // renamed over it with identical bytes; it is the live copy now and is never unlinked.
+        let written: HashSet<Hash> = new_packs.iter().map(|p| p.id).collect();
+        let mut remove: Vec<Hash> = delete.clone();
         remove.extend(repack.iter().map(|(id, _)| *id));
+        remove.retain(|id| !written.contains(id));
+        orphans.retain(|(id, _)| !written.contains(id));
+        report.orphan_packs = orphans.iter().map(|(id, _)| id.to_hex()).collect();
+        new_packs.extend(adopt);
         self.index().commit(&Commit {
             remove_packs: remove.clone(),
             packs: new_packs,
@@ -349,7 +381,7 @@ impl Store {
             let p = pack_path(&self.packs_dir(), id);
             fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
         }
-        for p in orphans.iter().chain(&stale).chain(&cache) {
+        for p in orphans.iter().map(|(_, p)| p).chain(&stale).chain(&cache) {
             fs::remove_file(p).map_err(|e| Error::io(p, e))?;
         }
         Ok(report)

@@ -948,7 +948,7 @@ impl Store {
             } else {
                 ObjectKind::File
             };
-            let r = self.restore_to(&e.hash, kind, &dest, e.mode, opts)?;
+            let r = self.restore_to(&e.hash, kind, to, &dest, e.mode, opts)?;
             total.files += r.files;
             total.bytes += r.bytes;
             total.reflinked += r.reflinked;

@@ -15,3 +15,4 @@ mod properties;
 mod remote;
 mod roundtrip;
 mod runs;
+mod safety;
