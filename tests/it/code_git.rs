@@ -191,3 +191,126 @@ fn metadata_commit_versions_each_export() {
     let o = ws.run(&["config", "set", "no.such.key", "1"]);
     assert_eq!(o.status.code(), Some(store::exit::USAGE));
 }
+
+/// `store runs --json` status of `run` ("open" or "sealed").
+fn run_status(ws: &Ws, run: &str) -> String {
+    let runs: serde_json::Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
+    runs.as_array()
+        .expect("runs")
+        .iter()
+        .find(|r| r["run_id"] == run)
+        .map(|r| r["status"].as_str().expect("status").to_string())
+        .expect("run listed")
+}
+
+/// A seal killed while git held the branch's ref lock leaves `refs/heads/<wf>.lock` behind.
+/// Long after, the next seal of that workflow removes it (its writer is gone: git holds a ref
+/// lock for milliseconds) and moves the branch, instead of failing for good.
+#[test]
+fn stale_ref_lock_left_by_a_killed_seal_is_removed() {
+    let ws = setup();
+    ws.write("bin/a.py", b"print('v1')\n");
+    record(&ws, "run-1", "J1", "code", "bin/a.py");
+    ws.ok(&["seal", "run-1"]);
+    let code = ws.p("coderepo");
+    let commit1 = git(&code, &["rev-parse", "diamond"]);
+    let lock = code.join(".git/refs/heads/diamond.lock");
+    fs::write(&lock, format!("{commit1}\n")).expect("lock");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&lock)
+        .expect("open lock")
+        .set_modified(hour_ago)
+        .expect("mtime");
+
+    ws.write("bin/a.py", b"print('v2')\n");
+    record(&ws, "run-2", "J1", "code", "bin/a.py");
+    ws.ok(&["seal", "run-2"]);
+    assert!(!lock.exists(), "stale lock removed");
+    let snap: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["show", "--json", "run-2"])).expect("json");
+    let commit2 = snap["code"]["commit"].as_str().expect("commit");
+    assert_eq!(
+        git(&code, &["rev-parse", "diamond"]),
+        commit2,
+        "branch moved"
+    );
+    assert_eq!(git(&code, &["rev-parse", "diamond~1"]), commit1);
+    assert_eq!(git(&code, &["show", "diamond:bin/a.py"]), "print('v2')");
+    assert_eq!(git(&ws.p("remote.git"), &["rev-parse", "diamond"]), commit2);
+    assert_eq!(run_status(&ws, "run-2"), "sealed");
+    // Nothing but the lock was removed: no leftover from the recovery in refs/heads.
+    let left: Vec<_> = fs::read_dir(code.join(".git/refs/heads"))
+        .expect("refs")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("diamond")]);
+    git(&code, &["fsck", "--no-progress"]);
+}
+
+/// A ref lock that its writer keeps holding is never removed: the seal gives up after a
+/// bounded wait (exit 9, the run stays open, the branch does not move), naming the lock file
+/// and how to remove it; once the writer is gone the lock goes stale and the next seal works.
+#[test]
+fn held_ref_lock_fails_the_seal_naming_the_lock_file() {
+    let ws = setup();
+    ws.write("bin/a.py", b"print('v1')\n");
+    record(&ws, "run-1", "J1", "code", "bin/a.py");
+    ws.ok(&["seal", "run-1"]);
+    let code = ws.p("coderepo");
+    let commit1 = git(&code, &["rev-parse", "diamond"]);
+    ws.write("bin/a.py", b"print('v2')\n");
+    record(&ws, "run-2", "J1", "code", "bin/a.py");
+
+    let lock = code.join(".git/refs/heads/diamond.lock");
+    fs::write(&lock, b"").expect("lock");
+    // A live writer: keeps the lock open and fresh for as long as the seal runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (lock, stop) = (lock.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let f = fs::File::options()
+                .write(true)
+                .open(&lock)
+                .expect("open lock");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.set_modified(std::time::SystemTime::now()).expect("mtime");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let t = std::time::Instant::now();
+    let o = ws
+        .cmd(&["seal", "run-2"])
+        .env(store::git::LOCK_STALE_VAR, "1")
+        .output()
+        .expect("run");
+    let waited = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(store::exit::BUSY), "{stderr}");
+    assert!(
+        stderr.contains(lock.to_str().expect("utf8")),
+        "names the lock: {stderr}"
+    );
+    assert!(stderr.contains("rm "), "says how to remove it: {stderr}");
+    assert!(waited < std::time::Duration::from_secs(20), "{waited:?}");
+    assert!(lock.exists(), "a held lock is never removed");
+    assert_eq!(git(&code, &["rev-parse", "diamond"]), commit1);
+    assert_eq!(run_status(&ws, "run-2"), "open");
+    ws.ok(&["verify"]);
+
+    // The writer is gone; its lock, untouched for the bound, no longer blocks the branch.
+    let o = ws
+        .cmd(&["seal", "run-2"])
+        .env(store::git::LOCK_STALE_VAR, "1")
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!lock.exists());
+    assert_eq!(git(&code, &["rev-parse", "diamond~1"]), commit1);
+    assert_eq!(git(&code, &["show", "diamond:bin/a.py"]), "print('v2')");
+    assert_eq!(run_status(&ws, "run-2"), "sealed");
+}
