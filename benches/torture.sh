@@ -50,6 +50,9 @@ now_us() { echo $(($(date +%s%N) / 1000)); }
 build_main() {
     rm -rf "$T"; mkdir -p "$T/ws"; cd "$T/ws" || exit 2
     st init -q
+    # Small packs (1 MiB), so a gc writes several replacement packs: the interrupted-gc window
+    # (replacements renamed, index not yet committed) is then wide enough to be hit.
+    sed -i 's/"pack_target_size": [0-9]*/"pack_target_size": 1048576/' .store/config.json
     git init -q code
     git init -q --bare code-origin.git
     git -C code remote add origin "$T/ws/code-origin.git"
@@ -66,8 +69,13 @@ build_main() {
         [ "$r" = r3 ] || st seal -q "$r" >/dev/null
     done
     : >versions.txt
+    # Versions of hist/a.bin share most chunks, so --keep-last 1 repacks (partly dead packs)
+    # instead of only deleting whole packs.
+    rnd hist-base.bin 6000000
     for v in 1 2 3 4; do
-        rnd hist/a.bin 1000000; echo "v$v" >hist/b.txt
+        mkdir -p hist; cp hist-base.bin hist/a.bin
+        printf 'version %s' "$v" | dd of=hist/a.bin bs=1 seek=$((v * 1400000)) conv=notrunc status=none
+        echo "v$v" >hist/b.txt
         echo "$v $(st add -q hist | awk '{print $1}')" >>versions.txt
         mkdir -p hist-orig; cp -a hist "hist-orig/v$v"
     done

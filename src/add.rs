@@ -230,11 +230,19 @@ impl<'a> Sink<'a> {
             }
         }
         if let Some(e) = first_err {
+            // The packs that were renamed will never be committed.
+            self.store.discard_unindexed_packs(&finished);
             return Err(e);
         }
         if let Some(w) = st.writer.take() {
             if !w.is_empty() {
-                finished.push(w.finish(&self.store.packs_dir())?);
+                match w.finish(&self.store.packs_dir()) {
+                    Ok(p) => finished.push(p),
+                    Err(e) => {
+                        self.store.discard_unindexed_packs(&finished);
+                        return Err(e);
+                    }
+                }
             }
         }
         Ok((finished, st.objects, st.bytes))
@@ -596,7 +604,12 @@ impl Store {
         report.new_bytes = bytes;
         commit.packs = packs;
         if !opts.dry_run {
-            self.index().commit(&commit)?;
+            let committed = self.index().commit(&commit);
+            if let Err(e) = committed {
+                // Its packs are named by nothing: do not leave them filling a full disk.
+                self.discard_unindexed_packs(&commit.packs);
+                return Err(e);
+            }
         }
         Ok(report)
     }

@@ -2,10 +2,10 @@
 //! in packs, records the current root of each tracked path, and keeps the stat cache. It holds
 //! nothing that cannot be rebuilt from packs except the stat cache, which is only a speed-up.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::hash::{Hash, ObjectKind};
@@ -145,6 +145,23 @@ impl Root {
     }
 }
 
+/// An object row as stored (see [`Index::object_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRow {
+    /// The object's hash.
+    pub hash: Hash,
+    /// Its kind number.
+    pub kind: u8,
+    /// Offset in the pack.
+    pub offset: i64,
+    /// Stored length.
+    pub stored_len: i64,
+    /// Uncompressed length.
+    pub raw_len: i64,
+    /// Compression number.
+    pub compression: u8,
+}
+
 /// Everything one operation commits, applied in a single transaction.
 #[derive(Default)]
 pub struct Commit {
@@ -166,6 +183,21 @@ pub struct Commit {
     pub run_parts: Vec<RunPartRow>,
     /// Runs to seal: (run id, snapshot hash, sealed time, parts the snapshot merged).
     pub seals: Vec<SealRow>,
+}
+
+impl Commit {
+    /// True when applying it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.reset
+            && self.remove_packs.is_empty()
+            && self.packs.is_empty()
+            && self.roots.is_empty()
+            && self.drop_roots.is_empty()
+            && self.stats.is_empty()
+            && self.forget.is_empty()
+            && self.run_parts.is_empty()
+            && self.seals.is_empty()
+    }
 }
 
 /// The index view of one partial run manifest.
@@ -219,10 +251,47 @@ pub struct RunRow {
 /// The open index.
 pub struct Index {
     conn: Connection,
+    /// The database file (named in errors).
+    path: PathBuf,
+    /// Where the packs this index names live; `None` for a detached in-memory index.
+    packs_dir: Option<PathBuf>,
 }
 
-fn sql(context: &'static str) -> impl Fn(rusqlite::Error) -> Error {
-    move |e| Error::index(context, e)
+/// Turns a SQLite error into the store's error: a full disk (or quota) is [`Error::DiskFull`]
+/// (exit 8) and a damaged database file is [`Error::Corrupt`] naming the index and the cure
+/// (exit 5); anything else stays [`Error::Index`]. `db` is the connection's handle, from which
+/// the OS error behind a generic "disk I/O error" is read (null when there is none).
+fn classify(path: &Path, db: *mut ffi::sqlite3, context: &str, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        // SQLite reports ENOSPC on write() as SQLITE_FULL, but a failure to grow the WAL
+        // index (-shm) only as an I/O error, and EDQUOT always as one: ask for the errno.
+        let errno = if db.is_null() {
+            0
+        } else {
+            // SAFETY: `db` is the handle of a connection that is still open (callers pass the
+            // handle of the connection whose call just failed); the call only reads its state.
+            unsafe { ffi::sqlite3_system_errno(db) }
+        };
+        let no_space = f.code == ffi::ErrorCode::DiskFull
+            || f.extended_code == ffi::SQLITE_IOERR_SHMSIZE
+            || (f.code == ffi::ErrorCode::SystemIoFailure
+                && (errno == libc::ENOSPC || errno == libc::EDQUOT));
+        if no_space {
+            return Error::DiskFull {
+                path: path.to_path_buf(),
+            };
+        }
+        if matches!(
+            f.code,
+            ffi::ErrorCode::DatabaseCorrupt | ffi::ErrorCode::NotADatabase
+        ) {
+            return Error::corrupt(
+                format!("index {}", path.display()),
+                format!("{context}: {e} (run `store reindex` to rebuild the index from the packs)"),
+            );
+        }
+    }
+    Error::index(context.to_string(), e)
 }
 
 fn hash_col(b: Vec<u8>) -> rusqlite::Result<Hash> {
@@ -234,43 +303,173 @@ fn hash_col(b: Vec<u8>) -> rusqlite::Result<Hash> {
 impl Index {
     /// Opens (creating and migrating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Index> {
-        let conn = Connection::open(path)
-            .map_err(|e| Error::index(format!("open {}", path.display()), e))?;
-        conn.busy_timeout(Duration::from_secs(120))
-            .map_err(sql("busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql("enable WAL"))?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sql("synchronous"))?;
-        let mut idx = Index { conn };
-        idx.migrate(path)?;
+        match Index::open_with(path, false) {
+            // At 0 bytes free SQLite cannot grow the `-shm` file that WAL readers share, even
+            // for a read. In EXCLUSIVE locking mode, set before the first access, it keeps
+            // the WAL index in heap memory instead, so reading (and commits that fit in the
+            // WAL) still work; the price is that this process keeps other processes out of
+            // the index until it exits, which only applies on a full disk.
+            Err(Error::DiskFull { .. }) => Index::open_with(path, true),
+            r => r,
+        }
+    }
+
+    fn open_with(path: &Path, exclusive: bool) -> Result<Index> {
+        if let Some(bad) = header_problem(path) {
+            return Err(Error::corrupt(
+                format!("index {}", path.display()),
+                format!("{bad} (run `store reindex` to rebuild the index from the packs)"),
+            ));
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            classify(
+                path,
+                std::ptr::null_mut(),
+                &format!("open {}", path.display()),
+                e,
+            )
+        })?;
+        let mut idx = Index {
+            conn,
+            path: path.to_path_buf(),
+            packs_dir: path.parent().map(|d| d.join("packs")),
+        };
+        idx.conn
+            .busy_timeout(Duration::from_secs(120))
+            .map_err(idx.sql("busy timeout"))?;
+        if exclusive {
+            idx.conn
+                .pragma_update(None, "locking_mode", "EXCLUSIVE")
+                .map_err(idx.sql("exclusive locking"))?;
+        }
+        idx.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(idx.sql("enable WAL"))?;
+        idx.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(idx.sql("synchronous"))?;
+        idx.migrate()?;
         Ok(idx)
     }
 
-    fn migrate(&mut self, path: &Path) -> Result<()> {
+    /// Creates a new index file at `path` (which must not exist) for a rebuild: no journal
+    /// and no syncing while it fills, since a failed rebuild deletes the file; the caller
+    /// fsyncs it once it is complete (see [`Index::close`]).
+    pub(crate) fn create_for_rebuild(path: &Path, packs_dir: &Path) -> Result<Index> {
+        let conn = Connection::open(path).map_err(|e| {
+            classify(
+                path,
+                std::ptr::null_mut(),
+                &format!("create {}", path.display()),
+                e,
+            )
+        })?;
+        let mut idx = Index {
+            conn,
+            path: path.to_path_buf(),
+            packs_dir: Some(packs_dir.to_path_buf()),
+        };
+        idx.conn
+            .pragma_update(None, "journal_mode", "OFF")
+            .map_err(idx.sql("journal off"))?;
+        idx.conn
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(idx.sql("synchronous off"))?;
+        idx.migrate()?;
+        Ok(idx)
+    }
+
+    /// An empty index in memory, standing in for one that cannot be opened (so `verify` can
+    /// still check the packs and `reindex` can replace the file).
+    pub(crate) fn detached() -> Result<Index> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::index("open in memory", e))?;
+        let mut idx = Index {
+            conn,
+            path: PathBuf::from(":memory:"),
+            packs_dir: None,
+        };
+        idx.migrate()?;
+        Ok(idx)
+    }
+
+    /// Closes the connection, reporting what closing it reports (a WAL checkpoint can fail).
+    pub(crate) fn close(self) -> Result<()> {
+        let path = self.path;
+        self.conn
+            .close()
+            .map_err(|(_, e)| classify(&path, std::ptr::null_mut(), "close", e))
+    }
+
+    /// The raw handle, only for [`classify`] to read the OS error of a failed call.
+    fn raw(&self) -> *mut ffi::sqlite3 {
+        // SAFETY: only the pointer is taken here; it is dereferenced (by SQLite) only while
+        // `self.conn` is alive, inside `classify` called from this index's own methods.
+        unsafe { self.conn.handle() }
+    }
+
+    /// Maps a SQLite error of this index (see [`classify`]).
+    fn sql(&self, context: &'static str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        let db = self.raw();
+        move |e| classify(&self.path, db, context, e)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        // Read first: a store opened at its current version (the common case, and the only
+        // one on a full disk) takes no write lock and writes nothing.
+        let v: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(self.sql("read user_version"))?;
+        self.check_version(v)?;
+        if v == i64::from(SCHEMA_VERSION) {
+            return Ok(());
+        }
+        let (path, db) = (self.path.clone(), self.raw());
+        let sql = |c: &'static str| {
+            let path = &path;
+            move |e| classify(path, db, c, e)
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin migration"))?;
-        let v: u32 = tx
+        // Again under the write lock: another process may have migrated meanwhile.
+        let v: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(sql("read user_version"))?;
-        if v > SCHEMA_VERSION {
-            return Err(Error::NewerFormat {
-                what: format!("index {}", path.display()),
-                found: v,
-                supported: SCHEMA_VERSION,
-            });
+        if v < 0 || v > i64::from(SCHEMA_VERSION) {
+            // Checked again below (for the error), with the lock released.
+            drop(tx);
+            return self.check_version(v);
         }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+        let v = v as usize;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(v) {
             tx.execute_batch(m)
-                .map_err(|e| Error::index(format!("migration {}", i + 1), e))?;
+                .map_err(|e| classify(&path, db, &format!("migration {}", i + 1), e))?;
         }
-        if v < SCHEMA_VERSION {
+        if v < MIGRATIONS.len() {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(sql("set user_version"))?;
         }
         tx.commit().map_err(sql("commit migration"))
+    }
+
+    fn check_version(&self, v: i64) -> Result<()> {
+        if v < 0 {
+            // Every version this program ever wrote is a small count of migrations.
+            return Err(Error::corrupt(
+                format!("index {}", self.path.display()),
+                format!("schema version {v} is not one (run `store reindex` to rebuild the index from the packs)"),
+            ));
+        }
+        if v > i64::from(SCHEMA_VERSION) {
+            return Err(Error::NewerFormat {
+                what: format!("index {}", self.path.display()),
+                found: u32::try_from(v).unwrap_or(u32::MAX),
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
     }
 
     /// Where `hash` is stored, if anywhere.
@@ -281,7 +480,7 @@ impl Index {
                 "SELECT p.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
                  FROM objects o JOIN packs p ON p.id = o.pack WHERE o.hash = ?1",
             )
-            .map_err(sql("prepare locate"))?;
+            .map_err(self.sql("prepare locate"))?;
         st.query_row([&hash.0[..]], |r| {
             let pack = hash_col(r.get(0)?)?;
             let kind: u8 = r.get(1)?;
@@ -296,7 +495,7 @@ impl Index {
             ))
         })
         .optional()
-        .map_err(sql("locate object"))?
+        .map_err(self.sql("locate object"))?
         .map(|(pack, kind, offset, stored, raw, comp)| {
             let kind = ObjectKind::from_u8(kind).ok_or_else(|| {
                 Error::corrupt("index", format!("object {hash} has unknown kind {kind}"))
@@ -327,12 +526,12 @@ impl Index {
         let tx = self
             .conn
             .unchecked_transaction()
-            .map_err(sql("begin read"))?;
+            .map_err(self.sql("begin read"))?;
         let out = hashes
             .iter()
             .map(|h| self.locate(h))
             .collect::<Result<Vec<_>>>()?;
-        tx.finish().map_err(sql("end read"))?;
+        tx.finish().map_err(self.sql("end read"))?;
         Ok(out)
     }
 
@@ -341,8 +540,8 @@ impl Index {
         let mut st = self
             .conn
             .prepare_cached("SELECT 1 FROM objects WHERE hash = ?1")
-            .map_err(sql("prepare contains"))?;
-        st.exists([&hash.0[..]]).map_err(sql("contains"))
+            .map_err(self.sql("prepare contains"))?;
+        st.exists([&hash.0[..]]).map_err(self.sql("contains"))
     }
 
     /// The stat-cache row for an absolute path.
@@ -350,10 +549,10 @@ impl Index {
         let mut st = self
             .conn
             .prepare_cached("SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted FROM stat_cache WHERE path = ?1")
-            .map_err(sql("prepare stat"))?;
+            .map_err(self.sql("prepare stat"))?;
         st.query_row([path], stat_row)
             .optional()
-            .map_err(sql("read stat cache"))
+            .map_err(self.sql("read stat cache"))
     }
 
     /// Stat-cache rows for every path strictly under directory `dir` (absolute).
@@ -366,20 +565,47 @@ impl Index {
                 "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
                  WHERE path >= ?1 AND path < ?2 ORDER BY path",
             )
-            .map_err(sql("prepare stats_under"))?;
+            .map_err(self.sql("prepare stats_under"))?;
         let rows = st
             .query_map([lo, hi], |r| Ok((r.get::<_, String>(7)?, stat_row(r)?)))
-            .map_err(sql("stats under"))?;
+            .map_err(self.sql("stats under"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(sql("stats under"))
+            .map_err(self.sql("stats under"))
     }
 
     /// Applies one operation's results atomically.
     pub fn commit(&mut self, c: &Commit) -> Result<()> {
+        if c.is_empty() {
+            // Nothing to write: not even a write lock, so an operation with nothing to
+            // record (e.g. `gc --yes` with nothing dead) also works on a full disk.
+            return Ok(());
+        }
+        let (path, db) = (self.path.clone(), self.raw());
+        let sql = |c: &'static str| {
+            let path = &path;
+            move |e| classify(path, db, c, e)
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("begin commit"))?;
+        // Under the write lock, every new pack must still be on disk: a writer whose commit
+        // failed unlinks the packs it renamed (`discard_unindexed_packs`) under this same lock,
+        // and an identical pack (same content, same name) renamed by another writer would
+        // otherwise be indexed after that unlink. Failing here loses nothing: the packs are
+        // not named yet.
+        if let Some(dir) = &self.packs_dir {
+            for p in &c.packs {
+                let f = crate::pack::pack_path(dir, &p.id);
+                if !f.is_file() {
+                    return Err(Error::Busy(format!(
+                        "pack {} vanished before it was indexed (a concurrent writer of the same \
+                         content failed and removed it); nothing was committed, run the command again",
+                        f.display()
+                    )));
+                }
+            }
+        }
         if c.reset {
             tx.execute_batch(
                 "DELETE FROM objects; DELETE FROM packs; DELETE FROM roots;
@@ -580,7 +806,7 @@ impl Index {
                 "SELECT run_id, workflow, created_ns, sealed_ns, snapshot FROM runs
                  WHERE ?1 IS NULL OR workflow = ?1 ORDER BY created_ns DESC, run_id",
             )
-            .map_err(sql("prepare runs"))?;
+            .map_err(self.sql("prepare runs"))?;
         let rows = st
             .query_map([workflow], |r| {
                 let snap: Option<Vec<u8>> = r.get(4)?;
@@ -592,8 +818,9 @@ impl Index {
                     snapshot: snap.map(hash_col).transpose()?,
                 })
             })
-            .map_err(sql("runs"))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql("runs"))
+            .map_err(self.sql("runs"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("runs"))
     }
 
     /// The partial manifests of a run.
@@ -603,12 +830,12 @@ impl Index {
             .prepare_cached(
                 "SELECT record FROM run_parts WHERE run_id = ?1 ORDER BY time_ns, record",
             )
-            .map_err(sql("prepare run parts"))?;
+            .map_err(self.sql("prepare run parts"))?;
         let rows = st
             .query_map([run_id], |r| hash_col(r.get(0)?))
-            .map_err(sql("run parts"))?;
+            .map_err(self.sql("run parts"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(sql("run parts"))
+            .map_err(self.sql("run parts"))
     }
 
     /// Every run part and snapshot (roots for gc).
@@ -616,12 +843,12 @@ impl Index {
         let mut st = self
             .conn
             .prepare_cached("SELECT record FROM run_parts UNION SELECT snapshot FROM runs WHERE snapshot IS NOT NULL")
-            .map_err(sql("prepare run objects"))?;
+            .map_err(self.sql("prepare run objects"))?;
         let rows = st
             .query_map([], |r| hash_col(r.get(0)?))
-            .map_err(sql("run objects"))?;
+            .map_err(self.sql("run objects"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(sql("run objects"))
+            .map_err(self.sql("run objects"))
     }
 
     /// (run id, workflow, job id, role, path) of every run entry holding `hash`.
@@ -632,14 +859,14 @@ impl Index {
                 "SELECT e.run_id, r.workflow, e.job_id, e.role, e.path FROM run_entries e
                  JOIN runs r ON r.run_id = e.run_id WHERE e.hash = ?1 ORDER BY r.created_ns, e.run_id, e.job_id",
             )
-            .map_err(sql("prepare lineage"))?;
+            .map_err(self.sql("prepare lineage"))?;
         let rows = st
             .query_map([&hash.0[..]], |r| {
                 Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
             })
-            .map_err(sql("lineage"))?;
+            .map_err(self.sql("lineage"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(sql("lineage"))
+            .map_err(self.sql("lineage"))
     }
 
     /// The environment record already captured for a job of a run, if any.
@@ -649,10 +876,10 @@ impl Index {
             .prepare_cached(
                 "SELECT hash FROM run_entries WHERE run_id = ?1 AND job_id = ?2 AND role = 'environment' LIMIT 1",
             )
-            .map_err(sql("prepare environment_of"))?;
+            .map_err(self.sql("prepare environment_of"))?;
         st.query_row([run_id, job_id], |r| hash_col(r.get(0)?))
             .optional()
-            .map_err(sql("environment_of"))
+            .map_err(self.sql("environment_of"))
     }
 
     /// (role, lfn, hash, size) of every entry one job recorded into a run, in recording order
@@ -667,14 +894,14 @@ impl Index {
             .prepare_cached(
                 "SELECT role, lfn, hash, size FROM run_entries WHERE run_id = ?1 AND job_id = ?2 ORDER BY rowid",
             )
-            .map_err(sql("prepare job_entries"))?;
+            .map_err(self.sql("prepare job_entries"))?;
         let rows = st
             .query_map([run_id, job_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, hash_col(r.get(2)?)?, r.get(3)?))
             })
-            .map_err(sql("job_entries"))?;
+            .map_err(self.sql("job_entries"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(sql("job_entries"))
+            .map_err(self.sql("job_entries"))
     }
 
     /// (files, bytes, jobs) recorded per run.
@@ -684,7 +911,7 @@ impl Index {
             .prepare_cached(
                 "SELECT run_id, count(*), coalesce(sum(size), 0), count(DISTINCT job_id) FROM run_entries GROUP BY run_id",
             )
-            .map_err(sql("prepare run counts"))?;
+            .map_err(self.sql("prepare run counts"))?;
         let rows = st
             .query_map([], |r| {
                 Ok((
@@ -696,9 +923,9 @@ impl Index {
                     ),
                 ))
             })
-            .map_err(sql("run counts"))?;
+            .map_err(self.sql("run counts"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(sql("run counts"))
+            .map_err(self.sql("run counts"))
     }
 
     /// The current root of every tracked path (its newest version), by path.
@@ -728,7 +955,10 @@ impl Index {
     }
 
     fn query_roots(&self, q: &str, arg: Option<&str>) -> Result<Vec<Root>> {
-        let mut st = self.conn.prepare_cached(q).map_err(sql("prepare roots"))?;
+        let mut st = self
+            .conn
+            .prepare_cached(q)
+            .map_err(self.sql("prepare roots"))?;
         let params: Vec<&dyn rusqlite::ToSql> = match &arg {
             Some(a) => vec![a as &dyn rusqlite::ToSql],
             None => vec![],
@@ -744,8 +974,9 @@ impl Index {
                     record: hash_col(r.get(5)?)?,
                 })
             })
-            .map_err(sql("roots"))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql("roots"))
+            .map_err(self.sql("roots"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("roots"))
     }
 
     /// All packs: (id, size).
@@ -753,13 +984,14 @@ impl Index {
         let mut st = self
             .conn
             .prepare_cached("SELECT hash, size FROM packs ORDER BY hash")
-            .map_err(sql("prepare packs"))?;
+            .map_err(self.sql("prepare packs"))?;
         let rows = st
             .query_map([], |r| {
                 Ok((hash_col(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
             })
-            .map_err(sql("packs"))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql("packs"))
+            .map_err(self.sql("packs"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("packs"))
     }
 
     /// Objects indexed in pack `pack`: (hash, kind, stored_len, raw_len).
@@ -770,7 +1002,7 @@ impl Index {
                 "SELECT o.hash, o.kind, o.stored_len, o.raw_len FROM objects o JOIN packs p ON p.id = o.pack
                  WHERE p.hash = ?1",
             )
-            .map_err(sql("prepare objects_in_pack"))?;
+            .map_err(self.sql("prepare objects_in_pack"))?;
         let rows = st
             .query_map([&pack.0[..]], |r| {
                 Ok((
@@ -780,9 +1012,110 @@ impl Index {
                     r.get::<_, i64>(3)? as u64,
                 ))
             })
-            .map_err(sql("objects_in_pack"))?;
+            .map_err(self.sql("objects_in_pack"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(sql("objects_in_pack"))
+            .map_err(self.sql("objects_in_pack"))
+    }
+
+    /// SQLite's own check of the database file: `PRAGMA integrity_check` (every page, b-tree
+    /// and index entry), or the cheaper `quick_check` (no index-vs-table comparison). Returns
+    /// what it found wrong (at most 100 lines); empty means sound.
+    pub fn check(&self, thorough: bool) -> Result<Vec<String>> {
+        let q = if thorough {
+            "PRAGMA integrity_check(100)"
+        } else {
+            "PRAGMA quick_check(100)"
+        };
+        let mut st = self.conn.prepare(q).map_err(self.sql("prepare check"))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.sql("integrity check"))?;
+        let lines: Vec<String> = rows
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("integrity check"))?;
+        Ok(lines.into_iter().filter(|l| l != "ok").collect())
+    }
+
+    /// Every object row naming pack `pack`, as it is stored (kind and compression as raw
+    /// numbers, so that a damaged value is seen rather than mapped).
+    pub fn object_rows(&self, pack: &Hash) -> Result<Vec<ObjectRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT o.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
+                 FROM objects o JOIN packs p ON p.id = o.pack WHERE p.hash = ?1",
+            )
+            .map_err(self.sql("prepare object rows"))?;
+        let rows = st
+            .query_map([&pack.0[..]], |r| {
+                Ok(ObjectRow {
+                    hash: hash_col(r.get(0)?)?,
+                    kind: r.get(1)?,
+                    offset: r.get(2)?,
+                    stored_len: r.get(3)?,
+                    raw_len: r.get(4)?,
+                    compression: r.get(5)?,
+                })
+            })
+            .map_err(self.sql("object rows"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("object rows"))
+    }
+
+    /// How many object rows name a pack id that has no row in `packs`.
+    pub fn dangling_objects(&self) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM objects WHERE pack NOT IN (SELECT id FROM packs)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.sql("dangling objects"))
+    }
+
+    /// Every stat-cache row (carried over by a rebuild).
+    pub fn stat_rows(&self) -> Result<Vec<(String, StatEntry)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache",
+            )
+            .map_err(self.sql("prepare stat rows"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(7)?, stat_row(r)?)))
+            .map_err(self.sql("stat rows"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("stat rows"))
+    }
+
+    /// Unlinks those of `packs` (files this process renamed into place, named by their id)
+    /// that the index does not name, holding the index's write lock so that no commit naming
+    /// one of them can interleave (see the check in [`Index::commit`]). Best effort: a pack
+    /// that cannot be checked or removed is left for `gc`, which removes unindexed packs.
+    pub(crate) fn discard_unindexed(&mut self, packs: &[Hash]) {
+        let Some(dir) = self.packs_dir.clone() else {
+            return;
+        };
+        if packs.is_empty() {
+            return;
+        }
+        let Ok(tx) = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        else {
+            return;
+        };
+        for id in packs {
+            let indexed = tx
+                .prepare_cached("SELECT 1 FROM packs WHERE hash = ?1")
+                .and_then(|mut st| st.exists([&id.0[..]]));
+            if indexed == Ok(false) {
+                let _ = std::fs::remove_file(crate::pack::pack_path(&dir, id));
+            }
+        }
+        // Nothing was written: ending the transaction only releases the lock.
+        let _ = tx.finish();
     }
 
     /// Totals: (objects, chunks, stored bytes of objects, raw bytes of objects, pack bytes).
@@ -805,7 +1138,7 @@ impl Index {
                     ))
                 },
             )
-            .map_err(sql("totals"))
+            .map_err(self.sql("totals"))
     }
 
     /// A path whose stat-cache row holds `hash` (a candidate source for reflinks).
@@ -816,12 +1149,12 @@ impl Index {
                 "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
                  WHERE hash = ?1 AND trusted = 1 LIMIT 1",
             )
-            .map_err(sql("prepare path_with_hash"))?;
+            .map_err(self.sql("prepare path_with_hash"))?;
         st.query_row([&hash.0[..]], |r| {
             Ok((r.get::<_, String>(7)?, stat_row(r)?))
         })
         .optional()
-        .map_err(sql("path with hash"))
+        .map_err(self.sql("path with hash"))
     }
 
     /// Bytes of unique chunk data (uncompressed).
@@ -833,7 +1166,7 @@ impl Index {
                 |r| r.get::<_, i64>(0),
             )
             .map(|v| v as u64)
-            .map_err(sql("chunk bytes"))
+            .map_err(self.sql("chunk bytes"))
     }
 
     /// Object hashes whose hex form starts with `prefix` (at most `limit`).
@@ -843,14 +1176,35 @@ impl Index {
         let mut st = self
             .conn
             .prepare_cached("SELECT hash FROM objects WHERE hash >= ?1 AND hash <= ?2 AND kind IN (2, 3) LIMIT ?3")
-            .map_err(sql("prepare prefix"))?;
+            .map_err(self.sql("prepare prefix"))?;
         let rows = st
             .query_map(params![&lo.0[..], &hi.0[..], limit as i64], |r| {
                 hash_col(r.get(0)?)
             })
-            .map_err(sql("prefix"))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(sql("prefix"))
+            .map_err(self.sql("prefix"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("prefix"))
     }
+}
+
+/// What is wrong with the header of the database file at `path` that SQLite would not report
+/// as corruption: bytes 18 and 19 (file format write and read versions) must be 1 (rollback
+/// journal) or 2 (WAL); a larger write version silently makes the database read-only, so
+/// every write would fail with "attempt to write a readonly database". `None` for a file
+/// too short to have a header (a new one; SQLite judges a truncated one).
+fn header_problem(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut h = [0u8; 100];
+    let mut f = std::fs::File::open(path).ok()?;
+    f.read_exact(&mut h).ok()?;
+    let ok = |b: u8| b == 1 || b == 2;
+    if h.starts_with(b"SQLite format 3\0") && !(ok(h[18]) && ok(h[19])) {
+        return Some(format!(
+            "header gives file format versions {}/{} (SQLite writes 1 or 2)",
+            h[18], h[19]
+        ));
+    }
+    None
 }
 
 fn stat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatEntry> {

@@ -59,6 +59,7 @@ pub use store::{
 };
 pub use sync::{
     clone_remote, PullOptions, PullReport, PushOptions, PushReport, RemoteVerifyReport, Remotes,
+    Skipped,
 };
 
 impl Store {

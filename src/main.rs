@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::{
-    exit, util::human_bytes, AddOptions, CheckoutOptions, ChunkParams, InitOptions, LinkMode, Store,
+    exit,
+    util::{human_bytes, printable},
+    AddOptions, CheckoutOptions, ChunkParams, InitOptions, LinkMode, Store,
 };
 
 const EXIT_CODES: &str = "\
@@ -22,7 +24,8 @@ Exit codes:
   7  the store was written by a newer format version
   8  disk full (nothing was committed)
   9  store busy (gc/reindex while another process writes)
- 10  partial: some inputs were skipped (special files)
+ 10  partial: some inputs were skipped (special files), or a pull/clone passed over damage
+     on its remote (each damaged key and each run not adopted is named)
  11  the run is sealed (recording refused)
  12  a remote failed (unreachable, refused, or an object missing there)";
 
@@ -699,6 +702,15 @@ fn open(cli_store: &Option<PathBuf>) -> anyhow::Result<Store> {
     Ok(Store::open(&dir)?)
 }
 
+/// Like `open`, but a damaged index does not stop it (for `verify` and `reindex`).
+fn open_for_repair(cli_store: &Option<PathBuf>) -> anyhow::Result<Store> {
+    let dir = match cli_store {
+        Some(d) => d.clone(),
+        None => Store::discover(Path::new("."))?,
+    };
+    Ok(Store::open_for_repair(&dir)?)
+}
+
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
@@ -822,9 +834,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                                 out,
                                 "{}  {:<4}  {:>10}  {}",
                                 r.hash,
-                                r.kind,
+                                printable(&r.kind),
                                 human_bytes(r.size),
-                                r.path
+                                printable(&r.path)
                             )?;
                         }
                     }
@@ -861,6 +873,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     } else {
                         let mut out = std::io::stdout().lock();
                         for (n, k, t, s, m) in rows {
+                            let (n, t) = (printable(&n), printable(&t));
                             writeln!(out, "{m:06o} {k:<4} {t}  {:>10}  {n}", human_bytes(s))?;
                         }
                     }
@@ -883,7 +896,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 })?;
             if !no_push && s.remotes()?.default.is_some() {
                 // Records pushed by jobs on other nodes join the run before it is sealed.
-                s.pull_run_records(&id, progress)?;
+                warn_damage(&s.pull_run_records(&id, progress)?);
             }
             let (run, snap, fresh) = s.seal(&id)?;
             // The seal job of an augmented workflow publishes the run when a remote is set.
@@ -1323,8 +1336,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     writeln!(
                         out,
                         "{:<36}  {:<20}  {:<6}  t={}  {} jobs  {} files  {}",
-                        r.run.run_id,
-                        r.run.workflow,
+                        printable(&r.run.run_id),
+                        printable(&r.run.workflow),
                         r.status,
                         r.run.created_ns / 1_000_000_000,
                         r.jobs,
@@ -1346,8 +1359,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 writeln!(
                     out,
                     "workflow {}  run {}  {}",
-                    snap.workflow,
-                    snap.run_id,
+                    printable(&snap.workflow),
+                    printable(&snap.run_id),
                     if row.sealed_ns.is_some() {
                         "sealed"
                     } else {
@@ -1366,11 +1379,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                             "  {}  {:>10}  job {:<16}  {}",
                             e.hash.short(),
                             human_bytes(e.size),
-                            e.job_id,
-                            e.path
+                            printable(&e.job_id),
+                            printable(&e.path)
                         )?;
                         if let Some(u) = &e.mlflow_url {
-                            writeln!(out, "      mlflow {u}")?;
+                            writeln!(out, "      mlflow {}", printable(u))?;
                         }
                     }
                 }
@@ -1386,7 +1399,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 for (role, rd) in d {
                     for (tag, names) in [("+", &rd.added), ("-", &rd.removed), ("M", &rd.changed)] {
                         for n in names {
-                            writeln!(out, "{tag} {:<12} {n}", role.as_str())?;
+                            writeln!(out, "{tag} {:<12} {}", role.as_str(), printable(n))?;
                         }
                     }
                 }
@@ -1414,7 +1427,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     writeln!(
                         out,
                         "{what} {} run {} job {} ({}: {})",
-                        r.workflow, r.run_id, r.job_id, r.role, r.path
+                        printable(&r.workflow),
+                        printable(&r.run_id),
+                        printable(&r.job_id),
+                        r.role,
+                        printable(&r.path)
                     )?;
                 }
             }
@@ -1525,9 +1542,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         out,
                         "{}  {:<4}  {:>10}  t={secs}  {}",
                         r.hash,
-                        r.kind,
+                        printable(&r.kind),
                         human_bytes(r.size),
-                        r.path
+                        printable(&r.path)
                     )?;
                 }
             }
@@ -1566,7 +1583,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             {
                 // A run this workspace has not seen: fetch its records from the default remote
                 // (the content follows on demand).
-                s.pull_run_records(&hash, progress)?;
+                warn_damage(&s.pull_run_records(&hash, progress)?);
             }
             let is_run = match (s.resolve_run(&hash), s.resolve(&hash)) {
                 (Ok(run), Ok(obj)) if run.run_id != hash => {
@@ -1625,8 +1642,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 for p in &r.problems {
                     match &p.object {
-                        Some(o) => eprintln!("CORRUPT remote {} object {o}: {}", p.pack, p.detail),
-                        None => eprintln!("CORRUPT remote {}: {}", p.pack, p.detail),
+                        Some(o) => eprintln!(
+                            "CORRUPT remote {} object {o}: {}",
+                            p.pack,
+                            printable(&p.detail)
+                        ),
+                        None => eprintln!("CORRUPT remote {}: {}", p.pack, printable(&p.detail)),
                     }
                 }
                 if !cli.quiet {
@@ -1651,6 +1672,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                             human_bytes(r.unreferenced.iter().map(|(_, n)| n).sum())
                         );
                     }
+                    if !r.partial_uploads.is_empty() {
+                        println!(
+                            "{} partial uploads in tmp/ ({}), left by killed pushes or being \
+                             written by a running one; the next push removes those older than \
+                             {} minutes:",
+                            r.partial_uploads.len(),
+                            human_bytes(r.partial_uploads.iter().map(|p| p.size).sum()),
+                            store::remote::STALE_UPLOAD_AGE.as_secs() / 60
+                        );
+                        for p in &r.partial_uploads {
+                            println!(
+                                "  {}  {}  {} s old",
+                                printable(&p.key),
+                                human_bytes(p.size),
+                                p.age_secs
+                            );
+                        }
+                    }
                 }
             }
             if !r.problems.is_empty() {
@@ -1658,15 +1697,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Cmd::Verify { json, .. } => {
-            let s = open(&cli.store)?;
+            // A damaged index is reported with the rest, not a reason to check nothing.
+            let s = open_for_repair(&cli.store)?;
             let r = s.verify()?;
             if json {
                 print_json(&r)?;
             } else {
+                let index = s.index_path().display().to_string();
                 for p in &r.problems {
+                    let what = if p.pack == index { "index" } else { "pack" };
                     match &p.object {
-                        Some(o) => eprintln!("CORRUPT pack {} object {}: {}", p.pack, o, p.detail),
-                        None => eprintln!("CORRUPT pack {}: {}", p.pack, p.detail),
+                        Some(o) => {
+                            eprintln!("CORRUPT {what} {} object {}: {}", p.pack, o, p.detail)
+                        }
+                        None => eprintln!("CORRUPT {what} {}: {}", p.pack, p.detail),
                     }
                 }
                 if !cli.quiet {
@@ -1741,7 +1785,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Cmd::Reindex => {
-            let s = open(&cli.store)?;
+            // Whatever state the index is in: reindex replaces it.
+            let s = open_for_repair(&cli.store)?;
             let r = s.reindex().context("reindex")?;
             for p in &r.problems {
                 match &p.object {
@@ -1782,6 +1827,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     r.runs.len(),
                     r.requests
                 );
+                if !r.stale_uploads_removed.is_empty() {
+                    println!(
+                        "removed {} partial uploads ({}) that killed pushes left in tmp/ of {}",
+                        r.stale_uploads_removed.len(),
+                        human_bytes(r.stale_uploads_removed.iter().map(|p| p.size).sum()),
+                        r.remote
+                    );
+                }
             }
         }
         Cmd::Pull {
@@ -1814,6 +1867,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     r.requests
                 );
             }
+            if warn_damage(&r) {
+                return Ok(exit::PARTIAL);
+            }
         }
         Cmd::Clone {
             url,
@@ -1835,9 +1891,45 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     human_bytes(r.bytes)
                 );
             }
+            if warn_damage(&r) {
+                return Ok(exit::PARTIAL);
+            }
         }
     }
     Ok(exit::OK)
+}
+
+/// Warns about the damage a pull met on its remote and what it did not adopt for it; true if
+/// there was any (the command then exits with [`exit::PARTIAL`]).
+fn warn_damage(r: &store::PullReport) -> bool {
+    for p in &r.damaged {
+        let object = p
+            .object
+            .as_deref()
+            .map(|o| format!(" object {o}"))
+            .unwrap_or_default();
+        eprintln!(
+            "store: warning: remote {}: damaged {}{object}: {}",
+            r.remote,
+            p.pack,
+            printable(&p.detail)
+        );
+    }
+    for s in &r.skipped {
+        let object = s
+            .object
+            .as_deref()
+            .map(|o| format!(" object {o}"))
+            .unwrap_or_default();
+        eprintln!(
+            "store: warning: {} not adopted: it needs {}{object} of remote {}: {}",
+            printable(&s.what),
+            s.key,
+            r.remote,
+            printable(&s.detail)
+        );
+    }
+    !(r.damaged.is_empty() && r.skipped.is_empty())
 }
 
 /// `push`/`pull` arguments: a leading configured remote name, then runs.

@@ -141,20 +141,56 @@ fn pack_files(dir: &Path) -> Result<Vec<(Hash, PathBuf)>> {
 }
 
 impl Store {
-    /// Re-reads every pack, checks its id, table of contents and every object's hash, and
-    /// checks that every pack the index names exists.
+    /// Checks the index (SQLite's integrity check, then every object row against the table
+    /// of contents of its pack, and every root version against its root record), re-reads
+    /// every pack (its id, table of contents and every object's hash), and checks that every
+    /// pack the index names exists. Index problems name the index file as their `pack`.
     pub fn verify(&self) -> Result<VerifyReport> {
         // Writers may run (shared lock), gc may not. The index is read before the disk is
         // listed: a pack is renamed into place before its index rows commit, so every pack in
         // this snapshot of the index is on disk by the time we list it.
         let _lock = self.lock(LockMode::Shared)?;
-        let indexed = self.index().packs()?;
+        let mut r = VerifyReport::default();
+        let index_at = self.index_path().display().to_string();
+        let index_problem = |object: Option<String>, detail: String| Problem {
+            pack: index_at.clone(),
+            object,
+            detail,
+        };
+        // The database file first: a damaged b-tree makes the queries below fail or lie.
+        let usable = match self.index_damage() {
+            Some(d) => {
+                r.problems.push(index_problem(None, d.to_string()));
+                false
+            }
+            None => match self.index().check(true) {
+                Ok(found) => {
+                    r.problems.extend(found.into_iter().map(|l| {
+                        index_problem(
+                            None,
+                            format!("SQLite integrity check: {l} (run `store reindex`)"),
+                        )
+                    }));
+                    true
+                }
+                Err(e) => {
+                    r.problems.push(index_problem(None, index_detail(&e)));
+                    false
+                }
+            },
+        };
+        let indexed = match self.index().packs() {
+            Ok(p) => p,
+            Err(e) => {
+                r.problems.push(index_problem(None, index_detail(&e)));
+                Vec::new()
+            }
+        };
         let on_disk = pack_files(&self.packs_dir())?;
         let results: Vec<(u64, u64, Vec<Problem>)> = on_disk
             .par_iter()
             .map(|(id, path)| verify_pack(id, path))
             .collect();
-        let mut r = VerifyReport::default();
         for (objects, bytes, problems) in results {
             r.packs += 1;
             r.objects += objects;
@@ -162,13 +198,18 @@ impl Store {
             r.problems.extend(problems);
         }
         let disk: HashSet<Hash> = on_disk.iter().map(|(h, _)| *h).collect();
-        for (id, _) in indexed {
-            if !disk.contains(&id) {
+        for (id, _) in &indexed {
+            if !disk.contains(id) {
                 r.problems.push(Problem {
-                    pack: pack_path(&self.packs_dir(), &id).display().to_string(),
+                    pack: pack_path(&self.packs_dir(), id).display().to_string(),
                     object: None,
                     detail: "pack is in the index but missing on disk".into(),
                 });
+            }
+        }
+        if usable {
+            for (object, detail) in self.index_vs_packs(&indexed, &on_disk) {
+                r.problems.push(index_problem(object, detail));
             }
         }
         Ok(r)
@@ -387,10 +428,12 @@ impl Store {
         Ok(report)
     }
 
-    /// Rebuilds the pack, object and root tables from the pack files alone (the stat cache is
-    /// kept). Damaged packs are skipped and reported; a pack from a newer version stops the
-    /// rebuild before anything changes. A root record is adopted only when every object it
-    /// reaches is present, so a crash that lost a pack cannot leave a root that gc chokes on.
+    /// Rebuilds the index from the pack files alone, into a new file swapped in for the old
+    /// one (`replace_index` in `store.rs`), so it works whatever state the old index is in; the
+    /// stat cache is carried over only from an old index that passes SQLite's check. Damaged
+    /// packs are skipped and reported; a pack from a newer version stops the rebuild before
+    /// anything changes. A root record is adopted only when every object it reaches is
+    /// present, so a crash that lost a pack cannot leave a root that gc chokes on.
     pub fn reindex(&self) -> Result<VerifyReport> {
         let _lock = self.lock(LockMode::Exclusive)?;
         let mut report = VerifyReport::default();
@@ -493,7 +536,9 @@ impl Store {
                 .get(&p.run_id)
                 .is_none_or(|parts| parts.contains(&p.record))
         });
-        self.index().commit(&commit)?;
+        // A new index file, swapped in whole: the old one may be damaged beyond what SQL on
+        // it can fix (constraint failures, "file is not a database"), and must not be needed.
+        self.replace_index(&mut commit)?;
         self.readers_clear();
         Ok(report)
     }
@@ -675,4 +720,134 @@ fn verify_pack(id: &Hash, path: &Path) -> (u64, u64, Vec<Problem>) {
         }
     }
     (entries.len() as u64, bytes, problems)
+}
+
+impl Store {
+    /// Index-vs-pack consistency, for `verify`: every object row of every indexed pack on disk
+    /// must match an entry of that pack's table of contents (offset, lengths, kind,
+    /// compression), no object row may name a pack the index does not list, every indexed
+    /// pack's recorded size must be its file's, and every root version must say what its root
+    /// record says. Returns (object, detail) pairs; packs that do not parse are skipped (their
+    /// damage is reported by the pack check).
+    fn index_vs_packs(
+        &self,
+        indexed: &[(Hash, u64)],
+        on_disk: &[(Hash, PathBuf)],
+    ) -> Vec<(Option<String>, String)> {
+        let mut out = Vec::new();
+        let paths: HashMap<Hash, &PathBuf> = on_disk.iter().map(|(h, p)| (*h, p)).collect();
+        for (id, size) in indexed {
+            let Some(path) = paths.get(id) else {
+                continue;
+            };
+            let what = path.display().to_string();
+            let Ok((reader, entries)) =
+                PackReader::open(path).and_then(|r| r.entries().map(|e| (r, e)))
+            else {
+                continue;
+            };
+            let len = reader.bytes().len() as u64;
+            if len != *size {
+                out.push((
+                    None,
+                    format!("records pack {what} as {size} bytes; the file has {len}"),
+                ));
+            }
+            let toc: HashMap<Hash, &crate::pack::Entry> =
+                entries.iter().map(|e| (e.hash, e)).collect();
+            let rows = self.index().object_rows(id);
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) => {
+                    out.push((
+                        None,
+                        format!("object rows of pack {what}: {}", index_detail(&e)),
+                    ));
+                    continue;
+                }
+            };
+            for row in rows {
+                let stored = |o: i64, s: i64, raw: i64, k: u8, c: u8| {
+                    format!("offset {o}, {s} bytes stored, {raw} raw, kind {k}, compression {c}")
+                };
+                let said = stored(
+                    row.offset,
+                    row.stored_len,
+                    row.raw_len,
+                    row.kind,
+                    row.compression,
+                );
+                match toc.get(&row.hash) {
+                    None => out.push((
+                        Some(row.hash.to_hex()),
+                        format!("locates this object in pack {what} ({said}), whose table of contents does not hold it"),
+                    )),
+                    Some(e) => {
+                        let is = stored(
+                            e.offset as i64,
+                            i64::from(e.stored_len),
+                            i64::from(e.raw_len),
+                            e.kind as u8,
+                            e.compression as u8,
+                        );
+                        if is != said {
+                            out.push((
+                                Some(row.hash.to_hex()),
+                                format!("locates this object in pack {what} at {said}; the pack has it at {is}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let dangling = self.index().dangling_objects();
+        match dangling {
+            Ok(0) => {}
+            Ok(n) => out.push((
+                None,
+                format!("{n} object rows name a pack the index does not list"),
+            )),
+            Err(e) => out.push((None, index_detail(&e))),
+        }
+        // Root versions are copies of their root records: a damaged row would show another
+        // path, hash or size than was added. A record that is not stored here (or whose pack
+        // is damaged, reported above) cannot be compared.
+        // Bound first: the guard of a `match` scrutinee would live through `read_kind`.
+        let history = self.index().root_history(None);
+        match history {
+            Ok(roots) => {
+                for row in roots {
+                    let Ok(bytes) = self.read_kind(&row.record, ObjectKind::Root) else {
+                        continue;
+                    };
+                    let from_record = serde_json::from_slice::<RootRecord>(&bytes)
+                        .map_err(|e| Error::corrupt("root record", e.to_string()))
+                        .and_then(|rec| Root::from_record(rec, row.record));
+                    if let Ok(want) = from_record {
+                        if want != row {
+                            out.push((
+                                Some(row.record.to_hex()),
+                                format!(
+                                    "root version row ({} {} {} {} bytes) differs from its root record ({} {} {} {} bytes)",
+                                    row.path, row.kind, row.hash, row.size,
+                                    want.path, want.kind, want.hash, want.size
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => out.push((None, index_detail(&e))),
+        }
+        out
+    }
+}
+
+/// An index error as a problem's detail: the problem already names the index file, so a
+/// corruption error gives only what is wrong.
+fn index_detail(e: &Error) -> String {
+    match e {
+        Error::Corrupt { detail, .. } => detail.clone(),
+        other => other.to_string(),
+    }
 }

@@ -178,6 +178,20 @@ impl TreeManifest {
         if !r.is_done() {
             return Err(bad("trailing bytes"));
         }
+        // Two entries with one name would be restored one over the other (a symlink, then a
+        // directory written through it): refused like any other invalid name. Writers sort, so
+        // comparing neighbours is enough for their trees; an unsorted tree is sorted to check.
+        let sorted = entries.windows(2).all(|w| w[0].name < w[1].name);
+        if !sorted {
+            let mut names: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(bad(&format!(
+                    "duplicate entry name {:?}",
+                    String::from_utf8_lossy(w[0])
+                )));
+            }
+        }
         Ok(TreeManifest { entries })
     }
 }
@@ -196,6 +210,33 @@ pub struct RootRecord {
     pub size: u64,
     /// Nanoseconds since the Unix epoch.
     pub time_ns: i64,
+}
+
+impl RootRecord {
+    /// Decodes a stored root record (`what` is its hash), refusing what no `add` writes: a
+    /// `path` that is not absolute or holds a NUL byte, a `kind` other than `tree` or `file`,
+    /// a `hash` that is not a hash. Every reader of records from elsewhere (a remote) uses it.
+    pub fn decode(b: &[u8], what: &Hash) -> Result<RootRecord> {
+        let name = format!("root record {what}");
+        let rec: RootRecord =
+            serde_json::from_slice(b).map_err(|e| Error::corrupt(name.clone(), e.to_string()))?;
+        if !rec.path.starts_with('/') || rec.path.contains('\0') {
+            return Err(Error::corrupt(
+                name,
+                format!("path {:?} is not an absolute path", rec.path),
+            ));
+        }
+        if rec.kind != "tree" && rec.kind != "file" {
+            return Err(Error::corrupt(name, format!("unknown kind {:?}", rec.kind)));
+        }
+        if rec.hash.parse::<Hash>().is_err() {
+            return Err(Error::corrupt(
+                name,
+                format!("{:?} is not a hash", rec.hash),
+            ));
+        }
+        Ok(rec)
+    }
 }
 
 fn check_version(v: u8, what: &str) -> Result<()> {
@@ -248,5 +289,66 @@ impl<'a> Reader<'a> {
     }
     fn is_done(&self) -> bool {
         self.pos == self.b.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(names: &[&[u8]]) -> Vec<u8> {
+        TreeManifest {
+            entries: names
+                .iter()
+                .map(|n| TreeEntry {
+                    name: n.to_vec(),
+                    mode: 0o100644,
+                    size: 0,
+                    kind: EntryKind::File(Hash([7; 32])),
+                })
+                .collect(),
+        }
+        .encode()
+    }
+
+    #[test]
+    fn trees_with_invalid_or_duplicate_names_are_corrupt() {
+        let h = Hash([1; 32]);
+        assert!(TreeManifest::decode(&tree(&[b"a", b"b"]), &h).is_ok());
+        // Unsorted is read (decoders do not check order), as long as no name repeats.
+        assert!(TreeManifest::decode(&tree(&[b"b", b"a"]), &h).is_ok());
+        for bad in [
+            tree(&[b".."]),
+            tree(&[b"."]),
+            tree(&[b"a/b"]),
+            tree(&[b""]),
+            tree(&[b"a", b"a"]),
+            tree(&[b"b", b"a", b"b"]),
+        ] {
+            let e = TreeManifest::decode(&bad, &h).expect_err("refused");
+            assert_eq!(e.exit_code(), crate::exit::CORRUPT, "{e}");
+        }
+    }
+
+    #[test]
+    fn root_records_are_checked() {
+        let h = Hash([2; 32]);
+        let rec = |path: &str, kind: &str, hash: &str| {
+            serde_json::to_vec(&serde_json::json!({
+                "path": path, "kind": kind, "hash": hash, "size": 1, "time_ns": 1
+            }))
+            .expect("json")
+        };
+        let hex = Hash([3; 32]).to_hex();
+        assert!(RootRecord::decode(&rec("/w/data", "tree", &hex), &h).is_ok());
+        for bad in [
+            rec("w/data", "tree", &hex),
+            rec("/w/\0x", "file", &hex),
+            rec("/w/data", "symlink", &hex),
+            rec("/w/data", "file", "abc"),
+        ] {
+            let e = RootRecord::decode(&bad, &h).expect_err("refused");
+            assert_eq!(e.exit_code(), crate::exit::CORRUPT, "{e}");
+        }
     }
 }

@@ -40,19 +40,30 @@ fn first_env(names: &[&str]) -> Option<String> {
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
 }
 
-fn check_name(what: &str, v: &str) -> Result<()> {
-    let ok = !v.is_empty()
+/// The rule for workflow names, run IDs and job IDs (16.3): 1-200 characters of ASCII letters,
+/// digits and `._:@+-`, not `.` or `..`. It holds for local input and for every run object or
+/// segment decoded, whatever its source: a name that passes is one safe path component and
+/// prints as itself.
+pub fn valid_name(v: &str) -> bool {
+    !v.is_empty()
         && v.len() <= 200
         && v != "."
         && v != ".."
         && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._:@+-".contains(c));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || "._:@+-".contains(c))
+}
+
+/// Why `v` is not a valid `what` (a workflow name, run ID or job ID); `{v:?}` escapes control
+/// characters, so the message is safe to print.
+pub(crate) fn name_problem(what: &str, v: &str) -> String {
+    format!("{what} {v:?} must be 1-200 characters of letters, digits and ._:@+-")
+}
+
+fn check_name(what: &str, v: &str) -> Result<()> {
+    if valid_name(v) {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "{what} {v:?} must be 1-200 characters of letters, digits and ._:@+-"
-        )))
+        Err(Error::Invalid(name_problem(what, v)))
     }
 }
 
@@ -379,8 +390,57 @@ pub fn safe_relative(p: &str) -> Result<PathBuf> {
     }
 }
 
-/// Parses a run object, refusing one written by a newer format.
-pub(crate) fn parse_run_object<T: serde::de::DeserializeOwned>(
+/// A run object (partial manifest or snapshot): the names it carries are checked on decode.
+pub(crate) trait RunObject: serde::de::DeserializeOwned {
+    /// Every (what, name) pair that must pass [`valid_name`].
+    fn names(&self) -> Vec<(&'static str, &str)>;
+}
+
+impl RunObject for RunPart {
+    fn names(&self) -> Vec<(&'static str, &str)> {
+        let mut v = vec![
+            ("workflow name", self.workflow.as_str()),
+            ("run ID", self.run_id.as_str()),
+            ("job ID", self.job_id.as_str()),
+        ];
+        v.extend(self.entries.iter().map(|e| ("job ID", e.job_id.as_str())));
+        v
+    }
+}
+
+impl RunObject for RunSnapshot {
+    fn names(&self) -> Vec<(&'static str, &str)> {
+        let mut v = vec![
+            ("workflow name", self.workflow.as_str()),
+            ("run ID", self.run_id.as_str()),
+        ];
+        v.extend(self.entries.iter().map(|e| ("job ID", e.job_id.as_str())));
+        v
+    }
+}
+
+/// Parses a run object, refusing one written by a newer format, and one whose workflow name,
+/// run ID or job IDs break the rule local input follows ([`valid_name`]): this is the one
+/// decoder of run objects, so a name from a remote, a copied pack or `reindex` is held to the
+/// same rule as one typed by a user (a run ID becomes a path in `.store/mlflow/`, and names
+/// are printed).
+pub(crate) fn parse_run_object<T: RunObject>(
+    kind: ObjectKind,
+    bytes: &[u8],
+    what: &Hash,
+) -> Result<T> {
+    let obj: T = parse_unchecked(kind, bytes, what)?;
+    if let Some((w, n)) = obj.names().into_iter().find(|(_, n)| !valid_name(n)) {
+        return Err(Error::corrupt(
+            format!("{} {what}", kind.name()),
+            name_problem(w, n),
+        ));
+    }
+    Ok(obj)
+}
+
+/// [`parse_run_object`] without the name check.
+fn parse_unchecked<T: serde::de::DeserializeOwned>(
     kind: ObjectKind,
     bytes: &[u8],
     what: &Hash,
@@ -399,15 +459,16 @@ pub(crate) fn parse_run_object<T: serde::de::DeserializeOwned>(
     serde_json::from_value(v).map_err(|e| Error::corrupt(name, e.to_string()))
 }
 
-/// The references of a run object's entries (for gc).
+/// The references of a run object's entries (for gc). Names are not checked: what an object
+/// references is known whatever its names, and gc must keep it.
 pub(crate) fn entry_refs(
     kind: ObjectKind,
     bytes: &[u8],
     what: &Hash,
 ) -> Result<Vec<(Hash, ObjectKind)>> {
     let entries = match kind {
-        ObjectKind::Run => parse_run_object::<RunSnapshot>(kind, bytes, what)?.entries,
-        _ => parse_run_object::<RunPart>(kind, bytes, what)?.entries,
+        ObjectKind::Run => parse_unchecked::<RunSnapshot>(kind, bytes, what)?.entries,
+        _ => parse_unchecked::<RunPart>(kind, bytes, what)?.entries,
     };
     Ok(entries
         .into_iter()
@@ -1064,6 +1125,43 @@ mod tests {
         }
         for good in ["a", "a/b.txt", "./a/b"] {
             assert!(safe_relative(good).is_ok(), "{good}");
+        }
+    }
+
+    /// Decoding holds a run object's names to the rule of local input, as corrupt data;
+    /// gc's reference walk still reads it (it must keep what it references).
+    #[test]
+    fn decoded_run_names_follow_the_local_rule() {
+        let h = Hash::of(ObjectKind::RunPart, b"x");
+        let part = |wf: &str, run: &str, job: &str, entry_job: &str| {
+            serde_json::to_vec(&serde_json::json!({
+                "format": 1, "workflow": wf, "run_id": run, "job_id": job, "host": null,
+                "time_ns": 1, "entries": [{
+                    "role": "input", "lfn": "a", "path": "a", "kind": "file", "hash": h.to_hex(),
+                    "size": 0, "mtime_ns": 0, "recorded_ns": 1, "job_id": entry_job,
+                    "environment": null
+                }]
+            }))
+            .expect("json")
+        };
+        let ok = part("wf", "run-1", "j", "j");
+        assert!(parse_run_object::<RunPart>(ObjectKind::RunPart, &ok, &h).is_ok());
+        for bad in [
+            part("wf", "../../x", "j", "j"),
+            part("wf\u{1b}[2J", "run-1", "j", "j"),
+            part("wf", "run-1", "a/b", "j"),
+            part("wf", "run-1", "j", "j\nk"),
+            part("wf", "..", "j", "j"),
+        ] {
+            let e = parse_run_object::<RunPart>(ObjectKind::RunPart, &bad, &h).expect_err("bad");
+            assert_eq!(e.exit_code(), crate::exit::CORRUPT, "{e}");
+            assert!(!e.to_string().contains('\u{1b}'), "{e}");
+            assert_eq!(
+                entry_refs(ObjectKind::RunPart, &bad, &h)
+                    .expect("refs")
+                    .len(),
+                1
+            );
         }
     }
 }

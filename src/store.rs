@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hash::{Hash, ObjectKind};
-use crate::index::{Index, Location};
+use crate::index::{Commit, Index, Location};
 use crate::manifest::{FileManifest, TreeManifest};
 use crate::pack::{pack_path, PackReader};
 
@@ -157,12 +157,18 @@ pub struct InitOptions {
     pub zstd_level: Option<i32>,
 }
 
+/// Name of the index file in the store directory.
+pub(crate) const INDEX_FILE: &str = "index.sqlite";
+
 /// An open store. Cheap operations take `&self`; it is `Sync`, so rayon workers share it.
 pub struct Store {
     dir: PathBuf,
     config: Config,
     index: Mutex<Index>,
     readers: Mutex<HashMap<Hash, Arc<PackReader>>>,
+    /// Why the index could not be opened, when opened with [`Store::open_for_repair`] (the
+    /// store then runs on an empty in-memory index until `reindex` replaces the file).
+    index_damage: Option<String>,
 }
 
 /// Kinds of lock on the store: writers share it, `gc` and `reindex` need it alone.
@@ -199,13 +205,35 @@ impl Store {
         config.validate().map_err(Error::Invalid)?;
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
         // The index is created before the config file, whose presence marks a complete store.
-        Index::open(&dir.join("index.sqlite"))?;
+        Index::open(&dir.join(INDEX_FILE))?;
         crate::util::atomic_write(&dir.join("config.json"), &json)?;
         Store::open(dir)
     }
 
     /// Opens the store whose directory is `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
+        Store::open_inner(dir, false)
+    }
+
+    /// Opens the store like [`Store::open`], except that an index that is damaged (not a
+    /// database, corrupt, or missing while packs exist) does not stop it: the store runs on
+    /// an empty in-memory index and [`Store::index_damage`] says what is wrong. For `verify`
+    /// (which reports it) and `reindex` (which replaces the file). Other errors still fail.
+    pub fn open_for_repair(dir: &Path) -> Result<Store> {
+        Store::open_inner(dir, true)
+    }
+
+    /// Why the index could not be opened (only with [`Store::open_for_repair`]).
+    pub fn index_damage(&self) -> Option<&str> {
+        self.index_damage.as_deref()
+    }
+
+    /// The index file.
+    pub fn index_path(&self) -> PathBuf {
+        self.dir.join(INDEX_FILE)
+    }
+
+    fn open_inner(dir: &Path, repair: bool) -> Result<Store> {
         let cfg_path = dir.join("config.json");
         let bytes = fs::read(&cfg_path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotAStore {
@@ -235,13 +263,96 @@ impl Store {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
-        let index = Index::open(&dir.join("index.sqlite"))?;
+        let opened = check_index_present(dir).and_then(|()| Index::open(&dir.join(INDEX_FILE)));
+        let (index, index_damage) = match opened {
+            Ok(i) => (i, None),
+            Err(Error::Corrupt { detail, .. }) if repair => (Index::detached()?, Some(detail)),
+            Err(e @ Error::Index { .. }) if repair => (Index::detached()?, Some(e.to_string())),
+            Err(e) => return Err(e),
+        };
         Ok(Store {
             dir: dir.to_path_buf(),
             config,
             index: Mutex::new(index),
             readers: Mutex::new(HashMap::new()),
+            index_damage,
         })
+    }
+
+    /// Replaces the index with one built from `commit` alone (a rebuild from the packs,
+    /// carrying over the stat cache only if the old index passes SQLite's check). The store
+    /// lock must be held exclusively. The new index is written beside the old one as
+    /// `index.sqlite.rebuild-<pid>` (no journal: a failed build is just deleted), closed and
+    /// fsynced; then the old connection is closed, the old `-wal`, `-shm` and `-journal` are
+    /// removed (SQLite would otherwise replay a stale log into the new file), the new file is
+    /// renamed over `index.sqlite` and the directory fsynced. A crash before the rename
+    /// leaves the old index and a stale rebuild file (removed by the next rebuild); between
+    /// removing the old log and the rename, the old main file alone (at worst an older
+    /// snapshot, or still damaged): `reindex` again.
+    pub(crate) fn replace_index(&self, commit: &mut Commit) -> Result<()> {
+        let live = self.index_path();
+        remove_stale_rebuilds(&self.dir)?;
+        {
+            let idx = self.index();
+            // The stat cache cannot be rebuilt from packs; keep it when it can be trusted.
+            // A damaged index keeps none: a wrong row could make `add` skip a changed file.
+            let sound = self.index_damage.is_none() && idx.check(false).is_ok_and(|p| p.is_empty());
+            commit.stats = if sound {
+                idx.stat_rows().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+        }
+        let fresh = self
+            .dir
+            .join(format!("{INDEX_FILE}.rebuild-{}", std::process::id()));
+        let built = (|| {
+            let mut idx = Index::create_for_rebuild(&fresh, &self.packs_dir())?;
+            idx.commit(commit)?;
+            idx.close()?;
+            File::open(&fresh)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&fresh, e))
+        })();
+        if let Err(e) = built {
+            remove_index_files(&fresh);
+            return Err(e);
+        }
+        let mut guard = self.index();
+        // Close our connection to the old file before its log is removed (closing may
+        // checkpoint into it and deletes the log it owns).
+        let old = std::mem::replace(&mut *guard, Index::detached()?);
+        let _ = old.close();
+        let swapped = (|| {
+            for ext in ["-wal", "-shm", "-journal"] {
+                let p = PathBuf::from(format!("{}{ext}", live.display()));
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&p, e)),
+                }
+            }
+            fs::rename(&fresh, &live).map_err(|e| Error::io(&live, e))?;
+            crate::util::fsync_dir(&self.dir)
+        })();
+        if let Err(e) = swapped {
+            remove_index_files(&fresh);
+            // Keep serving whatever is there now rather than an empty index.
+            if let Ok(i) = Index::open(&live) {
+                *guard = i;
+            }
+            return Err(e);
+        }
+        *guard = Index::open(&live)?;
+        Ok(())
+    }
+
+    /// Unlinks packs this process renamed into place for a commit that then failed, unless
+    /// the index names them (an identical pack committed by another writer). Without this, a
+    /// failed `add` on a full disk would leave its packs taking the space until `gc`.
+    pub(crate) fn discard_unindexed_packs(&self, packs: &[crate::pack::FinishedPack]) {
+        let ids: Vec<Hash> = packs.iter().map(|p| p.id).collect();
+        self.index().discard_unindexed(&ids);
     }
 
     /// Finds the store for `start`: `STORE_DIR` if set, else the nearest `.store` upwards.
@@ -444,4 +555,60 @@ impl Store {
         }
         Ok(m.size)
     }
+}
+
+/// Refuses to open an index that is missing or empty while `packs/` holds packs: SQLite would
+/// silently create an empty index, and with it every pack would look like a crash leftover
+/// that `gc --yes` deletes. (`init` creates the index before `config.json`, so a store always
+/// has one; only `reindex`, which builds a new one, may proceed.)
+fn check_index_present(dir: &Path) -> Result<()> {
+    let path = dir.join(INDEX_FILE);
+    let len = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    if len(&path) > 0 || len(&wal) > 0 {
+        return Ok(());
+    }
+    let packs = dir.join("packs");
+    let any_pack = fs::read_dir(&packs)
+        .map_err(|e| Error::io(&packs, e))?
+        .filter_map(|d| d.ok())
+        .filter(|d| d.path().is_dir())
+        .any(|d| {
+            fs::read_dir(d.path()).is_ok_and(|mut f| {
+                f.any(|x| x.is_ok_and(|x| x.file_name().to_string_lossy().ends_with(".pack")))
+            })
+        });
+    if any_pack {
+        return Err(Error::corrupt(
+            format!("index {}", path.display()),
+            "it is missing or empty while packs/ holds packs (run `store reindex` to rebuild \
+             it from the packs)",
+        ));
+    }
+    Ok(())
+}
+
+/// Removes an index file and its SQLite companions (errors ignored: best-effort cleanup).
+fn remove_index_files(path: &Path) {
+    for ext in ["", "-wal", "-shm", "-journal"] {
+        let _ = fs::remove_file(format!("{}{ext}", path.display()));
+    }
+}
+
+/// Removes `index.sqlite.rebuild-*` files left by a rebuild that crashed. Only a rebuild
+/// creates them and it holds the store lock exclusively, as the caller does now.
+fn remove_stale_rebuilds(dir: &Path) -> Result<()> {
+    let prefix = format!("{INDEX_FILE}.rebuild-");
+    for e in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let p = e.path();
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
+                Err(x) => return Err(Error::io(&p, x)),
+            }
+        }
+    }
+    Ok(())
 }

@@ -9,7 +9,13 @@
 //!   after all its packs, so a reader that sees a segment can read everything it names;
 //! - `merged/<n>-<segment id>.seg`: a merged segment, the union of the `n` segments it lists
 //!   in `covers`, so a reader makes one request where it would make `n`;
-//! - `runs/<workflow>/<run id>.json`: a human-readable manifest of each sealed run.
+//! - `runs/<workflow>/<run id>.json`: a human-readable manifest of each sealed run;
+//! - `tmp/` (directory remotes): values being written; a push removes those a killed writer
+//!   left.
+//!
+//! What a remote holds is input written by others: every name and object read from it is
+//! checked as local input is, and damage is passed over and reported by key, never allowed to
+//! hide the rest of the remote.
 //!
 //! No shared file is ever read, modified and written back: concurrent pushes only add new
 //! keys, so any number of writers can push at once without a lock.
@@ -25,9 +31,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::hash::{Hash, ObjectKind};
 use crate::index::{Commit, Root, RunRow};
+use crate::maintenance::Problem;
 use crate::manifest::{EntryKind, RootRecord};
 use crate::pack::{Compression, Entry, PackBuf, PackWriter};
-use crate::remote::{Backend, RemoteSpec};
+use crate::remote::{Backend, RemoteSpec, STALE_UPLOAD_AGE};
 use crate::store::{InitOptions, LockMode, Store};
 
 /// Version of the remote layout this program writes and reads.
@@ -112,8 +119,16 @@ struct RemoteState {
     /// Packs holding no chunk (records and manifests only, 19.4) and at most
     /// [`WHOLE_META_PACK`] bytes, with their objects: computed on first use.
     meta_packs: std::sync::OnceLock<HashMap<Hash, Vec<Entry>>>,
-    /// Merged segments passed over because they failed their checks.
-    damaged: Vec<crate::maintenance::Problem>,
+    /// What a reader passes over and loses, by key: plain segments that fail their checks, and
+    /// run publications whose names break the rule of names (16.3).
+    damaged: Vec<Problem>,
+    /// Merged segments passed over because they fail their checks: nothing is lost (the plain
+    /// segments they cover remain), so only `verify --remote` reports them.
+    damaged_merged: Vec<Problem>,
+    /// The ids of the damaged segments: never counted as covered by a merge this push writes.
+    damaged_ids: HashSet<Hash>,
+    /// The segment key each run's current publication was read from (to name it in reports).
+    run_keys: HashMap<String, String>,
 }
 
 impl SegObject {
@@ -157,7 +172,10 @@ impl SegObject {
 }
 
 impl RemoteState {
-    fn add(&mut self, seg: Segment) -> Result<()> {
+    /// Adds segment `seg` (read from `key`). A run publication with an invalid workflow name or
+    /// run ID (16.3) is passed over and recorded as damage: a name from a remote is held to the
+    /// rule of local input before it can become a path or reach a terminal.
+    fn add(&mut self, seg: Segment, key: &str) -> Result<()> {
         for p in seg.packs {
             self.packs.insert(p.id, p.size);
             for o in p.objects {
@@ -166,6 +184,21 @@ impl RemoteState {
             }
         }
         for r in seg.runs {
+            if let Some(bad) = [("workflow name", &r.workflow), ("run ID", &r.run_id)]
+                .into_iter()
+                .find(|(_, n)| !crate::run::valid_name(n))
+            {
+                self.damaged.push(problem(
+                    key,
+                    None,
+                    &format!(
+                        "run publication refused: {}",
+                        crate::run::name_problem(bad.0, bad.1)
+                    ),
+                ));
+                continue;
+            }
+            self.run_keys.insert(r.run_id.clone(), key.to_string());
             // A run is published several times while open (one part per tracking job); the
             // sealed publication wins, otherwise the parts accumulate.
             match self.runs.get_mut(&r.run_id) {
@@ -268,6 +301,9 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
     /// Runs published.
     pub runs: Vec<String>,
+    /// Partial uploads older than [`STALE_UPLOAD_AGE`] removed from the remote's `tmp/` (left
+    /// there by killed pushes to a directory remote).
+    pub stale_uploads_removed: Vec<crate::remote::PartialUpload>,
     /// The index segment written, if anything was new.
     pub segment: Option<String>,
     /// The merged segment written, if this push merged.
@@ -304,6 +340,25 @@ pub struct PullReport {
     pub roots: u64,
     /// Requests made to the remote.
     pub requests: u64,
+    /// Damage met on the remote, by key (and object, where known): segments that fail their
+    /// checks, run publications with invalid names, objects that fail their hash or decoding
+    /// checks or that no segment places. None of it was kept.
+    pub damaged: Vec<Problem>,
+    /// Runs and tracked-path versions not adopted because they need something damaged.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A run or tracked-path version a pull did not adopt, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    /// `run <run id>`, or `path <path>` for a version of a tracked path.
+    pub what: String,
+    /// The remote key of the damage (a pack, a segment), or `local store`.
+    pub key: String,
+    /// The damaged object it needs, when one is known.
+    pub object: Option<String>,
+    /// What is wrong.
+    pub detail: String,
 }
 
 /// What `verify --remote` found.
@@ -325,6 +380,10 @@ pub struct RemoteVerifyReport {
     /// segment (a resumed push reuses them) or written by a push still running. Not a problem:
     /// readers never see them.
     pub unreferenced: Vec<(String, u64)>,
+    /// Values half-written under `tmp/` of a directory remote (key, size, age): left by a killed
+    /// push, or being written by a running one. Not a problem (no reader sees them); a push
+    /// removes those older than [`STALE_UPLOAD_AGE`].
+    pub partial_uploads: Vec<crate::remote::PartialUpload>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -563,11 +622,11 @@ impl Store {
             match load_segment(name, backend, &cache, id, &key, how) {
                 Ok(mut m) => {
                     state.covered = std::mem::take(&mut m.covers).into_iter().collect();
-                    state.add(m)?;
+                    state.add(m, &key)?;
                     break;
                 }
                 Err(Error::Corrupt { detail, .. }) => {
-                    state.damaged.push(problem(&key, None, &detail))
+                    state.damaged_merged.push(problem(&key, None, &detail))
                 }
                 Err(e) => return Err(e),
             }
@@ -580,16 +639,22 @@ impl Store {
             .collect();
         let segs = parallel(todo, 8, |(id, key)| {
             Ok((
+                id,
                 key.clone(),
                 load_segment(name, backend, &cache, id, &key, how),
             ))
         })?;
-        for (key, s) in segs {
+        for (id, key, s) in segs {
             match s {
-                Ok(s) => state.add(s)?,
-                // Checking the remote: a damaged segment is one more problem to report.
-                Err(Error::Corrupt { detail, .. }) if how == Segments::Fresh => {
+                Ok(s) => state.add(s, &key)?,
+                // One damaged segment must not hide the rest of a shared remote: what it named
+                // is passed over (a reader reports it by key, `verify --remote` as a problem),
+                // everything else is read. What it published can be published again: a push
+                // that reads the remote's copy (the writer, once it drops its cached one from
+                // `.store/remotes/<name>/segments/`) finds those runs and objects missing.
+                Err(Error::Corrupt { detail, .. }) => {
                     state.damaged.push(problem(&key, None, &detail));
+                    state.damaged_ids.insert(id);
                 }
                 Err(e) => return Err(e),
             }
@@ -618,6 +683,11 @@ impl Store {
             remote: name.clone(),
             ..PushReport::default()
         };
+        // What killed pushes left half-written (directory remotes): removed once stale, so a
+        // push still running elsewhere is not hurt. Never a reason to fail this push.
+        report.stale_uploads_removed = backend
+            .remove_stale_uploads(STALE_UPLOAD_AGE)
+            .unwrap_or_default();
 
         // What to publish.
         let (runs, roots, wanted) = if opts.runs.is_empty() {
@@ -813,16 +883,23 @@ impl Store {
         let uncovered = state
             .segments
             .iter()
-            .filter(|s| !state.covered.contains(s) && **s != id)
+            .filter(|s| !state.covered.contains(s) && !state.damaged_ids.contains(s) && **s != id)
             .count()
             + 1;
         if merge_at == 0 || uncovered < merge_at {
             return Ok(None);
         }
-        state.add(seg)?;
+        let key = format!("index/{id}.seg");
+        state.add(seg, &key)?;
         // Everything the push read: the listed segments, those the merged one it read covers
-        // (all listed, unless the listing lagged), and its own.
-        let mut covers = state.segments.clone();
+        // (all listed, unless the listing lagged), and its own. Not a damaged segment: its
+        // content is not in this union, and readers must keep reporting it.
+        let mut covers: Vec<Hash> = state
+            .segments
+            .iter()
+            .filter(|s| !state.damaged_ids.contains(s))
+            .copied()
+            .collect();
         covers.extend(state.covered.iter().copied());
         covers.push(id);
         covers.sort();
@@ -876,6 +953,9 @@ impl Store {
     }
 
     /// Pulls runs (or everything) from a remote into this store, verifying every object.
+    /// Damage on the remote (a segment, a pack or an object failing its checks, an invalid
+    /// name) does not stop it: what needs the damage is not adopted, everything else is, and
+    /// the report names each damaged key and each run or path passed over.
     pub fn pull(&self, remote: Option<&str>, opts: &PullOptions) -> Result<PullReport> {
         let _lock = self.lock(LockMode::Shared)?;
         let (name, spec) = self.remote_spec(remote)?;
@@ -895,7 +975,9 @@ impl Store {
             v
         };
         let roots: Vec<Hash> = if opts.runs.is_empty() {
-            state.roots.iter().copied().collect()
+            let mut v: Vec<Hash> = state.roots.iter().copied().collect();
+            v.sort();
+            v
         } else {
             Vec::new()
         };
@@ -911,18 +993,37 @@ impl Store {
             jobs: opts.jobs.max(1),
             progress: opts.progress,
         };
+        let mut bad: BTreeMap<Hash, Problem> = BTreeMap::new();
         if opts.runs.is_empty() && !opts.metadata_only {
             // Everything: one pass over the remote's packs, each read in as few ranges as
             // possible, instead of walking the graph level by level.
             let mut all: Vec<Hash> = state.objects.keys().copied().collect();
             all.sort();
-            let (n, bytes) = self.fetch_objects(&ctx, &self.absent(&all)?)?;
-            report.objects += n;
-            report.bytes += bytes;
+            let f = self.fetch_objects(&ctx, &self.absent(&all)?)?;
+            report.objects += f.objects;
+            report.bytes += f.bytes;
+            bad.extend(f.damaged);
         }
-        let (n, bytes) = self.fetch_closure(&ctx, &starts, !opts.metadata_only)?;
-        report.objects += n;
-        report.bytes += bytes;
+        let f = self.fetch_closure(&ctx, &starts, !opts.metadata_only)?;
+        report.objects += f.objects;
+        report.bytes += f.bytes;
+        bad.extend(f.damaged);
+        // Which runs and roots need something damaged (only worked out when there is damage).
+        let tainted = if bad.is_empty() {
+            HashMap::new()
+        } else {
+            self.tainted(&starts, &mut bad, !opts.metadata_only)?
+        };
+        let skip = |what: String, h: &Hash| -> Option<Skipped> {
+            let origin = tainted.get(h)?;
+            let p = bad.get(origin)?;
+            Some(Skipped {
+                what,
+                key: p.pack.clone(),
+                object: p.object.clone(),
+                detail: p.detail.clone(),
+            })
+        };
 
         // Adopt the runs and roots into the index.
         let mut commit = Commit::default();
@@ -937,29 +1038,33 @@ impl Store {
             if local.is_some_and(|l| l.snapshot.is_some()) {
                 continue;
             }
+            let what = format!("run {}", r.run_id);
+            if let Some(s) = r
+                .parts
+                .iter()
+                .chain(r.snapshot.iter())
+                .find_map(|h| skip(what.clone(), h))
+            {
+                report.skipped.push(s);
+                continue;
+            }
             let have: HashSet<Hash> = match local {
                 Some(_) => self.index().run_parts(&r.run_id)?.into_iter().collect(),
                 None => HashSet::new(),
             };
-            for p in r.parts.iter().filter(|p| !have.contains(p)) {
-                let b = self.read_kind(p, ObjectKind::RunPart)?;
-                let part: crate::run::RunPart =
-                    crate::run::parse_run_object(ObjectKind::RunPart, &b, p)?;
-                commit.run_parts.push(part.index_row(*p));
+            match self.run_rows(r, &have) {
+                Ok((parts, seal)) => {
+                    commit.run_parts.extend(parts);
+                    commit.seals.extend(seal);
+                    report.runs.push(r.run_id.clone());
+                }
+                Err((h, e)) => report.skipped.push(Skipped {
+                    what,
+                    key: state.run_keys.get(&r.run_id).cloned().unwrap_or_default(),
+                    object: Some(h.to_hex()),
+                    detail: e.to_string(),
+                }),
             }
-            if let Some(s) = r.snapshot {
-                let b = self.read_kind(&s, ObjectKind::Run)?;
-                let snap: crate::run::RunSnapshot =
-                    crate::run::parse_run_object(ObjectKind::Run, &b, &s)?;
-                commit.seals.push(crate::index::SealRow {
-                    run_id: snap.run_id,
-                    workflow: snap.workflow,
-                    snapshot: s,
-                    sealed_ns: snap.sealed_ns,
-                    parts: None,
-                });
-            }
-            report.runs.push(r.run_id.clone());
         }
         let known: HashSet<Hash> = self
             .index()
@@ -968,19 +1073,146 @@ impl Store {
             .map(|r| r.record)
             .collect();
         for h in roots.iter().filter(|h| !known.contains(h)) {
-            let b = self.read_kind(h, ObjectKind::Root)?;
-            let rec: RootRecord = serde_json::from_slice(&b)
-                .map_err(|e| Error::corrupt(format!("root record {h}"), e.to_string()))?;
+            let rec = self
+                .read_kind(h, ObjectKind::Root)
+                .and_then(|b| RootRecord::decode(&b, h));
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    report.skipped.push(Skipped {
+                        what: format!("path version {h}"),
+                        key: "local store".into(),
+                        object: Some(h.to_hex()),
+                        detail: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if let Some(s) = skip(format!("path {}", rec.path), h) {
+                report.skipped.push(s);
+                continue;
+            }
             commit.roots.push(Root::from_record(rec, *h)?);
             report.roots += 1;
         }
         self.index().commit(&commit)?;
+        report.damaged = state.damaged.clone();
+        report.damaged.extend(bad.into_values());
         report.requests = backend.requests();
         Ok(report)
     }
 
+    /// The index rows of remote run `r` (the parts this store lacks, the seal), or the record
+    /// that cannot be adopted and why: unreadable, or naming another run than its publication.
+    fn run_rows(
+        &self,
+        r: &SegRun,
+        have: &HashSet<Hash>,
+    ) -> std::result::Result<RunRows, (Hash, Error)> {
+        let other = |h: &Hash, id: &str| {
+            (
+                *h,
+                Error::corrupt(
+                    format!("run record {h}"),
+                    format!(
+                        "is a record of run {id:?}, published as one of run {:?}",
+                        r.run_id
+                    ),
+                ),
+            )
+        };
+        let mut parts = Vec::new();
+        for p in r.parts.iter().filter(|p| !have.contains(p)) {
+            let part: crate::run::RunPart = self
+                .read_kind(p, ObjectKind::RunPart)
+                .and_then(|b| crate::run::parse_run_object(ObjectKind::RunPart, &b, p))
+                .map_err(|e| (*p, e))?;
+            if part.run_id != r.run_id {
+                return Err(other(p, &part.run_id));
+            }
+            parts.push(part.index_row(*p));
+        }
+        let mut seal = None;
+        if let Some(s) = r.snapshot {
+            let snap: crate::run::RunSnapshot = self
+                .read_kind(&s, ObjectKind::Run)
+                .and_then(|b| crate::run::parse_run_object(ObjectKind::Run, &b, &s))
+                .map_err(|e| (s, e))?;
+            if snap.run_id != r.run_id {
+                return Err(other(&s, &snap.run_id));
+            }
+            seal = Some(crate::index::SealRow {
+                run_id: snap.run_id,
+                workflow: snap.workflow,
+                snapshot: s,
+                sealed_ns: snap.sealed_ns,
+                parts: None,
+            });
+        }
+        Ok((parts, seal))
+    }
+
+    /// For each of `starts` that reaches a damaged object (`bad`), that object. Walks the local
+    /// graph under `starts` (chunks too when `chunks`); an object missing locally or failing
+    /// to decode joins `bad`.
+    fn tainted(
+        &self,
+        starts: &[Hash],
+        bad: &mut BTreeMap<Hash, Problem>,
+        chunks: bool,
+    ) -> Result<HashMap<Hash, Hash>> {
+        let mut parents: HashMap<Hash, Vec<Hash>> = HashMap::new();
+        let mut seen: HashSet<Hash> = HashSet::new();
+        let mut stack: Vec<Hash> = starts.to_vec();
+        let mut origins: Vec<Hash> = Vec::new();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            if bad.contains_key(&h) {
+                origins.push(h);
+                continue;
+            }
+            let mut next = Vec::new();
+            let mut chunk_refs = Vec::new();
+            let r = match self.read_object(&h) {
+                Ok((kind, bytes)) => children(&h, kind, &bytes, &mut next, &mut chunk_refs),
+                Err(Error::ObjectNotFound(_)) => Err(Error::ObjectNotFound(h.to_hex())),
+                Err(e) => return Err(e),
+            };
+            if let Err(e) = r {
+                bad.insert(h, problem("local store", Some(h), &e.to_string()));
+                origins.push(h);
+                continue;
+            }
+            if chunks {
+                next.extend(chunk_refs.into_iter().filter(|c| bad.contains_key(c)));
+            }
+            for c in next {
+                parents.entry(c).or_default().push(h);
+                stack.push(c);
+            }
+        }
+        // Each damaged object taints everything above it.
+        let mut origin: HashMap<Hash, Hash> = HashMap::new();
+        for o in origins {
+            let mut up = vec![o];
+            origin.entry(o).or_insert(o);
+            while let Some(c) = up.pop() {
+                for p in parents.get(&c).map(Vec::as_slice).unwrap_or(&[]) {
+                    if !origin.contains_key(p) {
+                        origin.insert(*p, o);
+                        up.push(*p);
+                    }
+                }
+            }
+        }
+        Ok(origin)
+    }
+
     /// Makes sure every object under `starts` is local, fetching what is missing from the
-    /// default remote when one is configured. Returns the objects fetched.
+    /// default remote when one is configured. Returns the objects fetched. Damage on the way
+    /// fails it (exit 5, naming the key): whoever asked needs every one of those objects.
     pub(crate) fn ensure_local(&self, starts: &[Hash]) -> Result<u64> {
         let remotes = self.remotes()?;
         if remotes.remotes.is_empty() || !self.missing_under(starts)? {
@@ -996,7 +1228,17 @@ impl Store {
             jobs: 4,
             progress: true,
         };
-        Ok(self.fetch_closure(&ctx, starts, true)?.0)
+        let f = self.fetch_closure(&ctx, starts, true)?;
+        if let Some(p) = f.damaged.into_values().next() {
+            return Err(Error::corrupt(
+                format!("remote {name} {}", p.pack),
+                match p.object {
+                    Some(o) => format!("object {o}: {}", p.detail),
+                    None => p.detail,
+                },
+            ));
+        }
+        Ok(f.objects)
     }
 
     /// True when some object under `starts` is not in the local index. Walks the graph level
@@ -1033,47 +1275,71 @@ impl Store {
     }
 
     /// Fetches, level by level, every missing object under `starts` (chunks only when
-    /// `chunks`). Returns (objects, bytes) downloaded.
-    fn fetch_closure(&self, ctx: &Fetch<'_>, starts: &[Hash], chunks: bool) -> Result<(u64, u64)> {
-        let mut total = (0u64, 0u64);
+    /// `chunks`). Damaged objects are not kept, and what only they reference is not fetched.
+    fn fetch_closure(&self, ctx: &Fetch<'_>, starts: &[Hash], chunks: bool) -> Result<Fetched> {
+        let mut total = Fetched::default();
         let mut seen: HashSet<Hash> = HashSet::new();
         let mut level: Vec<Hash> = starts.to_vec();
         let mut chunk_set: Vec<Hash> = Vec::new();
         while !level.is_empty() {
             level.retain(|h| seen.insert(*h));
-            let (n, b) = self.fetch_objects(ctx, &self.absent(&level)?)?;
-            total.0 += n;
-            total.1 += b;
+            total.add(self.fetch_objects(ctx, &self.absent(&level)?)?);
             let mut next = Vec::new();
             for h in &level {
-                let (kind, bytes) = self.read_object(h)?;
-                children(h, kind, &bytes, &mut next, &mut chunk_set)?;
+                if total.damaged.contains_key(h) {
+                    continue;
+                }
+                // Fetched objects were decoded already; one that was local before may fail.
+                let r = self
+                    .read_object(h)
+                    .and_then(|(kind, bytes)| children(h, kind, &bytes, &mut next, &mut chunk_set));
+                match r {
+                    Ok(()) => {}
+                    Err(e @ (Error::Corrupt { .. } | Error::NewerFormat { .. })) => {
+                        total
+                            .damaged
+                            .insert(*h, problem("local store", Some(*h), &e.to_string()));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             level = next;
         }
         if chunks {
             chunk_set.sort();
             chunk_set.dedup();
-            let (n, b) = self.fetch_objects(ctx, &self.absent(&chunk_set)?)?;
-            total.0 += n;
-            total.1 += b;
+            total.add(self.fetch_objects(ctx, &self.absent(&chunk_set)?)?);
         }
         Ok(total)
     }
 
-    /// Downloads `hashes` with ranged reads of the remote packs holding them, verifies each
-    /// against its hash, writes them into new local packs and commits those.
-    fn fetch_objects(&self, ctx: &Fetch<'_>, hashes: &[Hash]) -> Result<(u64, u64)> {
+    /// Downloads `hashes` with ranged reads of the remote packs holding them, checks each
+    /// against its hash and decodes it as its reader would ([`check_object`]), writes those that
+    /// pass into new local packs and commits those. Those that fail (or that no segment places,
+    /// or whose pack is missing or short) are returned as damage, by key.
+    fn fetch_objects(&self, ctx: &Fetch<'_>, hashes: &[Hash]) -> Result<Fetched> {
+        let mut out = Fetched::default();
         if hashes.is_empty() {
-            return Ok((0, 0));
+            return Ok(out);
         }
+        // Damage is reported for these only: an object fetched along with them (the rest of a
+        // pack of records) that fails is just not kept, and is reported if it is ever needed.
+        let wanted: HashSet<Hash> = hashes.iter().copied().collect();
         let mut by_pack: BTreeMap<Hash, Vec<Entry>> = BTreeMap::new();
         for h in hashes {
-            let (pack, e) = ctx.state.objects.get(h).ok_or_else(|| Error::Remote {
-                remote: ctx.name.to_string(),
-                detail: format!("object {h} is not on the remote (was it pushed?)"),
-            })?;
-            by_pack.entry(*pack).or_default().push(e.clone());
+            match ctx.state.objects.get(h) {
+                Some((pack, e)) => by_pack.entry(*pack).or_default().push(e.clone()),
+                None => {
+                    out.damaged.insert(
+                        *h,
+                        problem(
+                            "index/",
+                            Some(*h),
+                            "referenced, but no segment places it on the remote (was it pushed?)",
+                        ),
+                    );
+                }
+            }
         }
         // A pack of records and manifests is read whole: what it also holds is what the next
         // levels of this pull would ask for (one push's records and their manifests).
@@ -1102,7 +1368,15 @@ impl Store {
             entries.dedup_by_key(|e| e.hash);
             let mut cur: Option<(Range<u64>, Vec<Entry>)> = None;
             for e in entries {
-                let end = e.offset + u64::from(e.stored_len);
+                // A segment's numbers are not trusted to size a read.
+                if e.stored_len > crate::pack::MAX_OBJECT || e.raw_len > crate::pack::MAX_OBJECT {
+                    out.damaged.insert(
+                        e.hash,
+                        problem(&pack_key(&pack), Some(e.hash), "absurd object length"),
+                    );
+                    continue;
+                }
+                let end = e.offset.saturating_add(u64::from(e.stored_len));
                 match cur.as_mut() {
                     Some((r, v))
                         if e.offset >= r.end
@@ -1131,36 +1405,71 @@ impl Store {
             current: None,
             finished: Vec::new(),
         });
-        let counts = parallel(ranges, ctx.jobs, |(pack, range, entries)| {
+        let results = parallel(ranges, ctx.jobs, |(pack, range, entries)| {
             let key = pack_key(&pack);
-            let bytes = ctx.backend.get_range(&key, range.clone())?;
+            let mut damaged = Vec::new();
+            let bytes = match ctx.backend.get_range(&key, range.clone()) {
+                Ok(b) => b,
+                Err(e) => {
+                    // A pack missing or shorter than its segment says is damage; anything else
+                    // (the remote unreachable, refusing) fails the pull as before.
+                    let why = match ctx.backend.head(&key)? {
+                        None => "listed in a segment but missing".to_string(),
+                        Some(n) if n < range.end => {
+                            format!("has {n} bytes, its objects reach byte {}", range.end)
+                        }
+                        Some(_) => return Err(e),
+                    };
+                    for x in entries.iter().filter(|x| wanted.contains(&x.hash)) {
+                        damaged.push((x.hash, problem(&key, Some(x.hash), &why)));
+                    }
+                    pb.inc(range.end - range.start);
+                    return Ok((0, 0, damaged));
+                }
+            };
             let what = || format!("remote {} {key}", ctx.name);
             let mut verified = Vec::with_capacity(entries.len());
             for e in &entries {
                 let off = (e.offset - range.start) as usize;
-                let stored = &bytes[off..off + e.stored_len as usize];
-                crate::pack::decode_verified(e, stored, &what)?;
-                verified.push((e, stored));
+                let r = bytes
+                    .get(off..off + e.stored_len as usize)
+                    .ok_or_else(|| Error::corrupt(what(), "object beyond the end of the read"))
+                    .and_then(|stored| {
+                        let raw = crate::pack::decode_verified(e, stored, &what)?;
+                        check_object(e.kind, &raw, &e.hash)?;
+                        Ok(stored)
+                    });
+                match r {
+                    Ok(stored) => verified.push((e, stored)),
+                    Err(x) if wanted.contains(&e.hash) => {
+                        damaged.push((e.hash, problem(&key, Some(e.hash), &x.to_string())))
+                    }
+                    Err(_) => {}
+                }
             }
             let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
-            for (e, stored) in verified {
+            for (e, stored) in &verified {
                 w.append(e, stored)?;
             }
             drop(w);
             pb.inc(range.end - range.start);
-            Ok((entries.len() as u64, range.end - range.start))
+            Ok((verified.len() as u64, range.end - range.start, damaged))
         })?;
         pb.finish_and_clear();
         let w = writer.into_inner().unwrap_or_else(|p| p.into_inner());
         w.commit()?;
-        Ok(counts
-            .into_iter()
-            .fold((0, 0), |a, (n, b)| (a.0 + n, a.1 + b)))
+        for (n, b, d) in results {
+            out.objects += n;
+            out.bytes += b;
+            out.damaged.extend(d);
+        }
+        Ok(out)
     }
 
     /// Fetches the records of run `run` (ID or prefix) from the default remote, without file
-    /// content (`pull --metadata-only`); a run the remote does not have is not an error.
-    pub fn pull_run_records(&self, run: &str, progress: bool) -> Result<()> {
+    /// content (`pull --metadata-only`); a run the remote does not have is not an error. The
+    /// report names the damage met (the caller warns about it).
+    pub fn pull_run_records(&self, run: &str, progress: bool) -> Result<PullReport> {
         let opts = PullOptions {
             runs: vec![run.to_string()],
             jobs: 8,
@@ -1168,7 +1477,8 @@ impl Store {
             metadata_only: true,
         };
         match self.pull(None, &opts) {
-            Ok(_) | Err(Error::RunNotFound(_)) => Ok(()),
+            Ok(r) => Ok(r),
+            Err(Error::RunNotFound(_)) => Ok(PullReport::default()),
             Err(e) => Err(e),
         }
     }
@@ -1188,9 +1498,41 @@ impl Store {
         let mut report = RemoteVerifyReport {
             remote: name.clone(),
             segments: state.segments.len() as u64,
-            problems: state.damaged.clone(),
+            problems: [state.damaged_merged.clone(), state.damaged.clone()].concat(),
             ..RemoteVerifyReport::default()
         };
+        // Every record a run publication names must be on the remote, and be that run's.
+        let mut published: HashMap<Hash, &str> = HashMap::new();
+        for r in state.runs.values() {
+            let key = state
+                .run_keys
+                .get(&r.run_id)
+                .map_or("index/", String::as_str);
+            for h in r.parts.iter().chain(r.snapshot.iter()) {
+                published.insert(*h, &r.run_id);
+                if !state.objects.contains_key(h) {
+                    report.problems.push(problem(
+                        key,
+                        Some(*h),
+                        &format!(
+                            "a record of run {} that no segment places on the remote",
+                            r.run_id
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut roots: Vec<&Hash> = state.roots.iter().collect();
+        roots.sort();
+        for h in roots {
+            if !state.objects.contains_key(h) {
+                report.problems.push(problem(
+                    "index/",
+                    Some(*h),
+                    "a root record that no segment places on the remote",
+                ));
+            }
+        }
         let mut by_pack: BTreeMap<Hash, Vec<Entry>> = BTreeMap::new();
         for (p, e) in state.objects.values() {
             by_pack.entry(*p).or_default().push(e.clone());
@@ -1219,14 +1561,53 @@ impl Store {
                     bytes = size;
                     for e in by_pack.get(&pack).map(Vec::as_slice).unwrap_or(&[]) {
                         objects += 1;
-                        let end = e.offset + u64::from(e.stored_len);
+                        let end = e.offset.saturating_add(u64::from(e.stored_len));
                         let what = || format!("remote {name} {key}");
+                        // Checked as a reader checks it: hash, then decoding (names in trees,
+                        // duplicates, run names), then that what it references is there.
                         let r = data
                             .get(e.offset as usize..end as usize)
                             .ok_or_else(|| Error::corrupt(what(), "object beyond the end"))
-                            .and_then(|s| crate::pack::decode_verified(e, s, &what));
-                        if let Err(x) = r {
-                            problems.push(problem(&key, Some(e.hash), &x.to_string()));
+                            .and_then(|s| crate::pack::decode_verified(e, s, &what))
+                            .and_then(|raw| {
+                                let run_id = check_object(e.kind, &raw, &e.hash)?;
+                                Ok((raw, run_id))
+                            });
+                        let (raw, run_id) = match r {
+                            Ok(x) => x,
+                            Err(x) => {
+                                problems.push(problem(&key, Some(e.hash), &x.to_string()));
+                                continue;
+                            }
+                        };
+                        if let (Some(id), Some(named)) = (run_id, published.get(&e.hash)) {
+                            if id != *named {
+                                problems.push(problem(
+                                    &key,
+                                    Some(e.hash),
+                                    &format!(
+                                        "a record of run {id:?}, published as one of run {named}"
+                                    ),
+                                ));
+                            }
+                        }
+                        let (mut next, mut chunks) = (Vec::new(), Vec::new());
+                        if e.kind != ObjectKind::Chunk
+                            && children(&e.hash, e.kind, &raw, &mut next, &mut chunks).is_ok()
+                        {
+                            if let Some(c) = next
+                                .iter()
+                                .chain(chunks.iter())
+                                .find(|c| !state.objects.contains_key(c))
+                            {
+                                problems.push(problem(
+                                    &key,
+                                    Some(e.hash),
+                                    &format!(
+                                        "references {c}, which no segment places on the remote"
+                                    ),
+                                ));
+                            }
                         }
                     }
                 }
@@ -1246,8 +1627,60 @@ impl Store {
             .filter(|(k, _)| !named.contains(k))
             .collect();
         report.unreferenced.sort();
+        report.partial_uploads = backend.partial_uploads()?;
         Ok(report)
     }
+}
+
+/// A remote run's index rows: the parts a store lacks, and the seal.
+type RunRows = (Vec<crate::index::RunPartRow>, Option<crate::index::SealRow>);
+
+/// What one fetch downloaded, and the damage it met (by object).
+#[derive(Default)]
+struct Fetched {
+    objects: u64,
+    bytes: u64,
+    damaged: BTreeMap<Hash, Problem>,
+}
+
+impl Fetched {
+    fn add(&mut self, o: Fetched) {
+        self.objects += o.objects;
+        self.bytes += o.bytes;
+        self.damaged.extend(o.damaged);
+    }
+}
+
+/// Decodes object `h` (of `kind`, content `raw`, already checked against its hash) as its
+/// readers will, so that nothing a reader would refuse is taken from a remote: manifests (tree
+/// entry names, duplicates, lengths), root records, run objects (their names and entry paths,
+/// held to the rules of local input). Returns the run ID of a run object.
+fn check_object(kind: ObjectKind, raw: &[u8], h: &Hash) -> Result<Option<String>> {
+    match kind {
+        ObjectKind::File => crate::manifest::FileManifest::decode(raw, h).map(|_| None),
+        ObjectKind::Tree => crate::manifest::TreeManifest::decode(raw, h).map(|_| None),
+        ObjectKind::Root => RootRecord::decode(raw, h).map(|_| None),
+        ObjectKind::RunPart => {
+            let p: crate::run::RunPart = crate::run::parse_run_object(kind, raw, h)?;
+            check_entry_paths(&p.entries)?;
+            Ok(Some(p.run_id))
+        }
+        ObjectKind::Run => {
+            let s: crate::run::RunSnapshot = crate::run::parse_run_object(kind, raw, h)?;
+            check_entry_paths(&s.entries)?;
+            Ok(Some(s.run_id))
+        }
+        ObjectKind::Chunk | ObjectKind::Pack => Ok(None),
+    }
+}
+
+/// Every entry path is one a local record could have written (relative, no `..`): a run
+/// whose checkout would write outside its target is not taken from a remote at all.
+fn check_entry_paths(entries: &[crate::run::RunEntry]) -> Result<()> {
+    for e in entries {
+        crate::run::safe_relative(&e.path)?;
+    }
+    Ok(())
 }
 
 /// What object `h` (of `kind`, content `bytes`) references: manifests and records go to
@@ -1289,8 +1722,8 @@ fn children(
     Ok(())
 }
 
-fn problem(key: &str, object: Option<Hash>, detail: &str) -> crate::maintenance::Problem {
-    crate::maintenance::Problem {
+fn problem(key: &str, object: Option<Hash>, detail: &str) -> Problem {
+    Problem {
         pack: key.to_string(),
         object: object.map(|h| h.to_hex()),
         detail: detail.to_string(),
@@ -1390,8 +1823,9 @@ fn load_segment(
     how: Segments,
 ) -> Result<Segment> {
     let local = cache.join(format!("{id}.seg"));
+    // A cached copy damaged locally is not the remote's fault: it is downloaded again.
     let cached = match how {
-        Segments::Cached => fs::read(&local).ok(),
+        Segments::Cached => fs::read(&local).ok().filter(|b| segment_id(b) == id),
         Segments::Fresh => None,
     };
     let bytes = match cached {

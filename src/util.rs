@@ -79,3 +79,43 @@ pub fn parse_bool(s: &str) -> Option<bool> {
         _ => None,
     }
 }
+
+/// `s` as it may reach a terminal: control characters (C0, DEL, C1) and the bidirectional
+/// overrides are escaped (`\n`, `\t`, `\r`, `\x1b`, `\u{202e}`), so a name read from a store
+/// or a remote can neither move the cursor nor rewrite what is shown. Everything else,
+/// non-ASCII letters included, is kept. For human output only; `--json` prints names as they
+/// are (JSON escapes them itself).
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if bad(c) && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if bad(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain/name é.txt"), "plain/name é.txt");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(printable("a\x1b[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(printable("l1\nl2\r\t"), "l1\\nl2\\r\\t");
+        assert_eq!(printable("\u{9b}31m\u{7f}"), "\\u{9b}31m\\x7f");
+        assert_eq!(printable("abc\u{202e}txt"), "abc\\u{202e}txt");
+    }
+}

@@ -10,22 +10,40 @@ use super::{tracking_uri, RunState};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// Refuses a run ID that is not one path component (see [`crate::run::valid_name`]).
+fn check_run_id(run_id: &str) -> Result<()> {
+    if crate::run::valid_name(run_id) {
+        Ok(())
+    } else {
+        Err(Error::corrupt(
+            "MLflow state",
+            crate::run::name_problem("run ID", run_id),
+        ))
+    }
+}
+
 impl Store {
     pub(super) fn mlflow_dir(&self, sub: &str) -> PathBuf {
         self.dir().join("mlflow").join(sub)
     }
 
-    pub(super) fn state_path(&self, run_id: &str) -> PathBuf {
-        self.mlflow_dir("runs").join(format!("{run_id}.json"))
+    /// `.store/mlflow/runs/<run id>.json`. The run ID becomes a file name: one that breaks the
+    /// rule of run IDs (`../x`, a `/`, control bytes) is refused here whatever its source, even
+    /// though every decoder already refuses it, so no path outside `.store/mlflow/` is built.
+    pub(super) fn state_path(&self, run_id: &str) -> Result<PathBuf> {
+        check_run_id(run_id)?;
+        Ok(self.mlflow_dir("runs").join(format!("{run_id}.json")))
     }
 
-    pub(super) fn pending_path(&self, run_id: &str) -> PathBuf {
-        self.mlflow_dir("pending").join(run_id)
+    /// `.store/mlflow/pending/<run id>`; refuses an invalid run ID as [`Store::state_path`] does.
+    pub(super) fn pending_path(&self, run_id: &str) -> Result<PathBuf> {
+        check_run_id(run_id)?;
+        Ok(self.mlflow_dir("pending").join(run_id))
     }
 
     /// The MLflow state of a run (`.store/mlflow/runs/<run id>.json`), if it has one.
     pub fn mlflow_state(&self, run_id: &str) -> Result<Option<RunState>> {
-        let p = self.state_path(run_id);
+        let p = self.state_path(run_id)?;
         match fs::read(&p) {
             Ok(b) => {
                 let what = p.display().to_string();
@@ -49,7 +67,7 @@ impl Store {
     }
 
     pub(super) fn write_state(&self, state: &RunState) -> Result<()> {
-        let p = self.state_path(&state.plan.run_id);
+        let p = self.state_path(&state.plan.run_id)?;
         let dir = self.mlflow_dir("runs");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -70,7 +88,7 @@ impl Store {
 
     /// Whether the store has MLflow state for a run (generated with `--mlflow`, or pending).
     pub fn mlflow_linked(&self, run_id: &str) -> bool {
-        self.mlflow_is_pending(run_id) || self.state_path(run_id).exists()
+        self.mlflow_is_pending(run_id) || self.state_path(run_id).is_ok_and(|p| p.exists())
     }
 
     /// Store runs with something not yet sent to MLflow.
@@ -84,7 +102,8 @@ impl Store {
         let mut out: Vec<String> = rd
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'))
+            // Temporary files start with `.`; anything else that is no run ID is not ours.
+            .filter(|n| !n.starts_with('.') && crate::run::valid_name(n))
             .collect();
         out.sort();
         Ok(out)
@@ -92,15 +111,15 @@ impl Store {
 
     /// Whether a run has something not yet sent to MLflow.
     pub fn mlflow_is_pending(&self, run_id: &str) -> bool {
-        self.pending_path(run_id).exists()
+        self.pending_path(run_id).is_ok_and(|p| p.exists())
     }
 
     /// Marks a run pending: its marker is created whole (temporary file, then a hard link that
     /// fails if the marker exists), so the first reason is kept and nothing is rewritten.
     pub(super) fn mark_pending(&self, run_id: &str, why: &str) -> Result<()> {
+        let target = self.pending_path(run_id)?;
         let dir = self.mlflow_dir("pending");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let target = self.pending_path(run_id);
         if target.exists() {
             return Ok(());
         }
@@ -120,7 +139,7 @@ impl Store {
     }
 
     pub(super) fn clear_pending(&self, run_id: &str) -> Result<()> {
-        let p = self.pending_path(run_id);
+        let p = self.pending_path(run_id)?;
         match fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -142,5 +161,47 @@ impl Store {
             .map_err(|e| Error::io(&p, e))?;
         f.lock().map_err(|e| Error::io(&p, e))?;
         Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{InitOptions, Store};
+
+    /// A run ID that is no path component never becomes a path: nothing is written outside
+    /// `.store/mlflow/`, and the refusal is corrupt data (exit 5), not a crash.
+    #[test]
+    fn invalid_run_ids_build_no_path() {
+        let ws = tempfile::tempdir().expect("tmp");
+        let s = Store::init(&ws.path().join(".store"), &InitOptions::default()).expect("init");
+        for bad in [
+            "../x",
+            "../../escaped",
+            "a/b",
+            "..",
+            "",
+            "esc\u{1b}[2J",
+            "nl\nx",
+        ] {
+            let e = s.mark_pending(bad, "test").expect_err(bad);
+            assert_eq!(e.exit_code(), crate::exit::CORRUPT, "{bad}: {e}");
+            assert!(s.mlflow_state(bad).is_err(), "{bad}");
+            assert!(s.clear_pending(bad).is_err(), "{bad}");
+            assert!(!s.mlflow_is_pending(bad) && !s.mlflow_linked(bad), "{bad}");
+        }
+        assert!(!ws.path().join(".store/x").exists());
+        assert!(!ws.path().join("escaped").exists());
+        assert!(!ws.path().join(".store/mlflow/x").exists());
+        s.mark_pending("good-run", "test").expect("a valid run ID");
+        assert_eq!(
+            s.mlflow_pending().expect("pending"),
+            vec!["good-run".to_string()]
+        );
+        // A stray file in pending/ that is no run ID is not reported as a run.
+        std::fs::write(ws.path().join(".store/mlflow/pending/bad name"), b"x").expect("write");
+        assert_eq!(
+            s.mlflow_pending().expect("pending"),
+            vec!["good-run".to_string()]
+        );
     }
 }

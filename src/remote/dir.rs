@@ -1,14 +1,17 @@
 //! A remote in a local or network-mounted directory. Values are written to `tmp/` under the
 //! remote root, fsynced, then hard-linked to their key: `link` fails when the key exists, so a
 //! value is never replaced and never visible half-written (on NFS too, where `link` is atomic).
+//! A writer killed before its link leaves its file in `tmp/`: [`Backend::partial_uploads`]
+//! lists those (for `verify --remote`) and each push removes the stale ones.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
-use super::{remote_error, Backend};
+use super::{remote_error, Backend, PartialUpload};
 use crate::error::{Error, Result};
 
 /// A directory remote.
@@ -132,6 +135,57 @@ impl Backend for DirBackend {
 
     fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    fn partial_uploads(&self) -> Result<Vec<PartialUpload>> {
+        self.count();
+        let dir = self.root.join("tmp");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io(&dir, e))?;
+            // Linked and removed by its writer meanwhile: not partial after all.
+            let Ok(meta) = ent.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let age_secs = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .map_or(0, |d| d.as_secs());
+            out.push(PartialUpload {
+                key: format!("tmp/{}", ent.file_name().to_string_lossy()),
+                size: meta.len(),
+                age_secs,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn remove_stale_uploads(&self, min_age: Duration) -> Result<Vec<PartialUpload>> {
+        let mut removed = Vec::new();
+        for p in self.partial_uploads()? {
+            if p.age_secs < min_age.as_secs() {
+                continue;
+            }
+            // A writer whose file is removed under it fails at its link (ENOENT) and writes
+            // nothing: removing never exposes a partial value, at worst it fails a stalled push.
+            if fs::remove_file(self.root.join(&p.key)).is_ok() {
+                removed.push(p);
+            }
+        }
+        if !removed.is_empty() {
+            let dir = self.root.join("tmp");
+            let _ = crate::util::fsync_dir(&dir);
+        }
+        Ok(removed)
     }
 }
 

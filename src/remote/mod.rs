@@ -38,6 +38,36 @@ pub trait Backend: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
     /// Requests made so far (for benchmarks and `--json` reports).
     fn requests(&self) -> u64;
+    /// Values being written that never reached their key: a directory remote's `tmp/` files,
+    /// left behind by a writer that was killed (or still being written). Backends whose writes
+    /// are atomic requests (S3, Drive) have none.
+    fn partial_uploads(&self) -> Result<Vec<PartialUpload>> {
+        Ok(Vec::new())
+    }
+    /// Removes the [`Backend::partial_uploads`] not modified for at least `min_age` (a writer
+    /// still running keeps writing to its file, or links it within moments of its last write).
+    /// Best effort: one that cannot be removed stays and is reported again. Returns those
+    /// removed.
+    fn remove_stale_uploads(&self, min_age: std::time::Duration) -> Result<Vec<PartialUpload>> {
+        let _ = min_age;
+        Ok(Vec::new())
+    }
+}
+
+/// A partial upload in a directory remote's `tmp/` not modified for this long is stale: its
+/// writer was killed (a running writer keeps writing to it, and links it to its key moments
+/// after its last write). Each push removes the stale ones.
+pub const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A value left half-written on a remote (see [`Backend::partial_uploads`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartialUpload {
+    /// Its key relative to the remote's root (`tmp/<pid>-<t>-<n>.tmp`).
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Seconds since it was last modified.
+    pub age_secs: u64,
 }
 
 /// A configured remote: its URL and non-secret options.

@@ -230,3 +230,125 @@ fn invalid_config_is_named() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("config.json") && e.contains("FastCDC"), "{e}");
 }
+
+/// Turns the healthy index file's bytes into damaged ones.
+type Damage = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
+/// One way of damaging `.store/index.sqlite`.
+struct IndexDamage {
+    what: String,
+    apply: Damage,
+}
+
+/// Damage to every structure of the index file: the header fields SQLite checks (magic, page
+/// size, file format versions, page count) and the b-tree header of page 1, the page-type byte
+/// of every other page (each one a table or index b-tree), truncations, garbage and zeros.
+/// (Flips inside the unused space of a page are invisible to SQLite and harmless, and a flip
+/// of `user_version` reads as a newer schema, exit 7: neither is a case here.)
+fn index_damages(len: usize) -> Vec<IndexDamage> {
+    const PAGE: usize = 4096;
+    let flip = |at: usize| IndexDamage {
+        what: format!("byte {at} flipped"),
+        apply: Box::new(move |b: &[u8]| {
+            let mut b = b.to_vec();
+            b[at] ^= 0xff;
+            b
+        }),
+    };
+    let mut out: Vec<IndexDamage> = [0, 16, 18, 19, 21, 28, 100].into_iter().map(flip).collect();
+    out.extend((1..len / PAGE).map(|p| flip(p * PAGE)));
+    for keep in [0, 100, PAGE, len / 2] {
+        out.push(IndexDamage {
+            what: format!("truncated to {keep} bytes"),
+            apply: Box::new(move |b: &[u8]| b[..keep].to_vec()),
+        });
+    }
+    out.push(IndexDamage {
+        what: "replaced by garbage".into(),
+        apply: Box::new(move |_: &[u8]| pseudo_random(len, 99)),
+    });
+    out.push(IndexDamage {
+        what: "zeroed".into(),
+        apply: Box::new(move |_: &[u8]| vec![0; len]),
+    });
+    out
+}
+
+#[test]
+fn damaged_index_is_named_by_verify_and_rebuilt_in_place_by_reindex() {
+    let (ws, h, data) = setup();
+    let store = ws.p(".store");
+    let index = store.join("index.sqlite");
+    // The last command closed the index, checkpointing everything into the main file.
+    let wal = fs::metadata(store.join("index.sqlite-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the WAL was checkpointed");
+    let good = fs::read(&index).expect("index");
+    let packs_before = packs(&store);
+    let cases = index_damages(good.len());
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    for (i, case) in cases.iter().enumerate() {
+        let what = &case.what;
+        fs::write(&index, (case.apply)(&good)).expect("damage");
+        for ext in ["-wal", "-shm"] {
+            let _ = fs::remove_file(format!("{}{ext}", index.display()));
+        }
+        let o = ws.run(&["verify"]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(exit::CORRUPT), "{what}: verify: {e}");
+        assert!(
+            e.contains("CORRUPT index") && e.contains("index.sqlite"),
+            "{what}: verify names the index: {e}"
+        );
+        // gc must never take an unreadable or empty index's word that the packs are garbage.
+        let _ = ws.run(&["gc", "--yes"]);
+        assert_eq!(packs(&store), packs_before, "{what}: gc deleted packs");
+        let o = ws.run(&["reindex"]);
+        assert!(
+            o.status.success(),
+            "{what}: reindex: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = ws.run(&["verify"]);
+        assert!(
+            o.status.success(),
+            "{what}: verify after reindex: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = format!("out{i}");
+        ws.ok(&["checkout", &h, "--to", &out, "--link", "copy"]);
+        assert!(
+            fs::read(ws.p(&format!("{out}/data.bin"))).expect("restored") == data,
+            "{what}: restored bytes differ"
+        );
+        // No rebuild file or stale log is left beside the new index.
+        let left: Vec<String> = fs::read_dir(&store)
+            .expect("store dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("index.sqlite.") || n.ends_with("-journal"))
+            .collect();
+        assert!(left.is_empty(), "{what}: {left:?}");
+    }
+}
+
+#[test]
+fn commands_on_an_index_that_is_not_a_database_say_so_and_suggest_reindex() {
+    let (ws, h, data) = setup();
+    let index = ws.p(".store/index.sqlite");
+    fs::write(&index, b"this is not a database, it is a sentence long enough for a header.............................................").expect("write");
+    for args in [
+        vec!["status"],
+        vec!["ls"],
+        vec!["cat", &h],
+        vec!["gc", "--yes"],
+    ] {
+        let o = ws.run(&args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(exit::CORRUPT), "{args:?}: {e}");
+        assert!(
+            e.contains("index.sqlite") && e.contains("store reindex"),
+            "{args:?}: {e}"
+        );
+    }
+    ws.ok(&["reindex"]);
+    assert_eq!(ws.run(&["cat", &h]).stdout, data);
+}

@@ -520,7 +520,7 @@ fn corrupt_remote_pack_is_detected() {
     let url = r.path().join("remote");
     let a = Ws::new();
     a.write("f.bin", &pseudo_random(2_000_000, 5));
-    a.ok(&["add", "-q", "f.bin"]);
+    let h = a.add("f.bin");
     a.ok(&["remote", "add", "origin", url.to_str().expect("utf8")]);
     a.ok(&["push", "-q"]);
     let mut files = Vec::new();
@@ -557,11 +557,21 @@ fn corrupt_remote_pack_is_detected() {
     std::fs::write(&segs[0], &seg).expect("repair");
     let b = Ws::bare();
     b.ok(&["clone", url.to_str().expect("utf8"), "ws"]);
+    // A pull passes the damaged object over, names its key and exits "partial".
     let out = b
         .cmd(&["pull"])
         .current_dir(b.p("ws"))
         .output()
         .expect("pull");
+    assert_eq!(out.status.code(), Some(store::exit::PARTIAL));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("packs/") && err.contains("hash"), "{err}");
+    // Restoring the file needs that object: refused, naming the key.
+    let out = b
+        .cmd(&["checkout", &h, "--to", "restored"])
+        .current_dir(b.p("ws"))
+        .output()
+        .expect("checkout");
     assert_eq!(out.status.code(), Some(store::exit::CORRUPT));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("packs/") && err.contains("hash"), "{err}");

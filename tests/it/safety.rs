@@ -32,7 +32,10 @@ fn store_with_history() -> (Ws, String, Vec<u8>) {
         last = ws.add("model.bin");
     }
     for i in 0..5 {
-        ws.write(&format!("small{i}.txt"), format!("small file {i}\n").as_bytes());
+        ws.write(
+            &format!("small{i}.txt"),
+            format!("small file {i}\n").as_bytes(),
+        );
         ws.add(&format!("small{i}.txt"));
     }
     (ws, last, data)
@@ -56,7 +59,14 @@ fn assert_intact(ws: &Ws, hash: &str, data: &[u8], what: &str) {
         String::from_utf8_lossy(&v.stderr)
     );
     let out = ws.p(&format!("restored-{}", std::process::id()));
-    ws.ok(&["checkout", hash, "--to", out.to_str().expect("utf8"), "--link", "copy"]);
+    ws.ok(&[
+        "checkout",
+        hash,
+        "--to",
+        out.to_str().expect("utf8"),
+        "--link",
+        "copy",
+    ]);
     let got = std::fs::read(out.join("model.bin")).expect("restored file");
     assert!(got == data, "{what}: restored bytes differ");
 }
@@ -121,7 +131,10 @@ fn assert_untouched(victim: &Path) {
         .expect("victim dir")
         .map(|e| e.expect("entry").file_name())
         .collect();
-    assert!(left.is_empty(), "checkout wrote outside its target: {left:?}");
+    assert!(
+        left.is_empty(),
+        "checkout wrote outside its target: {left:?}"
+    );
 }
 
 fn assert_refused_link(out: &std::process::Output, link: &str) {
