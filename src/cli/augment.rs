@@ -1,0 +1,240 @@
+//! `store augment`: add tracking jobs to a Pegasus workflow; and the MLflow linkage of a
+//! workflow at generation, which `run` and `rerun` share.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use store::mlflow::{JobPlan, Plan};
+use store::Store;
+
+use super::output::print_json;
+use super::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The workflow YAML.
+    workflow: PathBuf,
+    /// Where to write the tracked workflow.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Tracking policy: full, basic, inputs, outputs, transformations (default: the
+    /// workflow's `store_track` metadata, else tags only).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Path of the `store` binary on the execution site (default: this binary).
+    #[arg(long)]
+    store_bin: Option<String>,
+    /// Site the `store` transformation is registered for.
+    #[arg(long, default_value = "local")]
+    site: String,
+    /// Store directory the tracking jobs use (default: this workspace's store, if any).
+    #[arg(long)]
+    store_dir: Option<PathBuf>,
+    /// The run every tracking job records into (default: Pegasus's $PEGASUS_WF_UUID when
+    /// the jobs run; a workflow with sub-workflows gets a new UUID, printed, since Pegasus
+    /// gives each sub-workflow a UUID of its own).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
+    /// Link the run to MLflow: create its runs now (one wait in total) and hand each job
+    /// its run (MLFLOW_* profiles; tracking jobs get its URL). Fixes the run ID (--run-id,
+    /// else a new UUID).
+    #[arg(long)]
+    mlflow: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let tree = store::pegasus::WorkflowTree::load(&args.workflow)?;
+    let store_dir = match (args.store_dir, &ctx.store) {
+        (Some(d), _) => Some(d),
+        (None, Some(d)) => Some(d.clone()),
+        (None, None) => Store::discover(Path::new(".")).ok(),
+    }
+    .map(|d| std::path::absolute(&d).map(|p| p.to_string_lossy().into_owned()))
+    .transpose()?;
+    let store_bin = match args.store_bin {
+        Some(b) => b,
+        None => std::env::current_exe()?.to_string_lossy().into_owned(),
+    };
+    let output = args.output;
+    let opts = store::pegasus::AugmentOptions {
+        policy: args.policy.map(|p| p.parse()).transpose()?,
+        store_bin,
+        store_dir,
+        site: args.site,
+        // MLflow runs are keyed by the store run ID, so --mlflow fixes it now.
+        run_id: match (args.run_id, args.mlflow) {
+            (Some(r), _) => Some(r.parse()?),
+            (None, true) => Some(store::runner::new_run_id().parse()?),
+            (None, false) => None,
+        },
+        output: output.clone(),
+    };
+    let (mut tracked, report) = store::pegasus::augment(tree, &opts)?;
+    let mut linked = None;
+    if args.mlflow {
+        let s = match &opts.store_dir {
+            Some(d) => Store::open(Path::new(d)),
+            None => Err(store::Error::NotAStore {
+                start: PathBuf::from("."),
+            }),
+        }
+        .context("--mlflow keeps the run's MLflow state in the tracking jobs' store")?;
+        let run_id = report.run_id.clone().expect("fixed with --mlflow");
+        linked = Some(link_mlflow(&s, &mut tracked, &report, &run_id, ctx.quiet)?);
+    }
+    // Sub-workflows first (beside the output, under the names their parents now
+    // give them), so a written root never names a missing child.
+    let out_dir = dir_of(&output)?;
+    for (_, file, node) in tracked.walk().into_iter().rev() {
+        let dest = match file {
+            Some(f) => out_dir.join(f),
+            None => output.clone(),
+        };
+        store::util::atomic_write(&dest, node.wf.to_yaml()?.as_bytes())?;
+    }
+    // The process ends here: freeing a document of many small nodes one by one would
+    // cost a sixth of the whole command.
+    std::mem::forget(tracked);
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        if let (Some(start), Some(m)) = (&linked, v.as_object_mut()) {
+            m.insert(
+                "mlflow".into(),
+                serde_json::json!({
+                    "requests": start.requests,
+                    "tracked_jobs": report.jobs.len(),
+                    "pending": start.pending,
+                    "parent_url": start.links.as_ref().map(|l| &l.parent.url),
+                }),
+            );
+        }
+        print_json(&v)?;
+    } else if !ctx.quiet {
+        println!(
+            "{}: {} main jobs, {} tracking jobs added, {} files and {} transformations tracked{}",
+            output.display(),
+            report.main_jobs,
+            report.added_jobs,
+            report.tracked.len(),
+            report.transformations.len(),
+            if report.workflow_tracked {
+                ", workflow tracked"
+            } else {
+                ""
+            }
+        );
+        if report.workflows.len() > 1 {
+            println!(
+                "{} sub-workflows written beside it; every tracking job records into run {}",
+                report.workflows.len() - 1,
+                report.run_id.as_deref().unwrap_or("")
+            );
+        } else if linked.is_some() {
+            println!(
+                "every tracking job records into run {} (MLflow-linked: plan this workflow once)",
+                report.run_id.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(store::exit::OK)
+}
+
+/// `--mlflow` at generation: ensures the MLflow runs of the whole run at once (experiment,
+/// parent, a child per tracked job; concurrent requests, one time budget), then hands each main
+/// job its run (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`, `MLFLOW_RUN_ID` profiles) and
+/// each tracking job its run's URL (`--mlflow-run`); every tracking job and the seal record
+/// into `run_id`. If MLflow does not answer in time, jobs get no `MLFLOW_*` (user code runs as
+/// without MLflow), the run is pending, and the seal fills MLflow in. Returns the report.
+pub fn link_mlflow(
+    s: &Store,
+    tree: &mut store::pegasus::WorkflowTree,
+    report: &store::pegasus::AugmentReport,
+    run_id: &str,
+    quiet: bool,
+) -> anyhow::Result<store::mlflow::StartReport> {
+    let uri = store::mlflow::tracking_uri(s)?.ok_or_else(|| {
+        store::Error::Invalid(
+            "--mlflow needs a tracking server: `store config set mlflow.uri URL` or set MLFLOW_TRACKING_URI".into(),
+        )
+    })?;
+    let plan = Plan {
+        workflow: tree.wf.name.clone(),
+        run_id: run_id.to_string(),
+        started_ms: store::util::now_ns() / 1_000_000,
+        jobs: report
+            .jobs
+            .iter()
+            .map(|j| JobPlan {
+                job_id: j.id.clone(),
+                experiment: j.mlflow_experiment.clone(),
+                run_name: j.mlflow_run.clone(),
+            })
+            .collect(),
+    };
+    let start = s.mlflow_start(&uri, plan)?;
+    // Keyed by (job path of the workflow, job ID): jobs live in the workflows of the tree.
+    let key = |wf: &str, job: &str| (wf.to_string(), job.to_string());
+    let mut env = BTreeMap::new();
+    let mut args: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // The seal (run ID already in its arguments) finishes the MLflow runs, or fills them in.
+    args.insert(key("", &report.seal_job), vec!["--mlflow".to_string()]);
+    env.insert(
+        key("", &report.seal_job),
+        vec![("MLFLOW_TRACKING_URI".to_string(), uri.clone())],
+    );
+    match &start.links {
+        Some(links) => {
+            for j in &report.jobs {
+                let Some(l) = links.jobs.get(&j.id) else {
+                    continue;
+                };
+                env.insert(
+                    key(&j.workflow, &j.job),
+                    vec![
+                        ("MLFLOW_TRACKING_URI".to_string(), uri.clone()),
+                        ("MLFLOW_EXPERIMENT_NAME".to_string(), l.experiment.clone()),
+                        ("MLFLOW_RUN_ID".to_string(), l.run_id.clone()),
+                    ],
+                );
+                for t in &j.trackers {
+                    args.insert(
+                        key(&j.workflow, t),
+                        vec!["--mlflow-run".to_string(), l.url.clone()],
+                    );
+                }
+            }
+            for t in &report.run_level_trackers {
+                args.insert(
+                    key("", t),
+                    vec!["--mlflow-run".to_string(), links.parent.url.clone()],
+                );
+            }
+            if !quiet {
+                eprintln!(
+                    "MLflow: run {} with {} job runs ({} requests)",
+                    links.parent.url,
+                    links.jobs.len(),
+                    start.requests
+                );
+            }
+        }
+        None => eprintln!(
+            "store: MLflow not reached ({}); the jobs run without MLFLOW_* and run {run_id} is pending: its seal, or `store mlflow sync {run_id}`, fills MLflow in",
+            start.pending.as_deref().unwrap_or("unknown")
+        ),
+    }
+    store::pegasus::add_to_jobs(tree, &env, &args);
+    Ok(start)
+}
+
+/// The absolute directory of a file (relative workflow paths resolve against it).
+pub fn dir_of(p: &Path) -> std::io::Result<PathBuf> {
+    Ok(std::path::absolute(p)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default())
+}

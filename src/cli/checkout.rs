@@ -1,0 +1,90 @@
+//! `store checkout`: restore a run, or a file or tree, verifying every chunk.
+
+use std::path::PathBuf;
+
+use store::{CheckoutOptions, LinkMode};
+
+use super::output::{human_bytes, print_json, warn_damage};
+use super::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run ID, or file/tree hash, or a unique prefix of either.
+    hash: String,
+    /// Destination directory (created if missing; default for a run: the current directory).
+    #[arg(long, value_name = "DIR")]
+    to: Option<PathBuf>,
+    /// Only entries of these roles (runs only; repeatable).
+    #[arg(long)]
+    role: Vec<String>,
+    /// Overwrite files that exist with other content (runs only).
+    #[arg(long)]
+    force: bool,
+    /// reflink (default; falls back to copy), hardlink (read-only, opt-in) or copy.
+    #[arg(long, default_value = "reflink")]
+    link: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let s = ctx.open()?;
+    let hash = args.hash;
+    let link: LinkMode = args.link.parse()?;
+    let opts = CheckoutOptions {
+        link,
+        progress: ctx.progress(),
+    };
+    if s.resolve_run(&hash).is_err() && s.resolve(&hash).is_err() && s.remotes()?.default.is_some()
+    {
+        // A run this workspace has not seen: fetch its records from the default remote
+        // (the content follows on demand).
+        warn_damage(&s.pull_run_records(&hash, ctx.progress())?);
+    }
+    let is_run = match (s.resolve_run(&hash), s.resolve(&hash)) {
+        (Ok(run), Ok(obj)) if run.run_id != hash => {
+            anyhow::bail!(store::Error::RunNotFound(format!(
+                "{hash:?} is a prefix of run {} and of object {obj}; give more characters",
+                run.run_id
+            )))
+        }
+        (Ok(_), _) => true,
+        (Err(store::Error::RunNotFound(msg)), _) if msg.contains("ambiguous") => {
+            anyhow::bail!(store::Error::RunNotFound(msg))
+        }
+        _ => false,
+    };
+    let r = if is_run {
+        let roles = args
+            .role
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<Vec<store::run::Role>, _>>()?;
+        let to = args.to.unwrap_or_else(|| PathBuf::from("."));
+        let (run, r) = s.checkout_run(&hash, &to, &roles, args.force, &opts)?;
+        if !ctx.quiet && !args.json {
+            eprintln!("run {} of workflow {}", run.run_id, run.workflow);
+        }
+        r
+    } else {
+        let to = args
+            .to
+            .ok_or_else(|| store::Error::Invalid("checkout of a hash needs --to DIR".into()))?;
+        let h = s.resolve(&hash)?;
+        s.checkout(&h, &to, &opts)?
+    };
+    if args.json {
+        print_json(&r)?;
+    } else if !ctx.quiet {
+        println!(
+            "restored {} files ({}) to {} [{} reflinked, {} hard-linked]",
+            r.files,
+            human_bytes(r.bytes),
+            r.path.display(),
+            r.reflinked,
+            r.hardlinked
+        );
+    }
+    Ok(store::exit::OK)
+}

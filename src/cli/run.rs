@@ -1,0 +1,106 @@
+//! `store run`: run a Pegasus workflow on this machine with tracking; and the local
+//! augmentation that `rerun` shares.
+
+use std::path::{Path, PathBuf};
+
+use store::Store;
+
+use super::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The workflow YAML.
+    workflow: PathBuf,
+    /// Jobs at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Tracking policy (default: the workflow's `store_track` metadata, else tags only).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Shared working directory of the jobs (default: runs/<run id>).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Run ID (default: a new UUID).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Run without any tracking (the baseline for measuring tracking overhead).
+    #[arg(long)]
+    no_track: bool,
+    /// Link the run to MLflow (an experiment per workflow, a run per job; user code gets
+    /// MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME and MLFLOW_RUN_ID).
+    #[arg(long, conflicts_with = "no_track")]
+    mlflow: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let s = ctx.open()?;
+    let tree = store::pegasus::WorkflowTree::load(&args.workflow)?;
+    let name = tree.wf.name.clone();
+    let policy = args.policy.map(|p| p.parse()).transpose()?;
+    let run_id = args.run_id.unwrap_or_else(store::runner::new_run_id);
+    let work = args
+        .workdir
+        .unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+    let (tracked, report) = if args.no_track {
+        let report = store::pegasus::AugmentReport {
+            main_jobs: tree.main_jobs(),
+            ..Default::default()
+        };
+        (tree, report)
+    } else {
+        augment_locally(&s, tree, policy, &run_id, &work, args.mlflow, ctx.quiet)?
+    };
+    let plan = tracked.plan()?;
+    std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
+    if !ctx.quiet {
+        eprintln!(
+            "running {} ({} jobs + {} tracking) as run {run_id} in {}",
+            name,
+            report.main_jobs,
+            report.added_jobs,
+            work.display()
+        );
+    }
+    let out = store::runner::run_jobs(&plan, &tracked.replicas(), &run_id, &work, args.jobs)?;
+    if let Some((job, why)) = &out.failed {
+        anyhow::bail!(
+            "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",
+            out.not_started.len(),
+            out.not_started.join(" ")
+        );
+    }
+    if args.mlflow && s.mlflow_is_pending(&run_id) {
+        eprintln!(
+            "store: MLflow pending for run {run_id}; `store mlflow sync {run_id}` sends it when the server is back"
+        );
+    }
+    println!("{run_id}");
+    Ok(store::exit::OK)
+}
+
+/// Augments a workflow tree for this machine's `store run` as run `run_id`: tracking jobs call
+/// this binary on this store; relative paths resolve against each workflow file's directory.
+/// Nothing is written: the runner plans the augmented tree in memory.
+pub fn augment_locally(
+    s: &Store,
+    tree: store::pegasus::WorkflowTree,
+    policy: Option<store::pegasus::Policy>,
+    run_id: &str,
+    work: &Path,
+    mlflow: bool,
+    quiet: bool,
+) -> anyhow::Result<(store::pegasus::WorkflowTree, store::pegasus::AugmentReport)> {
+    let opts = store::pegasus::AugmentOptions {
+        policy,
+        store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
+        store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
+        site: "local".into(),
+        run_id: Some(run_id.parse()?),
+        output: work.join("workflow.tracked.yml"),
+    };
+    let (mut tree, report) = store::pegasus::augment(tree, &opts)?;
+    if mlflow {
+        super::augment::link_mlflow(s, &mut tree, &report, run_id, quiet)?;
+    }
+    Ok((tree, report))
+}

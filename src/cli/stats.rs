@@ -1,0 +1,29 @@
+//! `store stats`: sizes, dedup and compression ratios.
+
+use super::output::{human_bytes, print_json};
+use super::Ctx;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let s = ctx.open()?;
+    let st = s.stats()?;
+    if args.json {
+        print_json(&st)?;
+    } else {
+        println!("tracked paths:     {}", st.roots);
+        println!("logical size:      {}", human_bytes(st.logical_bytes));
+        println!("unique data:       {}", human_bytes(st.unique_bytes));
+        println!("stored (packs):    {}", human_bytes(st.stored_bytes));
+        println!("dedup ratio:       {:.2}x", st.dedup_ratio);
+        println!("compression ratio: {:.2}x", st.compression_ratio);
+        println!("objects / chunks:  {} / {}", st.objects, st.chunks);
+        println!("packs:             {}", st.packs);
+    }
+    Ok(store::exit::OK)
+}
