@@ -29,38 +29,33 @@
 //! ```
 #![deny(missing_docs)]
 
-mod add;
-mod checkout;
-pub mod chunker;
-pub mod env;
+// The layers, lowest first; each may use only those above it in this list (arrows point
+// down), which `tests/it/layers.rs` checks.
+pub mod engine;
 pub mod error;
-pub mod git;
-pub mod hash;
-pub mod index;
-mod maintenance;
-pub mod manifest;
 pub mod mlflow;
-pub mod pack;
 pub mod pegasus;
 pub mod remote;
 pub mod run;
 pub mod runner;
-mod store;
-mod sync;
-pub mod util;
+mod workspace;
 
-pub use add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
-pub use checkout::{CheckoutOptions, CheckoutReport, LinkMode};
-pub use error::{exit, Error, Result};
-pub use hash::{Hash, ObjectKind};
-pub use maintenance::{GcReport, Problem, Stats, VerifyReport};
-pub use store::{
+// The library's public paths from before the layers had folders.
+pub use engine::{chunker, hash, index, manifest, pack, util};
+pub use run::{env, git};
+
+pub use engine::store::{
     ChunkParams, Config, InitOptions, LockMode, Store, StoreLock, FORMAT_VERSION, STORE_DIR_NAME,
 };
-pub use sync::{
+pub use error::{exit, Error, Result};
+pub use hash::{Hash, ObjectKind};
+pub use remote::sync::{
     clone_remote, PullOptions, PullReport, PushOptions, PushReport, RemoteVerifyReport, Remotes,
     Skipped,
 };
+pub use workspace::add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
+pub use workspace::checkout::{CheckoutOptions, CheckoutReport, LinkMode};
+pub use workspace::maintenance::{GcReport, Problem, Stats, VerifyReport};
 
 impl Store {
     /// The tracked top-level paths and what they hold now.

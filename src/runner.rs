@@ -32,7 +32,7 @@ pub fn new_run_id() -> String {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
         .is_ok();
     if !ok {
-        let t = crate::util::now_ns().to_le_bytes();
+        let t = crate::engine::util::now_ns().to_le_bytes();
         b[..8].copy_from_slice(&t);
         b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
     }
@@ -69,7 +69,7 @@ fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<(
     let tmp = dest.with_file_name(format!(
         ".{}.stage-{}",
         dest.file_name().and_then(|n| n.to_str()).unwrap_or("input"),
-        crate::util::unique_suffix()
+        crate::engine::util::unique_suffix()
     ));
     if fs::hard_link(src, &tmp).is_err() {
         if let Err(e) = fs::copy(src, &tmp) {

@@ -198,7 +198,9 @@ impl Client {
             deadline: Instant::now() + budget,
             budget,
             requests: AtomicU64::new(0),
-            seed: AtomicU64::new(crate::util::now_ns() as u64 ^ u64::from(std::process::id())),
+            seed: AtomicU64::new(
+                crate::engine::util::now_ns() as u64 ^ u64::from(std::process::id()),
+            ),
         })
     }
 

@@ -31,10 +31,10 @@ use client::{bounded, mlflow_error, Client, RunInfo};
 pub use client::{check_uri, CallError};
 use records::{base_tags, job_data, timestamp, FileRecord, Pairs};
 
+use crate::engine::index::RunRow;
+use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::index::RunRow;
 use crate::run::{Role, RunSnapshot};
-use crate::store::Store;
 
 /// Seconds MLflow may take per command in all (default 10), for tests and slow links.
 pub const BUDGET_VAR: &str = "STORE_MLFLOW_TIMEOUT";

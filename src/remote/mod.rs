@@ -10,6 +10,8 @@ mod dir;
 mod gdrive;
 mod s3;
 
+pub(crate) mod sync;
+
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -105,7 +107,8 @@ impl RemoteSpec {
                     OPTION_KEYS.join(", ")
                 )));
             }
-            if (k == "allow_http" || k == "virtual_hosted") && crate::util::parse_bool(v).is_none()
+            if (k == "allow_http" || k == "virtual_hosted")
+                && crate::engine::util::parse_bool(v).is_none()
             {
                 return Err(Error::Invalid(format!(
                     "remote option {k} must be true or false, not {v:?}"
@@ -147,7 +150,7 @@ impl RemoteSpec {
     pub(crate) fn flag(&self, key: &str) -> bool {
         self.options
             .get(key)
-            .and_then(|v| crate::util::parse_bool(v))
+            .and_then(|v| crate::engine::util::parse_bool(v))
             .unwrap_or(false)
     }
 
@@ -169,6 +172,6 @@ impl RemoteSpec {
 pub(crate) fn remote_error(url: &str, key: &str, detail: impl std::fmt::Display) -> Error {
     Error::Remote {
         remote: url.to_string(),
-        detail: format!("{key}: {}", crate::git::redact(&detail.to_string())),
+        detail: format!("{key}: {}", crate::run::git::redact(&detail.to_string())),
     }
 }

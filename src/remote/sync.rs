@@ -28,14 +28,14 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, Root, RunRow};
+use crate::engine::manifest::{EntryKind, RootRecord};
+use crate::engine::pack::{Compression, Entry, PackBuf, PackWriter};
+use crate::engine::store::{InitOptions, LockMode, Store};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, Root, RunRow};
-use crate::maintenance::Problem;
-use crate::manifest::{EntryKind, RootRecord};
-use crate::pack::{Compression, Entry, PackBuf, PackWriter};
 use crate::remote::{Backend, RemoteSpec, STALE_UPLOAD_AGE};
-use crate::store::{InitOptions, LockMode, Store};
+use crate::workspace::maintenance::Problem;
 
 /// Version of the remote layout this program writes and reads.
 pub const REMOTE_FORMAT: u32 = 1;
@@ -68,7 +68,7 @@ pub struct Remotes {
 struct Marker {
     format: String,
     version: u32,
-    chunking: crate::store::ChunkParams,
+    chunking: crate::engine::store::ChunkParams,
 }
 
 /// One object of a pack as a segment lists it: hash, kind, compression, raw length, stored
@@ -262,7 +262,7 @@ impl RemoteState {
         Segment {
             format: "store-remote-segment".into(),
             version: REMOTE_FORMAT,
-            created_ns: crate::util::now_ns(),
+            created_ns: crate::engine::util::now_ns(),
             packs,
             runs: self.runs.values().cloned().collect(),
             roots,
@@ -375,7 +375,7 @@ pub struct RemoteVerifyReport {
     /// Bytes downloaded.
     pub bytes: u64,
     /// Everything wrong; empty means the remote is sound.
-    pub problems: Vec<crate::maintenance::Problem>,
+    pub problems: Vec<crate::workspace::maintenance::Problem>,
     /// Pack keys (with sizes) that no segment names: left by a push that was stopped before its
     /// segment (a resumed push reuses them) or written by a push still running. Not a problem:
     /// readers never see them.
@@ -501,7 +501,7 @@ impl Store {
         let mut r = self.remotes()?;
         f(&mut r)?;
         let json = serde_json::to_vec_pretty(&r).map_err(|e| Error::Invalid(e.to_string()))?;
-        crate::util::atomic_write(&self.remotes_path(), &json)
+        crate::engine::util::atomic_write(&self.remotes_path(), &json)
     }
 
     /// Adds remote `name`; the first remote added becomes the default.
@@ -749,7 +749,7 @@ impl Store {
             .flatten()
             .map(|(_, e)| u64::from(e.stored_len))
             .sum();
-        let pb = crate::add::progress_bar(opts.progress, total, "uploading");
+        let pb = crate::workspace::add::progress_bar(opts.progress, total, "uploading");
         let uploaded = parallel(groups, opts.jobs.max(1), |group| {
             let mut buf = PackBuf::default();
             let mut i = 0;
@@ -798,7 +798,7 @@ impl Store {
         let mut seg = Segment {
             format: "store-remote-segment".into(),
             version: REMOTE_FORMAT,
-            created_ns: crate::util::now_ns(),
+            created_ns: crate::engine::util::now_ns(),
             packs: Vec::new(),
             runs: Vec::new(),
             roots: Vec::new(),
@@ -843,7 +843,7 @@ impl Store {
             let id = segment_id(&bytes);
             backend.put_new(&format!("index/{id}.seg"), bytes.clone())?;
             let cache = self.remote_cache(&name).join("segments");
-            crate::util::atomic_write(&cache.join(format!("{id}.seg")), &bytes)?;
+            crate::engine::util::atomic_write(&cache.join(format!("{id}.seg")), &bytes)?;
             report.segment = Some(id.to_hex());
             written = Some((seg, id));
         }
@@ -909,7 +909,7 @@ impl Store {
         let mid = segment_id(&bytes);
         backend.put_new(&format!("merged/{n:010}-{mid}.seg"), bytes.clone())?;
         let cache = self.remote_cache(name).join("segments");
-        crate::util::atomic_write(&cache.join(format!("{mid}.seg")), &bytes)?;
+        crate::engine::util::atomic_write(&cache.join(format!("{mid}.seg")), &bytes)?;
         Ok(Some(mid.to_hex()))
     }
 
@@ -1141,7 +1141,7 @@ impl Store {
             if snap.run_id != r.run_id {
                 return Err(other(&s, &snap.run_id));
             }
-            seal = Some(crate::index::SealRow {
+            seal = Some(crate::engine::index::SealRow {
                 run_id: snap.run_id,
                 workflow: snap.workflow,
                 snapshot: s,
@@ -1369,7 +1369,9 @@ impl Store {
             let mut cur: Option<(Range<u64>, Vec<Entry>)> = None;
             for e in entries {
                 // A segment's numbers are not trusted to size a read.
-                if e.stored_len > crate::pack::MAX_OBJECT || e.raw_len > crate::pack::MAX_OBJECT {
+                if e.stored_len > crate::engine::pack::MAX_OBJECT
+                    || e.raw_len > crate::engine::pack::MAX_OBJECT
+                {
                     out.damaged.insert(
                         e.hash,
                         problem(&pack_key(&pack), Some(e.hash), "absurd object length"),
@@ -1399,7 +1401,7 @@ impl Store {
             }
         }
         let total: u64 = ranges.iter().map(|(_, r, _)| r.end - r.start).sum();
-        let pb = crate::add::progress_bar(ctx.progress, total, "downloading");
+        let pb = crate::workspace::add::progress_bar(ctx.progress, total, "downloading");
         let writer = Mutex::new(FetchWriter {
             store: self,
             current: None,
@@ -1435,7 +1437,7 @@ impl Store {
                     .get(off..off + e.stored_len as usize)
                     .ok_or_else(|| Error::corrupt(what(), "object beyond the end of the read"))
                     .and_then(|stored| {
-                        let raw = crate::pack::decode_verified(e, stored, &what)?;
+                        let raw = crate::engine::pack::decode_verified(e, stored, &what)?;
                         check_object(e.kind, &raw, &e.hash)?;
                         Ok(stored)
                     });
@@ -1568,7 +1570,7 @@ impl Store {
                         let r = data
                             .get(e.offset as usize..end as usize)
                             .ok_or_else(|| Error::corrupt(what(), "object beyond the end"))
-                            .and_then(|s| crate::pack::decode_verified(e, s, &what))
+                            .and_then(|s| crate::engine::pack::decode_verified(e, s, &what))
                             .and_then(|raw| {
                                 let run_id = check_object(e.kind, &raw, &e.hash)?;
                                 Ok((raw, run_id))
@@ -1633,7 +1635,10 @@ impl Store {
 }
 
 /// A remote run's index rows: the parts a store lacks, and the seal.
-type RunRows = (Vec<crate::index::RunPartRow>, Option<crate::index::SealRow>);
+type RunRows = (
+    Vec<crate::engine::index::RunPartRow>,
+    Option<crate::engine::index::SealRow>,
+);
 
 /// What one fetch downloaded, and the damage it met (by object).
 #[derive(Default)]
@@ -1657,8 +1662,8 @@ impl Fetched {
 /// held to the rules of local input). Returns the run ID of a run object.
 fn check_object(kind: ObjectKind, raw: &[u8], h: &Hash) -> Result<Option<String>> {
     match kind {
-        ObjectKind::File => crate::manifest::FileManifest::decode(raw, h).map(|_| None),
-        ObjectKind::Tree => crate::manifest::TreeManifest::decode(raw, h).map(|_| None),
+        ObjectKind::File => crate::engine::manifest::FileManifest::decode(raw, h).map(|_| None),
+        ObjectKind::Tree => crate::engine::manifest::TreeManifest::decode(raw, h).map(|_| None),
         ObjectKind::Root => RootRecord::decode(raw, h).map(|_| None),
         ObjectKind::RunPart => {
             let p: crate::run::RunPart = crate::run::parse_run_object(kind, raw, h)?;
@@ -1704,7 +1709,7 @@ fn children(
             next.push(rec.hash.parse()?);
         }
         ObjectKind::Tree => {
-            for e in crate::manifest::TreeManifest::decode(bytes, h)?.entries {
+            for e in crate::engine::manifest::TreeManifest::decode(bytes, h)?.entries {
                 match e.kind {
                     EntryKind::File(f) | EntryKind::Dir(f) => next.push(f),
                     EntryKind::Symlink(_) => {}
@@ -1712,7 +1717,7 @@ fn children(
             }
         }
         ObjectKind::File => chunks.extend(
-            crate::manifest::FileManifest::decode(bytes, h)?
+            crate::engine::manifest::FileManifest::decode(bytes, h)?
                 .chunks
                 .into_iter()
                 .map(|(c, _)| c),
@@ -1767,7 +1772,7 @@ struct Fetch<'a> {
 struct FetchWriter<'a> {
     store: &'a Store,
     current: Option<PackWriter>,
-    finished: Vec<crate::pack::FinishedPack>,
+    finished: Vec<crate::engine::pack::FinishedPack>,
 }
 
 impl FetchWriter<'_> {
@@ -1840,7 +1845,7 @@ fn load_segment(
                     "segment fails its hash check",
                 ));
             }
-            crate::util::atomic_write(&local, &b)?;
+            crate::engine::util::atomic_write(&local, &b)?;
             b
         }
     };
@@ -1900,7 +1905,7 @@ pub fn clone_remote(
     };
     let Some(marker) = marker else {
         return Err(Error::Remote {
-            remote: crate::git::redact(&spec.url),
+            remote: crate::run::git::redact(&spec.url),
             detail: "not a store remote (no store-remote.json; push to it first)".into(),
         });
     };
@@ -1913,7 +1918,7 @@ pub fn clone_remote(
     }
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let store = Store::init(
-        &dir.join(crate::store::STORE_DIR_NAME),
+        &dir.join(crate::engine::store::STORE_DIR_NAME),
         &InitOptions {
             chunking: Some(marker.chunking),
             zstd_level: None,

@@ -17,14 +17,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::chunker::chunk_stream;
+use crate::engine::chunker::chunk_stream;
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, Root, StatEntry};
+use crate::engine::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
+use crate::engine::pack::{encode, Compression, FinishedPack, PackWriter};
+use crate::engine::store::{LockMode, Store};
+use crate::engine::util::now_ns;
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, Root, StatEntry};
-use crate::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
-use crate::pack::{encode, Compression, FinishedPack, PackWriter};
-use crate::store::{LockMode, Store};
-use crate::util::now_ns;
 
 /// A file modified less than this long before it was read is not trusted by the stat cache:
 /// a later write could land within the same timestamp tick without changing size or mtime.
@@ -187,7 +187,7 @@ impl<'a> Sink<'a> {
         &self,
         kind: ObjectKind,
         hash: Hash,
-        compression: crate::pack::Compression,
+        compression: crate::engine::pack::Compression,
         raw_len: u32,
         stored: &[u8],
     ) -> Result<()> {

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, Index, Location};
+use crate::engine::manifest::{FileManifest, TreeManifest};
+use crate::engine::pack::{pack_path, PackReader};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, Index, Location};
-use crate::manifest::{FileManifest, TreeManifest};
-use crate::pack::{pack_path, PackReader};
 
 /// Name of the store directory inside a workspace.
 pub const STORE_DIR_NAME: &str = ".store";
@@ -206,7 +206,7 @@ impl Store {
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
         // The index is created before the config file, whose presence marks a complete store.
         Index::open(&dir.join(INDEX_FILE))?;
-        crate::util::atomic_write(&dir.join("config.json"), &json)?;
+        crate::engine::util::atomic_write(&dir.join("config.json"), &json)?;
         Store::open(dir)
     }
 
@@ -333,7 +333,7 @@ impl Store {
                 }
             }
             fs::rename(&fresh, &live).map_err(|e| Error::io(&live, e))?;
-            crate::util::fsync_dir(&self.dir)
+            crate::engine::util::fsync_dir(&self.dir)
         })();
         if let Err(e) = swapped {
             remove_index_files(&fresh);
@@ -350,7 +350,7 @@ impl Store {
     /// Unlinks packs this process renamed into place for a commit that then failed, unless
     /// the index names them (an identical pack committed by another writer). Without this, a
     /// failed `add` on a full disk would leave its packs taking the space until `gc`.
-    pub(crate) fn discard_unindexed_packs(&self, packs: &[crate::pack::FinishedPack]) {
+    pub(crate) fn discard_unindexed_packs(&self, packs: &[crate::engine::pack::FinishedPack]) {
         let ids: Vec<Hash> = packs.iter().map(|p| p.id).collect();
         self.index().discard_unindexed(&ids);
     }
@@ -425,7 +425,7 @@ impl Store {
         }
         c.validate().map_err(Error::Invalid)?;
         let json = serde_json::to_vec_pretty(&c).map_err(|e| Error::Invalid(e.to_string()))?;
-        crate::util::atomic_write(&self.dir.join("config.json"), &json)?;
+        crate::engine::util::atomic_write(&self.dir.join("config.json"), &json)?;
         self.config = c;
         Ok(())
     }

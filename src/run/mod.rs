@@ -7,18 +7,21 @@
 //! run complete, and refuses further records. Both are JSON objects in packs (readable by a
 //! person, rebuilt into the index by `reindex`), in their own hash domains.
 
+pub mod env;
+pub mod git;
+
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::add::{AddOptions, Sink};
-use crate::checkout::{CheckoutOptions, CheckoutReport};
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, RunRow, SealRow};
+use crate::engine::store::{LockMode, Store};
+use crate::engine::util::now_ns;
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, RunRow, SealRow};
-use crate::store::{LockMode, Store};
-use crate::util::now_ns;
+use crate::workspace::add::{AddOptions, Sink};
+use crate::workspace::checkout::{CheckoutOptions, CheckoutReport};
 
 /// Format version of run objects.
 pub const RUN_FORMAT: u32 = 1;
@@ -256,8 +259,8 @@ pub struct RunPart {
 
 impl RunPart {
     /// The index rows of this partial manifest (object hash `record`).
-    pub(crate) fn index_row(self, record: Hash) -> crate::index::RunPartRow {
-        crate::index::RunPartRow {
+    pub(crate) fn index_row(self, record: Hash) -> crate::engine::index::RunPartRow {
+        crate::engine::index::RunPartRow {
             record,
             entries: self
                 .entries
@@ -310,7 +313,7 @@ pub struct CodeVersion {
     pub repo: String,
     /// The commit.
     #[serde(flatten)]
-    pub commit: crate::git::GitCommit,
+    pub commit: crate::run::git::GitCommit,
     /// Committed files: path in the repository and content hash (checksum).
     pub files: Vec<(String, Hash)>,
     /// Code files above `code.max_git_bytes`, versioned in the store only.
@@ -555,7 +558,7 @@ impl Store {
         let mut env = self.index().environment_of(&ctx.run_id, &ctx.job_id)?;
         let mut entries = Vec::new();
         if env.is_none() && spec.capture_env {
-            let json = serde_json::to_vec_pretty(&crate::env::capture_cached(
+            let json = serde_json::to_vec_pretty(&crate::run::env::capture_cached(
                 &self.dir().join("cache").join("env"),
             ))
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -643,7 +646,7 @@ impl Store {
 
     /// Stores bytes as a file object (chunked like any file); returns the file hash.
     fn store_bytes(&self, sink: &Sink<'_>, data: &[u8]) -> Result<Hash> {
-        let per_batch = crate::chunker::chunk_stream(
+        let per_batch = crate::engine::chunker::chunk_stream(
             &mut &data[..],
             self.config().chunking,
             Path::new("<memory>"),
@@ -658,7 +661,7 @@ impl Store {
                     .collect::<Result<Vec<_>>>()
             },
         )?;
-        let m = crate::manifest::FileManifest {
+        let m = crate::engine::manifest::FileManifest {
             size: data.len() as u64,
             chunks: per_batch.into_iter().flatten().collect(),
         };
@@ -734,11 +737,11 @@ impl Store {
                     for t in self.tree_manifest(&h)?.entries {
                         let p = format!("{dir}/{}", String::from_utf8_lossy(&t.name));
                         match t.kind {
-                            crate::manifest::EntryKind::File(f) => {
+                            crate::engine::manifest::EntryKind::File(f) => {
                                 offer(p, e.recorded_ns, f, t.size, t.mode)
                             }
-                            crate::manifest::EntryKind::Dir(d) => stack.push((p, d)),
-                            crate::manifest::EntryKind::Symlink(_) => {}
+                            crate::engine::manifest::EntryKind::Dir(d) => stack.push((p, d)),
+                            crate::engine::manifest::EntryKind::Symlink(_) => {}
                         }
                     }
                 }
@@ -763,7 +766,7 @@ impl Store {
             let mut content = Vec::with_capacity(size as usize);
             self.cat_unlocked(&hash, &mut content)?;
             listed.push((path.clone(), hash));
-            files.push(crate::git::GitFile {
+            files.push(crate::run::git::GitFile {
                 path,
                 content,
                 executable: mode & 0o111 != 0,
@@ -773,9 +776,9 @@ impl Store {
             return Ok(None);
         }
         let message = format!("store: workflow {} run {}", snap.workflow, snap.run_id);
-        let commit = crate::git::commit_files(
+        let commit = crate::run::git::commit_files(
             Path::new(&repo),
-            &crate::git::branch_name(&snap.workflow),
+            &crate::run::git::branch_name(&snap.workflow),
             &files,
             &message,
         )?;
@@ -966,7 +969,7 @@ impl Store {
                 for (path, hash) in &code.files {
                     let mut ours = Vec::new();
                     self.cat_unlocked(hash, &mut ours)?;
-                    let theirs = crate::git::read_file(repo, &code.commit.commit, path)?;
+                    let theirs = crate::run::git::read_file(repo, &code.commit.commit, path)?;
                     if theirs.as_deref() != Some(&ours[..]) {
                         return Err(Error::corrupt(
                             format!("code {path} of run {}", run.run_id),
@@ -1021,7 +1024,7 @@ impl Store {
     /// Commits the catalog export as `metadata.json` on branch `main` of a git repository, so
     /// its history is versioned. Each commit is a fresh export from the index: concurrent
     /// runs never race on a shared file, and the branch moves by compare-and-swap.
-    pub fn metadata_commit(&self, repo: &Path) -> Result<crate::git::GitCommit> {
+    pub fn metadata_commit(&self, repo: &Path) -> Result<crate::run::git::GitCommit> {
         let export = self.metadata_export()?;
         let runs: usize = export
             .as_object()
@@ -1035,12 +1038,12 @@ impl Store {
         let mut content =
             serde_json::to_vec_pretty(&export).map_err(|e| Error::Invalid(e.to_string()))?;
         content.push(b'\n');
-        let file = crate::git::GitFile {
+        let file = crate::run::git::GitFile {
             path: "metadata.json".into(),
             content,
             executable: false,
         };
-        crate::git::commit_files(
+        crate::run::git::commit_files(
             repo,
             "main",
             &[file],

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 
 use memmap2::Mmap;
 
+use crate::engine::hash::{Hash, ObjectKind};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
 
 /// Magic bytes at offset 0 of every pack.
 pub const PACK_MAGIC: &[u8; 8] = b"STOREPAK";
@@ -338,7 +338,7 @@ pub struct FinishedPack {
 impl PackWriter {
     /// Starts a new pack under `tmp_dir`, holding an exclusive lock on it until finished.
     pub fn create(tmp_dir: &Path) -> Result<PackWriter> {
-        let name = format!("pack-{}.tmp", crate::util::unique_suffix());
+        let name = format!("pack-{}.tmp", crate::engine::util::unique_suffix());
         let tmp_path = tmp_dir.join(name);
         let out = Out::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
         let mut w = PackWriter {
@@ -410,11 +410,11 @@ impl PackWriter {
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             // The new fan-out directory must itself survive a power loss.
-            crate::util::fsync_dir(packs_dir)?;
+            crate::engine::util::fsync_dir(packs_dir)?;
         }
         fs::rename(&self.tmp_path, &dest).map_err(|e| Error::io(&dest, e))?;
         self.renamed = true;
-        crate::util::fsync_dir(dir)?;
+        crate::engine::util::fsync_dir(dir)?;
         drop(file);
         Ok(FinishedPack {
             id,

@@ -210,7 +210,7 @@ pub fn capture_cached(cache_dir: &std::path::Path) -> Environment {
             let t = toolchains();
             if std::fs::create_dir_all(cache_dir).is_ok() {
                 if let Ok(json) = serde_json::to_vec(&t) {
-                    let _ = crate::util::atomic_write(&path, &json);
+                    let _ = crate::engine::util::atomic_write(&path, &json);
                 }
             }
             t
