@@ -25,29 +25,7 @@ pub struct RunOutcome {
     pub not_started: Vec<String>,
 }
 
-/// A random version-4 UUID (Pegasus run IDs look like this).
-pub fn new_run_id() -> String {
-    let mut b = [0u8; 16];
-    let ok = File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_ok();
-    if !ok {
-        let t = crate::engine::util::now_ns().to_le_bytes();
-        b[..8].copy_from_slice(&t);
-        b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
+pub use crate::run::new_run_id;
 
 fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<()> {
     let dest = work.join(lfn);

@@ -175,3 +175,10 @@ mod tests {
         assert!("xyz".parse::<Hash>().is_err());
     }
 }
+
+/// Convenience: `Hash` in `ObjectNotFound`.
+impl From<Hash> for crate::error::Error {
+    fn from(h: Hash) -> crate::error::Error {
+        crate::error::Error::ObjectNotFound(h.to_hex())
+    }
+}

@@ -411,7 +411,7 @@ impl Store {
             // Checked: http(s) only, and never a user:password@ part (credentials come from
             // MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, never from a file).
             "mlflow.uri" if value.is_empty() => c.mlflow_uri = None,
-            "mlflow.uri" => c.mlflow_uri = Some(crate::mlflow::check_uri(value)?),
+            "mlflow.uri" => c.mlflow_uri = Some(check_mlflow_uri(value)?),
             "zstd.level" => {
                 c.zstd_level = i32::try_from(num(value)?)
                     .map_err(|_| Error::Invalid(format!("zstd.level {value} is out of range")))?
@@ -611,4 +611,32 @@ fn remove_stale_rebuilds(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks a tracking URI: `http://` or `https://`, no `user:password@` part (credentials come
+/// from the environment only). Returns it without a trailing `/`.
+pub fn check_mlflow_uri(uri: &str) -> Result<String> {
+    let uri = uri.trim().trim_end_matches('/');
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "MLflow tracking URI {uri:?} must start with http:// or https:// (a tracking server)"
+            ))
+        })?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(Error::Invalid(
+            "the MLflow tracking URI must not contain user:password@; set MLFLOW_TRACKING_TOKEN or \
+             MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in the environment instead"
+                .into(),
+        ));
+    }
+    if authority.is_empty() {
+        return Err(Error::Invalid(format!(
+            "MLflow tracking URI {uri:?} has no host"
+        )));
+    }
+    Ok(uri.to_string())
 }

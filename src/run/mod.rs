@@ -23,6 +23,30 @@ use crate::error::{Error, Result};
 use crate::workspace::add::{AddOptions, Sink};
 use crate::workspace::checkout::{CheckoutOptions, CheckoutReport};
 
+/// A random version-4 UUID (Pegasus run IDs look like this).
+pub fn new_run_id() -> String {
+    let mut b = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok();
+    if !ok {
+        let t = crate::engine::util::now_ns().to_le_bytes();
+        b[..8].copy_from_slice(&t);
+        b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 /// Format version of run objects.
 pub const RUN_FORMAT: u32 = 1;
 
@@ -118,7 +142,7 @@ pub struct RunId(String);
 impl RunId {
     /// A new random (version 4) UUID.
     pub fn random() -> RunId {
-        RunId(crate::runner::new_run_id())
+        RunId(new_run_id())
     }
 
     /// The ID as text.
