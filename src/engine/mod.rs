@@ -14,5 +14,6 @@ pub mod hash;
 pub mod index;
 pub mod manifest;
 pub mod pack;
+pub mod run_object;
 pub mod store;
 pub mod util;

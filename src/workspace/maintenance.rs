@@ -244,7 +244,7 @@ impl Store {
         for h in records {
             let (kind, bytes) = self.read_object(h)?;
             live.insert(*h);
-            stack.extend(crate::run::entry_refs(kind, &bytes, h)?);
+            stack.extend(crate::engine::run_object::entry_refs(kind, &bytes, h)?);
         }
         while let Some((h, kind)) = stack.pop() {
             if !live.insert(h) {
@@ -579,7 +579,7 @@ enum Adopt {
 /// Turns a run object found in a pack back into index rows, if all it references is readable.
 fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result<Adopt> {
     let (_, bytes) = read(h)?;
-    for (r, k) in crate::run::entry_refs(kind, &bytes, h)? {
+    for (r, k) in crate::engine::run_object::entry_refs(kind, &bytes, h)? {
         let root = Root {
             path: String::new(),
             kind: if k == ObjectKind::Tree {
@@ -595,7 +595,8 @@ fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result
         reachable(&root, read)?;
     }
     if kind == ObjectKind::Run {
-        let s: crate::run::RunSnapshot = crate::run::parse_run_object(kind, &bytes, h)?;
+        let s: crate::engine::run_object::RunSnapshot =
+            crate::engine::run_object::parse_run_object(kind, &bytes, h)?;
         return Ok(Adopt::Seal(
             crate::engine::index::SealRow {
                 run_id: s.run_id,
@@ -607,7 +608,8 @@ fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result
             s.parts,
         ));
     }
-    let p: crate::run::RunPart = crate::run::parse_run_object(kind, &bytes, h)?;
+    let p: crate::engine::run_object::RunPart =
+        crate::engine::run_object::parse_run_object(kind, &bytes, h)?;
     Ok(Adopt::Part(p.index_row(*h)))
 }
 
