@@ -3,7 +3,7 @@
 //!
 //! These are part of the format, like tree manifests: `gc` must know what a run object
 //! references and `reindex` must rebuild the run tables from the packs, so they live in the
-//! engine. What runs *do* (record, seal, diff, checkout) is the [run layer](crate::run).
+//! engine. What runs *do* (record, seal, diff, checkout) is the run layer's (`src/run/`).
 
 use serde::{Deserialize, Serialize};
 
@@ -267,7 +267,7 @@ pub struct CodeVersion {
     pub repo: String,
     /// The commit.
     #[serde(flatten)]
-    pub commit: crate::run::git::GitCommit,
+    pub commit: GitCommit,
     /// Committed files: path in the repository and content hash (checksum).
     pub files: Vec<(String, Hash)>,
     /// Code files above `code.max_git_bytes`, versioned in the store only.
@@ -367,4 +367,15 @@ pub(crate) fn entry_refs(
             )
         })
         .collect())
+}
+
+/// What a git commit of a run's code (or of the catalog) was: recorded in run snapshots.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GitCommit {
+    /// The branch.
+    pub branch: String,
+    /// The commit ID (hex).
+    pub commit: String,
+    /// Whether it was pushed to `origin`.
+    pub pushed: bool,
 }

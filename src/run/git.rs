@@ -25,16 +25,7 @@ pub struct GitFile {
     pub executable: bool,
 }
 
-/// What was committed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GitCommit {
-    /// The branch.
-    pub branch: String,
-    /// The commit ID (hex).
-    pub commit: String,
-    /// Whether it was pushed to `origin`.
-    pub pushed: bool,
-}
+pub use crate::engine::run_object::GitCommit;
 
 fn err(what: &str, repo: &Path, e: git2::Error) -> Error {
     Error::Git(format!(
