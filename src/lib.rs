@@ -31,6 +31,7 @@
 
 // The layers, lowest first; each may use only those above it in this list (arrows point
 // down), which `tests/it/layers.rs` checks.
+pub mod catalog;
 pub mod engine;
 pub mod error;
 pub mod mlflow;
