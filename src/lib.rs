@@ -8,7 +8,22 @@
 //! layer) are one more manifest kind on the same machinery. The byte layout is in
 //! `store-format.md`.
 //!
-//! The main type is [`Store`]; the CLI in `src/main.rs` is a thin layer over it.
+//! The main type is [`Store`]. The code reads as its layers, each a folder (or file) under
+//! `src/` that uses only the layers below it (`tests/it/layers.rs` keeps it so):
+//!
+//! | layer | what it owns |
+//! |---|---|
+//! | [`engine`] | hashes, chunking, packs, object encodings (run objects included), the index, the [`Store`] handle |
+//! | [`workspace`] | `add`/`status`, `checkout`, and `verify`/`gc`/`reindex`/`stats` |
+//! | [`run`] | recording, sealing, snapshots, diff and lineage, run checkout, environments, code in git |
+//! | [`pegasus`] | Pegasus workflow documents: read, validate, plan, augment |
+//! | [`runner`] | `store run` and `rerun` on one machine |
+//! | [`remote`] | backends (S3, GCS, Azure, Google Drive, directories) and the sync protocol |
+//! | [`mlflow`] | MLflow linkage |
+//! | [`catalog`] | the metadata catalog (runs with their MLflow links) and its git history |
+//!
+//! The `store` binary (`src/main.rs`, one module per command under `src/cli/`) sits on top and
+//! uses only this crate's public API.
 //!
 //! ```
 //! use store::{Store, InitOptions, AddOptions, CheckoutOptions};
@@ -39,7 +54,7 @@ pub mod pegasus;
 pub mod remote;
 pub mod run;
 pub mod runner;
-mod workspace;
+pub mod workspace;
 
 // The library's public paths from before the layers had folders.
 pub use engine::{chunker, hash, index, manifest, pack, util};

@@ -699,7 +699,10 @@ fn open(cli_store: &Option<PathBuf>) -> anyhow::Result<Store> {
         Some(d) => d.clone(),
         None => Store::discover(Path::new("."))?,
     };
-    Ok(Store::open(&dir)?)
+    let s = Store::open(&dir)?;
+    // A clone fetches the objects a command needs and lacks from its default remote.
+    store::remote::fetch_on_demand(&s);
+    Ok(s)
 }
 
 /// Like `open`, but a damaged index does not stop it (for `verify` and `reindex`).
@@ -708,7 +711,9 @@ fn open_for_repair(cli_store: &Option<PathBuf>) -> anyhow::Result<Store> {
         Some(d) => d.clone(),
         None => Store::discover(Path::new("."))?,
     };
-    Ok(Store::open_for_repair(&dir)?)
+    let s = Store::open_for_repair(&dir)?;
+    store::remote::fetch_on_demand(&s);
+    Ok(s)
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -5,6 +5,9 @@
 //! N, and a sub-workflow job is done when its last job is. Each job's stdout and stderr stream
 //! to `logs/<job>.out` and `logs/<job>.err`. After a failure no new job starts; the failing
 //! job, its exit status and the end of its stderr are reported.
+//!
+//! Layer: above Pegasus and runs (it runs planned workflows; `rerun` restores a recorded run
+//! through the run layer first).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};

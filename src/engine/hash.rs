@@ -1,4 +1,4 @@
-//! Object identities: a [`Hash`] is a 32-byte keyed BLAKE3 digest, and every object kind
+//! Object identities: a [`Hash`](struct@Hash) is a 32-byte keyed BLAKE3 digest, and every object kind
 //! hashes in its own domain ([`ObjectKind::context`]) so that a chunk can never collide with a
 //! manifest or a pack that happens to hold the same bytes.
 

@@ -169,6 +169,17 @@ pub struct Store {
     /// Why the index could not be opened, when opened with [`Store::open_for_repair`] (the
     /// store then runs on an empty in-memory index until `reindex` replaces the file).
     index_damage: Option<String>,
+    /// Where missing objects come from, if a layer above installed a source.
+    source: std::sync::OnceLock<Box<dyn ObjectSource>>,
+}
+
+/// Where objects missing from the local store can be fetched from (the default remote of a
+/// clone): installed by a layer above the engine with [`Store::set_object_source`]. Without
+/// one, a missing object is simply not found.
+pub trait ObjectSource: Send + Sync {
+    /// Makes every object under `starts` (the graph below them) local; returns how many objects
+    /// were fetched.
+    fn ensure_local(&self, store: &Store, starts: &[Hash]) -> Result<u64>;
 }
 
 /// Kinds of lock on the store: writers share it, `gc` and `reindex` need it alone.
@@ -276,6 +287,7 @@ impl Store {
             index: Mutex::new(index),
             readers: Mutex::new(HashMap::new()),
             index_damage,
+            source: std::sync::OnceLock::new(),
         })
     }
 
@@ -534,6 +546,20 @@ impl Store {
             [] => Err(Error::ObjectNotFound(s)),
             [h] => Ok(*h),
             _ => Err(Error::AmbiguousHash(s)),
+        }
+    }
+
+    /// Installs where missing objects are fetched from (once; later calls change nothing).
+    pub fn set_object_source(&self, source: Box<dyn ObjectSource>) {
+        let _ = self.source.set(source);
+    }
+
+    /// Makes every object under `starts` local through the installed [`ObjectSource`], if any;
+    /// returns how many objects were fetched.
+    pub(crate) fn ensure_local(&self, starts: &[Hash]) -> Result<u64> {
+        match self.source.get() {
+            Some(s) => s.ensure_local(self, starts),
+            None => Ok(0),
         }
     }
 

@@ -17,6 +17,8 @@
 //! marks the runs finished. Nothing here ever fails a tracking job or a seal: MLflow gets a
 //! bounded time budget ([`budget`]), after which the run is marked pending and the user told.
 //! The layout of `.store/mlflow/` is in `store-format.md` section 20.
+//!
+//! Layer: above runs and remotes (it reads run snapshots and the manifest URLs pushes give).
 
 mod client;
 mod records;
@@ -149,7 +151,7 @@ pub struct Links {
 /// `.store/mlflow/runs/<run id>.json`: the plan and, once MLflow answered, the links.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunState {
-    /// [`STATE_FORMAT`].
+    /// `STATE_FORMAT`.
     pub format: u32,
     /// What MLflow should hold.
     pub plan: Plan,

@@ -5,6 +5,10 @@
 //!
 //! Every backend guarantees what `sync` relies on: [`Backend::put_new`] never replaces an
 //! existing key and never exposes a partly written value under its key.
+//!
+//! Layer: above runs. The sync protocol (`sync`: segments, push, pull and clone, verify
+//! --remote) uses the engine, the workspace and runs; the engine knows nothing of remotes and
+//! gets fetch on demand only through the hook [`fetch_on_demand`] installs.
 
 mod dir;
 mod gdrive;
@@ -174,4 +178,24 @@ pub(crate) fn remote_error(url: &str, key: &str, detail: impl std::fmt::Display)
         remote: url.to_string(),
         detail: format!("{key}: {}", crate::run::git::redact(&detail.to_string())),
     }
+}
+
+/// Fetch on demand from the default remote: a checkout or `cat` in a clone downloads the
+/// objects it needs and lacks (nothing happens while no remote is configured).
+struct DefaultRemote;
+
+impl crate::engine::store::ObjectSource for DefaultRemote {
+    fn ensure_local(
+        &self,
+        store: &crate::engine::store::Store,
+        starts: &[crate::engine::hash::Hash],
+    ) -> Result<u64> {
+        store.fetch_missing(starts)
+    }
+}
+
+/// Makes `store` fetch missing objects from its default remote on demand (what the CLI does
+/// for every command).
+pub fn fetch_on_demand(store: &crate::engine::store::Store) {
+    store.set_object_source(Box::new(DefaultRemote));
 }

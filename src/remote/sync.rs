@@ -1213,7 +1213,7 @@ impl Store {
     /// Makes sure every object under `starts` is local, fetching what is missing from the
     /// default remote when one is configured. Returns the objects fetched. Damage on the way
     /// fails it (exit 5, naming the key): whoever asked needs every one of those objects.
-    pub(crate) fn ensure_local(&self, starts: &[Hash]) -> Result<u64> {
+    pub(crate) fn fetch_missing(&self, starts: &[Hash]) -> Result<u64> {
         let remotes = self.remotes()?;
         if remotes.remotes.is_empty() || !self.missing_under(starts)? {
             return Ok(0);

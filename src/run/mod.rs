@@ -6,6 +6,11 @@
 //! merges the partial manifests into one immutable *run snapshot* ([`RunSnapshot`]), marks the
 //! run complete, and refuses further records. Both are JSON objects in packs (readable by a
 //! person, rebuilt into the index by `reindex`), in their own hash domains.
+//!
+//! Layer: above the [workspace](crate::workspace) (recording is an `add` with a commit hook;
+//! a run checkout restores through it) and the engine, whose `run_object` holds the run
+//! objects' byte format. Here: record, seal, the snapshot, diff and lineage, run checkout, the
+//! job environment ([`env`](mod@env)) and code in git ([`git`](mod@git), the only user of `git2`).
 
 pub mod env;
 pub mod git;
