@@ -161,6 +161,13 @@ impl serde::Serialize for Hash {
     }
 }
 
+/// Convenience: `Hash` in `ObjectNotFound`.
+impl From<Hash> for crate::error::Error {
+    fn from(h: Hash) -> crate::error::Error {
+        crate::error::Error::ObjectNotFound(h.to_hex())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,12 +180,5 @@ mod tests {
         let parsed: Hash = a.to_hex().parse().expect("valid hex");
         assert_eq!(parsed, a);
         assert!("xyz".parse::<Hash>().is_err());
-    }
-}
-
-/// Convenience: `Hash` in `ObjectNotFound`.
-impl From<Hash> for crate::error::Error {
-    fn from(h: Hash) -> crate::error::Error {
-        crate::error::Error::ObjectNotFound(h.to_hex())
     }
 }
