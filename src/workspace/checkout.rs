@@ -633,8 +633,5 @@ fn verify_file(f: &File, m: &FileManifest) -> bool {
 
 /// FICLONE ioctl: shares the extents of `src` with `dst` (btrfs, XFS, ...).
 fn reflink(src: &File, dst: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    const FICLONE: libc::c_ulong = 0x4004_9409;
-    // SAFETY: both descriptors are open for the duration of the call; FICLONE takes an int.
-    unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) == 0 }
+    rustix::fs::ioctl_ficlone(dst, src).is_ok()
 }
