@@ -4,8 +4,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::hash::Hash;
-
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -218,12 +216,5 @@ impl Error {
             context: context.into(),
             detail: e.to_string(),
         }
-    }
-}
-
-/// Convenience: `Hash` in `ObjectNotFound`.
-impl From<Hash> for Error {
-    fn from(h: Hash) -> Error {
-        Error::ObjectNotFound(h.to_hex())
     }
 }

@@ -8,7 +8,22 @@
 //! layer) are one more manifest kind on the same machinery. The byte layout is in
 //! `store-format.md`.
 //!
-//! The main type is [`Store`]; the CLI in `src/main.rs` is a thin layer over it.
+//! The main type is [`Store`]. The code reads as its layers, each a folder (or file) under
+//! `src/` that uses only the layers below it (`tests/it/layers.rs` keeps it so):
+//!
+//! | layer | what it owns |
+//! |---|---|
+//! | [`engine`] | hashes, chunking, packs, object encodings (run objects included), the index, the [`Store`] handle |
+//! | [`workspace`] | `add`/`status`, `checkout`, and `verify`/`gc`/`reindex`/`stats` |
+//! | [`run`] | recording, sealing, snapshots, diff and lineage, run checkout, environments, code in git |
+//! | [`pegasus`] | Pegasus workflow documents: read, validate, plan, augment |
+//! | [`runner`] | `store run` and `rerun` on one machine |
+//! | [`remote`] | backends (S3, GCS, Azure, Google Drive, directories) and the sync protocol |
+//! | [`mlflow`] | MLflow linkage |
+//! | [`catalog`] | the metadata catalog (runs with their MLflow links) and its git history |
+//!
+//! The `store` binary (`src/main.rs`, one module per command under `src/cli/`) sits on top and
+//! uses only this crate's public API.
 //!
 //! ```
 //! use store::{Store, InitOptions, AddOptions, CheckoutOptions};
@@ -29,38 +44,34 @@
 //! ```
 #![deny(missing_docs)]
 
-mod add;
-mod checkout;
-pub mod chunker;
-pub mod env;
+// The layers, lowest first; each may use only those above it in this list (arrows point
+// down), which `tests/it/layers.rs` checks.
+pub mod catalog;
+pub mod engine;
 pub mod error;
-pub mod git;
-pub mod hash;
-pub mod index;
-mod maintenance;
-pub mod manifest;
 pub mod mlflow;
-pub mod pack;
 pub mod pegasus;
 pub mod remote;
 pub mod run;
 pub mod runner;
-mod store;
-mod sync;
-pub mod util;
+pub mod workspace;
 
-pub use add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
-pub use checkout::{CheckoutOptions, CheckoutReport, LinkMode};
-pub use error::{exit, Error, Result};
-pub use hash::{Hash, ObjectKind};
-pub use maintenance::{GcReport, Problem, Stats, VerifyReport};
-pub use store::{
+// The library's public paths from before the layers had folders.
+pub use engine::{chunker, hash, index, manifest, pack, util};
+pub use run::{env, git};
+
+pub use engine::store::{
     ChunkParams, Config, InitOptions, LockMode, Store, StoreLock, FORMAT_VERSION, STORE_DIR_NAME,
 };
-pub use sync::{
+pub use error::{exit, Error, Result};
+pub use hash::{Hash, ObjectKind};
+pub use remote::sync::{
     clone_remote, PullOptions, PullReport, PushOptions, PushReport, RemoteVerifyReport, Remotes,
     Skipped,
 };
+pub use workspace::add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
+pub use workspace::checkout::{CheckoutOptions, CheckoutReport, LinkMode};
+pub use workspace::maintenance::{GcReport, Problem, Stats, VerifyReport};
 
 impl Store {
     /// The tracked top-level paths and what they hold now.

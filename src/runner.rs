@@ -5,6 +5,9 @@
 //! N, and a sub-workflow job is done when its last job is. Each job's stdout and stderr stream
 //! to `logs/<job>.out` and `logs/<job>.err`. After a failure no new job starts; the failing
 //! job, its exit status and the end of its stderr are reported.
+//!
+//! Layer: above Pegasus and runs (it runs planned workflows; `rerun` restores a recorded run
+//! through the run layer first).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -25,29 +28,7 @@ pub struct RunOutcome {
     pub not_started: Vec<String>,
 }
 
-/// A random version-4 UUID (Pegasus run IDs look like this).
-pub fn new_run_id() -> String {
-    let mut b = [0u8; 16];
-    let ok = File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_ok();
-    if !ok {
-        let t = crate::util::now_ns().to_le_bytes();
-        b[..8].copy_from_slice(&t);
-        b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
+pub use crate::run::new_run_id;
 
 fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<()> {
     let dest = work.join(lfn);
@@ -69,7 +50,7 @@ fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<(
     let tmp = dest.with_file_name(format!(
         ".{}.stage-{}",
         dest.file_name().and_then(|n| n.to_str()).unwrap_or("input"),
-        crate::util::unique_suffix()
+        crate::engine::util::unique_suffix()
     ));
     if fs::hard_link(src, &tmp).is_err() {
         if let Err(e) = fs::copy(src, &tmp) {

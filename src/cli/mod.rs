@@ -72,12 +72,17 @@ impl Ctx {
 
     /// The store of `--store`, else the one found from the current directory.
     pub fn open(&self) -> anyhow::Result<Store> {
-        Ok(Store::open(&self.store_dir()?)?)
+        let s = Store::open(&self.store_dir()?)?;
+        // A clone fetches the objects a command needs and lacks from its default remote.
+        store::remote::fetch_on_demand(&s);
+        Ok(s)
     }
 
     /// Like `open`, but a damaged index does not stop it (for `verify` and `reindex`).
     pub fn open_for_repair(&self) -> anyhow::Result<Store> {
-        Ok(Store::open_for_repair(&self.store_dir()?)?)
+        let s = Store::open_for_repair(&self.store_dir()?)?;
+        store::remote::fetch_on_demand(&s);
+        Ok(s)
     }
 
     fn store_dir(&self) -> anyhow::Result<PathBuf> {

@@ -100,33 +100,7 @@ impl Auth {
     }
 }
 
-/// Checks a tracking URI: `http://` or `https://`, no `user:password@` part (credentials come
-/// from the environment only). Returns it without a trailing `/`.
-pub fn check_uri(uri: &str) -> Result<String> {
-    let uri = uri.trim().trim_end_matches('/');
-    let rest = uri
-        .strip_prefix("http://")
-        .or_else(|| uri.strip_prefix("https://"))
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "MLflow tracking URI {uri:?} must start with http:// or https:// (a tracking server)"
-            ))
-        })?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err(Error::Invalid(
-            "the MLflow tracking URI must not contain user:password@; set MLFLOW_TRACKING_TOKEN or \
-             MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in the environment instead"
-                .into(),
-        ));
-    }
-    if authority.is_empty() {
-        return Err(Error::Invalid(format!(
-            "MLflow tracking URI {uri:?} has no host"
-        )));
-    }
-    Ok(uri.to_string())
-}
+pub use crate::engine::store::check_mlflow_uri as check_uri;
 
 /// An MLflow run as `runs/search` and `runs/create` describe it (the parts the linkage reads).
 #[derive(Clone, Debug)]
@@ -198,7 +172,9 @@ impl Client {
             deadline: Instant::now() + budget,
             budget,
             requests: AtomicU64::new(0),
-            seed: AtomicU64::new(crate::util::now_ns() as u64 ^ u64::from(std::process::id())),
+            seed: AtomicU64::new(
+                crate::engine::util::now_ns() as u64 ^ u64::from(std::process::id()),
+            ),
         })
     }
 

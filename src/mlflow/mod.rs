@@ -17,6 +17,8 @@
 //! marks the runs finished. Nothing here ever fails a tracking job or a seal: MLflow gets a
 //! bounded time budget ([`budget`]), after which the run is marked pending and the user told.
 //! The layout of `.store/mlflow/` is in `store-format.md` section 20.
+//!
+//! Layer: above runs and remotes (it reads run snapshots and the manifest URLs pushes give).
 
 mod client;
 mod records;
@@ -31,10 +33,10 @@ use client::{bounded, mlflow_error, Client, RunInfo};
 pub use client::{check_uri, CallError};
 use records::{base_tags, job_data, timestamp, FileRecord, Pairs};
 
+use crate::engine::index::RunRow;
+use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::index::RunRow;
 use crate::run::{Role, RunSnapshot};
-use crate::store::Store;
 
 /// Seconds MLflow may take per command in all (default 10), for tests and slow links.
 pub const BUDGET_VAR: &str = "STORE_MLFLOW_TIMEOUT";
@@ -149,7 +151,7 @@ pub struct Links {
 /// `.store/mlflow/runs/<run id>.json`: the plan and, once MLflow answered, the links.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunState {
-    /// [`STATE_FORMAT`].
+    /// `STATE_FORMAT`.
     pub format: u32,
     /// What MLflow should hold.
     pub plan: Plan,

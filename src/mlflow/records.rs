@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::hash::Hash;
+use crate::engine::hash::Hash;
+use crate::engine::store::Store;
 use crate::run::Role;
-use crate::store::Store;
 
 /// Keys and values: MLflow parameters or tags.
 pub(super) type Pairs = Vec<(String, String)>;

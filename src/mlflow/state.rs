@@ -7,8 +7,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use super::{tracking_uri, RunState};
+use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::store::Store;
 
 /// Refuses a run ID that is not one path component (see [`crate::run::valid_name`]).
 fn check_run_id(run_id: &str) -> Result<()> {
@@ -71,7 +71,7 @@ impl Store {
         let dir = self.mlflow_dir("runs");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let json = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
-        crate::util::atomic_write(&p, &json)
+        crate::engine::util::atomic_write(&p, &json)
     }
 
     /// The tracking server of a run: `mlflow.uri`, else `MLFLOW_TRACKING_URI`, else the one its
@@ -123,13 +123,15 @@ impl Store {
         if target.exists() {
             return Ok(());
         }
-        let tmp = dir.join(format!(".{run_id}.{}.tmp", crate::util::unique_suffix()));
-        let body =
-            serde_json::json!({"run_id": run_id, "since_ns": crate::util::now_ns(), "reason": why});
+        let tmp = dir.join(format!(
+            ".{run_id}.{}.tmp",
+            crate::engine::util::unique_suffix()
+        ));
+        let body = serde_json::json!({"run_id": run_id, "since_ns": crate::engine::util::now_ns(), "reason": why});
         let r = (|| {
             fs::write(&tmp, format!("{body}\n")).map_err(|e| Error::io(&tmp, e))?;
             match fs::hard_link(&tmp, &target) {
-                Ok(()) => crate::util::fsync_dir(&dir),
+                Ok(()) => crate::engine::util::fsync_dir(&dir),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
                 Err(e) => Err(Error::io(&target, e)),
             }
@@ -166,7 +168,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{InitOptions, Store};
+    use crate::engine::store::{InitOptions, Store};
 
     /// A run ID that is no path component never becomes a path: nothing is written outside
     /// `.store/mlflow/`, and the refusal is corrupt data (exit 5), not a crash.

@@ -8,6 +8,9 @@
 //! survive a round trip untouched; only `jobs`, `jobDependencies` and the catalogs are read, and
 //! new jobs, dependencies and one transformation are appended. It is written back by a small
 //! emitter of its own (`emit`).
+//!
+//! Layer: above runs, knowing none of them: it reads and writes workflow documents and uses
+//! only the error type. The runner and the CLI use it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;

@@ -64,7 +64,7 @@ impl Backend for DirBackend {
         let tmp = self
             .root
             .join("tmp")
-            .join(format!("{}.tmp", crate::util::unique_suffix()));
+            .join(format!("{}.tmp", crate::engine::util::unique_suffix()));
         let result = (|| {
             let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             f.write_all(&data).map_err(|e| Error::io(&tmp, e))?;
@@ -73,7 +73,7 @@ impl Backend for DirBackend {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             match fs::hard_link(&tmp, &dest) {
                 Ok(()) => {
-                    crate::util::fsync_dir(dir)?;
+                    crate::engine::util::fsync_dir(dir)?;
                     Ok(true)
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -183,7 +183,7 @@ impl Backend for DirBackend {
         }
         if !removed.is_empty() {
             let dir = self.root.join("tmp");
-            let _ = crate::util::fsync_dir(&dir);
+            let _ = crate::engine::util::fsync_dir(&dir);
         }
         Ok(removed)
     }

@@ -5,10 +5,16 @@
 //!
 //! Every backend guarantees what `sync` relies on: [`Backend::put_new`] never replaces an
 //! existing key and never exposes a partly written value under its key.
+//!
+//! Layer: above runs. The sync protocol (`sync`: segments, push, pull and clone, verify
+//! --remote) uses the engine, the workspace and runs; the engine knows nothing of remotes and
+//! gets fetch on demand only through the hook [`fetch_on_demand`] installs.
 
 mod dir;
 mod gdrive;
 mod s3;
+
+pub(crate) mod sync;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -105,7 +111,8 @@ impl RemoteSpec {
                     OPTION_KEYS.join(", ")
                 )));
             }
-            if (k == "allow_http" || k == "virtual_hosted") && crate::util::parse_bool(v).is_none()
+            if (k == "allow_http" || k == "virtual_hosted")
+                && crate::engine::util::parse_bool(v).is_none()
             {
                 return Err(Error::Invalid(format!(
                     "remote option {k} must be true or false, not {v:?}"
@@ -147,7 +154,7 @@ impl RemoteSpec {
     pub(crate) fn flag(&self, key: &str) -> bool {
         self.options
             .get(key)
-            .and_then(|v| crate::util::parse_bool(v))
+            .and_then(|v| crate::engine::util::parse_bool(v))
             .unwrap_or(false)
     }
 
@@ -169,6 +176,26 @@ impl RemoteSpec {
 pub(crate) fn remote_error(url: &str, key: &str, detail: impl std::fmt::Display) -> Error {
     Error::Remote {
         remote: url.to_string(),
-        detail: format!("{key}: {}", crate::git::redact(&detail.to_string())),
+        detail: format!("{key}: {}", crate::run::git::redact(&detail.to_string())),
     }
+}
+
+/// Fetch on demand from the default remote: a checkout or `cat` in a clone downloads the
+/// objects it needs and lacks (nothing happens while no remote is configured).
+struct DefaultRemote;
+
+impl crate::engine::store::ObjectSource for DefaultRemote {
+    fn ensure_local(
+        &self,
+        store: &crate::engine::store::Store,
+        starts: &[crate::engine::hash::Hash],
+    ) -> Result<u64> {
+        store.fetch_missing(starts)
+    }
+}
+
+/// Makes `store` fetch missing objects from its default remote on demand (what the CLI does
+/// for every command).
+pub fn fetch_on_demand(store: &crate::engine::store::Store) {
+    store.set_object_source(Box::new(DefaultRemote));
 }

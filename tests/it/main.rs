@@ -11,6 +11,7 @@ mod examples;
 mod gdrive;
 mod golden;
 mod hostile_remote;
+mod layers;
 mod mlflow;
 mod pegasus;
 mod properties;

@@ -244,6 +244,6 @@ pub(super) fn describe(e: reqwest::Error) -> String {
 pub(super) fn random_unit() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_i64(crate::util::now_ns());
+    h.write_i64(crate::engine::util::now_ns());
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -190,7 +190,7 @@ pub(super) fn nonce() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let mut h = blake3::Hasher::new();
     h.update(&std::process::id().to_le_bytes());
-    h.update(&crate::util::now_ns().to_le_bytes());
+    h.update(&crate::engine::util::now_ns().to_le_bytes());
     h.update(&N.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     h.update(&random_unit().to_le_bytes());
     h.finalize().to_hex()[..32].to_string()

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, Index, Location};
+use crate::engine::manifest::{FileManifest, TreeManifest};
+use crate::engine::pack::{pack_path, PackReader};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, Index, Location};
-use crate::manifest::{FileManifest, TreeManifest};
-use crate::pack::{pack_path, PackReader};
 
 /// Name of the store directory inside a workspace.
 pub const STORE_DIR_NAME: &str = ".store";
@@ -169,6 +169,17 @@ pub struct Store {
     /// Why the index could not be opened, when opened with [`Store::open_for_repair`] (the
     /// store then runs on an empty in-memory index until `reindex` replaces the file).
     index_damage: Option<String>,
+    /// Where missing objects come from, if a layer above installed a source.
+    source: std::sync::OnceLock<Box<dyn ObjectSource>>,
+}
+
+/// Where objects missing from the local store can be fetched from (the default remote of a
+/// clone): installed by a layer above the engine with [`Store::set_object_source`]. Without
+/// one, a missing object is simply not found.
+pub trait ObjectSource: Send + Sync {
+    /// Makes every object under `starts` (the graph below them) local; returns how many objects
+    /// were fetched.
+    fn ensure_local(&self, store: &Store, starts: &[Hash]) -> Result<u64>;
 }
 
 /// Kinds of lock on the store: writers share it, `gc` and `reindex` need it alone.
@@ -206,7 +217,7 @@ impl Store {
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
         // The index is created before the config file, whose presence marks a complete store.
         Index::open(&dir.join(INDEX_FILE))?;
-        crate::util::atomic_write(&dir.join("config.json"), &json)?;
+        crate::engine::util::atomic_write(&dir.join("config.json"), &json)?;
         Store::open(dir)
     }
 
@@ -276,6 +287,7 @@ impl Store {
             index: Mutex::new(index),
             readers: Mutex::new(HashMap::new()),
             index_damage,
+            source: std::sync::OnceLock::new(),
         })
     }
 
@@ -333,7 +345,7 @@ impl Store {
                 }
             }
             fs::rename(&fresh, &live).map_err(|e| Error::io(&live, e))?;
-            crate::util::fsync_dir(&self.dir)
+            crate::engine::util::fsync_dir(&self.dir)
         })();
         if let Err(e) = swapped {
             remove_index_files(&fresh);
@@ -350,7 +362,7 @@ impl Store {
     /// Unlinks packs this process renamed into place for a commit that then failed, unless
     /// the index names them (an identical pack committed by another writer). Without this, a
     /// failed `add` on a full disk would leave its packs taking the space until `gc`.
-    pub(crate) fn discard_unindexed_packs(&self, packs: &[crate::pack::FinishedPack]) {
+    pub(crate) fn discard_unindexed_packs(&self, packs: &[crate::engine::pack::FinishedPack]) {
         let ids: Vec<Hash> = packs.iter().map(|p| p.id).collect();
         self.index().discard_unindexed(&ids);
     }
@@ -411,7 +423,7 @@ impl Store {
             // Checked: http(s) only, and never a user:password@ part (credentials come from
             // MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, never from a file).
             "mlflow.uri" if value.is_empty() => c.mlflow_uri = None,
-            "mlflow.uri" => c.mlflow_uri = Some(crate::mlflow::check_uri(value)?),
+            "mlflow.uri" => c.mlflow_uri = Some(check_mlflow_uri(value)?),
             "zstd.level" => {
                 c.zstd_level = i32::try_from(num(value)?)
                     .map_err(|_| Error::Invalid(format!("zstd.level {value} is out of range")))?
@@ -425,7 +437,7 @@ impl Store {
         }
         c.validate().map_err(Error::Invalid)?;
         let json = serde_json::to_vec_pretty(&c).map_err(|e| Error::Invalid(e.to_string()))?;
-        crate::util::atomic_write(&self.dir.join("config.json"), &json)?;
+        crate::engine::util::atomic_write(&self.dir.join("config.json"), &json)?;
         self.config = c;
         Ok(())
     }
@@ -537,6 +549,20 @@ impl Store {
         }
     }
 
+    /// Installs where missing objects are fetched from (once; later calls change nothing).
+    pub fn set_object_source(&self, source: Box<dyn ObjectSource>) {
+        let _ = self.source.set(source);
+    }
+
+    /// Makes every object under `starts` local through the installed [`ObjectSource`], if any;
+    /// returns how many objects were fetched.
+    pub(crate) fn ensure_local(&self, starts: &[Hash]) -> Result<u64> {
+        match self.source.get() {
+            Some(s) => s.ensure_local(self, starts),
+            None => Ok(0),
+        }
+    }
+
     /// Streams the content of file `hash` to `out`, verifying every chunk.
     pub fn cat(&self, hash: &Hash, out: &mut dyn std::io::Write) -> Result<u64> {
         let _lock = self.lock(LockMode::Shared)?;
@@ -611,4 +637,32 @@ fn remove_stale_rebuilds(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks a tracking URI: `http://` or `https://`, no `user:password@` part (credentials come
+/// from the environment only). Returns it without a trailing `/`.
+pub fn check_mlflow_uri(uri: &str) -> Result<String> {
+    let uri = uri.trim().trim_end_matches('/');
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "MLflow tracking URI {uri:?} must start with http:// or https:// (a tracking server)"
+            ))
+        })?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(Error::Invalid(
+            "the MLflow tracking URI must not contain user:password@; set MLFLOW_TRACKING_TOKEN or \
+             MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in the environment instead"
+                .into(),
+        ));
+    }
+    if authority.is_empty() {
+        return Err(Error::Invalid(format!(
+            "MLflow tracking URI {uri:?} has no host"
+        )));
+    }
+    Ok(uri.to_string())
 }

@@ -17,14 +17,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::chunker::chunk_stream;
+use crate::engine::chunker::chunk_stream;
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, Root, StatEntry};
+use crate::engine::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
+use crate::engine::pack::{encode, Compression, FinishedPack, PackWriter};
+use crate::engine::store::{LockMode, Store};
+use crate::engine::util::now_ns;
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, Root, StatEntry};
-use crate::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
-use crate::pack::{encode, Compression, FinishedPack, PackWriter};
-use crate::store::{LockMode, Store};
-use crate::util::now_ns;
 
 /// A file modified less than this long before it was read is not trusted by the stat cache:
 /// a later write could land within the same timestamp tick without changing size or mtime.
@@ -37,9 +37,14 @@ pub struct AddOptions {
     pub progress: bool,
     /// Only compute hashes: write and commit nothing.
     pub dry_run: bool,
-    /// Record the added paths into a workflow run (see [`Store::record`]).
-    pub record: Option<crate::run::RecordSpec>,
 }
+
+/// What a layer above adds to an `add`'s commit, given the sink (to store its own objects),
+/// the added top-level paths (as given, absolute, and what they became), the add's start time
+/// and the commit being built: recording into a run (see [`Store::record`]) uses it, so the
+/// records commit in the same transaction as the files.
+pub(crate) type AddHook<'a> =
+    dyn Fn(&Sink<'_>, &[(PathBuf, PathBuf, Added)], i64, &mut Commit) -> Result<()> + 'a;
 
 /// What a top-level path became.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -187,7 +192,7 @@ impl<'a> Sink<'a> {
         &self,
         kind: ObjectKind,
         hash: Hash,
-        compression: crate::pack::Compression,
+        compression: crate::engine::pack::Compression,
         raw_len: u32,
         stored: &[u8],
     ) -> Result<()> {
@@ -482,6 +487,16 @@ impl Store {
     /// links; a symlink given on the command line is followed. Nothing is committed unless
     /// everything was stored: on error the index is unchanged.
     pub fn add(&self, paths: &[PathBuf], opts: &AddOptions) -> Result<AddReport> {
+        self.add_with(paths, opts, None)
+    }
+
+    /// [`Store::add`], with `hook` adding to the commit before it is made.
+    pub(crate) fn add_with(
+        &self,
+        paths: &[PathBuf],
+        opts: &AddOptions,
+        hook: Option<&AddHook<'_>>,
+    ) -> Result<AddReport> {
         let _lock = self.lock(LockMode::Shared)?;
         let start_ns = now_ns();
         let store_canon = fs::canonicalize(self.dir()).map_err(|e| Error::io(self.dir(), e))?;
@@ -590,14 +605,14 @@ impl Store {
                 size,
             });
         }
-        if let Some(spec) = &opts.record {
+        if let Some(hook) = hook {
             let added: Vec<(PathBuf, PathBuf, Added)> = tops
                 .iter()
                 .filter(|t| t.2.is_some())
                 .zip(&report.added)
                 .map(|((given, abs, _), a)| (given.clone(), abs.clone(), a.clone()))
                 .collect();
-            self.build_run_part(&sink, spec, &added, start_ns, &mut commit)?;
+            hook(&sink, &added, start_ns, &mut commit)?;
         }
         let (packs, objects, bytes) = sink.finish()?;
         report.new_objects = objects;

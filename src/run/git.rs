@@ -25,16 +25,7 @@ pub struct GitFile {
     pub executable: bool,
 }
 
-/// What was committed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GitCommit {
-    /// The branch.
-    pub branch: String,
-    /// The commit ID (hex).
-    pub commit: String,
-    /// Whether it was pushed to `origin`.
-    pub pushed: bool,
-}
+pub use crate::engine::run_object::GitCommit;
 
 fn err(what: &str, repo: &Path, e: git2::Error) -> Error {
     Error::Git(format!(
@@ -243,7 +234,7 @@ pub fn commit_files(
 
 /// Sleeps a random time up to `cap_ms` (full jitter).
 fn pause(cap_ms: u64) {
-    let jitter = crate::util::now_ns().unsigned_abs() % (cap_ms + 1);
+    let jitter = crate::engine::util::now_ns().unsigned_abs() % (cap_ms + 1);
     std::thread::sleep(Duration::from_millis(jitter));
 }
 
@@ -348,7 +339,7 @@ fn remove_stale_lock(lock: &Path, id: LockId, stale_after: Duration) -> Result<(
     let aside = lock.with_file_name(format!(
         "{name}.stale-{}-{}",
         std::process::id(),
-        crate::util::now_ns()
+        crate::engine::util::now_ns()
     ));
     match std::fs::rename(lock, &aside) {
         Ok(()) => {}

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::add::{path_key, progress_bar};
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::manifest::{EntryKind, FileManifest};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::manifest::{EntryKind, FileManifest};
+use crate::workspace::add::{path_key, progress_bar};
 
 /// How restored files are materialized.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Store {
         opts: &CheckoutOptions,
     ) -> Result<CheckoutReport> {
         // Shared with writers, exclusive of gc: no pack disappears while we read.
-        let _lock = self.lock(crate::store::LockMode::Shared)?;
+        let _lock = self.lock(crate::engine::store::LockMode::Shared)?;
         // A clone fetches file content on demand from its default remote.
         self.ensure_local(&[*hash])?;
         let kind = self.locate(hash)?.entry.kind;
@@ -391,7 +391,7 @@ impl Store {
     fn locate_all(
         &self,
         hashes: impl Iterator<Item = Hash>,
-    ) -> Result<Vec<crate::index::Location>> {
+    ) -> Result<Vec<crate::engine::index::Location>> {
         let hashes: Vec<Hash> = hashes.collect();
         self.index()
             .locate_many(&hashes)?
@@ -531,7 +531,7 @@ impl AlignedWindow {
     }
 }
 
-use crate::store::Store;
+use crate::engine::store::Store;
 
 enum Outcome {
     Written,
@@ -599,7 +599,7 @@ fn tmp_beside(dest: &Path) -> PathBuf {
         .unwrap_or_default();
     dest.with_file_name(format!(
         ".{name}.store-{}.tmp",
-        crate::util::unique_suffix()
+        crate::engine::util::unique_suffix()
     ))
 }
 
@@ -633,8 +633,5 @@ fn verify_file(f: &File, m: &FileManifest) -> bool {
 
 /// FICLONE ioctl: shares the extents of `src` with `dst` (btrfs, XFS, ...).
 fn reflink(src: &File, dst: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    const FICLONE: libc::c_ulong = 0x4004_9409;
-    // SAFETY: both descriptors are open for the duration of the call; FICLONE takes an int.
-    unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) == 0 }
+    rustix::fs::ioctl_ficlone(dst, src).is_ok()
 }

@@ -6,22 +6,34 @@
 //! merges the partial manifests into one immutable *run snapshot* ([`RunSnapshot`]), marks the
 //! run complete, and refuses further records. Both are JSON objects in packs (readable by a
 //! person, rebuilt into the index by `reindex`), in their own hash domains.
+//!
+//! Layer: above the [workspace](crate::workspace) (recording is an `add` with a commit hook;
+//! a run checkout restores through it) and the engine, whose `run_object` holds the run
+//! objects' byte format. Here: record, seal, the snapshot, diff and lineage, run checkout, the
+//! job environment ([`env`](mod@env)) and code in git ([`git`](mod@git), the only user of `git2`).
+
+pub mod env;
+pub mod git;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::add::{AddOptions, Sink};
-use crate::checkout::{CheckoutOptions, CheckoutReport};
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, RunRow, SealRow};
+use crate::engine::store::{LockMode, Store};
+use crate::engine::util::now_ns;
+
+pub(crate) use crate::engine::run_object::{
+    check_name, entry_refs, name_problem, parse_run_object,
+};
+pub use crate::engine::run_object::{
+    new_run_id, valid_name, CodeVersion, Role, RunEntry, RunId, RunPart, RunSnapshot, RUN_FORMAT,
+};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, RunRow, SealRow};
-use crate::store::{LockMode, Store};
-use crate::util::now_ns;
-
-/// Format version of run objects.
-pub const RUN_FORMAT: u32 = 1;
+use crate::workspace::add::{AddOptions, Sink};
+use crate::workspace::checkout::{CheckoutOptions, CheckoutReport};
 
 /// Which run, and which job in it, a record belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -38,33 +50,6 @@ fn first_env(names: &[&str]) -> Option<String> {
     names
         .iter()
         .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
-}
-
-/// The rule for workflow names, run IDs and job IDs (16.3): 1-200 characters of ASCII letters,
-/// digits and `._:@+-`, not `.` or `..`. It holds for local input and for every run object or
-/// segment decoded, whatever its source: a name that passes is one safe path component and
-/// prints as itself.
-pub fn valid_name(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 200
-        && v != "."
-        && v != ".."
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._:@+-".contains(c))
-}
-
-/// Why `v` is not a valid `what` (a workflow name, run ID or job ID); `{v:?}` escapes control
-/// characters, so the message is safe to print.
-pub(crate) fn name_problem(what: &str, v: &str) -> String {
-    format!("{what} {v:?} must be 1-200 characters of letters, digits and ._:@+-")
-}
-
-fn check_name(what: &str, v: &str) -> Result<()> {
-    if valid_name(v) {
-        Ok(())
-    } else {
-        Err(Error::Invalid(name_problem(what, v)))
-    }
 }
 
 impl RunContext {
@@ -105,216 +90,6 @@ impl RunContext {
             job_id,
         })
     }
-}
-
-/// A run ID (Pegasus uses UUIDs): 1-200 characters of letters, digits and `._:@+-`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct RunId(String);
-
-impl RunId {
-    /// A new random (version 4) UUID.
-    pub fn random() -> RunId {
-        RunId(crate::runner::new_run_id())
-    }
-
-    /// The ID as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for RunId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<RunId> {
-        check_name("run ID", s)?;
-        Ok(RunId(s.to_string()))
-    }
-}
-
-impl std::fmt::Display for RunId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a tracked file is to its run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Read by a job.
-    Input,
-    /// Produced by the workflow for its users.
-    Output,
-    /// Produced by one job and read by another.
-    Intermediate,
-    /// Transformations: scripts and executables.
-    Code,
-    /// The workflow description.
-    Workflow,
-    /// A captured execution environment.
-    Environment,
-}
-
-impl Role {
-    /// All roles, in display order.
-    pub const ALL: [Role; 6] = [
-        Role::Input,
-        Role::Output,
-        Role::Intermediate,
-        Role::Code,
-        Role::Workflow,
-        Role::Environment,
-    ];
-
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Input => "input",
-            Role::Output => "output",
-            Role::Intermediate => "intermediate",
-            Role::Code => "code",
-            Role::Workflow => "workflow",
-            Role::Environment => "environment",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "unknown role {s:?} (input, output, intermediate, code, workflow, environment)"
-                ))
-            })
-    }
-}
-
-/// One tracked file (or directory) of a run, with the metadata the research prototype kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunEntry {
-    /// Its role.
-    pub role: Role,
-    /// Logical file name (Pegasus LFN; defaults to the path as given).
-    pub lfn: String,
-    /// Path relative to the workspace, where checkout restores it.
-    pub path: String,
-    /// `file` or `tree`.
-    pub kind: String,
-    /// Content hash (the version).
-    pub hash: Hash,
-    /// Size in bytes.
-    pub size: u64,
-    /// Last modification time, ns since the epoch.
-    pub mtime_ns: i64,
-    /// When it was recorded, ns since the epoch.
-    pub recorded_ns: i64,
-    /// The job that recorded it.
-    pub job_id: String,
-    /// Hash of the job's environment record.
-    pub environment: Option<Hash>,
-    /// Remote URLs (filled in when pushed).
-    #[serde(default)]
-    pub remote_urls: Vec<String>,
-    /// MLflow run URL (filled in when linked).
-    #[serde(default)]
-    pub mlflow_url: Option<String>,
-    /// Unix permission bits of a file (restored by checkout; executables stay executable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<u32>,
-}
-
-impl<'de> Deserialize<'de> for Hash {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Hash, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// One job's records into a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunPart {
-    /// [`RUN_FORMAT`].
-    pub format: u32,
-    /// Workflow name.
-    pub workflow: String,
-    /// Run ID.
-    pub run_id: String,
-    /// Job ID.
-    pub job_id: String,
-    /// Host that recorded it.
-    pub host: Option<String>,
-    /// When, ns since the epoch.
-    pub time_ns: i64,
-    /// What was recorded.
-    pub entries: Vec<RunEntry>,
-}
-
-impl RunPart {
-    /// The index rows of this partial manifest (object hash `record`).
-    pub(crate) fn index_row(self, record: Hash) -> crate::index::RunPartRow {
-        crate::index::RunPartRow {
-            record,
-            entries: self
-                .entries
-                .iter()
-                .map(|e| {
-                    (
-                        e.role.as_str().to_string(),
-                        e.lfn.clone(),
-                        e.path.clone(),
-                        e.kind.clone(),
-                        e.hash,
-                        e.size,
-                    )
-                })
-                .collect(),
-            workflow: self.workflow,
-            run_id: self.run_id,
-            job_id: self.job_id,
-            time_ns: self.time_ns,
-        }
-    }
-}
-
-/// A sealed run: every partial manifest merged, immutable.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunSnapshot {
-    /// [`RUN_FORMAT`].
-    pub format: u32,
-    /// Workflow name.
-    pub workflow: String,
-    /// Run ID.
-    pub run_id: String,
-    /// First record, ns.
-    pub created_ns: i64,
-    /// Seal time, ns.
-    pub sealed_ns: i64,
-    /// The partial manifests merged, sorted.
-    pub parts: Vec<Hash>,
-    /// Every entry, sorted by role, path, job.
-    pub entries: Vec<RunEntry>,
-    /// Where the run's code was committed with git, when `code.repo` is configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<CodeVersion>,
-}
-
-/// A run's code as committed to git (one commit per run on a branch named after the workflow).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodeVersion {
-    /// The repository (as configured in `code.repo`).
-    pub repo: String,
-    /// The commit.
-    #[serde(flatten)]
-    pub commit: crate::git::GitCommit,
-    /// Committed files: path in the repository and content hash (checksum).
-    pub files: Vec<(String, Hash)>,
-    /// Code files above `code.max_git_bytes`, versioned in the store only.
-    pub store_only: Vec<String>,
 }
 
 /// Options to record the paths of an `add` into a run.
@@ -390,101 +165,6 @@ pub fn safe_relative(p: &str) -> Result<PathBuf> {
     }
 }
 
-/// A run object (partial manifest or snapshot): the names it carries are checked on decode.
-pub(crate) trait RunObject: serde::de::DeserializeOwned {
-    /// Every (what, name) pair that must pass [`valid_name`].
-    fn names(&self) -> Vec<(&'static str, &str)>;
-}
-
-impl RunObject for RunPart {
-    fn names(&self) -> Vec<(&'static str, &str)> {
-        let mut v = vec![
-            ("workflow name", self.workflow.as_str()),
-            ("run ID", self.run_id.as_str()),
-            ("job ID", self.job_id.as_str()),
-        ];
-        v.extend(self.entries.iter().map(|e| ("job ID", e.job_id.as_str())));
-        v
-    }
-}
-
-impl RunObject for RunSnapshot {
-    fn names(&self) -> Vec<(&'static str, &str)> {
-        let mut v = vec![
-            ("workflow name", self.workflow.as_str()),
-            ("run ID", self.run_id.as_str()),
-        ];
-        v.extend(self.entries.iter().map(|e| ("job ID", e.job_id.as_str())));
-        v
-    }
-}
-
-/// Parses a run object, refusing one written by a newer format, and one whose workflow name,
-/// run ID or job IDs break the rule local input follows ([`valid_name`]): this is the one
-/// decoder of run objects, so a name from a remote, a copied pack or `reindex` is held to the
-/// same rule as one typed by a user (a run ID becomes a path in `.store/mlflow/`, and names
-/// are printed).
-pub(crate) fn parse_run_object<T: RunObject>(
-    kind: ObjectKind,
-    bytes: &[u8],
-    what: &Hash,
-) -> Result<T> {
-    let obj: T = parse_unchecked(kind, bytes, what)?;
-    if let Some((w, n)) = obj.names().into_iter().find(|(_, n)| !valid_name(n)) {
-        return Err(Error::corrupt(
-            format!("{} {what}", kind.name()),
-            name_problem(w, n),
-        ));
-    }
-    Ok(obj)
-}
-
-/// [`parse_run_object`] without the name check.
-fn parse_unchecked<T: serde::de::DeserializeOwned>(
-    kind: ObjectKind,
-    bytes: &[u8],
-    what: &Hash,
-) -> Result<T> {
-    let name = format!("{} {what}", kind.name());
-    let v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| Error::corrupt(name.clone(), e.to_string()))?;
-    let format = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
-    if format > u64::from(RUN_FORMAT) {
-        return Err(Error::NewerFormat {
-            what: name,
-            found: format as u32,
-            supported: RUN_FORMAT,
-        });
-    }
-    serde_json::from_value(v).map_err(|e| Error::corrupt(name, e.to_string()))
-}
-
-/// The references of a run object's entries (for gc). Names are not checked: what an object
-/// references is known whatever its names, and gc must keep it.
-pub(crate) fn entry_refs(
-    kind: ObjectKind,
-    bytes: &[u8],
-    what: &Hash,
-) -> Result<Vec<(Hash, ObjectKind)>> {
-    let entries = match kind {
-        ObjectKind::Run => parse_unchecked::<RunSnapshot>(kind, bytes, what)?.entries,
-        _ => parse_unchecked::<RunPart>(kind, bytes, what)?.entries,
-    };
-    Ok(entries
-        .into_iter()
-        .map(|e| {
-            (
-                e.hash,
-                if e.kind == "tree" {
-                    ObjectKind::Tree
-                } else {
-                    ObjectKind::File
-                },
-            )
-        })
-        .collect())
-}
-
 impl Store {
     /// The workspace directory: the parent of `.store`, where run paths are relative to.
     pub fn workspace(&self) -> PathBuf {
@@ -534,11 +214,13 @@ impl Store {
         if sealed {
             return Err(Error::RunSealed(spec.ctx.run_id.clone()));
         }
-        let opts = AddOptions {
-            record: Some(spec),
-            ..opts.clone()
+        let hook = |sink: &Sink<'_>,
+                    added: &[(PathBuf, PathBuf, crate::Added)],
+                    start_ns: i64,
+                    commit: &mut Commit| {
+            self.build_run_part(sink, &spec, added, start_ns, commit)
         };
-        self.add(paths, &opts)
+        self.add_with(paths, opts, Some(&hook))
     }
 
     /// Builds one job's partial manifest inside an `add` (called before its commit).
@@ -555,7 +237,7 @@ impl Store {
         let mut env = self.index().environment_of(&ctx.run_id, &ctx.job_id)?;
         let mut entries = Vec::new();
         if env.is_none() && spec.capture_env {
-            let json = serde_json::to_vec_pretty(&crate::env::capture_cached(
+            let json = serde_json::to_vec_pretty(&crate::run::env::capture_cached(
                 &self.dir().join("cache").join("env"),
             ))
             .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -643,7 +325,7 @@ impl Store {
 
     /// Stores bytes as a file object (chunked like any file); returns the file hash.
     fn store_bytes(&self, sink: &Sink<'_>, data: &[u8]) -> Result<Hash> {
-        let per_batch = crate::chunker::chunk_stream(
+        let per_batch = crate::engine::chunker::chunk_stream(
             &mut &data[..],
             self.config().chunking,
             Path::new("<memory>"),
@@ -658,7 +340,7 @@ impl Store {
                     .collect::<Result<Vec<_>>>()
             },
         )?;
-        let m = crate::manifest::FileManifest {
+        let m = crate::engine::manifest::FileManifest {
             size: data.len() as u64,
             chunks: per_batch.into_iter().flatten().collect(),
         };
@@ -734,11 +416,11 @@ impl Store {
                     for t in self.tree_manifest(&h)?.entries {
                         let p = format!("{dir}/{}", String::from_utf8_lossy(&t.name));
                         match t.kind {
-                            crate::manifest::EntryKind::File(f) => {
+                            crate::engine::manifest::EntryKind::File(f) => {
                                 offer(p, e.recorded_ns, f, t.size, t.mode)
                             }
-                            crate::manifest::EntryKind::Dir(d) => stack.push((p, d)),
-                            crate::manifest::EntryKind::Symlink(_) => {}
+                            crate::engine::manifest::EntryKind::Dir(d) => stack.push((p, d)),
+                            crate::engine::manifest::EntryKind::Symlink(_) => {}
                         }
                     }
                 }
@@ -763,7 +445,7 @@ impl Store {
             let mut content = Vec::with_capacity(size as usize);
             self.cat_unlocked(&hash, &mut content)?;
             listed.push((path.clone(), hash));
-            files.push(crate::git::GitFile {
+            files.push(crate::run::git::GitFile {
                 path,
                 content,
                 executable: mode & 0o111 != 0,
@@ -773,9 +455,9 @@ impl Store {
             return Ok(None);
         }
         let message = format!("store: workflow {} run {}", snap.workflow, snap.run_id);
-        let commit = crate::git::commit_files(
+        let commit = crate::run::git::commit_files(
             Path::new(&repo),
-            &crate::git::branch_name(&snap.workflow),
+            &crate::run::git::branch_name(&snap.workflow),
             &files,
             &message,
         )?;
@@ -966,7 +648,7 @@ impl Store {
                 for (path, hash) in &code.files {
                     let mut ours = Vec::new();
                     self.cat_unlocked(hash, &mut ours)?;
-                    let theirs = crate::git::read_file(repo, &code.commit.commit, path)?;
+                    let theirs = crate::run::git::read_file(repo, &code.commit.commit, path)?;
                     if theirs.as_deref() != Some(&ours[..]) {
                         return Err(Error::corrupt(
                             format!("code {path} of run {}", run.run_id),
@@ -1016,75 +698,6 @@ impl Store {
             total.hardlinked += r.hardlinked;
         }
         Ok((run, total))
-    }
-
-    /// Commits the catalog export as `metadata.json` on branch `main` of a git repository, so
-    /// its history is versioned. Each commit is a fresh export from the index: concurrent
-    /// runs never race on a shared file, and the branch moves by compare-and-swap.
-    pub fn metadata_commit(&self, repo: &Path) -> Result<crate::git::GitCommit> {
-        let export = self.metadata_export()?;
-        let runs: usize = export
-            .as_object()
-            .map(|w| {
-                w.values()
-                    .filter_map(|r| r.as_object())
-                    .map(|r| r.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        let mut content =
-            serde_json::to_vec_pretty(&export).map_err(|e| Error::Invalid(e.to_string()))?;
-        content.push(b'\n');
-        let file = crate::git::GitFile {
-            path: "metadata.json".into(),
-            content,
-            executable: false,
-        };
-        crate::git::commit_files(
-            repo,
-            "main",
-            &[file],
-            &format!("store metadata: {runs} runs"),
-        )
-    }
-
-    /// The whole catalog: workflow -> run -> logical file name -> record.
-    pub fn metadata_export(&self) -> Result<serde_json::Value> {
-        let mut wfs = serde_json::Map::new();
-        let runs = self.index().runs(None)?;
-        for run in runs {
-            let mut snap = self.run_snapshot(&run)?;
-            self.mlflow_overlay(&mut snap)?;
-            let mut files = serde_json::Map::new();
-            for e in &snap.entries {
-                let mut key = e.lfn.clone();
-                if files.contains_key(&key) {
-                    key = format!("{}@{}", e.lfn, e.job_id);
-                }
-                let mut n = 2;
-                while files.contains_key(&key) {
-                    key = format!("{}@{}#{n}", e.lfn, e.job_id);
-                    n += 1;
-                }
-                files.insert(key, entry_metadata(&run.workflow, &run.run_id, e));
-            }
-            let entry = wfs
-                .entry(run.workflow.clone())
-                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-            if let Some(m) = entry.as_object_mut() {
-                m.insert(
-                    run.run_id.clone(),
-                    serde_json::json!({
-                        "status": if run.sealed_ns.is_some() { "sealed" } else { "open" },
-                        "created_ns": snap.created_ns,
-                        "sealed_ns": run.sealed_ns,
-                        "snapshot": run.snapshot,
-                        "files": files,
-                    }),
-                );
-            }
-        }
-        Ok(serde_json::Value::Object(wfs))
     }
 }
 

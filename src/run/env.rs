@@ -210,7 +210,7 @@ pub fn capture_cached(cache_dir: &std::path::Path) -> Environment {
             let t = toolchains();
             if std::fs::create_dir_all(cache_dir).is_ok() {
                 if let Ok(json) = serde_json::to_vec(&t) {
-                    let _ = crate::util::atomic_write(&path, &json);
+                    let _ = crate::engine::util::atomic_write(&path, &json);
                 }
             }
             t
@@ -287,24 +287,13 @@ fn with_toolchains(tools: Toolchains) -> Environment {
 }
 
 fn uname() -> Option<String> {
-    // SAFETY: uname fills a zeroed struct we own; the fields are NUL-terminated C strings.
-    unsafe {
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) != 0 {
-            return None;
-        }
-        let field = |f: &[libc::c_char]| {
-            std::ffi::CStr::from_ptr(f.as_ptr())
-                .to_string_lossy()
-                .into_owned()
-        };
-        Some(format!(
-            "{} {} {}",
-            field(&u.sysname),
-            field(&u.release),
-            field(&u.machine)
-        ))
-    }
+    let u = rustix::system::uname();
+    Some(format!(
+        "{} {} {}",
+        u.sysname().to_string_lossy(),
+        u.release().to_string_lossy(),
+        u.machine().to_string_lossy()
+    ))
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::hash::{Hash, ObjectKind};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
 
 /// Version byte that starts every binary manifest.
 pub const MANIFEST_VERSION: u8 = 1;

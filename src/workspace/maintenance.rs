@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::add::Sink;
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::index::{Commit, Root};
+use crate::engine::manifest::{EntryKind, RootRecord};
+use crate::engine::pack::{pack_path, PackReader};
+use crate::engine::store::{LockMode, Store};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::index::{Commit, Root};
-use crate::manifest::{EntryKind, RootRecord};
-use crate::pack::{pack_path, PackReader};
-use crate::store::{LockMode, Store};
+use crate::workspace::add::Sink;
 
 /// `gc` merges packs smaller than 1/8 of `pack_target_size` when it finds at least this many.
 pub const SMALL_PACKS_MERGED: usize = 4;
@@ -244,7 +244,7 @@ impl Store {
         for h in records {
             let (kind, bytes) = self.read_object(h)?;
             live.insert(*h);
-            stack.extend(crate::run::entry_refs(kind, &bytes, h)?);
+            stack.extend(crate::engine::run_object::entry_refs(kind, &bytes, h)?);
         }
         while let Some((h, kind)) = stack.pop() {
             if !live.insert(h) {
@@ -360,7 +360,7 @@ impl Store {
                         .any(|(h, l)| l.is_none() && live.contains(h));
                     if only_copy {
                         report.adopted_packs.push(h.to_hex());
-                        adopt.push(crate::pack::FinishedPack {
+                        adopt.push(crate::engine::pack::FinishedPack {
                             id: h,
                             size,
                             entries,
@@ -442,7 +442,7 @@ impl Store {
             ..Commit::default()
         };
         let mut readers = Vec::new();
-        let mut located: HashMap<Hash, (usize, crate::pack::Entry)> = HashMap::new();
+        let mut located: HashMap<Hash, (usize, crate::engine::pack::Entry)> = HashMap::new();
         for (id, path) in pack_files(&self.packs_dir())? {
             let what = path.display().to_string();
             let parsed = PackReader::open(&path).and_then(|r| r.entries().map(|e| (r, e)));
@@ -464,7 +464,7 @@ impl Store {
             for e in &entries {
                 located.entry(e.hash).or_insert((readers.len(), e.clone()));
             }
-            commit.packs.push(crate::pack::FinishedPack {
+            commit.packs.push(crate::engine::pack::FinishedPack {
                 id,
                 size: reader.bytes().len() as u64,
                 entries,
@@ -475,7 +475,7 @@ impl Store {
             let (i, e) = located.get(h).ok_or(Error::ObjectNotFound(h.to_hex()))?;
             Ok((e.kind, readers[*i].read(e)?))
         };
-        let mut seals: HashMap<String, (crate::index::SealRow, Vec<Hash>)> = HashMap::new();
+        let mut seals: HashMap<String, (crate::engine::index::SealRow, Vec<Hash>)> = HashMap::new();
         for (h, (i, e)) in &located {
             if matches!(e.kind, ObjectKind::Run | ObjectKind::RunPart) {
                 let what = readers[*i].path().display().to_string();
@@ -486,7 +486,7 @@ impl Store {
                         // leaves its pack behind): the one that merged the most parts is the
                         // final one; ties go to the later seal, then the larger hash.
                         let better = seals.get(&s.run_id).is_none_or(
-                            |(old, old_parts): &(crate::index::SealRow, Vec<Hash>)| {
+                            |(old, old_parts): &(crate::engine::index::SealRow, Vec<Hash>)| {
                                 (parts.len(), s.sealed_ns, s.snapshot)
                                     > (old_parts.len(), old.sealed_ns, old.snapshot)
                             },
@@ -572,14 +572,14 @@ impl Store {
 }
 
 enum Adopt {
-    Part(crate::index::RunPartRow),
-    Seal(crate::index::SealRow, Vec<Hash>),
+    Part(crate::engine::index::RunPartRow),
+    Seal(crate::engine::index::SealRow, Vec<Hash>),
 }
 
 /// Turns a run object found in a pack back into index rows, if all it references is readable.
 fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result<Adopt> {
     let (_, bytes) = read(h)?;
-    for (r, k) in crate::run::entry_refs(kind, &bytes, h)? {
+    for (r, k) in crate::engine::run_object::entry_refs(kind, &bytes, h)? {
         let root = Root {
             path: String::new(),
             kind: if k == ObjectKind::Tree {
@@ -595,9 +595,10 @@ fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result
         reachable(&root, read)?;
     }
     if kind == ObjectKind::Run {
-        let s: crate::run::RunSnapshot = crate::run::parse_run_object(kind, &bytes, h)?;
+        let s: crate::engine::run_object::RunSnapshot =
+            crate::engine::run_object::parse_run_object(kind, &bytes, h)?;
         return Ok(Adopt::Seal(
-            crate::index::SealRow {
+            crate::engine::index::SealRow {
                 run_id: s.run_id,
                 workflow: s.workflow,
                 snapshot: *h,
@@ -607,7 +608,8 @@ fn adopt_run_object(h: &Hash, kind: ObjectKind, read: &ReadObject<'_>) -> Result
             s.parts,
         ));
     }
-    let p: crate::run::RunPart = crate::run::parse_run_object(kind, &bytes, h)?;
+    let p: crate::engine::run_object::RunPart =
+        crate::engine::run_object::parse_run_object(kind, &bytes, h)?;
     Ok(Adopt::Part(p.index_row(*h)))
 }
 
@@ -621,7 +623,7 @@ fn reachable(root: &Root, read: &ReadObject<'_>) -> Result<()> {
         let (kind, bytes) = read(&h)?;
         match kind {
             ObjectKind::Tree => {
-                for e in crate::manifest::TreeManifest::decode(&bytes, &h)?.entries {
+                for e in crate::engine::manifest::TreeManifest::decode(&bytes, &h)?.entries {
                     match e.kind {
                         EntryKind::File(f) | EntryKind::Dir(f) => stack.push(f),
                         EntryKind::Symlink(_) => {}
@@ -629,7 +631,7 @@ fn reachable(root: &Root, read: &ReadObject<'_>) -> Result<()> {
                 }
             }
             ObjectKind::File => {
-                for (c, _) in crate::manifest::FileManifest::decode(&bytes, &h)?.chunks {
+                for (c, _) in crate::engine::manifest::FileManifest::decode(&bytes, &h)?.chunks {
                     read(&c)?;
                 }
             }
@@ -753,7 +755,7 @@ impl Store {
                     format!("records pack {what} as {size} bytes; the file has {len}"),
                 ));
             }
-            let toc: HashMap<Hash, &crate::pack::Entry> =
+            let toc: HashMap<Hash, &crate::engine::pack::Entry> =
                 entries.iter().map(|e| (e.hash, e)).collect();
             let rows = self.index().object_rows(id);
             let rows = match rows {

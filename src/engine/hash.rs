@@ -1,4 +1,4 @@
-//! Object identities: a [`Hash`] is a 32-byte keyed BLAKE3 digest, and every object kind
+//! Object identities: a [`Hash`](struct@Hash) is a 32-byte keyed BLAKE3 digest, and every object kind
 //! hashes in its own domain ([`ObjectKind::context`]) so that a chunk can never collide with a
 //! manifest or a pack that happens to hold the same bytes.
 
@@ -158,6 +158,13 @@ impl ObjectKind {
 impl serde::Serialize for Hash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_hex())
+    }
+}
+
+/// Convenience: `Hash` in `ObjectNotFound`.
+impl From<Hash> for crate::error::Error {
+    fn from(h: Hash) -> crate::error::Error {
+        crate::error::Error::ObjectNotFound(h.to_hex())
     }
 }
 

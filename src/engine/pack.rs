@@ -12,8 +12,8 @@ use std::sync::mpsc;
 
 use memmap2::Mmap;
 
+use crate::engine::hash::{Hash, ObjectKind};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
 
 /// Magic bytes at offset 0 of every pack.
 pub const PACK_MAGIC: &[u8; 8] = b"STOREPAK";
@@ -175,20 +175,14 @@ impl AlignedBuf {
 }
 
 fn set_direct(file: &File, on: bool) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        let flags = if on {
-            flags | libc::O_DIRECT
-        } else {
-            flags & !libc::O_DIRECT
-        };
-        if libc::fcntl(fd, libc::F_SETFL, flags) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    use rustix::fs::OFlags;
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    let flags = if on {
+        flags | OFlags::DIRECT
+    } else {
+        flags - OFlags::DIRECT
+    };
+    rustix::fs::fcntl_setfl(file, flags)?;
     Ok(())
 }
 
@@ -338,7 +332,7 @@ pub struct FinishedPack {
 impl PackWriter {
     /// Starts a new pack under `tmp_dir`, holding an exclusive lock on it until finished.
     pub fn create(tmp_dir: &Path) -> Result<PackWriter> {
-        let name = format!("pack-{}.tmp", crate::util::unique_suffix());
+        let name = format!("pack-{}.tmp", crate::engine::util::unique_suffix());
         let tmp_path = tmp_dir.join(name);
         let out = Out::open(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
         let mut w = PackWriter {
@@ -410,11 +404,11 @@ impl PackWriter {
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             // The new fan-out directory must itself survive a power loss.
-            crate::util::fsync_dir(packs_dir)?;
+            crate::engine::util::fsync_dir(packs_dir)?;
         }
         fs::rename(&self.tmp_path, &dest).map_err(|e| Error::io(&dest, e))?;
         self.renamed = true;
-        crate::util::fsync_dir(dir)?;
+        crate::engine::util::fsync_dir(dir)?;
         drop(file);
         Ok(FinishedPack {
             id,
@@ -715,16 +709,13 @@ impl PackReader {
     /// Asks the kernel to start reading a range now (restores read packs written around the
     /// page cache; this keeps the disk busy while earlier windows are verified and written).
     pub fn prefetch(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: advisory call on a descriptor we own; no memory is passed.
-        unsafe {
-            libc::posix_fadvise(
-                self.file.as_raw_fd(),
-                offset as i64,
-                len as i64,
-                libc::POSIX_FADV_WILLNEED,
-            );
-        }
+        // Advisory: a refusal changes nothing but speed.
+        let _ = rustix::fs::fadvise(
+            &self.file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::WillNeed,
+        );
     }
 
     /// Decodes an object's stored bytes and checks its hash; raw objects are not copied.

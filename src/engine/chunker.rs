@@ -13,8 +13,8 @@ use std::path::Path;
 
 use fastcdc::v2020::FastCDC;
 
+use crate::engine::store::ChunkParams;
 use crate::error::{Error, Result};
-use crate::store::ChunkParams;
 
 /// Bytes read per batch.
 pub const BATCH_BYTES: usize = 16 << 20;

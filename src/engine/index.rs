@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::pack::{Compression, Entry, FinishedPack};
 use crate::error::{Error, Result};
-use crate::hash::{Hash, ObjectKind};
-use crate::pack::{Compression, Entry, FinishedPack};
 
 /// Append-only schema migrations; `PRAGMA user_version` counts how many have been applied.
 /// Never edit an entry once released: add a new one.
@@ -133,7 +133,7 @@ pub struct Root {
 
 impl Root {
     /// The root that root record `rec`, stored as object `record`, describes.
-    pub fn from_record(rec: crate::manifest::RootRecord, record: Hash) -> Result<Root> {
+    pub fn from_record(rec: crate::engine::manifest::RootRecord, record: Hash) -> Result<Root> {
         Ok(Root {
             hash: rec.hash.parse()?,
             path: rec.path,
@@ -596,7 +596,7 @@ impl Index {
         // not named yet.
         if let Some(dir) = &self.packs_dir {
             for p in &c.packs {
-                let f = crate::pack::pack_path(dir, &p.id);
+                let f = crate::engine::pack::pack_path(dir, &p.id);
                 if !f.is_file() {
                     return Err(Error::Busy(format!(
                         "pack {} vanished before it was indexed (a concurrent writer of the same \
@@ -650,7 +650,11 @@ impl Index {
                 .map_err(sql("prepare object insert"))?;
             for p in &c.packs {
                 ins_pack
-                    .execute(params![&p.id.0[..], p.size as i64, crate::util::now_ns()])
+                    .execute(params![
+                        &p.id.0[..],
+                        p.size as i64,
+                        crate::engine::util::now_ns()
+                    ])
                     .map_err(sql("insert pack"))?;
                 let id: i64 = pack_id
                     .query_row([&p.id.0[..]], |r| r.get(0))
@@ -1111,7 +1115,7 @@ impl Index {
                 .prepare_cached("SELECT 1 FROM packs WHERE hash = ?1")
                 .and_then(|mut st| st.exists([&id.0[..]]));
             if indexed == Ok(false) {
-                let _ = std::fs::remove_file(crate::pack::pack_path(&dir, id));
+                let _ = std::fs::remove_file(crate::engine::pack::pack_path(&dir, id));
             }
         }
         // Nothing was written: ending the transaction only releases the lock.

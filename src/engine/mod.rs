@@ -1,0 +1,19 @@
+//! The storage engine: content-addressed objects in immutable packs, and the SQLite index
+//! that locates them.
+//!
+//! It owns hashing ([`hash`]), content-defined chunking ([`chunker`]), the pack file format
+//! ([`pack`]), the object encodings ([`manifest`]), the index ([`index`]) and the [`Store`]
+//! handle (directory layout, configuration, locks, reading objects). Everything here is the
+//! byte format of `store-format.md`; nothing here knows about workspaces, runs, workflows,
+//! remotes or MLflow. It may use only [`crate::error`].
+//!
+//! [`Store`]: store::Store
+
+pub mod chunker;
+pub mod hash;
+pub mod index;
+pub mod manifest;
+pub mod pack;
+pub mod run_object;
+pub mod store;
+pub mod util;

@@ -1,0 +1,10 @@
+//! The workspace: what a user does with files on disk, on top of the [engine](crate::engine).
+//!
+//! [`add`] walks, chunks and stores paths (and reports `status`); [`checkout`] restores files
+//! and trees, verified, never following a link below its target; [`maintenance`] holds the
+//! whole-store operations `verify`, `gc`, `reindex` and `stats`. It may use the engine and
+//! the error type, nothing above.
+
+pub mod add;
+pub mod checkout;
+pub mod maintenance;
