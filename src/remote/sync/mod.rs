@@ -99,7 +99,7 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
     /// Runs published.
     pub runs: Vec<String>,
-    /// Partial uploads older than [`STALE_UPLOAD_AGE`] removed from the remote's `tmp/` (left
+    /// Partial uploads older than [`STALE_UPLOAD_AGE`](crate::remote::STALE_UPLOAD_AGE) removed from the remote's `tmp/` (left
     /// there by killed pushes to a directory remote).
     pub stale_uploads_removed: Vec<crate::remote::PartialUpload>,
     /// The index segment written, if anything was new.
@@ -180,7 +180,7 @@ pub struct RemoteVerifyReport {
     pub unreferenced: Vec<(String, u64)>,
     /// Values half-written under `tmp/` of a directory remote (key, size, age): left by a killed
     /// push, or being written by a running one. Not a problem (no reader sees them); a push
-    /// removes those older than [`STALE_UPLOAD_AGE`].
+    /// removes those older than [`STALE_UPLOAD_AGE`](crate::remote::STALE_UPLOAD_AGE).
     pub partial_uploads: Vec<crate::remote::PartialUpload>,
 }
 
