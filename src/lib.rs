@@ -61,7 +61,8 @@ pub use engine::{chunker, hash, index, manifest, pack, util};
 pub use run::{env, git};
 
 pub use engine::store::{
-    ChunkParams, Config, InitOptions, LockMode, Store, StoreLock, FORMAT_VERSION, STORE_DIR_NAME,
+    ChunkParams, Config, InitOptions, LockMode, Store, StoreLock, FORMAT_VERSION, RESERVE_BYTES,
+    STORE_DIR_NAME,
 };
 pub use error::{exit, Error, Result};
 pub use hash::{Hash, ObjectKind};

@@ -160,6 +160,9 @@ pub struct InitOptions {
 /// Name of the index file in the store directory.
 pub(crate) const INDEX_FILE: &str = "index.sqlite";
 
+/// Bytes of the space reserve (see [`Store::reserve_path`]).
+pub const RESERVE_BYTES: u64 = 1 << 20;
+
 /// An open store. Cheap operations take `&self`; it is `Sync`, so rayon workers share it.
 pub struct Store {
     dir: PathBuf,
@@ -218,7 +221,36 @@ impl Store {
         // The index is created before the config file, whose presence marks a complete store.
         Index::open(&dir.join(INDEX_FILE))?;
         crate::engine::util::atomic_write(&dir.join("config.json"), &json)?;
-        Store::open(dir)
+        let s = Store::open(dir)?;
+        s.keep_reserve();
+        Ok(s)
+    }
+
+    /// The space reserve, `reserve`: [`RESERVE_BYTES`] kept so that `gc` can commit on a
+    /// full disk (it gives the reserve up for its index commit, then frees packs).
+    pub fn reserve_path(&self) -> PathBuf {
+        self.dir.join("reserve")
+    }
+
+    /// Makes sure the space reserve exists (best effort: on a full disk it may not fit, and
+    /// nothing depends on it but `gc` on a full disk).
+    pub fn keep_reserve(&self) {
+        let p = self.reserve_path();
+        if fs::metadata(&p).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+            return;
+        }
+        let tmp = self.dir.join(format!("reserve.{}.tmp", std::process::id()));
+        let ok = fs::write(&tmp, vec![0u8; RESERVE_BYTES as usize]).is_ok()
+            && File::open(&tmp).and_then(|f| f.sync_all()).is_ok()
+            && fs::rename(&tmp, &p).is_ok();
+        if !ok {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    /// Gives the space reserve up (to let `gc` commit on a full disk); true if it was there.
+    pub fn release_reserve(&self) -> bool {
+        fs::remove_file(self.reserve_path()).is_ok()
     }
 
     /// Opens the store whose directory is `dir`.

@@ -413,12 +413,22 @@ impl Store {
         orphans.retain(|(id, _)| !written.contains(id));
         report.orphan_packs = orphans.iter().map(|(id, _)| id.to_hex()).collect();
         new_packs.extend(adopt);
-        self.index().commit(&Commit {
+        let commit = Commit {
             remove_packs: remove.clone(),
             packs: new_packs,
             drop_roots,
             ..Commit::default()
-        })?;
+        };
+        // The index lock is released before the retry takes it again.
+        let first = self.index().commit(&commit);
+        match first {
+            // A full disk: the commit needs a little room for the index's log. Give the space
+            // reserve up and try once more; gc is how space is won back.
+            Err(Error::DiskFull { .. }) if self.release_reserve() => {
+                self.index().commit(&commit)?
+            }
+            r => r?,
+        }
         self.readers_clear();
         // 3. Unlink what the index no longer names.
         for id in &remove {
@@ -428,6 +438,8 @@ impl Store {
         for p in orphans.iter().map(|(_, p)| p).chain(&stale).chain(&cache) {
             fs::remove_file(p).map_err(|e| Error::io(p, e))?;
         }
+        // Space was freed (or the reserve was never made, on an older store): keep it now.
+        self.keep_reserve();
         Ok(report)
     }
 
