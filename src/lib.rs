@@ -18,6 +18,7 @@
 //! | [`run`] | recording, sealing, snapshots, diff and lineage, run checkout, environments, code in git |
 //! | [`pegasus`] | Pegasus workflow documents: read, validate, plan, augment |
 //! | [`runner`] | `store run` and `rerun` on one machine |
+//! | [`reproduce`] | a restored run that plans again: workflows rewritten to name restored code and files |
 //! | [`remote`] | backends (S3, GCS, Azure, Google Drive, directories) and the sync protocol |
 //! | [`mlflow`] | MLflow linkage |
 //! | [`catalog`] | the metadata catalog (runs with their MLflow links) and its git history |
@@ -52,6 +53,7 @@ pub mod error;
 pub mod mlflow;
 pub mod pegasus;
 pub mod remote;
+pub mod reproduce;
 pub mod run;
 pub mod runner;
 pub mod workspace;

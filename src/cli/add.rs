@@ -51,6 +51,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 lfn: args.lfn,
                 capture_env: !args.no_env,
                 mlflow_url: None,
+                direction: None,
             };
             s.record(&args.paths, spec, &opts)?
         }

@@ -1,10 +1,11 @@
-//! `store checkout`: restore a run, or a file or tree, verifying every chunk.
+//! `store checkout`: restore a run, or a file or tree, verifying every chunk. A whole run is
+//! restored re-plannable: its workflow descriptions name the restored code and inputs.
 
 use std::path::PathBuf;
 
 use store::{CheckoutOptions, LinkMode};
 
-use super::output::{human_bytes, print_json, warn_damage};
+use super::output::{human_bytes, print_json, printable, warn_damage};
 use super::Ctx;
 
 #[derive(clap::Args)]
@@ -23,6 +24,10 @@ pub struct Args {
     /// reflink (default; falls back to copy), hardlink (read-only, opt-in) or copy.
     #[arg(long, default_value = "reflink")]
     link: String,
+    /// Restore the run's workflow descriptions byte for byte (by default they are rewritten
+    /// to name the restored code and inputs, so the directory plans again).
+    #[arg(long)]
+    as_recorded: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -62,11 +67,44 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             .map(|r| r.parse())
             .collect::<Result<Vec<store::run::Role>, _>>()?;
         let to = args.to.unwrap_or_else(|| PathBuf::from("."));
-        let (run, r) = s.checkout_run(&hash, &to, &roles, args.force, &opts)?;
+        let (run, restored) = store::reproduce::checkout_replannable(
+            &s,
+            &hash,
+            &to,
+            &roles,
+            args.force,
+            args.as_recorded,
+            &opts,
+        )?;
         if !ctx.quiet && !args.json {
             eprintln!("run {} of workflow {}", run.run_id, run.workflow);
+            for (file, n) in &restored.rewritten {
+                eprintln!(
+                    "rewrote {n} catalog entries of {} to name the restored files",
+                    printable(&file.display().to_string())
+                );
+            }
+            if let Some(root) = restored.root_workflow.as_ref().filter(|_| roles.is_empty()) {
+                eprintln!(
+                    "plan it again: store run {}",
+                    printable(&root.display().to_string())
+                );
+            }
         }
-        r
+        for (file, name, pfn) in &restored.unrecorded {
+            eprintln!(
+                "store: warning: {}: run {} did not record the code of transformation {} ({}); the restored workflow still names that path",
+                printable(&file.display().to_string()),
+                run.run_id,
+                printable(name),
+                printable(pfn)
+            );
+        }
+        if args.json {
+            print_json(&restored)?;
+            return Ok(store::exit::OK);
+        }
+        restored.report
     } else {
         let to = args
             .to

@@ -1,4 +1,5 @@
-//! `store diff`: which entries differ between two runs, per role.
+//! `store diff`: which entries differ between two runs, per role; renames; what changed
+//! inside each job's environment. Run identity (run ID, job timing) is never a difference.
 
 use std::io::Write;
 
@@ -23,11 +24,29 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         print_json(&d)?;
     } else {
         let mut out = std::io::stdout().lock();
-        for (role, rd) in d {
+        for (role, rd) in &d.roles {
             for (tag, names) in [("+", &rd.added), ("-", &rd.removed), ("M", &rd.changed)] {
                 for n in names {
                     writeln!(out, "{tag} {:<12} {}", role.as_str(), printable(n))?;
+                    if let Some(changes) = d
+                        .environment_changes
+                        .get(n)
+                        .filter(|_| *role == store::run::Role::Environment && tag == "M")
+                    {
+                        for c in changes {
+                            writeln!(out, "    {}", printable(c))?;
+                        }
+                    }
                 }
+            }
+            for (from, to) in &rd.renamed {
+                writeln!(
+                    out,
+                    "R {:<12} {} -> {}",
+                    role.as_str(),
+                    printable(from),
+                    printable(to)
+                )?;
             }
         }
     }

@@ -30,10 +30,11 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     } else {
         let mut out = std::io::stdout().lock();
         for r in rows {
-            let what = if r.role == "input" {
-                "consumed by"
-            } else {
-                "produced by"
+            let what = match r.direction.as_str() {
+                "consumed" => "consumed by",
+                "produced" => "produced by",
+                "recorded" => "recorded by",
+                _ => "used (direction not recorded) by",
             };
             writeln!(
                 out,

@@ -1,11 +1,12 @@
-//! `store rerun`: restore a sealed run, run its recorded workflow again, compare the outputs.
+//! `store rerun`: restore a sealed run, run its recorded workflow again with the recorded code
+//! and inputs only, and compare, job by job, code, inputs, environment and outputs.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use store::{CheckoutOptions, LinkMode};
 
-use super::augment::dir_of;
-use super::output::print_json;
+use super::output::{print_json, printable};
 use super::run::augment_locally;
 use super::Ctx;
 
@@ -22,6 +23,10 @@ pub struct Args {
     /// Working directory (default: reruns/<new run id>).
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// Run jobs whose code the original run did not record with today's files at their
+    /// original paths (the report marks those jobs).
+    #[arg(long)]
+    allow_unrecorded: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -31,70 +36,62 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let s = ctx.open()?;
     let old = s.resolve_run(&args.run)?;
     let snap = s.run_snapshot(&old)?;
-    // The root's description; those of its sub-workflows are under the names their
-    // parents give them.
-    let root_lfn = format!("{}.store-workflow.yml", snap.workflow);
-    let descriptions: Vec<&store::run::RunEntry> = snap
-        .entries
-        .iter()
-        .filter(|e| e.role == store::run::Role::Workflow)
-        .collect();
-    let wf_entry = descriptions
-        .iter()
-        .find(|e| e.lfn == root_lfn)
-        .or(descriptions.first())
-        .ok_or_else(|| {
-            store::Error::Invalid(format!(
-                "run {} did not track its workflow description (track it with policy full or wf_track)",
-                old.run_id
-            ))
-        })?;
     let new_id = store::runner::new_run_id();
     let base = args
         .workdir
         .unwrap_or_else(|| PathBuf::from("reruns").join(&new_id));
-    let restored = base.join("restored");
+    let restored = std::path::absolute(base.join("restored"))?;
     let work = base.join("work");
-    std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
-    s.checkout_run(
+    // Everything the run recorded, with its workflows rewritten to name the restored code,
+    // inputs and sub-workflows: nothing is read from where they were then.
+    let (_, r) = store::reproduce::checkout_replannable(
+        &s,
         &old.run_id,
         &restored,
         &[],
+        false,
         false,
         &CheckoutOptions {
             link: LinkMode::Copy,
             progress: ctx.progress(),
         },
     )?;
-    let wf_path = restored.join(&wf_entry.path);
-    let files = descriptions
-        .iter()
-        .map(|e| Ok((e.lfn.clone(), std::path::absolute(restored.join(&e.path))?)))
-        .collect::<std::io::Result<_>>()?;
-    let tree = store::pegasus::WorkflowTree::load_with(&wf_path, &files)?;
-    // Executables named relative to the workflow files get the run's recorded code.
-    let wf_dir = dir_of(&wf_path)?;
-    for j in tree.plan()? {
-        let Some(exe) = j.executable.map(PathBuf::from) else {
-            continue;
-        };
-        let Ok(rel) = exe.strip_prefix(&wf_dir) else {
-            continue;
-        };
-        if exe.exists() {
-            continue;
-        }
-        let code = snap
-            .entries
+    let root = r.root_workflow.clone().ok_or_else(|| {
+        store::Error::Invalid(format!(
+            "run {} did not track its workflow description (track it with policy full or wf_track)",
+            old.run_id
+        ))
+    })?;
+    if !r.unrecorded.is_empty() && !args.allow_unrecorded {
+        let missing: Vec<String> = r
+            .unrecorded
             .iter()
-            .find(|e| e.role == store::run::Role::Code && Path::new(&e.lfn).ends_with(rel));
-        if let Some(e) = code {
-            if let Some(parent) = exe.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::copy(restored.join(&e.path), &exe)?;
-        }
+            .map(|(_, name, pfn)| format!("transformation {name} ({pfn})"))
+            .collect();
+        anyhow::bail!(store::Error::Invalid(format!(
+            "run {} did not record the code of {}: a rerun would run today's files. Track code \
+             (policy full or transformations, or track_trans metadata), or pass \
+             --allow-unrecorded to run them as they are now",
+            old.run_id,
+            missing.join(", ")
+        )));
     }
+    let tree = store::pegasus::WorkflowTree::load_with(
+        &root,
+        &store::reproduce::descriptions(&snap, &restored)?,
+    )?;
+    // A main job whose executable is not a restored file runs code the run did not record.
+    let unrecorded: BTreeSet<String> = tree
+        .plan()?
+        .into_iter()
+        .filter(|j| {
+            j.executable
+                .as_ref()
+                .is_some_and(|x| !std::path::Path::new(x).starts_with(&restored))
+        })
+        .map(|j| j.id)
+        .collect();
+    std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
     let (tracked, _) = augment_locally(
         &s,
         tree,
@@ -111,7 +108,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         .iter()
         .filter(|e| e.role == store::run::Role::Input)
     {
-        let p = std::path::absolute(restored.join(&e.path))?;
+        let p = restored.join(&e.path);
         replicas.insert(e.lfn.clone(), p.to_string_lossy().into_owned());
     }
     let plan = tracked.plan()?;
@@ -143,10 +140,21 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         );
     }
     let all_same = compared.iter().all(|c| c["identical"] == true);
+    // Job by job: the new run is sealed by its own seal job.
+    let jobs = match s.resolve_run(&new_id).and_then(|n| s.run_snapshot(&n)) {
+        Ok(new) => s.compare_jobs(&snap, &new, &unrecorded)?,
+        Err(_) => Vec::new(),
+    };
     if args.json {
-        print_json(
-            &serde_json::json!({"old_run": old.run_id, "new_run": new_id, "outputs": compared, "identical": all_same}),
-        )?;
+        print_json(&serde_json::json!({
+            "old_run": old.run_id,
+            "new_run": new_id,
+            "outputs": compared,
+            "identical": all_same,
+            "jobs": jobs,
+            "unrecorded_code": unrecorded,
+            "restored": r.report.path,
+        }))?;
     } else {
         println!("{new_id}");
         if !ctx.quiet {
@@ -155,6 +163,28 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 old.run_id,
                 if all_same { "identical" } else { "DIFFER" }
             );
+            for j in &jobs {
+                let mut notes = Vec::new();
+                if !j.code_recorded {
+                    notes.push("ran UNRECORDED code".to_string());
+                }
+                if !j.inputs_match {
+                    notes.push(format!("inputs differ: {}", j.inputs_differ.join(", ")));
+                }
+                if !j.environment_match {
+                    notes.push(format!("environment: {}", j.environment_changes.join("; ")));
+                }
+                if !j.outputs_match {
+                    notes.push(format!("outputs differ: {}", j.outputs_differ.join(", ")));
+                }
+                if !notes.is_empty() {
+                    eprintln!(
+                        "  job {}: {}",
+                        printable(&j.job),
+                        printable(&notes.join("; "))
+                    );
+                }
+            }
         }
     }
     Ok(store::exit::OK)

@@ -24,6 +24,10 @@ pub struct Args {
     /// Do not capture the job's environment.
     #[arg(long)]
     no_env: bool,
+    /// `consumed` when recording what the job read (before it runs), `produced` for what it
+    /// wrote (after); `lineage` reports it.
+    #[arg(long, value_name = "consumed|produced")]
+    direction: Option<String>,
     /// The URL of the job's MLflow run (given by `--mlflow` generation): recorded as the
     /// files' `mlflow_url`, and told the files' hashes and sizes and the environment.
     #[arg(long, value_name = "URL")]
@@ -65,6 +69,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         lfn: None,
         capture_env: !args.no_env,
         mlflow_url: mlflow_run.clone(),
+        direction: args.direction.as_deref().map(str::parse).transpose()?,
     };
     let r = s.record(
         &paths,

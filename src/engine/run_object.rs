@@ -183,7 +183,52 @@ pub struct RunEntry {
     /// Unix permission bits of a file (restored by checkout; executables stay executable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
+    /// The absolute path it was recorded from, when that is outside the workspace: `path` is
+    /// then `_external/` followed by this path without its leading `/` (16.2), so two files of
+    /// one name in different folders never share a path. Absent in runs recorded before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Whether the job read it (`consumed`, recorded before the job ran) or wrote it
+    /// (`produced`, recorded after). Absent when not known (recorded by hand, or before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
 }
+
+/// Which way a file went for the job that recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Read by the job.
+    Consumed,
+    /// Written by the job.
+    Produced,
+}
+
+impl Direction {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Consumed => "consumed",
+            Direction::Produced => "produced",
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Direction> {
+        match s {
+            "consumed" | "in" | "input" => Ok(Direction::Consumed),
+            "produced" | "out" | "output" => Ok(Direction::Produced),
+            _ => Err(Error::Invalid(format!(
+                "unknown direction {s:?} (consumed or produced)"
+            ))),
+        }
+    }
+}
+
+/// Where a file recorded from outside the workspace lives in a run (16.2).
+pub const EXTERNAL_DIR: &str = "_external";
 
 impl<'de> Deserialize<'de> for Hash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Hash, D::Error> {

@@ -499,6 +499,8 @@ fn analyse<'a>(
             }
             let tid = unique_id(&mut taken, format!("store_{side}_{id}"));
             let mut args = ctx.track_args(&format!("{prefix}{id}"));
+            let direction = if side == "in" { "consumed" } else { "produced" };
+            args.extend(["--direction".to_string(), direction.to_string()]);
             args.extend(files.iter().map(|(lfn, r)| format!("{}:{lfn}", r.as_str())));
             let lfns: Vec<String> = files.iter().map(|(l, _)| l.to_string()).collect();
             add.jobs.push(job_node(&tid, args, &lfns));
@@ -747,7 +749,7 @@ fn add_store_transformation(
     Ok(())
 }
 
-fn add_replica(top: &mut Map, lfn: &str, pfn: &str) -> std::result::Result<(), String> {
+pub(super) fn add_replica(top: &mut Map, lfn: &str, pfn: &str) -> std::result::Result<(), String> {
     let Node::Map(rc) = top.entry("replicaCatalog", || Node::Map(Map::new())) else {
         return Err("replicaCatalog is not a mapping".into());
     };

@@ -20,11 +20,13 @@ use crate::error::{Error, Result};
 mod augment;
 mod doc;
 mod emit;
+mod relocate;
 mod tree;
 
 pub use augment::{
     add_to_jobs, augment, AugmentOptions, AugmentReport, TrackedJob, WorkflowReport,
 };
+pub use relocate::{RelocateMaps, Relocation};
 pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};
 
 use doc::{Map, Node};

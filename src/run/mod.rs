@@ -12,8 +12,11 @@
 //! objects' byte format. Here: record, seal, the snapshot, diff and lineage, run checkout, the
 //! job environment ([`env`](mod@env)) and code in git ([`git`](mod@git), the only user of `git2`).
 
+pub mod compare;
 pub mod env;
 pub mod git;
+
+pub use compare::{JobComparison, RoleDiff, RunDiff};
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -29,7 +32,8 @@ pub(crate) use crate::engine::run_object::{
     check_name, entry_refs, name_problem, parse_run_object,
 };
 pub use crate::engine::run_object::{
-    new_run_id, valid_name, CodeVersion, Role, RunEntry, RunId, RunPart, RunSnapshot, RUN_FORMAT,
+    new_run_id, valid_name, CodeVersion, Direction, Role, RunEntry, RunId, RunPart, RunSnapshot,
+    RUN_FORMAT,
 };
 use crate::error::{Error, Result};
 use crate::workspace::add::{AddOptions, Sink};
@@ -107,6 +111,8 @@ pub struct RecordSpec {
     pub capture_env: bool,
     /// The URL of the job's MLflow run, recorded as every entry's `mlflow_url`.
     pub mlflow_url: Option<String>,
+    /// Whether the job read (before it ran) or wrote (after) every path recorded.
+    pub direction: Option<Direction>,
 }
 
 /// A run with its summary, for `store runs`.
@@ -125,17 +131,6 @@ pub struct RunSummary {
     pub jobs: u64,
 }
 
-/// What differs between two runs, for one role.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct RoleDiff {
-    /// Logical names only in the second run.
-    pub added: Vec<String>,
-    /// Logical names only in the first run.
-    pub removed: Vec<String>,
-    /// Logical names whose content differs.
-    pub changed: Vec<String>,
-}
-
 /// Who consumed or produced some content.
 #[derive(Clone, Debug, Serialize)]
 pub struct LineageRow {
@@ -145,10 +140,35 @@ pub struct LineageRow {
     pub run_id: String,
     /// Job ID.
     pub job_id: String,
-    /// Role of the content in that job (input = consumed; output/intermediate = produced).
+    /// Role of the content in the run.
     pub role: String,
+    /// `consumed` or `produced` by the job; `recorded` for code, workflow and environment
+    /// entries; `unknown` for an intermediate file recorded by hand.
+    pub direction: String,
     /// Path recorded.
     pub path: String,
+}
+
+/// Where an added path is recorded (16.3): relative to the workspace `ws`, or, outside it,
+/// under `_external/` by its whole absolute path, which is returned as the origin too.
+fn recorded_path(abs: &Path, ws: &Path) -> (String, Option<String>) {
+    let canon = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.to_path_buf());
+    match canon.strip_prefix(ws) {
+        Ok(r) if !r.as_os_str().is_empty() => (r.to_string_lossy().into_owned(), None),
+        _ => {
+            let inner: PathBuf = canon
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
+            (
+                Path::new(crate::engine::run_object::EXTERNAL_DIR)
+                    .join(inner)
+                    .to_string_lossy()
+                    .into_owned(),
+                Some(canon.to_string_lossy().into_owned()),
+            )
+        }
+    }
 }
 
 /// Checks that a manifest path stays inside the checkout directory.
@@ -257,18 +277,13 @@ impl Store {
                 remote_urls: Vec::new(),
                 mlflow_url: spec.mlflow_url.clone(),
                 mode: Some(0o644),
+                origin: None,
+                direction: None,
             });
             env = Some(m);
         }
         for (given, abs, a) in added {
-            let canon = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.clone());
-            let rel = match canon.strip_prefix(&ws) {
-                Ok(r) if !r.as_os_str().is_empty() => r.to_string_lossy().into_owned(),
-                _ => canon
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| a.hash.to_hex()),
-            };
+            let (rel, origin) = recorded_path(abs, &ws);
             safe_relative(&rel)?;
             let meta = std::fs::metadata(abs).ok();
             let mtime_ns = meta
@@ -303,6 +318,8 @@ impl Store {
                 remote_urls: Vec::new(),
                 mlflow_url: spec.mlflow_url.clone(),
                 mode,
+                origin,
+                direction: spec.direction,
             });
         }
         let part = RunPart {
@@ -536,50 +553,6 @@ impl Store {
             .collect())
     }
 
-    /// Per role: which logical names were added, removed or changed from run `a` to run `b`.
-    pub fn diff_runs(&self, a: &str, b: &str) -> Result<BTreeMap<Role, RoleDiff>> {
-        let key = |e: &RunEntry| {
-            if e.role == Role::Environment {
-                e.job_id.clone()
-            } else {
-                e.lfn.clone()
-            }
-        };
-        let index = |s: RunSnapshot| -> BTreeMap<(Role, String), Vec<Hash>> {
-            let mut m: BTreeMap<(Role, String), Vec<Hash>> = BTreeMap::new();
-            for e in s.entries {
-                m.entry((e.role, key(&e))).or_default().push(e.hash);
-            }
-            for v in m.values_mut() {
-                v.sort();
-                v.dedup();
-            }
-            m
-        };
-        let ra = self.resolve_run(a)?;
-        let rb = self.resolve_run(b)?;
-        let ma = index(self.run_snapshot(&ra)?);
-        let mb = index(self.run_snapshot(&rb)?);
-        let mut out: BTreeMap<Role, RoleDiff> = Role::ALL
-            .into_iter()
-            .map(|r| (r, RoleDiff::default()))
-            .collect();
-        for (k, ha) in &ma {
-            let d = out.entry(k.0).or_default();
-            match mb.get(k) {
-                None => d.removed.push(k.1.clone()),
-                Some(hb) if hb != ha => d.changed.push(k.1.clone()),
-                Some(_) => {}
-            }
-        }
-        for k in mb.keys() {
-            if !ma.contains_key(k) {
-                out.entry(k.0).or_default().added.push(k.1.clone());
-            }
-        }
-        Ok(out)
-    }
-
     /// The hash a file or directory on disk has now (without storing anything).
     pub fn hash_path(&self, p: &Path) -> Result<Hash> {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
@@ -598,20 +571,51 @@ impl Store {
             .hash())
     }
 
-    /// Which runs and jobs consumed or produced `hash`.
+    /// Which runs and jobs consumed or produced `hash`, each with its direction: what the
+    /// tracking job recorded (before the job: consumed; after: produced), else what the role
+    /// says (an input is consumed, an output produced; an intermediate recorded by hand is
+    /// `unknown`; code, workflow and environment entries are `recorded`).
     pub fn lineage(&self, hash: &Hash) -> Result<Vec<LineageRow>> {
-        Ok(self
-            .index()
-            .runs_with_hash(hash)?
-            .into_iter()
-            .map(|[run_id, workflow, job_id, role, path]| LineageRow {
+        let mut snaps: BTreeMap<String, Option<RunSnapshot>> = BTreeMap::new();
+        let mut out = Vec::new();
+        // (the index guard is released before the snapshots are read)
+        let rows = self.index().runs_with_hash(hash)?;
+        for [run_id, workflow, job_id, role, path] in rows {
+            if !snaps.contains_key(&run_id) {
+                let snap = self
+                    .resolve_run(&run_id)
+                    .and_then(|r| self.run_snapshot(&r))
+                    .ok();
+                snaps.insert(run_id.clone(), snap);
+            }
+            let recorded = snaps[&run_id].as_ref().and_then(|s| {
+                s.entries
+                    .iter()
+                    .find(|e| {
+                        e.hash == *hash
+                            && e.job_id == job_id
+                            && e.path == path
+                            && e.role.as_str() == role
+                    })
+                    .and_then(|e| e.direction)
+            });
+            let direction = match (recorded, role.as_str()) {
+                (Some(d), _) => d.as_str(),
+                (None, "input") => "consumed",
+                (None, "output") => "produced",
+                (None, "intermediate") => "unknown",
+                (None, _) => "recorded",
+            };
+            out.push(LineageRow {
                 workflow,
                 run_id,
                 job_id,
                 role,
+                direction: direction.to_string(),
                 path,
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     /// Restores every entry of a run (of the given roles; all when empty) under `to`, each at

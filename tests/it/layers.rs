@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "run",
     "pegasus",
     "runner",
+    "reproduce",
     "remote",
     "mlflow",
     "catalog",

@@ -16,6 +16,7 @@ mod mlflow;
 mod pegasus;
 mod properties;
 mod remote;
+mod reproduce;
 mod roundtrip;
 mod runs;
 mod safety;

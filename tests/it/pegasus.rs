@@ -948,6 +948,7 @@ fn federated_rounds_as_subworkflows_run_seal_once_restore_and_rerun() {
         out.path().to_str().expect("utf8"),
         "--link",
         "copy",
+        "--as-recorded",
     ]);
     for f in outputs
         .iter()
