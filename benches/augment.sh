@@ -49,6 +49,26 @@ PY
   end=$(date +%s.%N)
   added=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["added_jobs"])' "$DIR/r.json")
   printf '| %d | %s | %.3f | %s | %d |\n' "$n" "$size" "$(echo "$end - $start" | bc)" "$added" $((2 * n + 3))
+  # The same workflow with its catalogs as side files (replicas.yml, transformations.yml).
+  if [ "$n" = 10000 ]; then
+    mkdir -p "$DIR/side"
+    python3 - "$DIR/wf-$n.yml" "$DIR/side" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+head, rest = text.split("replicaCatalog:\n", 1)
+catalogs, jobs = rest.split("jobs:\n", 1)
+rc, tc = catalogs.split("transformationCatalog:\n", 1)
+open(sys.argv[2] + "/workflow.yml", "w").write(head + "jobs:\n" + jobs)
+import textwrap
+open(sys.argv[2] + "/replicas.yml", "w").write("pegasus: '5.0'\n" + textwrap.dedent(rc))
+open(sys.argv[2] + "/transformations.yml", "w").write("pegasus: '5.0'\n" + textwrap.dedent(tc))
+PY
+    start=$(date +%s.%N)
+    "$STORE_BIN" augment "$DIR/side/workflow.yml" -o "$DIR/side/out.yml" --store-dir /nonexistent/.store --json > "$DIR/r.json"
+    end=$(date +%s.%N)
+    added=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r["catalogs"]) == 2, r["catalogs"]; print(r["added_jobs"])' "$DIR/r.json")
+    printf '| %d, side catalogs | %s | %.3f | %s | %d |\n' "$n" "$size" "$(echo "$end - $start" | bc)" "$added" $((2 * n + 3))
+  fi
 done
 
 secs() { echo "$2 - $1" | bc; }

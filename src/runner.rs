@@ -30,7 +30,10 @@ pub struct RunOutcome {
 
 pub use crate::run::new_run_id;
 
-fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<()> {
+/// Puts the replica of `lfn` into the work directory: a hard link where it can (the job only
+/// reads it), a copy when the job also writes it (`copy`: inout, checkpoint), so a job never
+/// writes through to the user's file.
+fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>, copy: bool) -> Result<()> {
     let dest = work.join(lfn);
     let Some(pfn) = replicas.get(lfn) else {
         return Ok(());
@@ -40,7 +43,7 @@ fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<(
     // inode); anything else is replaced, so a job never runs on a stale input.
     use std::os::unix::fs::MetadataExt;
     if let (Ok(d), Ok(s)) = (fs::metadata(&dest), fs::metadata(src)) {
-        if d.dev() == s.dev() && d.ino() == s.ino() {
+        if d.dev() == s.dev() && d.ino() == s.ino() && !copy {
             return Ok(());
         }
     }
@@ -52,7 +55,7 @@ fn stage(work: &Path, lfn: &str, replicas: &HashMap<String, String>) -> Result<(
         dest.file_name().and_then(|n| n.to_str()).unwrap_or("input"),
         crate::engine::util::unique_suffix()
     ));
-    if fs::hard_link(src, &tmp).is_err() {
+    if copy || fs::hard_link(src, &tmp).is_err() {
         if let Err(e) = fs::copy(src, &tmp) {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(src, e));
@@ -81,6 +84,13 @@ pub fn run_jobs(
     fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
     let mut done: HashSet<String> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
+    let mut staged: HashSet<String> = HashSet::new();
+    // Files some job writes in place (inout, checkpoint) are staged as copies, whoever
+    // stages them first.
+    let rewritten: HashSet<&str> = jobs
+        .iter()
+        .flat_map(|j| j.rewrites.iter().map(String::as_str))
+        .collect();
     // Each child is waited for by a thread of its own, which reports here: a job's children
     // start the moment it ends, with no polling interval.
     let (tx, rx) =
@@ -121,7 +131,13 @@ pub fn run_jobs(
                     continue;
                 }
                 for lfn in &j.inputs {
-                    stage(work, lfn, replicas)?;
+                    // Each replica is staged in once per run, by the first job that needs it:
+                    // later jobs find what earlier ones left (a checkpoint, an inout file),
+                    // and a tracking job never replaces what its job wrote.
+                    if !staged.insert(lfn.clone()) {
+                        continue;
+                    }
+                    stage(work, lfn, replicas, rewritten.contains(lfn.as_str()))?;
                 }
                 let out = logs.join(format!("{}.out", j.id));
                 let err = logs.join(format!("{}.err", j.id));

@@ -44,10 +44,69 @@ pub struct Args {
     /// else a new UUID).
     #[arg(long)]
     mlflow: bool,
+    /// Metadata keys that look like tracking tags but are none are errors, not warnings.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    catalogs: CatalogArgs,
+}
+
+/// Where the side catalogs are (shared by `augment` and `run`).
+#[derive(clap::Args)]
+pub struct CatalogArgs {
+    /// Read `pegasus.properties`, `replicas.yml` and `transformations.yml` from DIR instead
+    /// of the workflow's directory (like planning from DIR).
+    #[arg(long, value_name = "DIR")]
+    catalog_dir: Option<PathBuf>,
+    /// An input directory (like `pegasus-plan --input-dir`): every file below it is a replica
+    /// under its relative path; repeatable.
+    #[arg(long, value_name = "DIR")]
+    input_dir: Vec<PathBuf>,
+}
+
+impl CatalogArgs {
+    /// Loads the workflow tree with these catalogs.
+    pub fn load(&self, workflow: &Path) -> store::Result<store::pegasus::WorkflowTree> {
+        store::pegasus::WorkflowTree::load_with_catalogs(
+            workflow,
+            &std::collections::HashMap::new(),
+            &store::pegasus::CatalogOptions {
+                catalog_dir: self.catalog_dir.clone(),
+                input_dirs: self.input_dir.clone(),
+            },
+        )
+    }
+}
+
+/// Prints what augmentation decided that a user must see: warnings, what each tag tracked,
+/// and why nothing was, on stderr.
+pub fn explain(report: &store::pegasus::AugmentReport, quiet: bool) {
+    for w in &report.warnings {
+        eprintln!("store: warning: {w}");
+    }
+    if let Some(why) = &report.nothing_tracked {
+        eprintln!("store: warning: {why}");
+    } else if report.added_jobs == 0 {
+        eprintln!(
+            "store: warning: nothing is tracked: the workflow has no tracking tags and no \
+             `store_track` policy (try --policy full)"
+        );
+    }
+    if !quiet && !report.by_tag.is_empty() {
+        let parts: Vec<String> = report
+            .by_tag
+            .iter()
+            .map(|(tag, n)| format!("{tag}: {n}"))
+            .collect();
+        eprintln!("tracked by tag: {}", parts.join(", "));
+    }
+    if !quiet && !report.catalogs.is_empty() {
+        eprintln!("side catalogs read: {}", report.catalogs.join(", "));
+    }
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
-    let tree = store::pegasus::WorkflowTree::load(&args.workflow)?;
+    let tree = args.catalogs.load(&args.workflow)?;
     let store_dir = match (args.store_dir, &ctx.store) {
         (Some(d), _) => Some(d),
         (None, Some(d)) => Some(d.clone()),
@@ -72,9 +131,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             (None, false) => None,
         },
         output: output.clone(),
+        strict: args.strict,
     };
     let (mut tracked, report) = store::pegasus::augment(tree, &opts)?;
     let mut linked = None;
+    if !args.json {
+        explain(&report, ctx.quiet);
+    }
     if args.mlflow {
         let s = match &opts.store_dir {
             Some(d) => Store::open(Path::new(d)),
@@ -161,17 +224,29 @@ pub fn link_mlflow(
             "--mlflow needs a tracking server: `store config set mlflow.uri URL` or set MLFLOW_TRACKING_URI".into(),
         )
     })?;
+    let tagged = report.jobs.iter().any(|j| j.mlflow_tag.is_some());
     let plan = Plan {
         workflow: tree.wf.name.clone(),
         run_id: run_id.to_string(),
         started_ms: store::util::now_ns() / 1_000_000,
+        // When any job carries `job_auto` or `job_custom` (the paper's tags), only those get
+        // MLflow runs: `job_auto` named after the job, `job_custom` as its `mlflow_experiment`
+        // and `mlflow_run` say.
         jobs: report
             .jobs
             .iter()
-            .map(|j| JobPlan {
-                job_id: j.id.clone(),
-                experiment: j.mlflow_experiment.clone(),
-                run_name: j.mlflow_run.clone(),
+            .filter(|j| !tagged || j.mlflow_tag.is_some())
+            .map(|j| match j.mlflow_tag {
+                Some("job_auto") => JobPlan {
+                    job_id: j.id.clone(),
+                    experiment: None,
+                    run_name: None,
+                },
+                _ => JobPlan {
+                    job_id: j.id.clone(),
+                    experiment: j.mlflow_experiment.clone(),
+                    run_name: j.mlflow_run.clone(),
+                },
             })
             .collect(),
     };
@@ -181,6 +256,10 @@ pub fn link_mlflow(
     let mut env = BTreeMap::new();
     let mut args: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     // The seal (run ID already in its arguments) finishes the MLflow runs, or fills them in.
+    anyhow::ensure!(
+        !report.seal_job.is_empty(),
+        store::Error::Invalid("--mlflow: the workflow tracks nothing (no tags, no policy)".into())
+    );
     args.insert(key("", &report.seal_job), vec!["--mlflow".to_string()]);
     env.insert(
         key("", &report.seal_job),

@@ -99,6 +99,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         &new_id,
         &work,
         false,
+        false,
         ctx.quiet,
     )?;
     // Inputs come from the restored run, not from wherever the catalog pointed then.

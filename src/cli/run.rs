@@ -30,11 +30,16 @@ pub struct Args {
     /// MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME and MLFLOW_RUN_ID).
     #[arg(long, conflicts_with = "no_track")]
     mlflow: bool,
+    /// Metadata keys that look like tracking tags but are none are errors, not warnings.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    catalogs: super::augment::CatalogArgs,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let s = ctx.open()?;
-    let tree = store::pegasus::WorkflowTree::load(&args.workflow)?;
+    let tree = args.catalogs.load(&args.workflow)?;
     let name = tree.wf.name.clone();
     let policy = args.policy.map(|p| p.parse()).transpose()?;
     let run_id = args.run_id.unwrap_or_else(store::runner::new_run_id);
@@ -48,7 +53,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         };
         (tree, report)
     } else {
-        augment_locally(&s, tree, policy, &run_id, &work, args.mlflow, ctx.quiet)?
+        augment_locally(
+            &s,
+            tree,
+            policy,
+            &run_id,
+            &work,
+            args.mlflow,
+            args.strict,
+            ctx.quiet,
+        )?
     };
     let plan = tracked.plan()?;
     std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
@@ -81,6 +95,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
 /// Augments a workflow tree for this machine's `store run` as run `run_id`: tracking jobs call
 /// this binary on this store; relative paths resolve against each workflow file's directory.
 /// Nothing is written: the runner plans the augmented tree in memory.
+#[allow(clippy::too_many_arguments)]
 pub fn augment_locally(
     s: &Store,
     tree: store::pegasus::WorkflowTree,
@@ -88,6 +103,7 @@ pub fn augment_locally(
     run_id: &str,
     work: &Path,
     mlflow: bool,
+    strict: bool,
     quiet: bool,
 ) -> anyhow::Result<(store::pegasus::WorkflowTree, store::pegasus::AugmentReport)> {
     let opts = store::pegasus::AugmentOptions {
@@ -97,9 +113,14 @@ pub fn augment_locally(
         site: "local".into(),
         run_id: Some(run_id.parse()?),
         output: work.join("workflow.tracked.yml"),
+        strict,
     };
     let (mut tree, report) = store::pegasus::augment(tree, &opts)?;
-    if mlflow {
+    super::augment::explain(&report, true);
+    // `full_track`, `job_auto` or `job_custom` ask for MLflow: linked when a tracking URI is
+    // configured.
+    let requested = report.mlflow_requested && store::mlflow::tracking_uri(s)?.is_some();
+    if mlflow || requested {
         super::augment::link_mlflow(s, &mut tree, &report, run_id, quiet)?;
     }
     Ok((tree, report))

@@ -9,7 +9,8 @@ use super::Ctx;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `ROLE:PATH` pairs, e.g. `input:f.a intermediate:f.b code:/usr/bin/tool`.
+    /// `ROLE:PATH` pairs, e.g. `input:f.a intermediate:f.b code:/usr/bin/tool`; `ROLE?:PATH`
+    /// records PATH only if it exists.
     #[arg(required = true)]
     files: Vec<String>,
     /// The job the files belong to (default: $PEGASUS_DAG_JOB_ID or $STORE_JOB_ID).
@@ -47,7 +48,19 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         let (role, path) = f.split_once(':').ok_or_else(|| {
             store::Error::Invalid(format!("{f:?} is not ROLE:PATH (e.g. input:data.csv)"))
         })?;
+        // `ROLE?:PATH` records PATH only if it exists (a checkpoint file before its first
+        // writer ran).
+        let (role, optional) = match role.strip_suffix('?') {
+            Some(r) => (r, true),
+            None => (role, false),
+        };
         let role: store::run::Role = role.parse()?;
+        if optional && std::fs::symlink_metadata(path).is_err() {
+            if !ctx.quiet {
+                eprintln!("store: {path} is not there yet; not recorded");
+            }
+            continue;
+        }
         paths.push(PathBuf::from(path));
         roles.push((PathBuf::from(path), role));
     }
@@ -62,6 +75,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         });
     let run_ctx = store::run::RunContext::resolve(args.wf, args.run, args.job)?;
+    if paths.is_empty() {
+        return Ok(store::exit::OK);
+    }
     let spec = store::run::RecordSpec {
         ctx: run_ctx.clone(),
         role: roles[0].1,

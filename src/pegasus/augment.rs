@@ -14,9 +14,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::doc::{Map, Node};
+use super::tags::{BASIC_TAGS, FULL_TAGS, JOB_AUTO_TAGS, JOB_CUSTOM_TAGS};
 use super::{
-    catalog, first_pfn, flag, get, resolve, str_of, uses_of, Policy, Workflow, WorkflowTree,
-    INPUT_TAGS, OUTPUT_TAGS, TRANS_TAGS, WF_TAGS,
+    first_pfn, flag, get, resolve, str_of, uses_of, Policy, Workflow, WorkflowTree, INPUT_TAGS,
+    OUTPUT_TAGS, TRANS_TAGS, WF_TAGS,
 };
 use crate::error::{Error, Result};
 use crate::run::{Role, RunId};
@@ -38,6 +39,8 @@ pub struct AugmentOptions {
     /// Where the augmented root workflow will be written: augmented sub-workflows are named
     /// for files beside it (`<stem>.tracked.yml`), and the parents refer to them there.
     pub output: PathBuf,
+    /// Metadata keys that look like tracking tags but are none are errors, not warnings.
+    pub strict: bool,
 }
 
 /// What [`augment`] decided, for the whole tree.
@@ -68,6 +71,20 @@ pub struct AugmentReport {
     /// The root's seal job.
     #[serde(skip)]
     pub seal_job: String,
+    /// What each tag (or the policy, as `policy <name>`) made tracked: files, transformations
+    /// and workflow descriptions.
+    pub by_tag: BTreeMap<String, usize>,
+    /// Metadata keys that look like tracking tags but are none, each naming the closest
+    /// known key.
+    pub warnings: Vec<String>,
+    /// When tags were present but nothing was tracked: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_tracked: Option<String>,
+    /// The workflow asks for MLflow linkage (`full_track`, or a job tagged `job_auto` or
+    /// `job_custom`).
+    pub mlflow_requested: bool,
+    /// Side catalog files and input directories read (catalogs.rs).
+    pub catalogs: Vec<String>,
 }
 
 /// A main job of the tree that got tracking jobs.
@@ -86,6 +103,8 @@ pub struct TrackedJob {
     pub mlflow_experiment: Option<String>,
     /// `mlflow_run` from the same places.
     pub mlflow_run: Option<String>,
+    /// `job_auto` or `job_custom` when the job carries that tag (true).
+    pub mlflow_tag: Option<&'static str>,
 }
 
 /// A string metadata value `name` of a job, else of the first of its files that has one.
@@ -212,6 +231,8 @@ struct Ctx<'a> {
     adds: Vec<Additions>,
     /// Tracked main jobs of the tree.
     jobs: Vec<TrackedJob>,
+    by_tag: BTreeMap<String, usize>,
+    mlflow_requested: bool,
 }
 
 impl Ctx<'_> {
@@ -276,6 +297,13 @@ fn job_node(id: &str, args: Vec<String>, inputs: &[String]) -> Node {
 /// At most 2n + 3 jobs for the root's n jobs, and 2m for each sub-workflow's m. No credential
 /// is written: tracking jobs read theirs from the execution node's environment.
 pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTree, AugmentReport)> {
+    let lint = super::tags::Lint::of_tree(&tree)?;
+    if opts.strict && !lint.warnings.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--strict: {}",
+            lint.warnings.join("; ")
+        )));
+    }
     let run = match (&opts.run_id, tree.subs.is_empty()) {
         (Some(r), _) => Some(r.clone()),
         (None, false) => Some(RunId::random()),
@@ -304,6 +332,8 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
         reports: Vec::new(),
         adds: Vec::new(),
         jobs: Vec::new(),
+        by_tag: BTreeMap::new(),
+        mlflow_requested: false,
     };
     // Who produces and who consumes each LFN, anywhere in the tree: a file made by one
     // workflow and read by another is intermediate, as in a flat workflow.
@@ -321,7 +351,8 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
                 }
                 if u.input {
                     ctx.consumed.insert(u.lfn);
-                } else {
+                }
+                if u.output {
                     ctx.produced.insert(u.lfn);
                 }
             }
@@ -360,22 +391,28 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
             }
         }
     }
-    let seal = unique_id(&mut taken, "store_seal".into());
-    let mut seal_args = ctx.store_args();
-    seal_args.push("seal".into());
-    if let Some((_, run)) = &ctx.run {
-        seal_args.push(run.to_string());
-    }
-    root.jobs.push(job_node(&seal, seal_args, &[]));
-    let has_children: HashSet<&String> = tree.wf.parents.values().flatten().collect();
-    for j in &tree.wf.jobs {
-        if !has_children.contains(j) {
-            root.deps.push((j.clone(), seal.clone()));
+    // A run with nothing to record gets no seal: there would be no run to seal.
+    let seal = if trackers.is_empty() {
+        String::new()
+    } else {
+        let seal = unique_id(&mut taken, "store_seal".into());
+        let mut seal_args = ctx.store_args();
+        seal_args.push("seal".into());
+        if let Some((_, run)) = &ctx.run {
+            seal_args.push(run.to_string());
         }
-    }
-    for t in &trackers {
-        root.deps.push((t.clone(), seal.clone()));
-    }
+        root.jobs.push(job_node(&seal, seal_args, &[]));
+        let has_children: HashSet<&String> = tree.wf.parents.values().flatten().collect();
+        for j in &tree.wf.jobs {
+            if !has_children.contains(j) {
+                root.deps.push((j.clone(), seal.clone()));
+            }
+        }
+        for t in &trackers {
+            root.deps.push((t.clone(), seal.clone()));
+        }
+        seal
+    };
     ctx.reports[0].added_jobs += root.jobs.len();
     let first = &mut ctx.adds[0];
     first.jobs.append(&mut root.jobs);
@@ -396,7 +433,29 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
         jobs: ctx.jobs,
         run_level_trackers: run_level,
         seal_job: seal,
+        by_tag: ctx.by_tag,
+        warnings: lint.warnings,
+        nothing_tracked: None,
+        mlflow_requested: ctx.mlflow_requested,
+        catalogs: tree
+            .catalog_sources()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
     };
+    let mut report = report;
+    if report.tracked.is_empty()
+        && report.transformations.is_empty()
+        && !report.workflow_tracked
+        && !lint.seen.is_empty()
+    {
+        report.nothing_tracked = Some(format!(
+            "tags were present but nothing was tracked: {}. A tag tracks only when true and \
+             on a file some job uses (in its `uses` or in the replica catalog), a \
+             transformation some job runs, or the workflow",
+            lint.seen.join(", ")
+        ));
+    }
     let mut adds = ctx.adds.into_iter();
     let mut tree = tree;
     apply(&mut tree, &mut adds, opts)?;
@@ -417,15 +476,29 @@ fn analyse<'a>(
     let top = wf.top();
     let meta = get(top, "metadata");
     // The command line's policy, else the workflow's own, else its parent's.
+    // `full_track` / `basic_track` on the workflow (the paper's) mean `store_track: full|basic`.
+    let paper_policy = if flag(meta, FULL_TAGS)? == Some(true) {
+        Some(Policy::Full)
+    } else if flag(meta, BASIC_TAGS)? == Some(true) {
+        Some(Policy::Basic)
+    } else {
+        None
+    };
+    if flag(meta, FULL_TAGS)? == Some(true) {
+        ctx.mlflow_requested = true;
+    }
     let policy = match (
         ctx.opts.policy,
         meta.and_then(Node::as_map)
-            .and_then(|m| str_of(m, "store_track")),
+            .and_then(|m| super::tags::str_meta(m, "store_track")),
+        paper_policy,
     ) {
-        (Some(p), _) => p,
-        (None, Some(s)) => s.parse()?,
-        (None, None) => inherited,
+        (Some(p), _, _) => p,
+        (None, Some(s), _) => s.parse()?,
+        (None, None, Some(p)) => p,
+        (None, None, None) => inherited,
     };
+    let policy_name = format!("policy {}", policy.name());
     let files_all = matches!(policy, Policy::Basic | Policy::Full);
     let inputs_all = files_all || policy == Policy::Inputs;
     let outputs_all = files_all || policy == Policy::Outputs;
@@ -468,7 +541,10 @@ fn analyse<'a>(
                 files_all
                     || tag_in.or(tag_out).unwrap_or(false)
                     || inputs_all && u.input
-                    || outputs_all && !u.input
+                    || outputs_all && u.output
+            } else if u.input && u.output {
+                // inout or checkpoint, read and written by this job alone
+                tag_in.or(tag_out).unwrap_or(inputs_all || outputs_all)
             } else if u.input {
                 tag_in.unwrap_or(inputs_all)
             } else {
@@ -477,21 +553,45 @@ fn analyse<'a>(
             if !tracked {
                 continue;
             }
+            let reason = match (tag_in, tag_out) {
+                (Some(true), _) if u.input => "input_track".to_string(),
+                (_, Some(true)) if u.output => "output_track".to_string(),
+                (Some(true), _) | (_, Some(true)) => "input_track/output_track".to_string(),
+                _ => policy_name.clone(),
+            };
+            *ctx.by_tag.entry(reason).or_default() += 1;
             let role = if intermediate {
                 Role::Intermediate
-            } else if u.input {
+            } else if u.input && !u.output {
                 Role::Input
             } else {
                 Role::Output
             };
             ctx.tracked
                 .insert(u.lfn.to_string(), role.as_str().to_string());
+            // A file the job reads and writes (inout, checkpoint) is recorded on both sides:
+            // the version it found, and the one it left.
             if u.input {
-                ins.push((u.lfn, role));
-            } else {
-                outs.push((u.lfn, role));
+                let role = if u.output && !intermediate {
+                    Role::Input
+                } else {
+                    role
+                };
+                ins.push((u.lfn, role, u.optional_input));
+            }
+            if u.output {
+                outs.push((u.lfn, role, false));
             }
         }
+        let job_meta = get(j, "metadata");
+        let mlflow_tag = if flag(job_meta, JOB_CUSTOM_TAGS)? == Some(true) {
+            Some("job_custom")
+        } else if flag(job_meta, JOB_AUTO_TAGS)? == Some(true) {
+            Some("job_auto")
+        } else {
+            None
+        };
+        ctx.mlflow_requested |= mlflow_tag.is_some();
         let mut mine = Vec::new();
         for (side, files) in [("in", ins), ("out", outs)] {
             if files.is_empty() {
@@ -501,12 +601,26 @@ fn analyse<'a>(
             let mut args = ctx.track_args(&format!("{prefix}{id}"));
             let direction = if side == "in" { "consumed" } else { "produced" };
             args.extend(["--direction".to_string(), direction.to_string()]);
-            args.extend(files.iter().map(|(lfn, r)| format!("{}:{lfn}", r.as_str())));
-            let lfns: Vec<String> = files.iter().map(|(l, _)| l.to_string()).collect();
+            // `ROLE?:PATH`: recorded if present (a checkpoint before its first writer).
+            args.extend(files.iter().map(|(lfn, r, optional)| {
+                format!("{}{}:{lfn}", r.as_str(), if *optional { "?" } else { "" })
+            }));
+            // A file it may not find is not declared as the tracker's input: Pegasus would
+            // insist on it.
+            let lfns: Vec<String> = files
+                .iter()
+                .filter(|(_, _, optional)| !optional)
+                .map(|(l, _, _)| l.to_string())
+                .collect();
             add.jobs.push(job_node(&tid, args, &lfns));
             if side == "in" {
                 for p in &wf.parents[id] {
                     add.deps.push((p.clone(), tid.clone()));
+                }
+                // A file the job rewrites (inout, checkpoint) must be recorded before the job
+                // runs: then the input tracker is its parent instead of running beside it.
+                if uses_of(j).any(|u| u.input && u.output) {
+                    add.deps.push((tid.clone(), id.to_string()));
                 }
             } else {
                 add.deps.push((id.to_string(), tid.clone()));
@@ -522,25 +636,32 @@ fn analyse<'a>(
                 trackers: mine,
                 mlflow_experiment: job_meta_str(j, rmeta, "mlflow_experiment"),
                 mlflow_run: job_meta_str(j, rmeta, "mlflow_run"),
+                mlflow_tag,
             });
         }
     }
     // The transformations (code), tracked by the root for the whole tree: by their PFN on the
     // site where they are installed.
     let dir = node.dir();
-    for t in catalog(top, "transformationCatalog", "transformations") {
+    for t in wf.catalog_entries("transformationCatalog", "transformations") {
         let Some(name) = str_of(t, "name") else {
             continue;
         };
-        if !used_trans.contains(name) || !flag(get(t, "metadata"), TRANS_TAGS)?.unwrap_or(code_all)
-        {
+        let tag = flag(get(t, "metadata"), TRANS_TAGS)?;
+        if !used_trans.contains(name) || !tag.unwrap_or(code_all) {
             continue;
         }
+        let reason = if tag == Some(true) {
+            "track_trans".to_string()
+        } else {
+            policy_name.clone()
+        };
         if let Some(pfn) = first_pfn(t, "sites") {
             // Several transformations may share one executable: track it once.
             let arg = format!("code:{}", resolve(&dir, pfn));
             if !ctx.code_args.contains(&arg) {
                 ctx.code_args.push(arg);
+                *ctx.by_tag.entry(reason).or_default() += 1;
             }
             ctx.transformations.insert(name.to_string());
         }
@@ -548,6 +669,12 @@ fn analyse<'a>(
     // The workflow description, tracked by the root: a sub-workflow under the logical name
     // its parent gives it (so a re-run finds it there), unless another file has that name.
     if wf_tracked {
+        let reason = if flag(meta, WF_TAGS)? == Some(true) {
+            "wf_track".to_string()
+        } else {
+            policy_name.clone()
+        };
+        *ctx.by_tag.entry(reason).or_default() += 1;
         let pfn = node.path.to_string_lossy().into_owned();
         let mut lfn = match file {
             None => format!("{}.store-workflow.yml", wf.name),

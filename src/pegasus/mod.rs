@@ -18,14 +18,17 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 mod augment;
+mod catalogs;
 mod doc;
 mod emit;
 mod relocate;
+mod tags;
 mod tree;
 
 pub use augment::{
     add_to_jobs, augment, AugmentOptions, AugmentReport, TrackedJob, WorkflowReport,
 };
+pub use catalogs::{CatalogOptions, SideCatalogs};
 pub use relocate::{RelocateMaps, Relocation};
 pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};
 
@@ -46,6 +49,20 @@ pub enum Policy {
     Outputs,
     /// Transformations (code).
     Transformations,
+}
+
+impl Policy {
+    /// Its name in `store_track`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Tags => "tags",
+            Policy::Basic => "basic",
+            Policy::Full => "full",
+            Policy::Inputs => "inputs",
+            Policy::Outputs => "outputs",
+            Policy::Transformations => "transformations",
+        }
+    }
 }
 
 /// The policy names, for messages.
@@ -94,25 +111,20 @@ fn str_of<'a>(m: &'a Map, k: &str) -> Option<&'a str> {
     get(m, k).and_then(Node::as_str)
 }
 
-/// A metadata flag, looked up under any of `names`.
+/// A metadata flag, looked up under any of `names` (keys compared case-insensitively).
 fn flag(meta: Option<&Node>, names: &[&str]) -> Result<Option<bool>> {
     let Some(Node::Map(m)) = meta else {
         return Ok(None);
     };
-    for n in names {
-        if let Some(v) = get(m, n) {
-            return truthy(v).map(Some).ok_or_else(|| {
-                Error::Invalid(format!("metadata {n}: {v:?} is not true or false"))
-            });
-        }
+    match tags::lookup(m, names) {
+        None => Ok(None),
+        Some((n, v)) => truthy(v)
+            .map(Some)
+            .ok_or_else(|| Error::Invalid(format!("metadata {n}: {v:?} is not true or false"))),
     }
-    Ok(None)
 }
 
-const INPUT_TAGS: &[&str] = &["input_track", "input_Track", "track_input"];
-const OUTPUT_TAGS: &[&str] = &["output_track", "output_Track", "track_output"];
-const TRANS_TAGS: &[&str] = &["track_trans", "track_Trans", "trans_track", "trans_Track"];
-const WF_TAGS: &[&str] = &["wf_track", "wf_Track", "track_wf"];
+use tags::{INPUT_TAGS, OUTPUT_TAGS, TRANS_TAGS, WF_TAGS};
 
 /// A validated workflow.
 pub struct Workflow {
@@ -123,6 +135,8 @@ pub struct Workflow {
     pub jobs: Vec<String>,
     /// Parents of each job.
     pub parents: HashMap<String, BTreeSet<String>>,
+    /// Catalog entries from files beside it (shared by every workflow of a tree).
+    side: std::sync::Arc<SideCatalogs>,
 }
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
@@ -192,6 +206,7 @@ impl Workflow {
                 str_of(m, "id").ok_or_else(|| bad(path, format!("job #{} has no `id`", i + 1)))?;
             let ty =
                 str_of(m, "type").ok_or_else(|| bad(path, format!("job {id} has no `type`")))?;
+            check_uses(path, id, m)?;
             match ty {
                 "job" => {
                     str_of(m, "name").ok_or_else(|| {
@@ -246,6 +261,7 @@ impl Workflow {
             name,
             jobs,
             parents,
+            side: std::sync::Arc::default(),
         };
         if let Some(j) = wf.find_cycle() {
             return Err(bad(path, format!("dependency cycle through job {j}")));
@@ -305,14 +321,27 @@ impl Workflow {
             .filter_map(Node::as_map)
     }
 
+    /// The entries of a catalog (`replicaCatalog`/`replicas`, `transformationCatalog`/
+    /// `transformations`): the embedded ones, then those of the side files whose logical or
+    /// transformation name no embedded entry has (catalogs.rs).
+    fn catalog_entries<'a>(&'a self, cat: &'a str, list: &str) -> impl Iterator<Item = &'a Map> {
+        let embedded: Vec<&Map> = catalog(self.top(), cat, list).collect();
+        let names: HashSet<&str> = embedded
+            .iter()
+            .filter_map(|e| catalogs::entry_key(cat, e))
+            .collect();
+        let side: Vec<&Map> = self
+            .side
+            .entries(cat)
+            .iter()
+            .filter(|e| catalogs::entry_key(cat, e).is_none_or(|k| !names.contains(k)))
+            .collect();
+        embedded.into_iter().chain(side)
+    }
+
     /// Replica-catalog metadata by logical name (one pass; lookups are then constant time).
     fn replica_meta(&self) -> HashMap<&str, &Node> {
-        let rc = get(self.top(), "replicaCatalog").and_then(Node::as_map);
-        rc.and_then(|rc| get(rc, "replicas"))
-            .and_then(Node::as_seq)
-            .into_iter()
-            .flatten()
-            .filter_map(Node::as_map)
+        self.catalog_entries("replicaCatalog", "replicas")
             .filter_map(|r| Some((str_of(r, "lfn")?, get(r, "metadata")?)))
             .collect()
     }
@@ -324,7 +353,7 @@ impl Workflow {
     /// runner, so a committed example runs from any checkout.
     pub fn replicas(&self, base: &Path) -> HashMap<String, String> {
         let mut out = HashMap::new();
-        for r in catalog(self.top(), "replicaCatalog", "replicas") {
+        for r in self.catalog_entries("replicaCatalog", "replicas") {
             let (Some(lfn), Some(pfn)) = (str_of(r, "lfn"), first_pfn(r, "pfns")) else {
                 continue;
             };
@@ -345,10 +374,46 @@ impl Workflow {
     }
 }
 
+/// How a job uses a file (Pegasus's `linkType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// Read.
+    Input,
+    /// Written.
+    Output,
+    /// Read, then written.
+    Inout,
+    /// Written (and read back on a restart); often also staged in.
+    Checkpoint,
+    /// Neither (`none`).
+    Nothing,
+}
+
+/// The link types of Pegasus's workflow schema (`wf-5.0.yml`, `linkType`).
+const LINK_TYPES: &str = "input, output, inout, checkpoint, none";
+
+impl Link {
+    fn parse(s: &str) -> Option<Link> {
+        Some(match s {
+            "input" => Link::Input,
+            "output" => Link::Output,
+            "inout" => Link::Inout,
+            "checkpoint" => Link::Checkpoint,
+            "none" => Link::Nothing,
+            _ => return None,
+        })
+    }
+}
+
 /// One entry of a job's `uses`.
 struct Use<'a> {
     lfn: &'a str,
+    /// The job reads it (input, inout, checkpoint when present).
     input: bool,
+    /// The job writes it (output, inout, checkpoint).
+    output: bool,
+    /// Read if present: a checkpoint file the first job that writes it finds missing.
+    optional_input: bool,
     meta: Option<&'a Node>,
     /// A file the planner reads (a sub-workflow's own workflow file), not data of the job.
     for_planning: bool,
@@ -362,14 +427,60 @@ fn uses_of(job: &Map) -> impl Iterator<Item = Use<'_>> {
         .filter_map(Node::as_map)
         .filter_map(|u| {
             let lfn = str_of(u, "lfn")?;
-            let ty = str_of(u, "type").unwrap_or("input");
+            // (validated: a missing or unknown type never reaches here from a parsed workflow)
+            let link = str_of(u, "type")
+                .and_then(Link::parse)
+                .unwrap_or(Link::Input);
             Some(Use {
                 lfn,
-                input: ty == "input",
+                input: matches!(link, Link::Input | Link::Inout | Link::Checkpoint),
+                output: matches!(link, Link::Output | Link::Inout | Link::Checkpoint),
+                optional_input: link == Link::Checkpoint,
                 meta: get(u, "metadata"),
                 for_planning: get(u, "forPlanning").and_then(truthy).unwrap_or(false),
             })
         })
+}
+
+/// Checks a job's `uses` against Pegasus's schema (`wf-5.0.yml`): a list of mappings, each
+/// with a string `lfn` and a `type` of [`LINK_TYPES`]; `stageOut`, `registerReplica`,
+/// `optional` and `forPlanning`, when present, booleans.
+fn check_uses(path: &Path, id: &str, job: &Map) -> Result<()> {
+    let Some(uses) = get(job, "uses").filter(|u| !u.is_null()) else {
+        return Ok(());
+    };
+    let uses = uses
+        .as_seq()
+        .ok_or_else(|| bad(path, format!("job {id}: `uses` is not a list")))?;
+    for (i, u) in uses.iter().enumerate() {
+        let at = |what: String| bad(path, format!("job {id}: uses #{}: {what}", i + 1));
+        let m = u.as_map().ok_or_else(|| at("not a mapping".into()))?;
+        let lfn = str_of(m, "lfn").ok_or_else(|| at("no `lfn` (a string)".into()))?;
+        let at = |what: String| bad(path, format!("job {id}: uses {lfn:?}: {what}"));
+        match get(m, "type") {
+            None => return Err(at(format!("no `type` (one of {LINK_TYPES})"))),
+            Some(t) => {
+                let t = t.as_str().unwrap_or("");
+                if Link::parse(t).is_none() {
+                    return Err(at(format!(
+                        "type {:?} is not a link type (one of {LINK_TYPES})",
+                        get(m, "type")
+                            .and_then(Node::scalar_text)
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        for key in ["stageOut", "registerReplica", "optional", "forPlanning"] {
+            if let Some(v) = get(m, key).filter(|v| !matches!(v, Node::Bool(_))) {
+                return Err(at(format!(
+                    "`{key}` must be true or false, not {:?}",
+                    v.scalar_text().unwrap_or_default()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The entries of an embedded catalog (`replicaCatalog.replicas`, ...).

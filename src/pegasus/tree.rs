@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::{catalog, first_pfn, resolve, str_of, uses_of, Node, Workflow};
+use super::{first_pfn, resolve, str_of, uses_of, CatalogOptions, Node, SideCatalogs, Workflow};
 use crate::error::{Error, Result};
 
 /// A workflow with its sub-workflows, loaded recursively.
@@ -42,15 +42,36 @@ impl WorkflowTree {
     /// [`WorkflowTree::load`], with sub-workflow files found first in `files` (logical name
     /// to path; a re-run takes the recorded copies from here).
     pub fn load_with(path: &Path, files: &HashMap<String, PathBuf>) -> Result<WorkflowTree> {
+        WorkflowTree::load_with_catalogs(path, files, &CatalogOptions::default())
+    }
+
+    /// [`WorkflowTree::load_with`], with the catalogs beside the workflow (or in
+    /// `opts.catalog_dir`) and input directories read as `pegasus-plan` reads them (see
+    /// `catalogs.rs`): they apply to every workflow of the tree, after its embedded entries.
+    pub fn load_with_catalogs(
+        path: &Path,
+        files: &HashMap<String, PathBuf>,
+        opts: &CatalogOptions,
+    ) -> Result<WorkflowTree> {
         let path = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let wf = Workflow::parse(&text, &path)?;
+        let mut wf = Workflow::parse(&text, &path)?;
+        let side = std::sync::Arc::new(SideCatalogs::find(
+            path.parent().unwrap_or(Path::new(".")),
+            opts,
+        )?);
+        wf.side = side.clone();
         let mut stack = vec![Frame {
             id: identity(&path),
             shown: path.display().to_string(),
             via: String::new(),
         }];
-        WorkflowTree::build(wf, path, files, &mut stack)
+        WorkflowTree::build(wf, path, files, &mut stack, &side)
+    }
+
+    /// The side-catalog files and input directories read for this tree.
+    pub fn catalog_sources(&self) -> &[PathBuf] {
+        &self.wf.side.sources
     }
 
     fn build(
@@ -58,6 +79,7 @@ impl WorkflowTree {
         path: PathBuf,
         files: &HashMap<String, PathBuf>,
         stack: &mut Vec<Frame>,
+        side: &std::sync::Arc<SideCatalogs>,
     ) -> Result<WorkflowTree> {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut subs = Vec::new();
@@ -100,13 +122,14 @@ impl WorkflowTree {
                 chain.push(child.display().to_string());
                 return Err(Error::SubWorkflowCycle(chain));
             }
-            let parsed = Workflow::parse(&text, &child).map_err(wrap)?;
+            let mut parsed = Workflow::parse(&text, &child).map_err(wrap)?;
+            parsed.side = side.clone();
             stack.push(Frame {
                 id,
                 shown: child.display().to_string(),
                 via: String::new(),
             });
-            let tree = WorkflowTree::build(parsed, child, files, stack)?;
+            let tree = WorkflowTree::build(parsed, child, files, stack, side)?;
             stack.pop();
             subs.push(SubWorkflow { job, file, tree });
         }
@@ -158,7 +181,10 @@ impl WorkflowTree {
     ) -> Result<Vec<String>> {
         let dir = self.dir();
         let mut exes = HashMap::new();
-        for t in catalog(self.wf.top(), "transformationCatalog", "transformations") {
+        for t in self
+            .wf
+            .catalog_entries("transformationCatalog", "transformations")
+        {
             if let (Some(name), Some(pfn)) = (str_of(t, "name"), first_pfn(t, "sites")) {
                 exes.insert(name, resolve(&dir, pfn));
             }
@@ -186,6 +212,7 @@ impl WorkflowTree {
                 executable: None,
                 args: Vec::new(),
                 inputs: Vec::new(),
+                rewrites: Vec::new(),
                 env: Vec::new(),
                 parents,
                 tracking: false,
@@ -209,6 +236,10 @@ impl WorkflowTree {
                         .collect();
                     job.inputs = uses_of(j)
                         .filter(|u| u.input)
+                        .map(|u| u.lfn.to_string())
+                        .collect();
+                    job.rewrites = uses_of(j)
+                        .filter(|u| u.input && u.output)
                         .map(|u| u.lfn.to_string())
                         .collect();
                     job.env = j
@@ -299,6 +330,9 @@ pub struct PlannedJob {
     pub args: Vec<String>,
     /// Logical names of its input files.
     pub inputs: Vec<String>,
+    /// Those of its inputs it also writes (`inout`, `checkpoint`): staged as copies, never
+    /// as links to the replica.
+    pub rewrites: Vec<String>,
     /// Environment profiles (`profiles.env`).
     pub env: Vec<(String, String)>,
     /// Parent job IDs.

@@ -8,6 +8,7 @@ mod corruption;
 mod crash;
 mod diskfull;
 mod examples;
+mod fidelity;
 mod gdrive;
 mod golden;
 mod hostile_remote;

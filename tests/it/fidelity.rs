@@ -1,0 +1,460 @@
+//! Pegasus workflows as their authors really write them (issue 12): catalogs in side files or
+//! named by `pegasus.properties`, input directories, the tracking paper's tag spellings,
+//! misspelled tags, link types Pegasus rejects, checkpoint and inout files.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{load_workflow, pegasus_available, pegasus_fixtures, Ws};
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).expect("json")
+}
+
+/// Writes a two-job workflow with the real Pegasus Python API (A upper-cases `in.txt` into
+/// `mid.txt`, B reverses it into `out.txt`), its catalogs written as `MODE` says: `side`
+/// (replicas.yml and transformations.yml beside it), `props` (conf/rc.yml and conf/tc.yml,
+/// named by pegasus.properties), `paper` (embedded, with the paper's tag spellings).
+const GENERATOR: &str = r##"
+import os, sys
+from Pegasus.api import *
+out, mode = sys.argv[1], sys.argv[2]
+os.makedirs(os.path.join(out, "bin"), exist_ok=True)
+for n, body in [("upper", 'tr a-z A-Z < "$1" > "$2"'), ("rev", 'rev < "$1" > "$2"')]:
+    p = os.path.join(out, "bin", n)
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\n" + body + "\n")
+    os.chmod(p, 0o755)
+with open(os.path.join(out, "in.txt"), "w") as f:
+    f.write("hello\nworld\n")
+fin, fmid, fout = File("in.txt"), File("mid.txt"), File("out.txt")
+up = Transformation("upper", site="local", pfn=os.path.join(out, "bin", "upper"), is_stageable=False)
+rv = Transformation("reverse", site="local", pfn=os.path.join(out, "bin", "rev"), is_stageable=False)
+wf = Workflow("sidecat")
+if mode == "paper":
+    fin.add_metadata(**{"Input_Track": "true"})
+    fout.add_metadata(output_trak="true")
+    up.add_metadata(Track_trans="true")
+    wf.add_metadata(basic_track="true")
+rc = ReplicaCatalog().add_replica("local", fin, os.path.join(out, "in.txt"))
+tc = TransformationCatalog().add_transformations(up, rv)
+a = Job(up, _id="A").add_args(fin, fmid).add_inputs(fin).add_outputs(fmid)
+b = Job(rv, _id="B").add_args(fmid, fout).add_inputs(fmid).add_outputs(fout)
+if mode == "paper":
+    a.add_metadata(job_auto="true")
+wf.add_jobs(a, b)
+if mode == "side":
+    rc.write(os.path.join(out, "replicas.yml"))
+    tc.write(os.path.join(out, "transformations.yml"))
+elif mode == "props":
+    os.makedirs(os.path.join(out, "conf"), exist_ok=True)
+    rc.write(os.path.join(out, "conf", "rc.yml"))
+    tc.write(os.path.join(out, "conf", "tc.yml"))
+    with open(os.path.join(out, "pegasus.properties"), "w") as f:
+        f.write("# written by hand\npegasus.catalog.replica.file = conf/rc.yml\n"
+                "pegasus.catalog.transformation.file=conf/tc.yml\n")
+else:
+    wf.add_replica_catalog(rc).add_transformation_catalog(tc)
+wf.write(os.path.join(out, "workflow.yml"))
+"##;
+
+fn generate(ws: &Ws, dir: &str, mode: &str) -> std::path::PathBuf {
+    let gen = ws.write("gen.py", GENERATOR.as_bytes());
+    let out = ws.p(dir);
+    std::fs::create_dir_all(&out).expect("mkdir");
+    crate::common::python(&[
+        gen.to_str().expect("utf8"),
+        out.to_str().expect("utf8"),
+        mode,
+    ]);
+    out.join("workflow.yml")
+}
+
+#[test]
+fn side_catalogs_are_read_for_augment_and_run() {
+    if !pegasus_available() {
+        return;
+    }
+    let ws = Ws::new();
+    for mode in ["side", "props"] {
+        let wf = generate(&ws, mode, mode);
+        let text = std::fs::read_to_string(&wf).expect("wf");
+        assert!(
+            !text.contains("transformationCatalog") && !text.contains("replicaCatalog"),
+            "{mode}: catalogs must be side files: {text}"
+        );
+        // Augment finds the code through the side transformation catalog.
+        let out = ws.p(&format!("{mode}/tracked.yml"));
+        let v = json(&ws.ok(&[
+            "augment",
+            wf.to_str().expect("utf8"),
+            "-o",
+            out.to_str().expect("utf8"),
+            "--policy",
+            "transformations",
+            "--json",
+        ]));
+        assert_eq!(
+            v["transformations"],
+            serde_json::json!(["reverse", "upper"]),
+            "{mode}: {v}"
+        );
+        assert!(
+            v["catalogs"].as_array().expect("catalogs").len() >= 2,
+            "{mode}: {v}"
+        );
+        // Pegasus's loader reads the augmented file; the user's side files are untouched.
+        let loaded = load_workflow(&out);
+        assert!(loaded["jobs"]["A"].is_object(), "{loaded}");
+        // `store run` executes it with every catalog a side file.
+        let id = ws
+            .ok(&[
+                "run",
+                wf.to_str().expect("utf8"),
+                "--policy",
+                "full",
+                "--workdir",
+                &format!("work-{mode}"),
+                "-q",
+            ])
+            .trim()
+            .to_string();
+        assert_eq!(
+            std::fs::read_to_string(ws.p(&format!("work-{mode}/out.txt"))).expect("out"),
+            "OLLEH\nDLROW\n"
+        );
+        let show = json(&ws.ok(&["show", &id, "--json"]));
+        let code = show["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["role"] == "code")
+            .count();
+        assert_eq!(code, 2, "{mode}: {show}");
+    }
+    // Without the side files, the run names what is missing.
+    std::fs::remove_file(ws.p("side/transformations.yml")).expect("rm");
+    let o = ws.run(&["run", ws.p("side/workflow.yml").to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(store::exit::USAGE));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("transformation upper is not in the transformation catalog"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_papers_tags_in_every_spelling_and_misspellings_named() {
+    if !pegasus_available() {
+        return;
+    }
+    let ws = Ws::new();
+    let wf = generate(&ws, "paper", "paper");
+    let out = ws.p("paper/tracked.yml");
+    let o = ws.run(&[
+        "augment",
+        wf.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&String::from_utf8_lossy(&o.stdout));
+    // basic_track = store_track: basic (files, no code); Track_trans = track_trans.
+    assert_eq!(v["transformations"], serde_json::json!(["upper"]), "{v}");
+    assert_eq!(v["by_tag"]["track_trans"], 1, "{v}");
+    assert_eq!(v["by_tag"]["input_track"], 1, "{v}");
+    assert!(
+        v["by_tag"]["policy basic"].as_u64().expect("basic") >= 2,
+        "{v}"
+    );
+    assert_eq!(v["mlflow_requested"], true, "job_auto asks for MLflow: {v}");
+    let warnings = v["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{v}");
+    let w = warnings[0].as_str().expect("warning");
+    assert!(
+        w.contains("output_trak") && w.contains("did you mean `output_track`"),
+        "{w}"
+    );
+    // The text report says the same, on stderr.
+    let o = ws.run(&[
+        "augment",
+        wf.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("did you mean `output_track`") && e.contains("tracked by tag:"),
+        "{e}"
+    );
+    // --strict makes it an error, and writes nothing.
+    let strict_out = ws.p("paper/strict.yml");
+    let o = ws.run(&[
+        "augment",
+        wf.to_str().expect("utf8"),
+        "-o",
+        strict_out.to_str().expect("utf8"),
+        "--strict",
+    ]);
+    assert_eq!(o.status.code(), Some(store::exit::USAGE));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("output_trak"));
+    assert!(!strict_out.exists());
+    // Every augmented file loads in Pegasus's loader.
+    load_workflow(&out);
+}
+
+/// A one-job workflow, by hand, with the given `uses` entry for `f.a`.
+fn with_use(ws: &Ws, name: &str, use_yaml: &str) -> std::path::PathBuf {
+    ws.write(
+        name,
+        format!(
+            "pegasus: '5.0'
+name: bad
+metadata:
+  store_track: full
+transformationCatalog:
+  transformations:
+  - name: t
+    sites:
+    - name: local
+      pfn: /bin/true
+      type: installed
+jobs:
+- type: job
+  name: t
+  id: J1
+  arguments: []
+  uses:
+  - {use_yaml}
+"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn link_types_pegasus_rejects_are_rejected_naming_file_job_and_file() {
+    if !pegasus_available() {
+        return;
+    }
+    let ws = Ws::new();
+    let good = with_use(&ws, "good.yml", "{lfn: f.a, type: input}");
+    ws.ok(&["augment", "good.yml", "-o", "good.tracked.yml"]);
+    load_workflow(&good);
+    for (n, bad, says) in [
+        (
+            1,
+            "{lfn: f.a, type: inptu}",
+            "type \"inptu\" is not a link type",
+        ),
+        (2, "{lfn: f.a, type: i}", "type \"i\" is not a link type"),
+        (3, "{lfn: f.a}", "no `type`"),
+        (
+            4,
+            "{lfn: f.a, type: output, stageOut: 'yes'}",
+            "`stageOut` must be true or false",
+        ),
+        (
+            5,
+            "{lfn: f.a, type: output, registerReplica: 1}",
+            "`registerReplica` must be true or false",
+        ),
+        (6, "{type: input}", "no `lfn`"),
+    ] {
+        let file = format!("bad{n}.yml");
+        let path = with_use(&ws, &file, bad);
+        let out = format!("bad{n}.tracked.yml");
+        let o = ws.run(&["augment", &file, "-o", &out]);
+        assert_eq!(o.status.code(), Some(store::exit::USAGE), "{bad}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains(&file) && e.contains("job J1") && e.contains(says),
+            "{bad}: {e}"
+        );
+        assert!(!ws.p(&out).exists());
+        // Pegasus's own loader rejects the link types and missing keys too; the boolean
+        // flags it leaves to pegasus-plan, which validates against the same schema
+        // (wf-5.0.yml: `stageOut`, `registerReplica` are booleans).
+        let loader = Command::new("python3")
+            .arg(pegasus_fixtures().join("load_workflow.py"))
+            .arg(&path)
+            .output()
+            .expect("python3");
+        if ![4, 5].contains(&n) {
+            assert!(!loader.status.success(), "Pegasus accepted {bad}");
+        }
+    }
+}
+
+const APPEND: &str = "#!/bin/sh\n# appends its name to the checkpoint, and to the inout file\necho \"$1\" >> state.ckpt\n[ -n \"$2\" ] && echo \"$1\" >> \"$2\"\nexit 0\n";
+
+#[test]
+fn checkpoint_and_inout_files_are_recorded_before_and_after_each_job() {
+    let ws = Ws::new();
+    let step = ws.write("bin/step", APPEND.as_bytes());
+    Command::new("chmod")
+        .args(["+x", step.to_str().expect("utf8")])
+        .status()
+        .expect("chmod");
+    let data = ws.write("data/log.txt", b"start\n");
+    ws.write(
+        "ck.yml",
+        format!(
+            "pegasus: '5.0'
+name: ck
+replicaCatalog:
+  replicas:
+  - lfn: log.txt
+    pfns:
+    - site: local
+      pfn: {data}
+transformationCatalog:
+  transformations:
+  - name: step
+    sites:
+    - name: local
+      pfn: {step}
+      type: installed
+jobs:
+- type: job
+  name: step
+  id: A
+  arguments: [A]
+  uses:
+  - {{lfn: state.ckpt, type: checkpoint}}
+- type: job
+  name: step
+  id: B
+  arguments: [B, log.txt]
+  uses:
+  - {{lfn: state.ckpt, type: checkpoint}}
+  - {{lfn: log.txt, type: inout}}
+jobDependencies:
+- id: A
+  children: [B]
+",
+            data = data.display(),
+            step = step.display()
+        )
+        .as_bytes(),
+    );
+    let id = ws
+        .ok(&["run", "ck.yml", "--policy", "full", "--workdir", "w", "-q"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(ws.p("w/state.ckpt")).expect("ckpt"),
+        "A\nB\n"
+    );
+    // The user's inout file was copied in, never written through.
+    assert_eq!(std::fs::read_to_string(&data).expect("data"), "start\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.p("w/log.txt")).expect("log"),
+        "start\nB\n"
+    );
+    let show = json(&ws.ok(&["show", &id, "--json"]));
+    let entries = show["entries"].as_array().expect("entries");
+    let version = |lfn: &str, job: &str, dir: &str| -> Option<String> {
+        entries
+            .iter()
+            .find(|e| e["lfn"] == lfn && e["job_id"] == job && e["direction"] == dir)
+            .map(|e| e["hash"].as_str().expect("hash").to_string())
+    };
+    let hash_of = |text: &str| {
+        let p = ws.write(&format!("probe-{}", text.len()), text.as_bytes());
+        ws.ok(&["add", p.to_str().expect("utf8")])
+            .split_whitespace()
+            .next()
+            .expect("hash")
+            .to_string()
+    };
+    // A found no checkpoint and left "A"; B saw A's and left "A B".
+    assert_eq!(version("state.ckpt", "A", "consumed"), None);
+    assert_eq!(version("state.ckpt", "A", "produced"), Some(hash_of("A\n")));
+    assert_eq!(version("state.ckpt", "B", "consumed"), Some(hash_of("A\n")));
+    assert_eq!(
+        version("state.ckpt", "B", "produced"),
+        Some(hash_of("A\nB\n"))
+    );
+    assert_eq!(
+        version("log.txt", "B", "consumed"),
+        Some(hash_of("start\n"))
+    );
+    assert_eq!(
+        version("log.txt", "B", "produced"),
+        Some(hash_of("start\nB\n"))
+    );
+    // The augmented file (what pegasus-plan would get) keeps the optional record optional.
+    let v = json(&ws.ok(&[
+        "augment",
+        "ck.yml",
+        "-o",
+        "ck.tracked.yml",
+        "--policy",
+        "full",
+        "--json",
+    ]));
+    assert!(v["tracked"]["state.ckpt"].is_string(), "{v}");
+    let tracked = std::fs::read_to_string(ws.p("ck.tracked.yml")).expect("tracked");
+    assert!(tracked.contains("intermediate?:state.ckpt"), "{tracked}");
+}
+
+#[test]
+fn sub_workflows_are_found_in_input_directories() {
+    let ws = Ws::new();
+    ws.write(
+        "subs/inner.yml",
+        b"pegasus: '5.0'
+name: inner
+transformationCatalog:
+  transformations:
+  - name: hello
+    sites:
+    - name: local
+      pfn: /bin/sh
+      type: installed
+jobs:
+- type: job
+  name: hello
+  id: H
+  arguments: [-c, 'echo inner > made.txt']
+  uses:
+  - {lfn: made.txt, type: output}
+",
+    );
+    ws.write(
+        "outer.yml",
+        b"pegasus: '5.0'
+name: outer
+jobs:
+- type: pegasusWorkflow
+  file: inner.yml
+  id: S
+  arguments: []
+  uses:
+  - {lfn: inner.yml, type: input}
+",
+    );
+    let o = ws.run(&["run", "outer.yml", "--workdir", "w1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("inner.yml"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    ws.ok(&[
+        "run",
+        "outer.yml",
+        "--workdir",
+        "w2",
+        "--input-dir",
+        "subs",
+        "-q",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(ws.p("w2/made.txt")).expect("made"),
+        "inner\n"
+    );
+}
