@@ -99,6 +99,21 @@ impl WorkflowTree {
                 file: file.clone(),
                 cause: Box::new(cause),
             };
+            // A sub-workflow written by a job of this workflow does not exist, or is stale,
+            // before that job runs: never plan a copy found now.
+            let producer = wf.job_maps().find_map(|j| {
+                uses_of(j)
+                    .any(|u| u.output && u.lfn == file)
+                    .then(|| str_of(j, "id"))
+                    .flatten()
+            });
+            if let (Some(producer), None) = (producer, files.get(&file)) {
+                return Err(wrap(Error::Invalid(format!(
+                    "it is written by job {producer} when the workflow runs; a sub-workflow \
+                     generated at run time is not supported yet (generate it before planning, \
+                     or run the generating part as a workflow of its own)"
+                ))));
+            }
             let child = match (files.get(&file), replicas.get(&file)) {
                 (Some(p), _) => p.clone(),
                 (None, Some(pfn)) if pfn.contains("://") => {

@@ -458,3 +458,52 @@ jobs:
         "inner\n"
     );
 }
+
+#[test]
+fn a_sub_workflow_written_at_run_time_is_never_planned_from_a_stale_copy() {
+    let ws = Ws::new();
+    // A stale copy is there; the workflow writes the real one in job G.
+    ws.write("gen.yml", b"pegasus: '5.0'\nname: stale\njobs: []\n");
+    ws.write(
+        "outer.yml",
+        b"pegasus: '5.0'
+name: outer
+transformationCatalog:
+  transformations:
+  - name: gen
+    sites:
+    - name: local
+      pfn: /bin/true
+      type: installed
+jobs:
+- type: job
+  name: gen
+  id: G
+  arguments: []
+  uses:
+  - {lfn: gen.yml, type: output}
+- type: pegasusWorkflow
+  file: gen.yml
+  id: S
+  arguments: []
+  uses:
+  - {lfn: gen.yml, type: input}
+jobDependencies:
+- id: G
+  children: [S]
+",
+    );
+    for args in [
+        vec!["augment", "outer.yml", "-o", "t.yml"],
+        vec!["run", "outer.yml", "--policy", "full"],
+    ] {
+        let o = ws.run(&args);
+        assert_eq!(o.status.code(), Some(store::exit::USAGE), "{args:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("gen.yml") && e.contains("written by job G"),
+            "{args:?}: {e}"
+        );
+    }
+    assert!(!ws.p("t.yml").exists());
+}
