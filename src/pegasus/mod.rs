@@ -18,6 +18,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 mod augment;
+mod container;
 mod doc;
 mod emit;
 mod relocate;
@@ -26,6 +27,7 @@ mod tree;
 pub use augment::{
     add_to_jobs, augment, AugmentOptions, AugmentReport, TrackedJob, WorkflowReport,
 };
+pub use container::{ContainerSpec, ContainerType};
 pub use relocate::{RelocateMaps, Relocation};
 pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};
 
