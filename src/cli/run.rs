@@ -35,6 +35,12 @@ pub struct Args {
     strict: bool,
     #[command(flatten)]
     catalogs: super::augment::CatalogArgs,
+    /// Run jobs whose transformation names a container on the host instead (a warning per
+    /// job; each one's recorded environment has STORE_CONTAINER_BYPASSED=<container>).
+    /// Without it, a container job with no engine here (podman, docker, apptainer,
+    /// singularity) stops the run before anything starts.
+    #[arg(long)]
+    no_containers: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -64,8 +70,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             ctx.quiet,
         )?
     };
-    let plan = tracked.plan()?;
-    std::fs::create_dir_all(&work).map_err(|e| store::Error::io(&work, e))?;
+    let mut plan = tracked.plan()?;
+    if args.no_containers {
+        for (job, container) in store::runner::container::bypass(&mut plan, &report.jobs) {
+            eprintln!(
+                "store: warning: job {job} runs on the host, not in its container {container} \
+                 (--no-containers)"
+            );
+        }
+    }
+    // Before anything is created: a container job with no engine here stops the run.
+    let engines = store::runner::container::engines(&plan)?;
     if !ctx.quiet {
         eprintln!(
             "running {} ({} jobs + {} tracking) as run {run_id} in {}",
@@ -74,8 +89,26 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             report.added_jobs,
             work.display()
         );
+        for j in &plan {
+            if let (Some(c), Some(e)) = (&j.container, engines.get(&j.id)) {
+                eprintln!(
+                    "job {} runs in container {} ({}) with {}",
+                    j.id,
+                    c.name,
+                    c.image,
+                    e.program.display()
+                );
+            }
+        }
     }
-    let out = store::runner::run_jobs(&plan, &tracked.replicas(), &run_id, &work, args.jobs)?;
+    let out = store::runner::run_jobs_with(
+        &plan,
+        &tracked.replicas(),
+        &run_id,
+        &work,
+        args.jobs,
+        &engines,
+    )?;
     if let Some((job, why)) = &out.failed {
         anyhow::bail!(
             "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",

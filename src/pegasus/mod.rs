@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 
 mod augment;
 mod catalogs;
+mod container;
 mod doc;
 mod emit;
 mod relocate;
@@ -29,6 +30,7 @@ pub use augment::{
     add_to_jobs, augment, AugmentOptions, AugmentReport, TrackedJob, WorkflowReport,
 };
 pub use catalogs::{CatalogOptions, SideCatalogs};
+pub use container::{ContainerSpec, ContainerType};
 pub use relocate::{RelocateMaps, Relocation};
 pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};
 

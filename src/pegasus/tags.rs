@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(closest("track_tran"), "track_trans");
         assert_eq!(closest("store_trak"), "store_track");
         assert_eq!(closest("mlflow_experiments"), "mlflow_experiment");
-        assert!(looks_like_a_tag("output_trackk") && looks_like_a_tag("outptu_track"));
+        assert!(looks_like_a_tag("outptu_track") && looks_like_a_tag("track_outptu"));
         assert_eq!(distance("output_trak", "output_track"), 1);
         assert!(!looks_like_a_tag("creator"));
     }

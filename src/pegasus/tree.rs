@@ -204,6 +204,7 @@ impl WorkflowTree {
                 exes.insert(name, resolve(&dir, pfn));
             }
         }
+        let containers = super::container::by_transformation(self.wf.top(), &dir, &self.path)?;
         let subs: HashMap<&str, &WorkflowTree> = self
             .subs
             .iter()
@@ -231,11 +232,13 @@ impl WorkflowTree {
                 env: Vec::new(),
                 parents,
                 tracking: false,
+                container: None,
             };
             match str_of(j, "type").expect("validated") {
                 "job" => {
                     let name = str_of(j, "name").expect("validated");
                     job.tracking = name == "store";
+                    job.container = containers.get(name).cloned();
                     job.executable = Some(exes.get(name).cloned().ok_or_else(|| {
                         Error::Invalid(format!(
                             "{}: job {id}: transformation {name} is not in the transformation catalog",
@@ -355,4 +358,7 @@ pub struct PlannedJob {
     /// A tracking job added by augmentation (transformation `store`): short and I/O-bound, so
     /// the local runner does not count it against the compute slots of `--jobs`.
     pub tracking: bool,
+    /// The container its transformation runs in, if it names one (`runner` runs the job in
+    /// it, or refuses).
+    pub container: Option<super::ContainerSpec>,
 }

@@ -34,6 +34,7 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     "STORE_WF_NAME",
     "STORE_RUN_ID",
     "STORE_JOB_ID",
+    "STORE_CONTAINER_BYPASSED",
     "CUDA_VISIBLE_DEVICES",
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",

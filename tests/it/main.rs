@@ -4,6 +4,7 @@ mod bad_input;
 mod code_git;
 mod common;
 mod concurrency;
+mod containers;
 mod corruption;
 mod crash;
 mod diskfull;

@@ -4,7 +4,8 @@
 //! one job graph ([`crate::pegasus::WorkflowTree::plan`]): their jobs count against the same
 //! N, and a sub-workflow job is done when its last job is. Each job's stdout and stderr stream
 //! to `logs/<job>.out` and `logs/<job>.err`. After a failure no new job starts; the failing
-//! job, its exit status and the end of its stderr are reported.
+//! job, its exit status and the end of its stderr are reported. A job whose transformation
+//! names a container runs in it ([`container`]); without an engine for it nothing starts.
 //!
 //! Layer: above Pegasus and runs (it runs planned workflows; `rerun` restores a recorded run
 //! through the run layer first).
@@ -16,6 +17,10 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 use crate::pegasus::PlannedJob;
+
+pub mod container;
+
+use container::Engine;
 
 /// What [`run_jobs`] did.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -72,7 +77,8 @@ fn tail(path: &Path) -> String {
 
 /// Runs `jobs` as run `run_id` in `work`, at most `parallel` at once. Every job sees
 /// `PEGASUS_WF_UUID` = `run_id`, and its own workflow's name and job ID in `PEGASUS_WF_LABEL`
-/// and `PEGASUS_DAG_JOB_ID`.
+/// and `PEGASUS_DAG_JOB_ID`. Jobs that name a container run in it, with the engines
+/// [`container::engines`] finds; when one has none, nothing starts (exit 2).
 pub fn run_jobs(
     jobs: &[PlannedJob],
     replicas: &HashMap<String, String>,
@@ -80,8 +86,51 @@ pub fn run_jobs(
     work: &Path,
     parallel: usize,
 ) -> Result<RunOutcome> {
+    let engines = container::engines(jobs)?;
+    run_jobs_with(jobs, replicas, run_id, work, parallel, &engines)
+}
+
+/// [`run_jobs`] with the container engine of each container job already chosen (by job ID,
+/// from [`container::engines`]); a container job without one is refused before anything
+/// starts.
+pub fn run_jobs_with(
+    jobs: &[PlannedJob],
+    replicas: &HashMap<String, String>,
+    run_id: &str,
+    work: &Path,
+    parallel: usize,
+    engines: &HashMap<String, Engine>,
+) -> Result<RunOutcome> {
+    if let Some(j) = jobs
+        .iter()
+        .find(|j| j.container.is_some() && j.executable.is_some() && !engines.contains_key(&j.id))
+    {
+        return Err(Error::Invalid(format!(
+            "job {} runs in container {}, and no engine was chosen for it; no job was started",
+            j.id,
+            j.container.as_ref().map_or("", |c| c.name.as_str())
+        )));
+    }
     let logs = work.join("logs");
     fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
+    // Containers bind the working directory by its absolute path; docker runs the job as the
+    // directory's owner (podman and apptainer map the user themselves).
+    let abs_work = std::path::absolute(work).map_err(|e| Error::io(work, e))?;
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(work).map_err(|e| Error::io(work, e))?;
+        format!("{}:{}", m.uid(), m.gid())
+    };
+    let engines: HashMap<&str, Engine> = engines
+        .iter()
+        .map(|(id, e)| {
+            let mut e = e.clone();
+            if e.kind == container::EngineKind::Docker {
+                e.user = Some(owner.clone());
+            }
+            (id.as_str(), e)
+        })
+        .collect();
     let mut done: HashSet<String> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
     let mut staged: HashSet<String> = HashSet::new();
@@ -143,13 +192,24 @@ pub fn run_jobs(
                 let err = logs.join(format!("{}.err", j.id));
                 let stdout = File::create(&out).map_err(|e| Error::io(&out, e))?;
                 let stderr = File::create(&err).map_err(|e| Error::io(&err, e))?;
-                let child = Command::new(executable)
-                    .args(&j.args)
+                let vars = container::job_vars(j, run_id);
+                let engine = engines.get(j.id.as_str()).filter(|_| j.container.is_some());
+                let (program, mut cmd) = match engine {
+                    Some(engine) => {
+                        let argv = container::container_command(j, engine, &abs_work);
+                        let mut c = Command::new(&argv[0]);
+                        c.args(&argv[1..])
+                            .envs(container::container_env(engine, &vars));
+                        (argv[0].clone(), c)
+                    }
+                    None => {
+                        let mut c = Command::new(executable);
+                        c.args(&j.args).envs(vars);
+                        (executable.clone(), c)
+                    }
+                };
+                let child = cmd
                     .current_dir(work)
-                    .envs(j.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .env("PEGASUS_WF_LABEL", &j.workflow)
-                    .env("PEGASUS_WF_UUID", run_id)
-                    .env("PEGASUS_DAG_JOB_ID", &j.dag_id)
                     .stdin(Stdio::null())
                     .stdout(stdout)
                     .stderr(stderr)
@@ -166,7 +226,7 @@ pub fn run_jobs(
                     }
                     Err(e) => {
                         outcome.failed =
-                            Some((j.id.clone(), format!("cannot start {executable}: {e}")));
+                            Some((j.id.clone(), format!("cannot start {program}: {e}")));
                         break;
                     }
                 }
