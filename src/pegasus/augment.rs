@@ -651,6 +651,21 @@ fn analyse<'a>(
         if !used_trans.contains(name) || !tag.unwrap_or(code_all) {
             continue;
         }
+        // An executable inside a container image is not a file of this host: the image
+        // names the code (not recorded as code here).
+        // (a `stageable` executable is a host file copied in: that one is recorded)
+        let in_container = get(t, "sites")
+            .and_then(Node::as_seq)
+            .into_iter()
+            .flatten()
+            .filter_map(Node::as_map)
+            .any(|site| {
+                (get(site, "container").is_some() || get(t, "container").is_some())
+                    && str_of(site, "type") != Some("stageable")
+            });
+        if in_container {
+            continue;
+        }
         let reason = if tag == Some(true) {
             "track_trans".to_string()
         } else {

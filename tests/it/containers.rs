@@ -110,13 +110,14 @@ jobDependencies:
     ws.write("wf/boxed.yml", yml.as_bytes())
 }
 
-/// `store run WF --policy basic --workdir work ARGS` with PATH = `path`.
+/// `store run WF --policy full --workdir work ARGS` with PATH = `path` (full: code tracking
+/// must skip the executable that lives in the image).
 fn run(ws: &Ws, wf: &Path, path: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "run",
         wf.to_str().expect("utf8"),
         "--policy",
-        "basic",
+        "full",
         "--workdir",
         "work",
     ];
