@@ -33,11 +33,13 @@ impl Store {
             content,
             executable: false,
         };
+        // (the caller reports a failed push: the commit stands)
         crate::run::git::commit_files(
             repo,
             "main",
             &[file],
             &format!("store metadata: {runs} runs"),
+            std::time::Duration::from_secs(self.config().push_timeout_secs),
         )
     }
 

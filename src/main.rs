@@ -86,6 +86,8 @@ enum Cmd {
     Push(cli::push::Args),
     /// Download runs (default: everything) from a remote: `pull [REMOTE] [RUN...]`.
     Pull(cli::pull::Args),
+    /// Complete what seals left pending: pushes to remotes, code pushes to git, MLflow.
+    Sync(cli::sync::Args),
     /// Create a workspace in DIR from a remote; checkout then fetches only what it needs.
     Clone(cli::clone::Args),
 }
@@ -155,6 +157,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Reindex(a) => cli::reindex::run(a, &ctx),
         Cmd::Remote(a) => cli::remote::run(a, &ctx),
         Cmd::Push(a) => cli::push::run(a, &ctx),
+        Cmd::Sync(a) => cli::sync::run(a, &ctx),
         Cmd::Pull(a) => cli::pull::run(a, &ctx),
         Cmd::Clone(a) => cli::clone::run(a, &ctx),
     }

@@ -61,6 +61,12 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 c.branch,
                 if c.pushed { " (pushed)" } else { "" }
             );
+            if let Some(why) = &c.push_error {
+                eprintln!(
+                    "store: warning: the commit stands, but pushing it to origin failed: {why}"
+                );
+                return Ok(store::exit::REMOTE);
+            }
         }
     }
     Ok(store::exit::OK)

@@ -35,6 +35,7 @@ pub mod seal;
 pub mod show;
 pub mod stats;
 pub mod status;
+pub mod sync;
 pub mod track;
 pub mod verify;
 

@@ -29,6 +29,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             merge_at: merge_at(),
         },
     )?;
+    let git = complete_pending(&s, &r)?;
     if args.json {
         print_json(&r)?;
     } else if !ctx.quiet {
@@ -51,7 +52,40 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             );
         }
     }
+    if git.iter().any(|(_, e)| e.is_some()) {
+        return Ok(store::exit::REMOTE);
+    }
     Ok(store::exit::OK)
+}
+
+/// After a push: the runs it published are no longer pending for that remote, and every code
+/// commit left pending by a seal is pushed to its origin again. Returns each git retry: (run,
+/// error if it failed again), and warns about each failure.
+pub fn complete_pending(
+    s: &Store,
+    r: &store::PushReport,
+) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    let timeout = std::time::Duration::from_secs(s.config().push_timeout_secs);
+    let mut git = Vec::new();
+    for p in s.pending_pushes()? {
+        if r.runs.contains(&p.run_id) {
+            s.clear_pending_remote(&p.run_id, &r.remote)?;
+        }
+        if p.git.is_some() {
+            let e = s
+                .retry_git_push(&p.run_id, timeout)
+                .err()
+                .map(|e| e.to_string());
+            if let Some(e) = &e {
+                eprintln!(
+                    "store: warning: run {}: code commit still not pushed to origin: {e}",
+                    p.run_id
+                );
+            }
+            git.push((p.run_id, e));
+        }
+    }
+    Ok(git)
 }
 
 /// Segments a push lets accumulate outside a merged segment before it writes a new one:

@@ -68,6 +68,11 @@ pub struct RemoteOpts {
     /// OAuth token endpoint for Google Drive (default https://oauth2.googleapis.com/token).
     #[arg(long, value_name = "URL")]
     token_url: Option<String>,
+    /// Let S3, GCS or Azure take credentials from the cloud instance's metadata service
+    /// (169.254.169.254 and the like) when none are configured. Off by default: without
+    /// credentials the remote fails at once, and no request goes anywhere.
+    #[arg(long)]
+    instance_metadata: bool,
 }
 
 impl RemoteOpts {
@@ -95,6 +100,9 @@ impl RemoteOpts {
         }
         if let Some(v) = self.token_url {
             options.insert("token_url".to_string(), v);
+        }
+        if self.instance_metadata {
+            options.insert("instance_metadata".to_string(), "true".to_string());
         }
         // A relative directory remote is kept absolute, so it means the same from anywhere.
         let url = if url.contains("://") {

@@ -34,6 +34,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 r.files,
                 human_bytes(r.bytes)
             )?;
+            if let Some(p) = &r.pending {
+                writeln!(out, "    {}", printable(&p.describe()))?;
+            }
         }
     }
     Ok(store::exit::OK)

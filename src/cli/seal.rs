@@ -10,7 +10,8 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    /// Do not push the sealed run to the default remote (pushed when one is configured).
+    /// Do not push the sealed run to the default remote (pushed when one is configured,
+    /// within `push.timeout`; else left pending).
     #[arg(long)]
     no_push: bool,
     /// Make MLflow match the sealed run (also done when the run was generated with
@@ -19,9 +20,29 @@ pub struct Args {
     mlflow: bool,
 }
 
+/// Runs `f` on a store handle of its own in a thread and waits at most `timeout` for it: its
+/// result, or why not (the error, or the time out; a step still running is abandoned, and
+/// what it uploaded is completed or cleaned by a later push).
+pub fn within<T: Send + 'static>(
+    s: &store::Store,
+    timeout: std::time::Duration,
+    f: impl FnOnce(&store::Store) -> store::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let dir = s.dir().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = store::Store::open(&dir).and_then(|t| f(&t));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs_f64())),
+    }
+}
+
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let s = ctx.open()?;
-    let progress = ctx.progress();
     let id = args
         .run
         .or_else(store::run::RunContext::run_id_from_env)
@@ -30,30 +51,58 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 "which run? give RUN or set PEGASUS_WF_UUID / STORE_RUN_ID".into(),
             )
         })?;
-    if !args.no_push && s.remotes()?.default.is_some() {
+    // The network never fails a seal: each remote step gets `push.timeout`, then is left
+    // pending (told once, named, redacted) for `store push` or `store sync`.
+    let timeout = std::time::Duration::from_secs(s.config().push_timeout_secs);
+    let default = s.remotes()?.default.filter(|_| !args.no_push);
+    if let Some(name) = &default {
         // Records pushed by jobs on other nodes join the run before it is sealed.
-        warn_damage(&s.pull_run_records(&id, progress)?);
+        let run = id.clone();
+        match within(&s, timeout, move |t| t.pull_run_records(&run, false)) {
+            Ok(r) => {
+                warn_damage(&r);
+            }
+            Err(why) => eprintln!(
+                "store: warning: could not fetch records of other nodes from {name} ({why}); sealing with the records here"
+            ),
+        }
     }
     let (run, snap, fresh) = s.seal(&id)?;
+    if let Some(g) = s.pending_push(&run.run_id)?.and_then(|p| p.git) {
+        eprintln!(
+            "store: warning: run {} sealed; its code commit is not on origin yet ({}); `store push` or `store sync` pushes it later",
+            run.run_id, g.error
+        );
+    }
     // The seal job of an augmented workflow publishes the run when a remote is set.
-    if !args.no_push && s.remotes()?.default.is_some() {
-        let r = s.push(
-            None,
-            &store::PushOptions {
-                runs: vec![run.run_id.clone()],
-                jobs: 8,
-                progress,
-                merge_at: super::push::merge_at(),
-            },
-        )?;
-        if !ctx.quiet && !args.json {
-            eprintln!(
-                "pushed run {} to {} ({} objects, {})",
-                run.run_id,
-                r.remote,
-                r.objects,
-                human_bytes(r.bytes_uploaded)
-            );
+    if let Some(name) = &default {
+        let opts = store::PushOptions {
+            runs: vec![run.run_id.clone()],
+            jobs: 8,
+            progress: false,
+            merge_at: super::push::merge_at(),
+        };
+        match within(&s, timeout, move |t| t.push(None, &opts)) {
+            Ok(r) => {
+                s.clear_pending_remote(&run.run_id, name)?;
+                if !ctx.quiet && !args.json {
+                    eprintln!(
+                        "pushed run {} to {} ({} objects, {})",
+                        run.run_id,
+                        r.remote,
+                        r.objects,
+                        human_bytes(r.bytes_uploaded)
+                    );
+                }
+            }
+            Err(why) => {
+                s.mark_push_pending(&run.run_id, Some((name.clone(), why.clone())), None)?;
+                eprintln!(
+                    "store: warning: run {} sealed; push to {name} pending ({}); `store push` or `store sync` completes it",
+                    run.run_id,
+                    store::git::redact(&why)
+                );
+            }
         }
     }
     // MLflow never fails a seal: at worst the run stays pending, and the user is told.

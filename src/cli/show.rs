@@ -19,8 +19,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let row = s.resolve_run(&args.run)?;
     let mut snap = s.run_snapshot(&row)?;
     s.mlflow_overlay(&mut snap)?;
+    let pending = s.pending_push(&row.run_id)?;
     if args.json {
-        print_json(&snap)?;
+        let mut v = serde_json::to_value(&snap)?;
+        if let (Some(p), Some(m)) = (&pending, v.as_object_mut()) {
+            m.insert("pending".into(), serde_json::to_value(p)?);
+        }
+        print_json(&v)?;
         return Ok(store::exit::OK);
     }
     let mut out = std::io::stdout().lock();
@@ -35,6 +40,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             "open"
         }
     )?;
+    if let Some(p) = &pending {
+        writeln!(out, "  {}", printable(&p.describe()))?;
+    }
     for role in store::run::Role::ALL {
         let es: Vec<_> = snap.entries.iter().filter(|e| e.role == role).collect();
         if es.is_empty() {

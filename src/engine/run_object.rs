@@ -423,4 +423,8 @@ pub struct GitCommit {
     pub commit: String,
     /// Whether it was pushed to `origin`.
     pub pushed: bool,
+    /// Why the push to `origin` failed (redacted), when it did: the commit stands, the push is
+    /// pending (not part of the format: never written).
+    #[serde(skip)]
+    pub push_error: Option<String>,
 }

@@ -83,6 +83,14 @@ pub struct Config {
     /// MLflow tracking server (`mlflow.uri`); else `MLFLOW_TRACKING_URI` is used.
     #[serde(default)]
     pub mlflow_uri: Option<String>,
+    /// How long a seal waits for its pushes (default remote, git origin) before leaving them
+    /// pending, in seconds (`push.timeout`).
+    #[serde(default = "default_push_timeout")]
+    pub push_timeout_secs: u64,
+}
+
+fn default_push_timeout() -> u64 {
+    30
 }
 
 fn default_max_git_bytes() -> u64 {
@@ -95,6 +103,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "code.max_git_bytes",
     "metadata.repo",
     "mlflow.uri",
+    "push.timeout",
     "zstd.level",
 ];
 
@@ -142,6 +151,7 @@ impl Default for Config {
             pack_target_size: 32 << 20,
             code_repo: None,
             code_max_git_bytes: default_max_git_bytes(),
+            push_timeout_secs: default_push_timeout(),
             metadata_repo: None,
             mlflow_uri: None,
         }
@@ -451,6 +461,7 @@ impl Store {
         match key {
             "code.repo" => c.code_repo = opt(value)?,
             "code.max_git_bytes" => c.code_max_git_bytes = num(value)?.max(0) as u64,
+            "push.timeout" => c.push_timeout_secs = num(value)?.max(1) as u64,
             "metadata.repo" => c.metadata_repo = opt(value)?,
             // Checked: http(s) only, and never a user:password@ part (credentials come from
             // MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, never from a file).

@@ -14,6 +14,48 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use super::{remote_error, Backend, RemoteSpec};
 use crate::error::{Error, Result};
 
+/// Whether the S3 client has credentials of its own, so that object_store would not fall back
+/// to the instance metadata service (the order of its `build`).
+fn has_s3_credentials(b: &object_store::aws::AmazonS3Builder) -> bool {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let set = |k: K| b.get_config_value(&k).is_some_and(|v| !v.is_empty());
+    set(K::AccessKeyId)
+        || set(K::SecretAccessKey)
+        || set(K::SkipSignature) && b.get_config_value(&K::SkipSignature).as_deref() == Some("true")
+        || set(K::WebIdentityTokenFile) && set(K::RoleArn)
+        || set(K::ContainerCredentialsRelativeUri)
+        || set(K::ContainerCredentialsFullUri)
+}
+
+/// Whether the environment names credentials for GCS or Azure (else object_store would ask
+/// the instance metadata service).
+fn has_cloud_credentials(scheme: &str) -> bool {
+    let vars: &[&str] = if scheme == "gs" {
+        &[
+            "GOOGLE_SERVICE_ACCOUNT",
+            "GOOGLE_SERVICE_ACCOUNT_PATH",
+            "GOOGLE_SERVICE_ACCOUNT_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "GOOGLE_SKIP_SIGNATURE",
+        ]
+    } else {
+        &[
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "AZURE_STORAGE_ACCESS_KEY",
+            "AZURE_STORAGE_MASTER_KEY",
+            "AZURE_STORAGE_SAS_KEY",
+            "AZURE_STORAGE_SAS_TOKEN",
+            "AZURE_STORAGE_TOKEN",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_STORAGE_USE_EMULATOR",
+            "AZURE_SKIP_SIGNATURE",
+        ]
+    };
+    vars.iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
 /// A remote in an object store.
 pub struct ObjectStoreBackend {
     rt: tokio::runtime::Runtime,
@@ -65,7 +107,33 @@ impl ObjectStoreBackend {
                         b = b.with_token(v);
                     }
                 }
+                if !spec.flag("instance_metadata") && !has_s3_credentials(&b) {
+                    return Err(Error::Remote {
+                        remote: url.clone(),
+                        detail: "no S3 credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                                 a credentials file, web identity or container credentials); the \
+                                 instance metadata service is not asked unless the remote is \
+                                 added with --instance-metadata"
+                            .into(),
+                    });
+                }
                 Arc::new(b.build().map_err(err)?)
+            }
+            "gs" | "az" | "azure" | "abfs" | "abfss"
+                if !spec.flag("instance_metadata") && !has_cloud_credentials(scheme) =>
+            {
+                return Err(Error::Remote {
+                    remote: url.clone(),
+                    detail: format!(
+                        "no credentials in the environment ({}); the instance metadata service \
+                         is not asked unless the remote is added with --instance-metadata",
+                        if scheme == "gs" {
+                            "GOOGLE_SERVICE_ACCOUNT, GOOGLE_APPLICATION_CREDENTIALS, ..."
+                        } else {
+                            "AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, AZURE_CLIENT_SECRET, ..."
+                        }
+                    ),
+                });
             }
             "gs" => Arc::new(
                 object_store::gcp::GoogleCloudStorageBuilder::from_env()

@@ -72,6 +72,7 @@ pub fn commit_files(
     branch: &str,
     files: &[GitFile],
     message: &str,
+    timeout: Duration,
 ) -> Result<GitCommit> {
     let repo = match Repository::open(repo_path) {
         Ok(r) => r,
@@ -132,7 +133,7 @@ pub fn commit_files(
             .map_err(|e| err("write tree", repo_path, e))?;
         if let Some(p) = &parent {
             if p.tree_id() == tree_oid && p.message() == Some(message) {
-                return finish(&repo, repo_path, branch, p.id());
+                return finish(&repo, repo_path, branch, p.id(), timeout);
             }
         }
         let tree = repo
@@ -169,7 +170,7 @@ pub fn commit_files(
         match moved {
             Ok(_) => {
                 drop(guard);
-                return finish(&repo, repo_path, branch, oid);
+                return finish(&repo, repo_path, branch, oid, timeout);
             }
             Err(e) if e.code() == git2::ErrorCode::Locked => {
                 let since = *waiting_since.get_or_insert_with(Instant::now);
@@ -387,47 +388,105 @@ fn lock_held(
     ))
 }
 
-fn finish(repo: &Repository, repo_path: &Path, branch: &str, oid: Oid) -> Result<GitCommit> {
-    let pushed = match repo.find_remote("origin") {
+fn finish(
+    repo: &Repository,
+    repo_path: &Path,
+    branch: &str,
+    oid: Oid,
+    timeout: Duration,
+) -> Result<GitCommit> {
+    // The commit stands whatever the network does: a failed push is reported, not fatal.
+    let (pushed, push_error) = match repo.find_remote("origin") {
         Ok(mut remote) => {
             let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
-            push(&mut remote, repo_path, &spec)?;
-            true
+            match push(&mut remote, repo_path, &spec, timeout) {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(redact(&e.to_string()))),
+            }
         }
-        Err(_) => false,
+        Err(_) => (false, None),
     };
     Ok(GitCommit {
         branch: branch.to_string(),
         commit: oid.to_string(),
         pushed,
+        push_error,
     })
+}
+
+/// Pushes `branch` of the repository at `repo_path` to its `origin` (a pending push being
+/// completed), within `timeout`.
+pub fn push_branch(repo_path: &Path, branch: &str, timeout: Duration) -> Result<()> {
+    let repo = Repository::open(repo_path).map_err(|e| err("open", repo_path, e))?;
+    let mut remote = repo
+        .find_remote("origin")
+        .map_err(|e| err("find origin", repo_path, e))?;
+    let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    push(&mut remote, repo_path, &spec, timeout)
+}
+
+/// Runs `cmd` to its end or until `deadline` (then kills it): its output, or why not.
+fn output_until(
+    mut cmd: std::process::Command,
+    deadline: Instant,
+) -> std::io::Result<std::process::Output> {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    loop {
+        if child.try_wait()?.is_some() {
+            return child.wait_with_output();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Pushes `spec` to `origin`. The git command line is used when present, so any remote works
 /// with the user's own transports and credential helpers (ssh keys, https tokens), which
 /// never pass through the store; libgit2 (built without network transports) is the fallback
 /// for local and file remotes.
-fn push(remote: &mut git2::Remote<'_>, repo_path: &Path, spec: &str) -> Result<()> {
+fn push(
+    remote: &mut git2::Remote<'_>,
+    repo_path: &Path,
+    spec: &str,
+    timeout: Duration,
+) -> Result<()> {
     // The spec names the local branch, whose tip contains every commit made here so far, so a
     // push never moves the remote backwards; concurrent pushes that collide on the remote's
-    // ref lock are retried.
+    // ref lock are retried, all within `timeout`.
+    let deadline = Instant::now() + timeout;
     let mut last = String::new();
     for attempt in 0..6u32 {
-        let cli = std::process::Command::new("git")
-            .arg("-C")
+        let mut cmd = std::process::Command::new("git");
+        cmd.arg("-C")
             .arg(repo_path)
             .args(["push", "--quiet", "origin", spec])
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(std::process::Stdio::null())
-            .output();
-        match cli {
+            .env("GIT_TERMINAL_PROMPT", "0");
+        match output_until(cmd, deadline) {
             Ok(o) if o.status.success() => return Ok(()),
             Ok(o) => last = redact(String::from_utf8_lossy(&o.stderr).trim()),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last = format!("no answer within {} s", timeout.as_secs_f64());
+                break;
+            }
             Err(_) => {
                 return remote
                     .push(&[spec], None)
                     .map_err(|e| err("push to origin", repo_path, e))
             }
+        }
+        if Instant::now() >= deadline {
+            break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50 << attempt));
     }

@@ -15,8 +15,10 @@
 pub mod compare;
 pub mod env;
 pub mod git;
+pub mod pending;
 
 pub use compare::{JobComparison, RoleDiff, RunDiff};
+pub use pending::{PendingGit, PendingPush};
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -129,6 +131,9 @@ pub struct RunSummary {
     pub bytes: u64,
     /// Jobs that recorded.
     pub jobs: u64,
+    /// What its seal left pending (a push to a remote, a code push to git), if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingPush>,
 }
 
 /// Who consumed or produced some content.
@@ -477,6 +482,7 @@ impl Store {
             &crate::run::git::branch_name(&snap.workflow),
             &files,
             &message,
+            std::time::Duration::from_secs(self.config().push_timeout_secs),
         )?;
         Ok(Some(CodeVersion {
             repo,
@@ -515,7 +521,22 @@ impl Store {
                 ..Commit::default()
             };
             match self.index().commit(&commit) {
-                Ok(()) => {}
+                Ok(()) => {
+                    // The code commit stands; its push to origin is left for later.
+                    if let Some(code) = &snap.code {
+                        if let Some(why) = &code.commit.push_error {
+                            self.mark_push_pending(
+                                &run.run_id,
+                                None,
+                                Some(pending::PendingGit {
+                                    repo: code.repo.clone(),
+                                    branch: code.commit.branch.clone(),
+                                    error: why.clone(),
+                                }),
+                            )?;
+                        }
+                    }
+                }
                 // A job recorded while we merged: merge again.
                 Err(Error::Busy(_)) => continue,
                 Err(e) => return Err(e),
@@ -533,12 +554,18 @@ impl Store {
     pub fn runs(&self, workflow: Option<&str>) -> Result<Vec<RunSummary>> {
         let idx = self.index();
         let counts = idx.run_counts()?;
+        let mut pending: BTreeMap<String, PendingPush> = self
+            .pending_pushes()?
+            .into_iter()
+            .map(|p| (p.run_id.clone(), p))
+            .collect();
         Ok(idx
             .runs(workflow)?
             .into_iter()
             .map(|run| {
                 let (files, bytes, jobs) = counts.get(&run.run_id).copied().unwrap_or_default();
                 RunSummary {
+                    pending: pending.remove(&run.run_id),
                     status: if run.sealed_ns.is_some() {
                         "sealed"
                     } else {

@@ -15,6 +15,7 @@ mod golden;
 mod hostile_remote;
 mod layers;
 mod mlflow;
+mod offline_seal;
 mod pegasus;
 mod properties;
 mod remote;
