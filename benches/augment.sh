@@ -85,3 +85,26 @@ for ex in federated lung-segmentation galaxy-classification; do
   printf '| %s | %.3f | %.3f | %.3f | %d | %d | %d | %d |\n' "$ex" "$(secs "$s" "$g")" "$(secs "$g" "$e")" \
     "$(secs "$s" "$e")" "$n" "$added" $((2 * n + 3)) $((n + added))
 done
+
+echo
+echo "| hostile input | size | result | time (s) |"
+echo "|---|---|---|---|"
+python3 - "$DIR" <<'PY'
+import sys
+d = sys.argv[1]
+head = "pegasus: '5.0'\nname: x\njobs: []\n"
+open(d + "/flow.yml", "w").write(head + "k: " + "[" * 400000 + "\n")
+open(d + "/block.yml", "w").write(head + "".join(" " * i + "k:\n" for i in range(2000)))
+bomb = head + "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+for i in range(1, 10):
+    bomb += "a%d: &a%d [%s]\n" % (i, i, ", ".join(["*a%d" % (i - 1)] * 9))
+open(d + "/bomb.yml", "w").write(bomb)
+open(d + "/line.yml", "w").write(head + "k: " + "x" * (5 << 20) + "\n")
+PY
+for f in flow block bomb line; do
+  size=$(du -h "$DIR/$f.yml" | cut -f1)
+  start=$(date +%s.%N)
+  if "$STORE_BIN" augment "$DIR/$f.yml" -o "$DIR/$f-out.yml" --store-dir /nonexistent/.store >/dev/null 2>"$DIR/err"; then r=accepted; else r="refused: $(head -c 80 "$DIR/err")"; fi
+  end=$(date +%s.%N)
+  printf '| %s | %s | %s | %.3f |\n' "$f" "$size" "$r" "$(echo "$end - $start" | bc)"
+done

@@ -22,6 +22,7 @@ mod catalogs;
 mod container;
 mod doc;
 mod emit;
+mod limits;
 mod relocate;
 mod tags;
 mod tree;

@@ -507,3 +507,52 @@ jobDependencies:
     }
     assert!(!ws.p("t.yml").exists());
 }
+
+#[test]
+fn pathological_yaml_is_refused_at_once_naming_the_file_and_line() {
+    let ws = Ws::new();
+    let head = "pegasus: '5.0'\nname: x\njobs: []\n";
+    let mut block = String::from(head);
+    for d in 0..400 {
+        block.push_str(&" ".repeat(d));
+        block.push_str("k:\n");
+    }
+    let mut bomb = format!("{head}a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    for (name, text, says) in [
+        (
+            "flow.yml",
+            format!("{head}k: {}\n", "[".repeat(400_000)),
+            "line 4: YAML nested deeper",
+        ),
+        ("block.yml", block, "YAML nested deeper"),
+        ("bomb.yml", bomb, "limit exceeded"),
+        (
+            "aliases.yml",
+            format!("{head}a: &a 1\nb: [{}]\n", vec!["*a"; 20_000].join(", ")),
+            "line 5: more than 10000 YAML aliases",
+        ),
+    ] {
+        ws.write(name, text.as_bytes());
+        for args in [
+            vec!["augment", name, "-o", "out.yml"],
+            vec!["run", name, "--workdir", "w"],
+        ] {
+            let o = ws.run(&args);
+            assert_eq!(o.status.code(), Some(store::exit::USAGE), "{name} {args:?}");
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains(name) && e.contains(says), "{name}: {e}");
+            assert!(!ws.p("out.yml").exists() && !ws.p("w").exists(), "{name}");
+        }
+    }
+    // A 5 MB single line (a workflow written as one-line JSON would be one) is read, not
+    // refused: the parser takes it in a fraction of a second (benches/augment.sh).
+    ws.write(
+        "long.yml",
+        format!("{head}k: {}\n", "x".repeat(5 << 20)).as_bytes(),
+    );
+    ws.ok(&["augment", "long.yml", "-o", "out.yml"]);
+}
