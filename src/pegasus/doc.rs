@@ -185,7 +185,7 @@ impl Node {
 /// guided by the first tree, to take each float's text as written.
 pub(crate) fn parse(text: &str) -> Result<Node, serde_norway::Error> {
     // Limits first, in linear time: the parser would take seconds on some inputs of a few MB.
-    super::limits::check(text).map_err(|b| <serde_norway::Error as de::Error>::custom(b))?;
+    super::limits::check(text).map_err(<serde_norway::Error as de::Error>::custom)?;
     let node: Node = serde_norway::from_str(text)?;
     if !node.has_float() {
         return Ok(node);
