@@ -98,6 +98,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "credentials_file",
     "api_url",
     "token_url",
+    "instance_metadata",
 ];
 
 impl RemoteSpec {
@@ -111,7 +112,15 @@ impl RemoteSpec {
                     OPTION_KEYS.join(", ")
                 )));
             }
-            if (k == "allow_http" || k == "virtual_hosted")
+            // An endpoint with `user:password@`, a token parameter, a token: never stored.
+            if crate::engine::redact::redact(v) != *v {
+                return Err(Error::Invalid(format!(
+                    "remote option {k} carries a credential (user:secret@ in a URL, a token or \
+                     key parameter); credentials come from the environment or a \
+                     credentials_file, never the store's configuration"
+                )));
+            }
+            if (k == "allow_http" || k == "virtual_hosted" || k == "instance_metadata")
                 && crate::engine::util::parse_bool(v).is_none()
             {
                 return Err(Error::Invalid(format!(

@@ -72,8 +72,10 @@ pub fn filter_vars(
     vars: impl IntoIterator<Item = (String, String)>,
     extra: &[String],
 ) -> BTreeMap<String, String> {
+    // A value may hold a secret too (`https://user:password@host`, a token): redacted.
     vars.into_iter()
         .filter(|(k, _)| !is_secret(k) && allowed(k, extra))
+        .map(|(k, v)| (k, crate::engine::redact::redact(&v)))
         .collect()
 }
 
@@ -166,10 +168,17 @@ fn toolchains() -> Toolchains {
         .and_then(|_| run("conda", &["list", "--export"]))
         .map(|s| s.lines().map(str::to_string).collect())
         .unwrap_or_default();
+    // A direct-URL requirement may carry a token (`pkg @ git+https://user:token@host/...`).
+    let redact_all = |lines: Vec<String>| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| crate::engine::redact::redact(l))
+            .collect()
+    };
     Toolchains {
         python,
-        pip_freeze,
-        conda,
+        pip_freeze: redact_all(pip_freeze),
+        conda: redact_all(conda),
         rust: run("rustc", &["--version"]),
     }
 }

@@ -498,24 +498,7 @@ fn push(
 
 /// Removes credentials embedded in URLs (`scheme://user:token@host`) from a message.
 pub fn redact(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
-            .unwrap_or(tail.len());
-        match tail[..end].rfind('@') {
-            Some(at) => {
-                out.push_str("***@");
-                rest = &tail[at + 1..];
-            }
-            None => rest = tail,
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::engine::redact::redact(msg)
 }
 
 /// The content of `path` at `commit` in the repository, if present.

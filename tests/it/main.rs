@@ -23,3 +23,4 @@ mod reproduce;
 mod roundtrip;
 mod runs;
 mod safety;
+mod secrets;

@@ -18,7 +18,7 @@ use crate::common::{packs, Ws};
 const TOKEN: &str = "mlflow-token-3b9f1c77e2d04a";
 
 /// The test server's URI, or None (skip) outside CI.
-fn mlflow_uri() -> Option<String> {
+pub fn mlflow_uri() -> Option<String> {
     match std::env::var("STORE_TEST_MLFLOW_URI") {
         Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
         _ => {
@@ -38,7 +38,7 @@ fn federated() -> PathBuf {
 
 /// One REST call to the server (through Python's standard library, independent of the store's
 /// own client).
-fn api(uri: &str, endpoint: &str, body: Value) -> Value {
+pub fn api(uri: &str, endpoint: &str, body: Value) -> Value {
     let script = r#"
 import json, sys, urllib.request, urllib.error
 uri, endpoint, body = sys.argv[1], sys.argv[2], sys.argv[3]
