@@ -11,6 +11,7 @@ use super::Ctx;
 #[derive(clap::Args)]
 pub struct Args {
     /// Run ID, or file/tree hash, or a unique prefix of either.
+    #[arg(value_name = "RUN|HASH")]
     hash: String,
     /// Destination directory (created if missing; default for a run: the current directory).
     #[arg(long, value_name = "DIR")]
@@ -116,12 +117,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         print_json(&r)?;
     } else if !ctx.quiet {
         println!(
-            "restored {} files ({}) to {} [{} reflinked, {} hard-linked]",
-            r.files,
+            "restored {} ({}) to {} [{} reflinked, {} hard-linked, {} copied]",
+            super::output::plural(r.files, "file", "files"),
             human_bytes(r.bytes),
             r.path.display(),
             r.reflinked,
-            r.hardlinked
+            r.hardlinked,
+            r.files.saturating_sub(r.reflinked + r.hardlinked)
         );
     }
     Ok(store::exit::OK)

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::output::{human_bytes, print_json, printable, unix_secs};
+use super::output::{human_bytes, human_time, plural, print_json, printable};
 use super::Ctx;
 
 #[derive(clap::Args)]
@@ -25,12 +25,12 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         for r in runs {
             writeln!(
                 out,
-                "{:<36}  {:<20}  {:<6}  t={}  {} jobs  {} files  {}",
+                "{:<36}  {:<20}  {:<6}  {}  {} recording  {} records  {}",
                 printable(&r.run.run_id),
                 printable(&r.run.workflow),
                 r.status,
-                unix_secs(r.run.created_ns),
-                r.jobs,
+                human_time(r.run.created_ns),
+                plural(r.jobs, "job", "jobs"),
                 r.files,
                 human_bytes(r.bytes)
             )?;

@@ -27,6 +27,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             };
             writeln!(out, "{tag}{}", e.path)?;
         }
+        if st.is_empty() && !ctx.quiet {
+            writeln!(out, "nothing changed")?;
+        }
     }
     Ok(store::exit::OK)
 }

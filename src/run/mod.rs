@@ -692,10 +692,15 @@ impl Store {
                 }
             }
         }
-        // Check every path before writing anything.
+        // Check every path before writing anything. A file several jobs recorded (an input
+        // each of them read) is restored once.
         let mut plan = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for e in &wanted {
             let rel = safe_relative(&e.path)?;
+            if !seen.insert((rel.clone(), e.hash)) {
+                continue;
+            }
             let dest = to.join(rel);
             if e.kind == "file" && dest.exists() && !force {
                 let same = std::fs::File::open(&dest)

@@ -16,6 +16,7 @@ mod hostile_remote;
 mod layers;
 mod mlflow;
 mod offline_seal;
+mod output;
 mod pegasus;
 mod properties;
 mod remote;
