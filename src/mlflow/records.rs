@@ -13,24 +13,8 @@ pub(super) type Pairs = Vec<(String, String)>;
 
 /// `YYYYmmddHHMMSS` (UTC) of a time in ms, for parent run names.
 pub(super) fn timestamp(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (y, m, d, hh, mm, ss) = crate::engine::util::civil_utc(ms.div_euclid(1000));
+    format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}")
 }
 
 /// A parameter key MLflow accepts for `<role>/<lfn>/<what>`: characters outside

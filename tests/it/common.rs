@@ -44,6 +44,14 @@ impl Ws {
         p
     }
 
+    /// Writes an executable file (creating parents).
+    pub fn write_exe(&self, rel: &str, data: &[u8]) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.write(rel, data);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p
+    }
+
     /// The store command, run in the workspace.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_store"));

@@ -293,11 +293,7 @@ const APPEND: &str = "#!/bin/sh\n# appends its name to the checkpoint, and to th
 #[test]
 fn checkpoint_and_inout_files_are_recorded_before_and_after_each_job() {
     let ws = Ws::new();
-    let step = ws.write("bin/step", APPEND.as_bytes());
-    Command::new("chmod")
-        .args(["+x", step.to_str().expect("utf8")])
-        .status()
-        .expect("chmod");
+    let step = ws.write_exe("bin/step", APPEND.as_bytes());
     let data = ws.write("data/log.txt", b"start\n");
     ws.write(
         "ck.yml",

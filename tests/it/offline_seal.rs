@@ -64,11 +64,7 @@ fn forward(port: u16, target: String) {
 
 /// A one-job workflow whose script is tracked as code.
 fn workflow(ws: &Ws) {
-    let script = ws.write("bin/double.sh", b"#!/bin/sh\ncat \"$1\" \"$1\" > \"$2\"\n");
-    Command::new("chmod")
-        .args(["+x", script.to_str().expect("utf8")])
-        .status()
-        .expect("chmod");
+    let script = ws.write_exe("bin/double.sh", b"#!/bin/sh\ncat \"$1\" \"$1\" > \"$2\"\n");
     let input = ws.write("data/in.txt", b"offline\n");
     ws.write(
         "wf.yml",

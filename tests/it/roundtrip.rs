@@ -167,7 +167,11 @@ fn status_reports_new_modified_and_deleted() {
     ws.write("d/change", b"before");
     ws.write("d/remove", b"gone soon");
     ws.add("d");
-    assert_eq!(ws.ok(&["status"]), "", "nothing changed right after add");
+    assert_eq!(
+        ws.ok(&["status"]),
+        "nothing changed\n",
+        "nothing changed right after add"
+    );
     ws.write("d/change", b"after!");
     ws.write("d/added", b"new file");
     fs::remove_file(ws.p("d/remove")).expect("rm");
@@ -183,7 +187,7 @@ fn status_reports_new_modified_and_deleted() {
     ws.write("d/keep", b"keep");
     assert!(!ws.ok(&["status"]).contains("keep"));
     ws.add("d");
-    assert_eq!(ws.ok(&["status"]), "");
+    assert_eq!(ws.ok(&["status"]), "nothing changed\n");
 
     // Links are recorded, not followed: retargeting one, adding one, removing one and turning
     // a file into one are all changes; a link whose target file changes is not.
@@ -193,7 +197,11 @@ fn status_reports_new_modified_and_deleted() {
     symlink("added", ws.p("d/to-added")).expect("link");
     symlink("keep", ws.p("d/was-link")).expect("link");
     ws.add("d");
-    assert_eq!(ws.ok(&["status"]), "", "links unchanged right after add");
+    assert_eq!(
+        ws.ok(&["status"]),
+        "nothing changed\n",
+        "links unchanged right after add"
+    );
     fs::remove_file(ws.p("d/to-change")).expect("rm");
     symlink("keep", ws.p("d/to-change")).expect("retarget");
     fs::remove_file(ws.p("d/to-added")).expect("rm");
@@ -215,7 +223,7 @@ fn status_reports_new_modified_and_deleted() {
         ]
     );
     ws.add("d");
-    assert_eq!(ws.ok(&["status"]), "");
+    assert_eq!(ws.ok(&["status"]), "nothing changed\n");
 }
 
 #[test]

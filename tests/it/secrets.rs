@@ -89,11 +89,7 @@ fn no_canary_lands_anywhere_the_store_writes_uploads_or_sends() {
     let s3 = s3_endpoint();
     let mlflow = crate::mlflow::mlflow_uri();
     let ws = Ws::new();
-    let script = ws.write("bin/copy.sh", b"#!/bin/sh\ncp \"$1\" \"$2\"\n");
-    Command::new("chmod")
-        .args(["+x", script.to_str().expect("utf8")])
-        .status()
-        .expect("chmod");
+    let script = ws.write_exe("bin/copy.sh", b"#!/bin/sh\ncp \"$1\" \"$2\"\n");
     let input = ws.write("data/in.txt", b"data\n");
     ws.write(
         "wf.yml",

@@ -1,0 +1,343 @@
+//! The SQLite index (the only module that touches rusqlite). It maps objects to their place
+//! in packs, records the current root of each tracked path, and keeps the stat cache. It holds
+//! nothing that cannot be rebuilt from packs except the stat cache, which is only a speed-up.
+//!
+//! rusqlite's one home: the types and shared helpers are here, the operations in one file per
+//! concept: opening and migrating (`schema`), the write path (`commit`), lookups
+//! (`queries`), the run tables (`runs`) and integrity checks and totals (`check`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::engine::hash::{Hash, ObjectKind};
+use crate::engine::pack::{Compression, Entry, FinishedPack};
+use crate::error::{Error, Result};
+
+mod check;
+mod commit;
+mod queries;
+mod runs;
+mod schema;
+
+/// Append-only schema migrations; `PRAGMA user_version` counts how many have been applied.
+/// Never edit an entry once released: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: packs, objects, roots (every version of every added path), stat cache.
+    "CREATE TABLE packs (
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE objects (
+        hash BLOB PRIMARY KEY,
+        kind INTEGER NOT NULL,
+        pack INTEGER NOT NULL REFERENCES packs(id),
+        offset INTEGER NOT NULL,
+        stored_len INTEGER NOT NULL,
+        raw_len INTEGER NOT NULL,
+        compression INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX objects_by_pack ON objects(pack);
+    CREATE TABLE roots (
+        record BLOB PRIMARY KEY,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        time_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX roots_by_path ON roots(path, time_ns);
+    CREATE TABLE stat_cache (
+        path TEXT PRIMARY KEY,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        trusted INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX stat_cache_by_hash ON stat_cache(hash);",
+    // 2: workflow runs. Every row is derived from run objects in packs (rebuilt by reindex).
+    "CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        created_ns INTEGER NOT NULL,
+        sealed_ns INTEGER,
+        snapshot BLOB
+    );
+    CREATE INDEX runs_by_workflow ON runs(workflow, created_ns);
+    CREATE TABLE run_parts (
+        record BLOB PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        time_ns INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX run_parts_by_run ON run_parts(run_id);
+    CREATE TABLE run_entries (
+        record BLOB NOT NULL,
+        run_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        lfn TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        size INTEGER NOT NULL
+    );
+    CREATE INDEX run_entries_by_run ON run_entries(run_id);
+    CREATE INDEX run_entries_by_hash ON run_entries(hash);",
+];
+
+/// The schema version this program writes (number of migrations).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Where an object lives.
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The pack's id.
+    pub pack: Hash,
+    /// The object's entry in that pack.
+    pub entry: Entry,
+}
+
+/// A stat-cache row: what a file looked like when it was last hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatEntry {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns.
+    pub mtime_ns: i64,
+    /// Status-change time, ns.
+    pub ctime_ns: i64,
+    /// The file hash it had.
+    pub hash: Hash,
+    /// False when the file was modified so recently that a later change could share its
+    /// timestamp (the "racy" case): such an entry is re-hashed rather than trusted.
+    pub trusted: bool,
+}
+
+/// The current root of a tracked path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Root {
+    /// Absolute path.
+    pub path: String,
+    /// `file`, `tree` or `symlink`.
+    pub kind: String,
+    /// Hash of what was added.
+    pub hash: Hash,
+    /// Logical size.
+    pub size: u64,
+    /// When, in ns since the epoch.
+    pub time_ns: i64,
+    /// The root record object.
+    pub record: Hash,
+}
+
+impl Root {
+    /// The root that root record `rec`, stored as object `record`, describes.
+    pub fn from_record(rec: crate::engine::manifest::RootRecord, record: Hash) -> Result<Root> {
+        Ok(Root {
+            hash: rec.hash.parse()?,
+            path: rec.path,
+            kind: rec.kind,
+            size: rec.size,
+            time_ns: rec.time_ns,
+            record,
+        })
+    }
+}
+
+/// An object row as stored (see [`Index::object_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRow {
+    /// The object's hash.
+    pub hash: Hash,
+    /// Its kind number.
+    pub kind: u8,
+    /// Offset in the pack.
+    pub offset: i64,
+    /// Stored length.
+    pub stored_len: i64,
+    /// Uncompressed length.
+    pub raw_len: i64,
+    /// Compression number.
+    pub compression: u8,
+}
+
+/// Everything one operation commits, applied in a single transaction.
+#[derive(Default)]
+pub struct Commit {
+    /// Empty the pack, object and root tables first (a rebuild from packs).
+    pub reset: bool,
+    /// Packs to drop (with their objects) before adding the new ones.
+    pub remove_packs: Vec<Hash>,
+    /// Packs written (with their tables of contents).
+    pub packs: Vec<FinishedPack>,
+    /// Root versions to record.
+    pub roots: Vec<Root>,
+    /// Root versions (by record hash) to forget.
+    pub drop_roots: Vec<Hash>,
+    /// Stat-cache rows to upsert.
+    pub stats: Vec<(String, StatEntry)>,
+    /// Stat-cache rows to delete (files gone from a tracked directory).
+    pub forget: Vec<String>,
+    /// Partial run manifests to record (refused if their run is sealed).
+    pub run_parts: Vec<RunPartRow>,
+    /// Runs to seal: (run id, snapshot hash, sealed time, parts the snapshot merged).
+    pub seals: Vec<SealRow>,
+}
+
+impl Commit {
+    /// True when applying it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        !self.reset
+            && self.remove_packs.is_empty()
+            && self.packs.is_empty()
+            && self.roots.is_empty()
+            && self.drop_roots.is_empty()
+            && self.stats.is_empty()
+            && self.forget.is_empty()
+            && self.run_parts.is_empty()
+            && self.seals.is_empty()
+    }
+}
+
+/// The index view of one partial run manifest.
+#[derive(Clone, Debug)]
+pub struct RunPartRow {
+    /// Its object hash.
+    pub record: Hash,
+    /// Workflow name.
+    pub workflow: String,
+    /// Run ID.
+    pub run_id: String,
+    /// Job ID.
+    pub job_id: String,
+    /// When it was recorded.
+    pub time_ns: i64,
+    /// (role, lfn, path, kind, hash, size) per entry.
+    pub entries: Vec<(String, String, String, String, Hash, u64)>,
+}
+
+/// The index view of a seal.
+#[derive(Clone, Debug)]
+pub struct SealRow {
+    /// Run ID.
+    pub run_id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// Hash of the run snapshot object.
+    pub snapshot: Hash,
+    /// When it was sealed.
+    pub sealed_ns: i64,
+    /// The partial manifests it merged; the seal fails if the run has others by now.
+    /// `None` skips the check (reindex adopting a snapshot that exists).
+    pub parts: Option<Vec<Hash>>,
+}
+
+/// A run as the index knows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunRow {
+    /// Run ID.
+    pub run_id: String,
+    /// Workflow name.
+    pub workflow: String,
+    /// First record, ns.
+    pub created_ns: i64,
+    /// Seal time, ns, when sealed.
+    pub sealed_ns: Option<i64>,
+    /// Snapshot hash, when sealed.
+    pub snapshot: Option<Hash>,
+}
+
+/// The open index.
+pub struct Index {
+    conn: Connection,
+    /// The database file (named in errors).
+    path: PathBuf,
+    /// Where the packs this index names live; `None` for a detached in-memory index.
+    packs_dir: Option<PathBuf>,
+}
+
+/// Turns a SQLite error into the store's error: a full disk (or quota) is [`Error::DiskFull`]
+/// (exit 8) and a damaged database file is [`Error::Corrupt`] naming the index and the cure
+/// (exit 5); anything else stays [`Error::Index`]. `db` is the connection's handle, from which
+/// the OS error behind a generic "disk I/O error" is read (null when there is none).
+fn classify(path: &Path, db: *mut ffi::sqlite3, context: &str, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        // SQLite reports ENOSPC on write() as SQLITE_FULL, but a failure to grow the WAL
+        // index (-shm) only as an I/O error, and EDQUOT always as one: ask for the errno.
+        let errno = if db.is_null() {
+            0
+        } else {
+            // SAFETY: `db` is the handle of a connection that is still open (callers pass the
+            // handle of the connection whose call just failed); the call only reads its state.
+            unsafe { ffi::sqlite3_system_errno(db) }
+        };
+        let no_space = f.code == ffi::ErrorCode::DiskFull
+            || f.extended_code == ffi::SQLITE_IOERR_SHMSIZE
+            || (f.code == ffi::ErrorCode::SystemIoFailure
+                && (errno == libc::ENOSPC || errno == libc::EDQUOT));
+        if no_space {
+            return Error::DiskFull {
+                path: path.to_path_buf(),
+            };
+        }
+        if matches!(
+            f.code,
+            ffi::ErrorCode::DatabaseCorrupt | ffi::ErrorCode::NotADatabase
+        ) {
+            return Error::corrupt(
+                format!("index {}", path.display()),
+                format!("{context}: {e} (run `store reindex` to rebuild the index from the packs)"),
+            );
+        }
+    }
+    Error::index(context.to_string(), e)
+}
+
+fn hash_col(b: Vec<u8>) -> rusqlite::Result<Hash> {
+    Hash::from_slice(&b).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
+    })
+}
+
+/// What is wrong with the header of the database file at `path` that SQLite would not report
+/// as corruption: bytes 18 and 19 (file format write and read versions) must be 1 (rollback
+/// journal) or 2 (WAL); a larger write version silently makes the database read-only, so
+/// every write would fail with "attempt to write a readonly database". `None` for a file
+/// too short to have a header (a new one; SQLite judges a truncated one).
+fn header_problem(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut h = [0u8; 100];
+    let mut f = std::fs::File::open(path).ok()?;
+    f.read_exact(&mut h).ok()?;
+    let ok = |b: u8| b == 1 || b == 2;
+    if h.starts_with(b"SQLite format 3\0") && !(ok(h[18]) && ok(h[19])) {
+        return Some(format!(
+            "header gives file format versions {}/{} (SQLite writes 1 or 2)",
+            h[18], h[19]
+        ));
+    }
+    None
+}
+
+fn stat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatEntry> {
+    Ok(StatEntry {
+        dev: r.get::<_, i64>(0)? as u64,
+        ino: r.get::<_, i64>(1)? as u64,
+        size: r.get::<_, i64>(2)? as u64,
+        mtime_ns: r.get(3)?,
+        ctime_ns: r.get(4)?,
+        hash: hash_col(r.get(5)?)?,
+        trusted: r.get(6)?,
+    })
+}

@@ -1,0 +1,176 @@
+//! Opening the index: the database file, its pragmas, the schema migrations and the checks of its version and header.
+
+use super::*;
+
+impl Index {
+    /// Opens (creating and migrating if needed) the index at `path`.
+    pub fn open(path: &Path) -> Result<Index> {
+        match Index::open_with(path, false) {
+            // At 0 bytes free SQLite cannot grow the `-shm` file that WAL readers share, even
+            // for a read. In EXCLUSIVE locking mode, set before the first access, it keeps
+            // the WAL index in heap memory instead, so reading (and commits that fit in the
+            // WAL) still work; the price is that this process keeps other processes out of
+            // the index until it exits, which only applies on a full disk.
+            Err(Error::DiskFull { .. }) => Index::open_with(path, true),
+            r => r,
+        }
+    }
+
+    pub(super) fn open_with(path: &Path, exclusive: bool) -> Result<Index> {
+        if let Some(bad) = header_problem(path) {
+            return Err(Error::corrupt(
+                format!("index {}", path.display()),
+                format!("{bad} (run `store reindex` to rebuild the index from the packs)"),
+            ));
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            classify(
+                path,
+                std::ptr::null_mut(),
+                &format!("open {}", path.display()),
+                e,
+            )
+        })?;
+        let mut idx = Index {
+            conn,
+            path: path.to_path_buf(),
+            packs_dir: path.parent().map(|d| d.join("packs")),
+        };
+        idx.conn
+            .busy_timeout(Duration::from_secs(120))
+            .map_err(idx.sql("busy timeout"))?;
+        if exclusive {
+            idx.conn
+                .pragma_update(None, "locking_mode", "EXCLUSIVE")
+                .map_err(idx.sql("exclusive locking"))?;
+        }
+        idx.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(idx.sql("enable WAL"))?;
+        idx.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(idx.sql("synchronous"))?;
+        idx.migrate()?;
+        Ok(idx)
+    }
+
+    /// Creates a new index file at `path` (which must not exist) for a rebuild: no journal
+    /// and no syncing while it fills, since a failed rebuild deletes the file; the caller
+    /// fsyncs it once it is complete (see [`Index::close`]).
+    pub(crate) fn create_for_rebuild(path: &Path, packs_dir: &Path) -> Result<Index> {
+        let conn = Connection::open(path).map_err(|e| {
+            classify(
+                path,
+                std::ptr::null_mut(),
+                &format!("create {}", path.display()),
+                e,
+            )
+        })?;
+        let mut idx = Index {
+            conn,
+            path: path.to_path_buf(),
+            packs_dir: Some(packs_dir.to_path_buf()),
+        };
+        idx.conn
+            .pragma_update(None, "journal_mode", "OFF")
+            .map_err(idx.sql("journal off"))?;
+        idx.conn
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(idx.sql("synchronous off"))?;
+        idx.migrate()?;
+        Ok(idx)
+    }
+
+    /// An empty index in memory, standing in for one that cannot be opened (so `verify` can
+    /// still check the packs and `reindex` can replace the file).
+    pub(crate) fn detached() -> Result<Index> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::index("open in memory", e))?;
+        let mut idx = Index {
+            conn,
+            path: PathBuf::from(":memory:"),
+            packs_dir: None,
+        };
+        idx.migrate()?;
+        Ok(idx)
+    }
+
+    /// Closes the connection, reporting what closing it reports (a WAL checkpoint can fail).
+    pub(crate) fn close(self) -> Result<()> {
+        let path = self.path;
+        self.conn
+            .close()
+            .map_err(|(_, e)| classify(&path, std::ptr::null_mut(), "close", e))
+    }
+
+    /// The raw handle, only for [`classify`] to read the OS error of a failed call.
+    pub(super) fn raw(&self) -> *mut ffi::sqlite3 {
+        // SAFETY: only the pointer is taken here; it is dereferenced (by SQLite) only while
+        // `self.conn` is alive, inside `classify` called from this index's own methods.
+        unsafe { self.conn.handle() }
+    }
+
+    /// Maps a SQLite error of this index (see [`classify`]).
+    pub(super) fn sql(&self, context: &'static str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        let db = self.raw();
+        move |e| classify(&self.path, db, context, e)
+    }
+
+    pub(super) fn migrate(&mut self) -> Result<()> {
+        // Read first: a store opened at its current version (the common case, and the only
+        // one on a full disk) takes no write lock and writes nothing.
+        let v: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(self.sql("read user_version"))?;
+        self.check_version(v)?;
+        if v == i64::from(SCHEMA_VERSION) {
+            return Ok(());
+        }
+        let (path, db) = (self.path.clone(), self.raw());
+        let sql = |c: &'static str| {
+            let path = &path;
+            move |e| classify(path, db, c, e)
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin migration"))?;
+        // Again under the write lock: another process may have migrated meanwhile.
+        let v: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql("read user_version"))?;
+        if v < 0 || v > i64::from(SCHEMA_VERSION) {
+            // Checked again below (for the error), with the lock released.
+            drop(tx);
+            return self.check_version(v);
+        }
+        let v = v as usize;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(v) {
+            tx.execute_batch(m)
+                .map_err(|e| classify(&path, db, &format!("migration {}", i + 1), e))?;
+        }
+        if v < MIGRATIONS.len() {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(sql("set user_version"))?;
+        }
+        tx.commit().map_err(sql("commit migration"))
+    }
+
+    pub(super) fn check_version(&self, v: i64) -> Result<()> {
+        if v < 0 {
+            // Every version this program ever wrote is a small count of migrations.
+            return Err(Error::corrupt(
+                format!("index {}", self.path.display()),
+                format!("schema version {v} is not one (run `store reindex` to rebuild the index from the packs)"),
+            ));
+        }
+        if v > i64::from(SCHEMA_VERSION) {
+            return Err(Error::NewerFormat {
+                what: format!("index {}", self.path.display()),
+                found: u32::try_from(v).unwrap_or(u32::MAX),
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(())
+    }
+}
