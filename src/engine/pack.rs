@@ -102,6 +102,24 @@ thread_local! {
 
 /// Decodes stored bytes back to the raw object, checking the length.
 pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+    // The declared length is only believed when the zstd frame says the same and it is no
+    // larger than an object can be: a remote object claiming 4 GiB allocates nothing.
+    if entry.compression == Compression::Zstd {
+        let framed = zstd::zstd_safe::get_frame_content_size(stored)
+            .ok()
+            .flatten();
+        if entry.raw_len > MAX_OBJECT || framed != Some(u64::from(entry.raw_len)) {
+            return Err(Error::corrupt(
+                what(),
+                format!(
+                    "object {} declares {} bytes, its zstd frame {}",
+                    entry.hash,
+                    entry.raw_len,
+                    framed.map_or("no content size".to_string(), |n| format!("{n} bytes"))
+                ),
+            ));
+        }
+    }
     let raw = match entry.compression {
         Compression::Raw => stored.to_vec(),
         Compression::Zstd => DECOMPRESSOR

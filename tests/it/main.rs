@@ -10,6 +10,7 @@ mod crash;
 mod diskfull;
 mod examples;
 mod fidelity;
+mod fuzz;
 mod gdrive;
 mod golden;
 mod hostile_remote;

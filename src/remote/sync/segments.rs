@@ -289,13 +289,27 @@ pub(super) fn encode_segment(seg: &Segment) -> Result<Vec<u8>> {
     zstd::bulk::compress(&json, 3).map_err(|e| Error::io("<segment>", e))
 }
 
+/// The largest a segment may decompress to: a segment that claims more is damage (or a
+/// decompression bomb), not an index.
+pub(super) const MAX_SEGMENT_JSON: u64 = 1 << 30;
+
 pub(super) fn decode_segment(bytes: &[u8], what: &str) -> Result<Segment> {
-    let json = zstd::stream::decode_all(bytes).map_err(|e| {
+    let bad = |e: String| {
         Error::corrupt(
             what.to_string(),
             format!("segment does not decompress: {e}"),
         )
-    })?;
+    };
+    let decoder = zstd::stream::read::Decoder::new(bytes).map_err(|e| bad(e.to_string()))?;
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(decoder, MAX_SEGMENT_JSON + 1),
+        &mut json,
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    if json.len() as u64 > MAX_SEGMENT_JSON {
+        return Err(bad(format!("more than {MAX_SEGMENT_JSON} bytes")));
+    }
     let v: serde_json::Value = serde_json::from_slice(&json)
         .map_err(|e| Error::corrupt(what.to_string(), e.to_string()))?;
     let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
