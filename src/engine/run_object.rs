@@ -428,3 +428,27 @@ pub struct GitCommit {
     #[serde(skip)]
     pub push_error: Option<String>,
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::{parse_run_object, RunPart, RunSnapshot};
+    use crate::engine::hash::{Hash, ObjectKind};
+
+    proptest! {
+        /// Run objects from a remote decode or name the damage, whatever the bytes.
+        #[test]
+        fn run_objects_decode_or_name_the_damage(
+            raw in proptest::collection::vec(any::<u8>(), 0..512),
+            text in "[\\[\\]{}:,\"a-z0-9 .\\-]{0,300}",
+        ) {
+            let h = Hash::of(ObjectKind::RunPart, &raw);
+            for b in [&raw[..], text.as_bytes()] {
+                let _ = parse_run_object::<RunPart>(ObjectKind::RunPart, b, &h);
+                let _ = parse_run_object::<RunSnapshot>(ObjectKind::Run, b, &h);
+                let _ = super::entry_refs(ObjectKind::RunPart, b, &h);
+            }
+        }
+    }
+}

@@ -565,3 +565,18 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// MLflow's run answers: any JSON is a run or nothing.
+        #[test]
+        fn run_answers_parse_or_say_nothing(text in "[\\[\\]{}:,\"a-z0-9 .\\-]{0,300}") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                let _ = super::RunInfo::parse(&v);
+            }
+        }
+    }
+}

@@ -273,3 +273,17 @@ pub(super) fn refusal(body: &[u8]) -> String {
         None => code.to_string(),
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Token endpoint answers: any body is a token, a refusal described, or nothing.
+        #[test]
+        fn token_answers_parse_or_say_nothing(text in "[\\[\\]{}:,\"a-z0-9 .\\-]{0,300}") {
+            let _ = super::AccessToken::parse(text.as_bytes());
+            let _ = super::refusal(text.as_bytes());
+        }
+    }
+}

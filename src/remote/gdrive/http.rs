@@ -247,3 +247,16 @@ pub(super) fn random_unit() -> f64 {
     h.write_i64(crate::engine::util::now_ns());
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Drive's error answers: any body reads as (message, reason) or nothing.
+        #[test]
+        fn drive_errors_parse_or_say_nothing(text in "[\\[\\]{}:,\"a-z0-9 .\\-]{0,300}") {
+            let _ = super::drive_error(text.as_bytes());
+        }
+    }
+}

@@ -195,3 +195,16 @@ pub(super) fn nonce() -> String {
     h.update(&random_unit().to_le_bytes());
     h.finalize().to_hex()[..32].to_string()
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Upload replies: any body gives an ID or none.
+        #[test]
+        fn upload_replies_parse_or_say_nothing(text in "[\\[\\]{}:,\"a-z0-9 .\\-]{0,300}") {
+            let _ = super::file_id(text.as_bytes());
+        }
+    }
+}

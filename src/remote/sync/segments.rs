@@ -421,3 +421,22 @@ impl Store {
         Ok(state)
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A segment from a remote: any bytes, or any JSON-ish text compressed, decode or
+        /// name the damage.
+        #[test]
+        fn segments_decode_or_name_the_damage(
+            raw in proptest::collection::vec(any::<u8>(), 0..512),
+            text in "[\\[\\]{}:,\"a-z0-9 .\\-]{0,300}",
+        ) {
+            let _ = super::decode_segment(&raw, "fuzz");
+            let packed = zstd::bulk::compress(text.as_bytes(), 1).expect("compress");
+            let _ = super::decode_segment(&packed, "fuzz");
+        }
+    }
+}
