@@ -133,11 +133,11 @@ pub fn pegasus_available() -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install pegasus-wms.api and pegasus-wms"
+        crate::skips::skip(
+            "Pegasus",
+            "the Pegasus Python packages are not installed; `bash tests/run.sh` installs them",
+            false,
         );
-        eprintln!("skipping: the Pegasus Python packages are not installed");
     }
     ok
 }

@@ -26,3 +26,4 @@ mod roundtrip;
 mod runs;
 mod safety;
 mod secrets;
+mod skips;

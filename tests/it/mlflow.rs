@@ -22,11 +22,11 @@ pub fn mlflow_uri() -> Option<String> {
     match std::env::var("STORE_TEST_MLFLOW_URI") {
         Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
         _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must start an MLflow server and set STORE_TEST_MLFLOW_URI"
+            crate::skips::skip(
+                "MLflow",
+                "no MLflow server (STORE_TEST_MLFLOW_URI); `bash tests/run.sh` starts one",
+                false,
             );
-            eprintln!("skipping: STORE_TEST_MLFLOW_URI not set");
             None
         }
     }

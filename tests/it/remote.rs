@@ -15,11 +15,11 @@ pub fn s3_endpoint() -> Option<String> {
     match std::env::var("STORE_TEST_S3_ENDPOINT") {
         Ok(e) if !e.is_empty() => Some(e),
         _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must start an S3 server (moto) and set STORE_TEST_S3_ENDPOINT"
+            crate::skips::skip(
+                "S3",
+                "no S3 server (STORE_TEST_S3_ENDPOINT); `bash tests/run.sh` starts moto",
+                false,
             );
-            eprintln!("skipping: STORE_TEST_S3_ENDPOINT not set");
             None
         }
     }
