@@ -47,7 +47,7 @@ The workspace stays at $WS. Continue there:
   cd $WS
   export PATH="$REPO/target/release:\$PATH"
   store runs                        # the two runs: the original and its rerun
-  store show ${RUN:0:8}                 # what the run tracked, per role and job
+  store show ${RUN:0:8}                 # each file: its role, who wrote it, who read it
   store diff ${RUN:0:8} <rerun id>      # the code ran from its restored copy, the workflow named it
   store checkout ${RUN:0:8} --to again  # restore it anywhere; plan it again with store run
 NEXT

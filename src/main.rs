@@ -46,7 +46,7 @@ enum Cmd {
     Seal(cli::seal::Args),
     /// List workflow runs, newest first.
     Runs(cli::runs::Args),
-    /// Show what a run tracked, per role and job.
+    /// Show what a run tracked: each file, its role, who wrote it and who read it.
     Show(cli::show::Args),
     /// Which inputs, outputs, code, workflow and environment entries differ between two runs.
     Diff(cli::diff::Args),

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::output::{human_bytes, print_json, printable, root_json, unix_secs};
+use super::output::{human_bytes, human_time, print_json, printable, root_json, shown_path};
 use super::Ctx;
 
 #[derive(clap::Args)]
@@ -27,16 +27,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         let v: Vec<_> = rows.iter().map(root_json).collect();
         print_json(&v)?;
     } else {
+        let ws = s.workspace();
         let mut out = std::io::stdout().lock();
         for r in rows {
             writeln!(
                 out,
-                "{}  {:<4}  {:>10}  t={}  {}",
+                "{}  {:<4}  {:>10}  {}  {}",
                 r.hash,
                 printable(&r.kind),
                 human_bytes(r.size),
-                unix_secs(r.time_ns),
-                printable(&r.path)
+                human_time(r.time_ns),
+                shown_path(&r.path, &ws)
             )?;
         }
     }

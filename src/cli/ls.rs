@@ -4,7 +4,7 @@ use std::io::Write;
 
 use store::Store;
 
-use super::output::{human_bytes, print_json, printable, root_json};
+use super::output::{human_bytes, print_json, printable, root_json, shown_path};
 use super::Ctx;
 
 #[derive(clap::Args)]
@@ -31,6 +31,7 @@ fn roots(s: &Store, json: bool) -> anyhow::Result<()> {
         let v: Vec<_> = roots.iter().map(root_json).collect();
         print_json(&v)?;
     } else {
+        let ws = s.workspace();
         let mut out = std::io::stdout().lock();
         for r in roots {
             writeln!(
@@ -39,7 +40,7 @@ fn roots(s: &Store, json: bool) -> anyhow::Result<()> {
                 r.hash,
                 printable(&r.kind),
                 human_bytes(r.size),
-                printable(&r.path)
+                shown_path(&r.path, &ws)
             )?;
         }
     }

@@ -14,16 +14,26 @@ pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whole seconds since the epoch of a nanosecond timestamp, as human output shows times
-/// (`t=SECS`).
-pub fn unix_secs(ns: i64) -> i64 {
-    ns / 1_000_000_000
+/// A time for people, in the local time zone (`TZ`, else `/etc/localtime`):
+/// `2026-12-04 19:39`. JSON keeps nanoseconds since the epoch. Where the zone cannot be
+/// found the time is shown in UTC and says so.
+pub fn human_time(ns: i64) -> String {
+    let Ok(t) = jiff::Timestamp::from_nanosecond(i128::from(ns)) else {
+        return format!("{}s since 1970 (UTC)", ns.div_euclid(1_000_000_000));
+    };
+    match jiff::tz::TimeZone::try_system() {
+        Ok(tz) => t.to_zoned(tz).strftime("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => format!("{} UTC", t.strftime("%Y-%m-%d %H:%M")),
+    }
 }
 
-/// A time for people: `2026-12-04 19:39 UTC` (JSON keeps nanoseconds since the epoch).
-pub fn human_time(ns: i64) -> String {
-    let (y, m, d, hh, mm, _) = store::util::civil_utc(ns.div_euclid(1_000_000_000));
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+/// A tracked path (kept absolute in the index) as people read it: relative to the
+/// workspace when inside it (`data/x`, the same on every clone), else absolute.
+pub fn shown_path(path: &str, workspace: &std::path::Path) -> String {
+    match std::path::Path::new(path).strip_prefix(workspace) {
+        Ok(rel) if !rel.as_os_str().is_empty() => printable(&rel.to_string_lossy()).into_owned(),
+        _ => printable(path).into_owned(),
+    }
 }
 
 /// `1 file`, `2 files`.

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::output::{human_bytes, human_time, plural, print_json, printable};
+use super::output::{human_bytes, human_time, print_json, printable};
 use super::Ctx;
 
 #[derive(clap::Args)]
@@ -22,17 +22,28 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         print_json(&runs)?;
     } else {
         let mut out = std::io::stdout().lock();
-        for r in runs {
+        if runs.is_empty() {
+            writeln!(out, "no runs yet (store run WORKFLOW.yml records one)")?;
+        } else {
             writeln!(
                 out,
-                "{:<36}  {:<20}  {:<6}  {}  {} recording  {} records  {}",
+                "{:<36}  {:<20}  {:<6}  {:<16}  {:>5}  {:>6}  {:>7}  {:>10}",
+                "RUN", "WORKFLOW", "STATUS", "CREATED", "JOBS", "FILES", "RECORDS", "SIZE"
+            )?;
+        }
+        for r in runs {
+            let c = r.counts;
+            writeln!(
+                out,
+                "{:<36}  {:<20}  {:<6}  {:<16}  {:>5}  {:>6}  {:>7}  {:>10}",
                 printable(&r.run.run_id),
                 printable(&r.run.workflow),
                 r.status,
                 human_time(r.run.created_ns),
-                plural(r.jobs, "job", "jobs"),
-                r.files,
-                human_bytes(r.bytes)
+                c.jobs,
+                c.files,
+                c.records,
+                human_bytes(c.bytes)
             )?;
             if let Some(p) = &r.pending {
                 writeln!(out, "    {}", printable(&p.describe()))?;

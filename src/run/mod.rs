@@ -13,11 +13,13 @@
 //! job environment ([`env`](mod@env)) and code in git ([`git`](mod@git), the only user of `git2`).
 
 pub mod compare;
+pub mod counts;
 pub mod env;
 pub mod git;
 pub mod pending;
 
 pub use compare::{JobComparison, RoleDiff, RunDiff};
+pub use counts::RunCounts;
 pub use pending::{PendingGit, PendingPush};
 
 use std::collections::BTreeMap;
@@ -125,12 +127,9 @@ pub struct RunSummary {
     pub run: RunRow,
     /// `sealed` or `open`.
     pub status: &'static str,
-    /// Entries recorded.
-    pub files: u64,
-    /// Their total size.
-    pub bytes: u64,
-    /// Jobs that recorded.
-    pub jobs: u64,
+    /// Jobs, files, records and bytes ([`counts`](mod@counts) says what each counts).
+    #[serde(flatten)]
+    pub counts: RunCounts,
     /// What its seal left pending (a push to a remote, a code push to git), if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingPush>,
@@ -553,7 +552,14 @@ impl Store {
     /// All runs (of one workflow), newest first, with counts.
     pub fn runs(&self, workflow: Option<&str>) -> Result<Vec<RunSummary>> {
         let idx = self.index();
-        let counts = idx.run_counts()?;
+        let rows = idx.run_count_rows()?;
+        let mut counters: BTreeMap<&str, counts::Counter<'_>> = BTreeMap::new();
+        for r in &rows {
+            counters
+                .entry(&r.run_id)
+                .or_default()
+                .add(&r.job_id, &r.role, &r.path, r.hash, r.size);
+        }
         let mut pending: BTreeMap<String, PendingPush> = self
             .pending_pushes()?
             .into_iter()
@@ -562,20 +568,18 @@ impl Store {
         Ok(idx
             .runs(workflow)?
             .into_iter()
-            .map(|run| {
-                let (files, bytes, jobs) = counts.get(&run.run_id).copied().unwrap_or_default();
-                RunSummary {
-                    pending: pending.remove(&run.run_id),
-                    status: if run.sealed_ns.is_some() {
-                        "sealed"
-                    } else {
-                        "open"
-                    },
-                    run,
-                    files,
-                    bytes,
-                    jobs,
-                }
+            .map(|run| RunSummary {
+                pending: pending.remove(&run.run_id),
+                status: if run.sealed_ns.is_some() {
+                    "sealed"
+                } else {
+                    "open"
+                },
+                counts: counters
+                    .get(run.run_id.as_str())
+                    .map(counts::Counter::counts)
+                    .unwrap_or_default(),
+                run,
             })
             .collect())
     }

@@ -86,9 +86,15 @@ pub struct GcReport {
 pub struct Stats {
     /// Tracked top-level paths.
     pub roots: u64,
-    /// Logical bytes of everything tracked now.
+    /// Versions of tracked paths (every `add` that changed one).
+    pub versions: u64,
+    /// Runs.
+    pub runs: u64,
+    /// Every version of every tracked path plus every file of every run, each counted whole
+    /// (what keeping each version and each run as a plain copy would take).
     pub logical_bytes: u64,
-    /// Bytes of unique chunk data before compression.
+    /// Bytes of unique chunk data before compression: the same content, each chunk once
+    /// (chunks nothing references any more count until `gc` removes them).
     pub unique_bytes: u64,
     /// Bytes of pack files on disk (what the store costs).
     pub stored_bytes: u64,
@@ -561,15 +567,19 @@ impl Store {
     /// Sizes and ratios.
     pub fn stats(&self) -> Result<Stats> {
         let idx = self.index();
-        let roots = idx.roots()?;
+        let roots = idx.roots()?.len() as u64;
+        let history = idx.root_history(None)?;
+        let (run_bytes, runs) = idx.run_file_bytes()?;
         let (objects, chunks, _stored, _raw, pack_bytes) = idx.totals()?;
         let packs = idx.packs()?.len() as u64;
         let unique = idx.chunk_bytes()?;
         drop(idx);
-        let logical: u64 = roots.iter().map(|r| r.size).sum();
+        let logical: u64 = history.iter().map(|r| r.size).sum::<u64>() + run_bytes;
         let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
         Ok(Stats {
-            roots: roots.len() as u64,
+            roots,
+            versions: history.len() as u64,
+            runs,
             logical_bytes: logical,
             unique_bytes: unique,
             stored_bytes: pack_bytes,

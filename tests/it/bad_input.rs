@@ -154,7 +154,7 @@ fn unreadable_file_is_named_and_nothing_is_committed() {
         stderr(&o)
     );
     assert!(
-        !ws.ok(&["ls"]).contains("/d"),
+        !ws.ok(&["ls", "--json"]).contains("/d\""),
         "failed add committed nothing"
     );
     assert_still_intact(&ws, &h, &data);

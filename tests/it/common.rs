@@ -67,7 +67,16 @@ impl Ws {
 
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_env(args, &[])
+    }
+
+    /// Runs with extra environment variables, asserts success; returns stdout.
+    pub fn ok_env(&self, args: &[&str], vars: &[(&str, &str)]) -> String {
+        let out = self
+            .cmd(args)
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run store");
         assert!(
             out.status.success(),
             "store {args:?} failed ({:?}): {}",

@@ -32,7 +32,10 @@ impl Tmpfs {
         };
         crate::skips::skip(
             "disk-full",
-            &format!("cannot mount a small tmpfs here (needs root): {}", why.trim()),
+            &format!(
+                "cannot mount a small tmpfs here (needs root): {}",
+                why.trim()
+            ),
             false,
         );
         None

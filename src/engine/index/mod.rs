@@ -19,6 +19,7 @@ mod check;
 mod commit;
 mod queries;
 mod runs;
+pub use runs::RunCountRow;
 mod schema;
 
 /// Append-only schema migrations; `PRAGMA user_version` counts how many have been applied.

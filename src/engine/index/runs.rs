@@ -109,27 +109,59 @@ impl Index {
             .map_err(self.sql("job_entries"))
     }
 
-    /// (files, bytes, jobs) recorded per run.
-    pub fn run_counts(&self) -> Result<std::collections::HashMap<String, (u64, u64, u64)>> {
+    /// The distinct (run, job, role, path, hash, size) of every run's entries (what the
+    /// run layer counts jobs, files and records from).
+    pub fn run_count_rows(&self) -> Result<Vec<RunCountRow>> {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT run_id, count(*), coalesce(sum(size), 0), count(DISTINCT job_id) FROM run_entries GROUP BY run_id",
+                "SELECT DISTINCT run_id, job_id, role, path, hash, size FROM run_entries",
             )
             .map_err(self.sql("prepare run counts"))?;
         let rows = st
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    (
-                        r.get::<_, i64>(1)? as u64,
-                        r.get::<_, i64>(2)? as u64,
-                        r.get::<_, i64>(3)? as u64,
-                    ),
-                ))
+                Ok(RunCountRow {
+                    run_id: r.get(0)?,
+                    job_id: r.get(1)?,
+                    role: r.get(2)?,
+                    path: r.get(3)?,
+                    hash: hash_col(r.get(4)?)?,
+                    size: r.get::<_, i64>(5)? as u64,
+                })
             })
             .map_err(self.sql("run counts"))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(self.sql("run counts"))
     }
+
+    /// Bytes of every run's files, each distinct (path, version) of a run counted once per
+    /// run, and the number of runs.
+    pub fn run_file_bytes(&self) -> Result<(u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT coalesce(sum(size), 0) FROM
+                            (SELECT DISTINCT run_id, path, hash, size FROM run_entries)),
+                        (SELECT count(*) FROM runs)",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(self.sql("run file bytes"))
+    }
+}
+
+/// One distinct entry of a run, as [`Index::run_count_rows`] returns it.
+#[derive(Clone, Debug)]
+pub struct RunCountRow {
+    /// Run ID.
+    pub run_id: String,
+    /// The job that recorded it.
+    pub job_id: String,
+    /// Its role, as stored.
+    pub role: String,
+    /// Its path in the run.
+    pub path: String,
+    /// Its version.
+    pub hash: Hash,
+    /// Its size in bytes.
+    pub size: u64,
 }
