@@ -129,6 +129,14 @@ fn relocate_all(snap: &RunSnapshot, to: &Path, out: &mut Restored) -> Result<()>
         .iter()
         .filter(|e| e.role == Role::Workflow && e.kind == "file")
         .collect();
+    // Side transformation catalogs recorded with the description: their entries are embedded
+    // into each restored description (which wins for a name it embeds itself, as in Pegasus)
+    // and mapped to the restored code like its own.
+    let side_transformations: Vec<PathBuf> = descriptions
+        .iter()
+        .filter(|e| crate::pegasus::side_kind(&e.lfn) == Some("transformations"))
+        .map(|e| to.join(&e.path))
+        .collect();
     for e in &descriptions {
         let path = to.join(&e.path);
         let Ok(text) = std::fs::read_to_string(&path) else {
@@ -138,6 +146,7 @@ fn relocate_all(snap: &RunSnapshot, to: &Path, out: &mut Restored) -> Result<()>
         let Ok(mut wf) = Workflow::parse(&text, &path) else {
             continue;
         };
+        let embedded = wf.embed_transformations(&side_transformations)?;
         let original_dir = e
             .origin
             .as_deref()
@@ -155,7 +164,7 @@ fn relocate_all(snap: &RunSnapshot, to: &Path, out: &mut Restored) -> Result<()>
             code: &code_map,
             file: &file_map,
         })?;
-        if r.rewritten > 0 {
+        if r.rewritten + embedded > 0 {
             replace_file(&path, &wf.to_yaml()?)?;
             out.rewritten.push((path.clone(), r.rewritten));
         }

@@ -701,6 +701,18 @@ fn analyse<'a>(
         if !ctx.descriptions.iter().any(|(l, _)| *l == lfn) {
             ctx.descriptions.push((lfn, pfn));
         }
+        // The side catalogs (shared by the tree) go with the root's description: a rerun
+        // needs the transformations they name.
+        if file.is_none() {
+            for (kind, path) in &wf.side.files {
+                let lfn = super::catalogs::side_lfn(kind, path);
+                if !ctx.descriptions.iter().any(|(l, _)| *l == lfn) {
+                    let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                    ctx.descriptions
+                        .push((lfn, abs.to_string_lossy().into_owned()));
+                }
+            }
+        }
     }
     // Each sub-workflow job now names the augmented child, written beside the output.
     for s in &node.subs {

@@ -43,6 +43,36 @@ pub struct SideCatalogs {
     pub(crate) transformations: Vec<Map>,
     /// The files and directories read, for messages and reports.
     pub sources: Vec<PathBuf>,
+    /// The catalog files read, each with its kind ([`SIDE_KINDS`]): what a tracked run
+    /// records beside its description, so that a rerun has them.
+    pub files: Vec<(&'static str, PathBuf)>,
+}
+
+/// The kinds of side catalog files: a YAML replica catalog, a text one, a YAML
+/// transformation catalog, `pegasus.properties`.
+pub const SIDE_KINDS: [&str; 4] = ["replicas", "replicas-text", "transformations", "properties"];
+
+/// The logical name a side catalog file is recorded under in a run:
+/// `store-catalogs/<kind>/<file name>`.
+pub fn side_lfn(kind: &str, path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| kind.to_string());
+    format!("store-catalogs/{kind}/{name}")
+}
+
+/// The kind of a side catalog file from the logical name [`side_lfn`] gave it.
+pub fn side_kind(lfn: &str) -> Option<&'static str> {
+    let rest = lfn.strip_prefix("store-catalogs/")?;
+    let (kind, _) = rest.split_once('/')?;
+    SIDE_KINDS.iter().copied().find(|k| *k == kind)
+}
+
+/// The transformations of a YAML transformation catalog file, PFNs as written (a restored
+/// copy's relative PFNs are mapped like an embedded catalog's).
+pub(crate) fn transformations_as_written(path: &Path) -> Result<Vec<Map>> {
+    yaml_entries(path, "transformations", None)
 }
 
 /// `key = value`, `key: value` or `key value` lines of a Java properties file (comments `#`
@@ -81,8 +111,9 @@ fn absolute_pfns(entries: &mut [Map], key: &str, dir: &Path) {
     }
 }
 
-/// The entries of the list `list` of a YAML catalog file.
-fn yaml_entries(path: &Path, list: &str, pfn_key: &str) -> Result<Vec<Map>> {
+/// The entries of the list `list` of a YAML catalog file, with the PFNs under `pfn_key` made
+/// absolute against the file's directory (when given).
+fn yaml_entries(path: &Path, list: &str, pfn_key: Option<&str>) -> Result<Vec<Map>> {
     let text = read(path)?;
     let node = doc::parse(&text).map_err(|e| bad(path, format!("invalid YAML: {e}")))?;
     let top = node
@@ -102,8 +133,10 @@ fn yaml_entries(path: &Path, list: &str, pfn_key: &str) -> Result<Vec<Map>> {
             })
             .collect::<Result<_>>()?,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    absolute_pfns(&mut entries, pfn_key, dir);
+    if let Some(key) = pfn_key {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        absolute_pfns(&mut entries, key, dir);
+    }
     Ok(entries)
 }
 
@@ -176,6 +209,7 @@ impl SideCatalogs {
         let props_path = dir.join("pegasus.properties");
         let props = if props_path.is_file() {
             out.sources.push(props_path.clone());
+            out.files.push(("properties", props_path.clone()));
             properties(&read(&props_path)?)
         } else {
             BTreeMap::new()
@@ -193,8 +227,14 @@ impl SideCatalogs {
             out.replicas = if text_format {
                 text_replicas(&rc)?
             } else {
-                yaml_entries(&rc, "replicas", "pfns")?
+                yaml_entries(&rc, "replicas", Some("pfns"))?
             };
+            let kind = if text_format {
+                "replicas-text"
+            } else {
+                "replicas"
+            };
+            out.files.push((kind, rc.clone()));
             out.sources.push(rc);
         }
         if let Some(tc) = named("pegasus.catalog.transformation.file", "transformations.yml") {
@@ -207,7 +247,8 @@ impl SideCatalogs {
                     "the Text transformation catalog format is not read; write it as YAML (pegasus-tc-converter)",
                 ));
             }
-            out.transformations = yaml_entries(&tc, "transformations", "sites")?;
+            out.transformations = yaml_entries(&tc, "transformations", Some("sites"))?;
+            out.files.push(("transformations", tc.clone()));
             out.sources.push(tc);
         }
         let mut dirs: Vec<PathBuf> = opts.input_dirs.clone();

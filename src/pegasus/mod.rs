@@ -30,7 +30,7 @@ mod tree;
 pub use augment::{
     add_to_jobs, augment, AugmentOptions, AugmentReport, TrackedJob, WorkflowReport,
 };
-pub use catalogs::{CatalogOptions, SideCatalogs};
+pub use catalogs::{side_kind, side_lfn, CatalogOptions, SideCatalogs, SIDE_KINDS};
 pub use container::{ContainerSpec, ContainerType};
 pub use relocate::{RelocateMaps, Relocation};
 pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};

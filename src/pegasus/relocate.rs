@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::doc::{Map, Node};
-use super::{resolve, str_of, Workflow};
+use super::{resolve, str_of, uses_of, Workflow};
 use crate::error::{Error, Result};
 
 /// What [`Workflow::relocate`] did.
@@ -74,16 +74,64 @@ fn rewrite_pfns(entry: &mut Map, key: &str, f: &dyn Fn(&str) -> Option<String>) 
 }
 
 impl Workflow {
+    /// Adds to the embedded transformation catalog the transformations of the given catalog
+    /// files (restored copies of side catalogs) that it does not embed, PFNs as written, so
+    /// [`relocate`](Self::relocate) maps them like embedded ones; returns how many.
+    pub fn embed_transformations(&mut self, files: &[std::path::PathBuf]) -> Result<usize> {
+        let mut added = 0;
+        for f in files {
+            let entries = super::catalogs::transformations_as_written(f)?;
+            let top = self
+                .doc
+                .as_map_mut()
+                .ok_or_else(|| Error::Invalid("workflow is not a mapping".into()))?;
+            let tc = top
+                .entry("transformationCatalog", || Node::Map(Map::new()))
+                .as_map_mut()
+                .ok_or_else(|| Error::Invalid("transformationCatalog is not a mapping".into()))?;
+            let Node::Seq(list) = tc.entry("transformations", || Node::Seq(Vec::new())) else {
+                return Err(Error::Invalid(
+                    "transformationCatalog.transformations is not a list".into(),
+                ));
+            };
+            for e in entries {
+                let name = str_of(&e, "name");
+                let embedded = list
+                    .iter()
+                    .filter_map(Node::as_map)
+                    .any(|t| str_of(t, "name") == name);
+                if name.is_some() && !embedded {
+                    list.push(Node::Map(e));
+                    added += 1;
+                }
+            }
+        }
+        Ok(added)
+    }
+
     /// Rewrites the workflow's transformation and replica catalogs through `maps`: every
-    /// transformation's site PFNs, every replica's PFNs, and, for a sub-workflow file that
-    /// the replica catalog does not list, a new replica entry for its restored copy.
+    /// transformation's site PFNs, every replica's PFNs, and, for a file that a job reads
+    /// (or a sub-workflow file) which no job here writes and the replica catalog does not
+    /// list (it came from a side catalog or an input directory), a new replica entry for its
+    /// restored copy.
     pub fn relocate(&mut self, maps: &RelocateMaps<'_>) -> Result<Relocation> {
         let used: std::collections::BTreeSet<String> = self
             .job_maps()
             .filter(|j| str_of(j, "type") == Some("job"))
             .filter_map(|j| str_of(j, "name").map(str::to_string))
             .collect();
-        let subs: Vec<String> = self.sub_jobs().map(|(_, f)| f.to_string()).collect();
+        let produced: std::collections::HashSet<&str> = self
+            .job_maps()
+            .flat_map(uses_of)
+            .filter(|u| u.output)
+            .map(|u| u.lfn)
+            .collect();
+        let mut wanted: Vec<String> = self.sub_jobs().map(|(_, f)| f.to_string()).collect();
+        for u in self.job_maps().flat_map(uses_of) {
+            if u.input && !produced.contains(u.lfn) && !wanted.iter().any(|w| w == u.lfn) {
+                wanted.push(u.lfn.to_string());
+            }
+        }
         let mut out = Relocation::default();
         let top = self
             .doc
@@ -119,7 +167,7 @@ impl Workflow {
                 out.rewritten += rewrite_pfns(r, "pfns", &|_| Some(new.clone())).0;
             }
         }
-        for f in subs.iter().filter(|f| !listed.contains(*f)) {
+        for f in wanted.iter().filter(|f| !listed.contains(*f)) {
             if let Some(new) = (maps.file)(f) {
                 super::augment::add_replica(top, f, &new).map_err(Error::Invalid)?;
                 out.rewritten += 1;

@@ -132,6 +132,55 @@ fn side_catalogs_are_read_for_augment_and_run() {
             .filter(|e| e["role"] == "code")
             .count();
         assert_eq!(code, 2, "{mode}: {show}");
+        // The side catalogs are recorded with the description, so a rerun after the code
+        // and the input changed on disk runs what was recorded: the restored description
+        // embeds the side transformations and lists the side replicas, mapped to the
+        // restored copies.
+        let catalogs: Vec<&str> = show["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["role"] == "workflow")
+            .filter_map(|e| e["lfn"].as_str())
+            .filter(|l| l.starts_with("store-catalogs/"))
+            .collect();
+        assert!(
+            catalogs.contains(&"store-catalogs/transformations/transformations.yml")
+                || catalogs.contains(&"store-catalogs/transformations/tc.yml"),
+            "{mode}: {catalogs:?}"
+        );
+        assert!(
+            catalogs
+                .iter()
+                .any(|l| l.starts_with("store-catalogs/replicas/")),
+            "{mode}: {catalogs:?}"
+        );
+        if mode == "props" {
+            assert!(
+                catalogs.contains(&"store-catalogs/properties/pegasus.properties"),
+                "{catalogs:?}"
+            );
+        }
+        std::fs::write(
+            ws.p(&format!("{mode}/bin/upper")),
+            "#!/bin/sh\necho changed > \"$2\"\n",
+        )
+        .expect("edit code");
+        std::fs::write(ws.p(&format!("{mode}/in.txt")), "other\n").expect("edit input");
+        let r = json(&ws.ok(&[
+            "rerun",
+            &id,
+            "--workdir",
+            &format!("rerun-{mode}"),
+            "--json",
+        ]));
+        assert_eq!(r["identical"], true, "{mode}: {r}");
+        assert_eq!(r["unrecorded_code"], serde_json::json!([]), "{mode}: {r}");
+        assert_eq!(
+            std::fs::read_to_string(ws.p(&format!("rerun-{mode}/work/out.txt"))).expect("out"),
+            "OLLEH\nDLROW\n",
+            "{mode}: the rerun ran today's code or input"
+        );
     }
     // Without the side files, the run names what is missing.
     std::fs::remove_file(ws.p("side/transformations.yml")).expect("rm");
