@@ -210,6 +210,7 @@ impl Workflow {
             let ty =
                 str_of(m, "type").ok_or_else(|| bad(path, format!("job {id} has no `type`")))?;
             check_uses(path, id, m)?;
+            check_job_keys(path, id, m)?;
             match ty {
                 "job" => {
                     str_of(m, "name").ok_or_else(|| {
@@ -443,6 +444,34 @@ fn uses_of(job: &Map) -> impl Iterator<Item = Use<'_>> {
                 for_planning: get(u, "forPlanning").and_then(truthy).unwrap_or(false),
             })
         })
+}
+
+/// Checks the keys every job needs, as Pegasus's schema (`wf-5.0.yml`, `abstractJob`) and its
+/// loader require them: `arguments` and `uses` lists (`[]` when none), `profiles` a mapping.
+fn check_job_keys(path: &Path, id: &str, job: &Map) -> Result<()> {
+    for key in ["arguments", "uses"] {
+        match get(job, key) {
+            None | Some(Node::Null) => {
+                return Err(bad(
+                    path,
+                    format!(
+                        "job {id} has no `{key}` (a list, `[]` when empty; Pegasus requires it)"
+                    ),
+                ))
+            }
+            Some(Node::Seq(_)) => {}
+            Some(_) => return Err(bad(path, format!("job {id}: `{key}` is not a list"))),
+        }
+    }
+    if let Some(p) = get(job, "profiles").filter(|p| !p.is_null()) {
+        if p.as_map().is_none() {
+            return Err(bad(
+                path,
+                format!("job {id}: `profiles` is not a mapping (namespace: {{key: value}})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a job's `uses` against Pegasus's schema (`wf-5.0.yml`): a list of mappings, each

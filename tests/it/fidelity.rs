@@ -335,6 +335,59 @@ fn link_types_pegasus_rejects_are_rejected_naming_file_job_and_file() {
             assert!(!loader.status.success(), "Pegasus accepted {bad}");
         }
     }
+    // The keys every job needs (wf-5.0.yml `abstractJob`): what Pegasus's loader rejects,
+    // augment rejects, naming the file, the job and the key.
+    let good_job = "  arguments: []\n  uses: []\n";
+    for (n, job, says) in [
+        (7, "  uses: []\n", "job J1 has no `arguments`"),
+        (8, "  arguments: []\n", "job J1 has no `uses`"),
+        (
+            9,
+            "  arguments: []\n  uses: {lfn: f.a}\n",
+            "`uses` is not a list",
+        ),
+        (
+            10,
+            &format!("{good_job}  profiles: 3\n"),
+            "`profiles` is not a mapping",
+        ),
+        (
+            11,
+            &format!("{good_job}  name: 3\n"),
+            "job J1 has no `name`",
+        ),
+    ] {
+        let file = format!("bad{n}.yml");
+        let text = format!(
+            "pegasus: '5.0'\nname: bad\njobs:\n- type: job\n  id: J1\n{}{job}",
+            if job.contains("name:") {
+                ""
+            } else {
+                "  name: t\n"
+            }
+        );
+        let path = ws.write(&file, text.as_bytes());
+        let out = format!("bad{n}.tracked.yml");
+        let o = ws.run(&["augment", &file, "-o", &out]);
+        assert_eq!(o.status.code(), Some(store::exit::USAGE), "{job}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(&file) && e.contains(says), "{job}: {e}");
+        assert!(!ws.p(&out).exists());
+        let loader = Command::new("python3")
+            .arg(pegasus_fixtures().join("load_workflow.py"))
+            .arg(&path)
+            .output()
+            .expect("python3");
+        assert!(!loader.status.success(), "Pegasus accepted {job}");
+    }
+    // ...and a job with both is accepted by both.
+    let ok = ws.write(
+        "ok-job.yml",
+        format!("pegasus: '5.0'\nname: ok\njobs:\n- type: job\n  id: J1\n  name: t\n{good_job}")
+            .as_bytes(),
+    );
+    ws.ok(&["augment", "ok-job.yml", "-o", "ok-job.tracked.yml"]);
+    load_workflow(&ok);
 }
 
 const APPEND: &str = "#!/bin/sh\n# appends its name to the checkpoint, and to the inout file\necho \"$1\" >> state.ckpt\n[ -n \"$2\" ] && echo \"$1\" >> \"$2\"\nexit 0\n";
