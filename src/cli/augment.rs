@@ -49,6 +49,13 @@ pub struct Args {
     strict: bool,
     #[command(flatten)]
     catalogs: CatalogArgs,
+    /// (Used by the job that augments a sub-workflow written at run time.) Its job path in
+    /// the running tree: its jobs record under it, into --run-id, and it gets no seal.
+    #[arg(long, hide = true, requires = "run_id")]
+    job_path: Option<String>,
+    /// (With --job-path.) The policy of its parent, for a workflow without its own.
+    #[arg(long, hide = true, requires = "job_path")]
+    inherit_policy: Option<String>,
 }
 
 /// Where the side catalogs are (shared by `augment` and `run`).
@@ -132,6 +139,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         },
         output: output.clone(),
         strict: args.strict,
+        job_path: args.job_path,
+        inherited: args.inherit_policy.map(|p| p.parse()).transpose()?,
     };
     let (mut tracked, report) = store::pegasus::augment(tree, &opts)?;
     let mut linked = None;

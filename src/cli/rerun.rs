@@ -112,7 +112,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         let p = restored.join(&e.path);
         replicas.insert(e.lfn.clone(), p.to_string_lossy().into_owned());
     }
-    let plan = tracked.plan()?;
+    let mut plan = tracked.plan()?;
+    // (A sub-workflow the original wrote at run time was recorded, and is planned from the
+    // record above; one still unrecorded runs nested, as in `store run`.)
+    let store_bin = std::env::current_exe()?.to_string_lossy().into_owned();
+    let store_dir = std::path::absolute(s.dir())?.to_string_lossy().into_owned();
+    for j in &mut plan {
+        j.run_nested(&store_bin, Some(&store_dir));
+    }
     let out = store::runner::run_jobs(&plan, &replicas, &new_id, &work, args.jobs)?;
     if let Some((job, why)) = &out.failed {
         anyhow::bail!("job {job} of rerun {new_id} failed: {why}");

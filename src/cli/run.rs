@@ -71,6 +71,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         )?
     };
     let mut plan = tracked.plan()?;
+    // A sub-workflow written at run time runs as a workflow of its own in the working
+    // directory, through this binary, on this store.
+    let store_bin = std::env::current_exe()?.to_string_lossy().into_owned();
+    let store_dir = std::path::absolute(s.dir())?.to_string_lossy().into_owned();
+    for j in &mut plan {
+        j.run_nested(&store_bin, Some(&store_dir));
+    }
     if args.no_containers {
         for (job, container) in store::runner::container::bypass(&mut plan, &report.jobs) {
             eprintln!(
@@ -147,6 +154,8 @@ pub fn augment_locally(
         run_id: Some(run_id.parse()?),
         output: work.join("workflow.tracked.yml"),
         strict,
+        job_path: None,
+        inherited: None,
     };
     let (mut tree, report) = store::pegasus::augment(tree, &opts)?;
     super::augment::explain(&report, true);

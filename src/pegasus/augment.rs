@@ -41,6 +41,12 @@ pub struct AugmentOptions {
     pub output: PathBuf,
     /// Metadata keys that look like tracking tags but are none are errors, not warnings.
     pub strict: bool,
+    /// Augmenting a sub-workflow written at run time, inside a running tree: its job path
+    /// there (`S`, `S:T`). Its jobs record into the tree's run (`run_id`) under that path,
+    /// and it gets no seal (the root's seal follows it).
+    pub job_path: Option<String>,
+    /// The policy its parent tracked with, for a workflow without its own (`job_path`).
+    pub inherited: Option<Policy>,
 }
 
 /// What [`augment`] decided, for the whole tree.
@@ -255,6 +261,16 @@ impl Ctx<'_> {
     }
 }
 
+/// The job ID of a run-level tracker (`transformations`, `workflow`), under the job path of a
+/// sub-workflow augmented at run time.
+fn pseudo_job(job_path: &str, name: &str) -> String {
+    if job_path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{job_path}:{name}")
+    }
+}
+
 fn unique_id(taken: &mut HashSet<String>, want: String) -> String {
     let mut id = want.clone();
     let mut n = 2;
@@ -266,6 +282,12 @@ fn unique_id(taken: &mut HashSet<String>, want: String) -> String {
 }
 
 fn job_node(id: &str, args: Vec<String>, inputs: &[String]) -> Node {
+    job_node_io(id, args, inputs, &[])
+}
+
+/// A `store` job reading `inputs` and writing `outputs` (kept in the workflow's scratch: no
+/// stage-out, no registration).
+fn job_node_io(id: &str, args: Vec<String>, inputs: &[String], outputs: &[String]) -> Node {
     let uses = inputs
         .iter()
         .map(|lfn| {
@@ -274,6 +296,14 @@ fn job_node(id: &str, args: Vec<String>, inputs: &[String]) -> Node {
                 ("type", Node::str("input")),
             ]))
         })
+        .chain(outputs.iter().map(|lfn| {
+            Node::Map(Map::from([
+                ("lfn", Node::str(lfn)),
+                ("type", Node::str("output")),
+                ("stageOut", Node::Bool(false)),
+                ("registerReplica", Node::Bool(false)),
+            ]))
+        }))
         .collect();
     Node::Map(Map::from([
         ("type", Node::str("job")),
@@ -304,7 +334,10 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
             lint.warnings.join("; ")
         )));
     }
-    let run = match (&opts.run_id, tree.subs.is_empty()) {
+    // A tree records into one run, fixed now: a sub-workflow written at run time is
+    // augmented then, into the same run.
+    let flat = tree.subs.is_empty() && tree.runtime.is_empty();
+    let run = match (&opts.run_id, flat) {
         (Some(r), _) => Some(r.clone()),
         (None, false) => Some(RunId::random()),
         (None, true) => None,
@@ -358,15 +391,26 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
             }
         }
     }
-    let (mut taken, mut trackers) =
-        analyse(&mut ctx, &tree, "", None, Policy::Tags, &mut Vec::new())?;
+    let job_path = opts.job_path.clone().unwrap_or_default();
+    let own_name = tree
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let (mut taken, mut trackers) = analyse(
+        &mut ctx,
+        &tree,
+        &job_path,
+        opts.job_path.as_ref().and(own_name.as_deref()),
+        opts.inherited.unwrap_or(Policy::Tags),
+        &mut Vec::new(),
+    )?;
     let mut run_level = Vec::new();
 
     // The root's jobs for the whole tree: code, workflow descriptions, seal.
     let mut root = Additions::default();
     if !ctx.code_args.is_empty() {
         let tid = unique_id(&mut taken, "store_code".into());
-        let mut args = ctx.track_args("transformations");
+        let mut args = ctx.track_args(&pseudo_job(&job_path, "transformations"));
         args.extend(ctx.code_args.iter().cloned());
         root.jobs.push(job_node(&tid, args, &[]));
         run_level.push(tid.clone());
@@ -374,7 +418,7 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
     }
     if !ctx.descriptions.is_empty() {
         let tid = unique_id(&mut taken, "store_workflow".into());
-        let mut args = ctx.track_args("workflow");
+        let mut args = ctx.track_args(&pseudo_job(&job_path, "workflow"));
         args.extend(
             ctx.descriptions
                 .iter()
@@ -391,8 +435,9 @@ pub fn augment(tree: WorkflowTree, opts: &AugmentOptions) -> Result<(WorkflowTre
             }
         }
     }
-    // A run with nothing to record gets no seal: there would be no run to seal.
-    let seal = if trackers.is_empty() {
+    // A run with nothing to record gets no seal: there would be no run to seal. Nor does a
+    // sub-workflow written at run time: the root's seal comes after it.
+    let seal = if trackers.is_empty() || opts.job_path.is_some() {
         String::new()
     } else {
         let seal = unique_id(&mut taken, "store_seal".into());
@@ -729,6 +774,59 @@ fn analyse<'a>(
         let pfn = ctx.out_dir.join(&name).to_string_lossy().into_owned();
         add.replicas.push((name.clone(), pfn));
         add.renamed.push((s.job.clone(), s.file.clone(), name));
+    }
+    // Each sub-workflow written at run time is augmented then, by a job between the one that
+    // writes it and the sub-workflow job, which then names the augmented file.
+    for r in &node.runtime {
+        let stem = Path::new(&r.file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("subworkflow");
+        let mut name = format!("{stem}.tracked.yml");
+        let mut n = 2;
+        while !ctx.names.insert(name.clone()) {
+            name = format!("{stem}_{n}.tracked.yml");
+            n += 1;
+        }
+        let tid = unique_id(&mut taken, format!("store_augment_{}", r.job));
+        let mut args = ctx.store_args();
+        args.extend([
+            "augment".to_string(),
+            r.file.clone(),
+            "-o".into(),
+            name.clone(),
+        ]);
+        if let Some((_, run)) = &ctx.run {
+            args.extend(["--run-id".into(), run.to_string()]);
+        }
+        args.extend([
+            "--job-path".into(),
+            format!("{prefix}{}", r.job),
+            "--inherit-policy".into(),
+            policy.name().into(),
+            "--store-bin".into(),
+            ctx.opts.store_bin.clone(),
+            "--site".into(),
+            ctx.opts.site.clone(),
+            "-q".into(),
+        ]);
+        if let Some(d) = &ctx.opts.store_dir {
+            args.extend(["--store-dir".into(), d.clone()]);
+        }
+        if let Some(p) = ctx.opts.policy {
+            args.extend(["--policy".into(), p.name().into()]);
+        }
+        add.jobs.push(job_node_io(
+            &tid,
+            args,
+            std::slice::from_ref(&r.file),
+            std::slice::from_ref(&name),
+        ));
+        for p in &wf.parents[r.job.as_str()] {
+            add.deps.push((p.clone(), tid.clone()));
+        }
+        add.deps.push((tid, r.job.clone()));
+        add.renamed.push((r.job.clone(), r.file.clone(), name));
     }
     if let Some((root, run)) = &ctx.run {
         add.metadata.push(("store_root_run", run.to_string()));

@@ -33,7 +33,7 @@ pub use augment::{
 pub use catalogs::{side_kind, side_lfn, CatalogOptions, SideCatalogs, SIDE_KINDS};
 pub use container::{ContainerSpec, ContainerType};
 pub use relocate::{RelocateMaps, Relocation};
-pub use tree::{PlannedJob, SubWorkflow, WorkflowTree};
+pub use tree::{PlannedJob, RuntimeSub, SubWorkflow, WorkflowTree};
 
 use doc::{Map, Node};
 

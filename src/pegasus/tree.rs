@@ -17,6 +17,21 @@ pub struct WorkflowTree {
     pub path: PathBuf,
     /// Its sub-workflows, in job order.
     pub subs: Vec<SubWorkflow>,
+    /// Its sub-workflows that a job of it writes when it runs: read only then (augmented by
+    /// a job before the sub-workflow job; the local runner runs them with a nested `store
+    /// run`), never from whatever copy exists before.
+    pub runtime: Vec<RuntimeSub>,
+}
+
+/// A sub-workflow whose file a job of the parent writes at run time.
+#[derive(Clone, Debug)]
+pub struct RuntimeSub {
+    /// The `pegasusWorkflow` job in the parent.
+    pub job: String,
+    /// Its `file` (logical name).
+    pub file: String,
+    /// The job that writes the file.
+    pub producer: String,
 }
 
 /// A sub-workflow of a [`WorkflowTree`].
@@ -83,6 +98,7 @@ impl WorkflowTree {
     ) -> Result<WorkflowTree> {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut subs = Vec::new();
+        let mut runtime = Vec::new();
         let jobs: Vec<(String, String)> = wf
             .sub_jobs()
             .map(|(j, f)| (j.to_string(), f.to_string()))
@@ -108,11 +124,12 @@ impl WorkflowTree {
                     .flatten()
             });
             if let (Some(producer), None) = (producer, files.get(&file)) {
-                return Err(wrap(Error::Invalid(format!(
-                    "it is written by job {producer} when the workflow runs; a sub-workflow \
-                     generated at run time is not supported yet (generate it before planning, \
-                     or run the generating part as a workflow of its own)"
-                ))));
+                runtime.push(RuntimeSub {
+                    job,
+                    file,
+                    producer: producer.to_string(),
+                });
+                continue;
             }
             let child = match (files.get(&file), replicas.get(&file)) {
                 (Some(p), _) => p.clone(),
@@ -148,7 +165,12 @@ impl WorkflowTree {
             stack.pop();
             subs.push(SubWorkflow { job, file, tree });
         }
-        Ok(WorkflowTree { wf, path, subs })
+        Ok(WorkflowTree {
+            wf,
+            path,
+            subs,
+            runtime,
+        })
     }
 
     /// The directory relative catalog entries resolve against.
@@ -222,6 +244,8 @@ impl WorkflowTree {
                 own.iter().map(|p| format!("{prefix}{p}")).collect()
             };
             let mut job = PlannedJob {
+                nested: None,
+                outputs: Vec::new(),
                 id: full.clone(),
                 workflow: self.wf.name.clone(),
                 dag_id: id.to_string(),
@@ -260,6 +284,10 @@ impl WorkflowTree {
                         .filter(|u| u.input && u.output)
                         .map(|u| u.lfn.to_string())
                         .collect();
+                    job.outputs = uses_of(j)
+                        .filter(|u| u.output)
+                        .map(|u| u.lfn.to_string())
+                        .collect();
                     job.env = j
                         .get("profiles")
                         .and_then(Node::as_map)
@@ -269,6 +297,13 @@ impl WorkflowTree {
                         .flat_map(super::Map::iter)
                         .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.scalar_text()?)))
                         .collect();
+                }
+                "pegasusWorkflow" if self.runtime.iter().any(|r| r.job == id) => {
+                    // Written at run time: run it then, as a workflow of its own in this
+                    // working directory (already augmented when tracked).
+                    let file = str_of(j, "file").expect("validated").to_string();
+                    job.nested = Some(file.clone());
+                    job.inputs = vec![file];
                 }
                 "pegasusWorkflow" => {
                     let child = subs.get(id).ok_or_else(|| {
@@ -348,6 +383,8 @@ pub struct PlannedJob {
     pub args: Vec<String>,
     /// Logical names of its input files.
     pub inputs: Vec<String>,
+    /// Logical names of the files it writes: never staged over once it has started.
+    pub outputs: Vec<String>,
     /// Those of its inputs it also writes (`inout`, `checkpoint`): staged as copies, never
     /// as links to the replica.
     pub rewrites: Vec<String>,
@@ -361,4 +398,28 @@ pub struct PlannedJob {
     /// The container its transformation runs in, if it names one (`runner` runs the job in
     /// it, or refuses).
     pub container: Option<super::ContainerSpec>,
+    /// For a sub-workflow written at run time: its file (logical name, in the working
+    /// directory when the job starts). The caller makes it a job that runs the file (the
+    /// `store` binary's `run --no-track`, [`PlannedJob::run_nested`]).
+    pub nested: Option<String>,
+}
+
+impl PlannedJob {
+    /// Makes a sub-workflow job written at run time run `store_bin [--store DIR] run FILE
+    /// --no-track --workdir . -q` in the working directory: the file is already augmented
+    /// when the run is tracked.
+    pub fn run_nested(&mut self, store_bin: &str, store_dir: Option<&str>) {
+        let Some(file) = &self.nested else {
+            return;
+        };
+        let mut args = Vec::new();
+        if let Some(d) = store_dir {
+            args.extend(["--store".to_string(), d.to_string()]);
+        }
+        args.extend(
+            ["run", file.as_str(), "--no-track", "--workdir", ".", "-q"].map(str::to_string),
+        );
+        self.executable = Some(store_bin.to_string());
+        self.args = args;
+    }
 }

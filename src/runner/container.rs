@@ -409,11 +409,13 @@ mod tests {
             executable: Some("/opt/bin/tool".into()),
             args: vec!["in.txt".into(), "out.txt".into()],
             inputs: vec![],
+            outputs: vec![],
             rewrites: vec![],
             env: vec![("OMP_NUM_THREADS".into(), "2".into())],
             parents: vec![],
             tracking: false,
             container,
+            nested: None,
         }
     }
 

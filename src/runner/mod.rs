@@ -188,6 +188,11 @@ pub fn run_jobs_with(
                     }
                     stage(work, lfn, replicas, rewritten.contains(lfn.as_str()))?;
                 }
+                // What it writes is its own from now on: a replica of that name (a recorded
+                // copy, in a rerun) is never staged over it.
+                for lfn in &j.outputs {
+                    staged.insert(lfn.clone());
+                }
                 let out = logs.join(format!("{}.out", j.id));
                 let err = logs.join(format!("{}.err", j.id));
                 let stdout = File::create(&out).map_err(|e| Error::io(&out, e))?;

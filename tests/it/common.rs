@@ -176,3 +176,10 @@ pub fn load_workflow(path: &Path) -> serde_json::Value {
     ]))
     .expect("json")
 }
+
+/// A YAML file as JSON (no Pegasus needed).
+pub fn yaml_as_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("read yaml");
+    let v: serde_norway::Value = serde_norway::from_str(&text).expect("yaml");
+    serde_json::to_value(v).expect("json")
+}

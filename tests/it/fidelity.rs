@@ -557,21 +557,57 @@ jobs:
     );
 }
 
+/// A job that writes a sub-workflow (`gen.yml`: job C upper-cases `seed.txt` into
+/// `result.txt`) and its input, unless `$SKIP_GEN` is set.
+const GEN: &str = "#!/bin/sh
+[ -n \"$SKIP_GEN\" ] && exit 0
+cat > gen.yml <<END
+pegasus: '5.0'
+name: fresh
+transformationCatalog:
+  transformations:
+  - name: up
+    sites:
+    - name: local
+      pfn: UPPER
+      type: installed
+jobs:
+- type: job
+  name: up
+  id: C
+  arguments: [seed.txt, result.txt]
+  uses:
+  - {lfn: seed.txt, type: input}
+  - {lfn: result.txt, type: output}
+END
+echo fresh seed > seed.txt
+";
+
 #[test]
-fn a_sub_workflow_written_at_run_time_is_never_planned_from_a_stale_copy() {
+fn a_sub_workflow_written_at_run_time_is_augmented_and_run_then() {
     let ws = Ws::new();
+    let upper = ws.write_exe("bin/upper", b"#!/bin/sh\ntr a-z A-Z < \"$1\" > \"$2\"\n");
+    let gen = ws.write_exe(
+        "bin/gen",
+        GEN.replace("UPPER", &upper.display().to_string())
+            .as_bytes(),
+    );
     // A stale copy is there; the workflow writes the real one in job G.
-    ws.write("gen.yml", b"pegasus: '5.0'\nname: stale\njobs: []\n");
+    ws.write(
+        "gen.yml",
+        b"pegasus: '5.0'\nname: stale\njobs:\n- {type: job, name: x, id: X, arguments: [], uses: []}\n",
+    );
     ws.write(
         "outer.yml",
-        b"pegasus: '5.0'
+        format!(
+            "pegasus: '5.0'
 name: outer
 transformationCatalog:
   transformations:
   - name: gen
     sites:
     - name: local
-      pfn: /bin/true
+      pfn: {gen}
       type: installed
 jobs:
 - type: job
@@ -579,31 +615,145 @@ jobs:
   id: G
   arguments: []
   uses:
-  - {lfn: gen.yml, type: output}
+  - {{lfn: gen.yml, type: output}}
+  - {{lfn: seed.txt, type: output}}
 - type: pegasusWorkflow
   file: gen.yml
   id: S
   arguments: []
   uses:
-  - {lfn: gen.yml, type: input}
+  - {{lfn: gen.yml, type: input}}
 jobDependencies:
 - id: G
   children: [S]
 ",
+            gen = gen.display()
+        )
+        .as_bytes(),
     );
-    for args in [
-        vec!["augment", "outer.yml", "-o", "t.yml"],
-        vec!["run", "outer.yml", "--policy", "full"],
+    // For pegasus-plan: a job between G and S augments the file G writes, and S plans the
+    // augmented one; nothing is read now.
+    let v = json(&ws.ok(&[
+        "augment",
+        "outer.yml",
+        "-o",
+        "t.yml",
+        "--policy",
+        "full",
+        "--json",
+    ]));
+    let run_id = v["run_id"]
+        .as_str()
+        .expect("a tree fixes its run")
+        .to_string();
+    let t = crate::common::yaml_as_json(&ws.p("t.yml"));
+    let job = |id: &str| {
+        t["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .find(|j| j["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no job {id}"))
+    };
+    let args: Vec<String> = job("store_augment_S")["arguments"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let at = args.iter().position(|a| a == "augment").expect("augment");
+    assert_eq!(
+        args[at + 1..at + 4],
+        ["gen.yml", "-o", "gen.tracked.yml"],
+        "{args:?}"
+    );
+    for (flag, value) in [
+        ("--run-id", run_id.as_str()),
+        ("--job-path", "S"),
+        ("--policy", "full"),
     ] {
-        let o = ws.run(&args);
-        assert_eq!(o.status.code(), Some(store::exit::USAGE), "{args:?}");
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(
-            e.contains("gen.yml") && e.contains("written by job G"),
-            "{args:?}: {e}"
-        );
+        let i = args.iter().position(|a| a == flag).expect(flag);
+        assert_eq!(args[i + 1], value, "{args:?}");
     }
-    assert!(!ws.p("t.yml").exists());
+    assert_eq!(job("S")["file"], "gen.tracked.yml");
+    let children = |parent: &str| -> Vec<String> {
+        t["jobDependencies"]
+            .as_array()
+            .expect("deps")
+            .iter()
+            .filter(|d| d["id"] == parent)
+            .flat_map(|d| d["children"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(
+        children("G").contains(&"store_augment_S".to_string()),
+        "{t}"
+    );
+    assert_eq!(children("store_augment_S"), ["S"], "{t}");
+    assert!(!ws.p("gen.tracked.yml").exists());
+    if crate::common::pegasus_available() {
+        load_workflow(&ws.p("t.yml"));
+    }
+
+    // `store run`: the fresh sub-workflow runs, tracked into the same run.
+    let id = ws
+        .ok(&[
+            "run",
+            "outer.yml",
+            "--policy",
+            "full",
+            "--workdir",
+            "w",
+            "-q",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(ws.p("w/result.txt")).expect("result"),
+        "FRESH SEED\n"
+    );
+    let show = json(&ws.ok(&["show", &id, "--json"]));
+    assert!(show["sealed_ns"].as_i64().is_some_and(|t| t > 0), "{show}");
+    let entries = show["entries"].as_array().expect("entries");
+    let has = |job: &str, role: &str, lfn: &str| {
+        entries
+            .iter()
+            .any(|e| e["job_id"] == job && e["role"] == role && e["lfn"] == lfn)
+    };
+    assert!(has("S:C", "input", "seed.txt"), "{show}");
+    assert!(has("S:C", "output", "result.txt"), "{show}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["job_id"] == "S:transformations" && e["role"] == "code"),
+        "{show}"
+    );
+    let desc = entries
+        .iter()
+        .find(|e| e["role"] == "workflow" && e["lfn"] == "gen.yml")
+        .unwrap_or_else(|| panic!("the generated description is recorded: {show}"));
+    let text = ws.ok(&["cat", desc["hash"].as_str().expect("hash")]);
+    assert!(text.contains("name: fresh"), "{text}");
+
+    // A rerun plans the recorded sub-workflow and reproduces the result.
+    let r = json(&ws.ok(&["rerun", &id, "--workdir", "again", "--json"]));
+    assert_eq!(r["identical"], true, "{r}");
+
+    // A generator that writes nothing: the run stops (at G's tracker or the augment job),
+    // naming the file, and S never runs.
+    let o = ws
+        .cmd(&["run", "outer.yml", "--policy", "full", "--workdir", "w2"])
+        .env("SKIP_GEN", "1")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("gen.yml: no such file") && e.contains("not started: S"),
+        "{e}"
+    );
 }
 
 #[test]
