@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 # with Pegasus's own loader; the example jobs log with MLflow's client. Versions are pinned to
 # the ones the suite last passed with.
 VENV=.venv/tests
-if ! "$VENV/bin/python3" -c "import Pegasus.api, Pegasus.workflow, mlflow, moto" 2>/dev/null; then
+if ! "$VENV/bin/python3" -c "import Pegasus.api, Pegasus.workflow, mlflow, moto, maturin, pytest" 2>/dev/null; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check pegasus-wms.api==5.1.3 \
-        pegasus-wms==5.1.3 'moto[s3]==5.2.1' flask flask-cors mlflow-skinny==3.17.2
+        pegasus-wms==5.1.3 'moto[s3]==5.2.1' flask flask-cors mlflow-skinny==3.17.2 \
+        maturin==1.9.4 pytest==9.2.0
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
 python3 -c "import Pegasus.api, Pegasus.workflow, mlflow"
@@ -57,3 +58,8 @@ export STORE_TEST_MLFLOW_URI="http://127.0.0.1:$MLFLOW_PORT"
 
 # Under CI=true a missing package or server fails its test instead of skipping it.
 CI=true cargo test --release
+
+# The Python package (python/, PyO3 bindings of the same library), built into the test venv
+# with maturin, then its tests with pytest against the same servers and the binary just built.
+VIRTUAL_ENV="$PWD/$VENV" maturin develop --release --quiet -m python/Cargo.toml
+CI=true STORE_BIN="$PWD/target/release/store" python3 -m pytest -q python/tests

@@ -158,16 +158,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         let run_id = report.run_id.clone().expect("fixed with --mlflow");
         linked = Some(link_mlflow(&s, &mut tracked, &report, &run_id, ctx.quiet)?);
     }
-    // Sub-workflows first (beside the output, under the names their parents now
-    // give them), so a written root never names a missing child.
-    let out_dir = dir_of(&output)?;
-    for (_, file, node) in tracked.walk().into_iter().rev() {
-        let dest = match file {
-            Some(f) => out_dir.join(f),
-            None => output.clone(),
-        };
-        store::util::atomic_write(&dest, node.wf.to_yaml()?.as_bytes())?;
-    }
+    tracked.write(&output)?;
     // The process ends here: freeing a document of many small nodes one by one would
     // cost a sixth of the whole command.
     std::mem::forget(tracked);
@@ -317,12 +308,4 @@ pub fn link_mlflow(
     }
     store::pegasus::add_to_jobs(tree, &env, &args);
     Ok(start)
-}
-
-/// The absolute directory of a file (relative workflow paths resolve against it).
-pub fn dir_of(p: &Path) -> std::io::Result<PathBuf> {
-    Ok(std::path::absolute(p)?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default())
 }

@@ -84,6 +84,22 @@ impl WorkflowTree {
         WorkflowTree::build(wf, path, files, &mut stack, &side)
     }
 
+    /// Writes the (augmented) tree: the root to `output`, each sub-workflow beside it under
+    /// the name its parent gives it; children first, each atomically, so a written root never
+    /// names a missing child.
+    pub fn write(&self, output: &Path) -> Result<()> {
+        let abs = std::path::absolute(output).map_err(|e| Error::io(output, e))?;
+        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+        for (_, file, node) in self.walk().into_iter().rev() {
+            let dest = match file {
+                Some(f) => dir.join(f),
+                None => abs.clone(),
+            };
+            crate::engine::util::atomic_write(&dest, node.wf.to_yaml()?.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// The side-catalog files and input directories read for this tree.
     pub fn catalog_sources(&self) -> &[PathBuf] {
         &self.wf.side.sources

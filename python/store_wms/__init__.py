@@ -1,0 +1,424 @@
+"""Track, seal, restore and re-run Pegasus workflow runs from Python.
+
+``store_wms`` is the Python face of `store`, a content-addressed versioning store for
+scientific workflows. It calls the same Rust library as the ``store`` command (no subprocess,
+no second implementation) and releases the GIL while it works.
+
+For workflow generators (tags are plain Pegasus metadata; a tagged workflow is still a plain
+Pegasus workflow)::
+
+    from Pegasus.api import Workflow, File, Job, Transformation
+    import store_wms
+
+    store_wms.track_input(raw)                 # input_track on a File
+    store_wms.track_output(model)              # output_track on a File
+    store_wms.track_transformation(train)      # track_trans on a Transformation
+    store_wms.track_workflow(wf, "full")       # store_track: full on the Workflow
+    report = store_wms.write_tracked(wf, "workflow.yml")   # augmented, ready for pegasus-plan
+
+For job code (inside a Pegasus or ``store run`` job)::
+
+    store_wms.record("model.pt", role="output")
+
+For notebooks::
+
+    s = store_wms.Store.open()
+    df = pandas.DataFrame(s.metadata())
+    s.checkout(s.runs()[0].run_id, "restored")
+
+Errors are :class:`StoreError` subclasses, one per kind of failure (the ``store`` command's
+exit codes): :class:`InvalidInput`, :class:`NotAStore`, :class:`PathError`, :class:`Corrupt`,
+:class:`NotFound`, :class:`NewerFormat`, :class:`DiskFull`, :class:`Busy`, :class:`RunSealed`,
+:class:`RemoteError`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _store_wms as _b
+from ._store_wms import (
+    Busy,
+    Corrupt,
+    DiskFull,
+    InvalidInput,
+    NewerFormat,
+    NotAStore,
+    NotFound,
+    PathError,
+    RemoteError,
+    RunSealed,
+    StoreError,
+)
+
+__all__ = [
+    "Store", "RunSummary", "Run", "Entry", "Counts", "Restored", "AugmentReport",
+    "track_input", "track_output", "track_transformation", "track_workflow", "mlflow_job",
+    "augment", "write_tracked", "record", "current_run", "mlflow_run_id", "ROLES",
+    "StoreError", "InvalidInput", "NotAStore", "PathError", "Corrupt", "NotFound",
+    "NewerFormat", "DiskFull", "Busy", "RunSealed", "RemoteError",
+]
+
+#: The roles a tracked file can have in a run.
+ROLES = ("input", "output", "intermediate", "code", "workflow", "environment")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _time(ns: Optional[int]) -> Optional[_dt.datetime]:
+    """A timestamp in nanoseconds since the epoch as an aware UTC datetime (None for 0)."""
+    if not ns:
+        return None
+    return _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A run's numbers, as ``store runs`` and ``store show`` count them.
+
+    ``jobs``: the workflow's jobs that recorded data files; ``files``: distinct (path, version)
+    pairs; ``records``: distinct (job, role, path, version) entries, the environment once per
+    job; ``bytes``: the files' sizes, each counted once.
+    """
+
+    jobs: int
+    files: int
+    records: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run, as listed by :meth:`Store.runs`."""
+
+    run_id: str
+    workflow: str
+    status: str
+    created: Optional[_dt.datetime]
+    sealed: Optional[_dt.datetime]
+    counts: Counts
+    pending: Optional[Dict[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tracked file of a run, with the metadata the tracking paper's Table I lists."""
+
+    role: str
+    lfn: str
+    path: str
+    kind: str
+    hash: str
+    size: int
+    mtime: Optional[_dt.datetime]
+    recorded: Optional[_dt.datetime]
+    job_id: str
+    environment: Optional[str] = None
+    remote_urls: List[str] = field(default_factory=list)
+    mlflow_url: Optional[str] = None
+    origin: Optional[str] = None
+    direction: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run's snapshot (sealed) or what it recorded so far (open), from :meth:`Store.show`."""
+
+    workflow: str
+    run_id: str
+    created: Optional[_dt.datetime]
+    sealed: Optional[_dt.datetime]
+    entries: List[Entry]
+    counts: Counts
+    code: Optional[Dict[str, Any]] = None
+    pending: Optional[Dict[str, Any]] = None
+
+    def files(self, role: Optional[str] = None) -> List[Entry]:
+        """The entries of one role (all when None)."""
+        return [e for e in self.entries if role is None or e.role == role]
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What :meth:`Store.checkout` restored: where, how much, and which workflow to plan."""
+
+    run_id: str
+    workflow: str
+    path: str
+    files: int
+    bytes: int
+    root_workflow: Optional[str]
+    rewritten: List[Tuple[str, int]]
+    unrecorded: List[Tuple[str, str, str]]
+
+
+@dataclass(frozen=True)
+class AugmentReport:
+    """What augmentation decided (``store augment --json``)."""
+
+    main_jobs: int
+    added_jobs: int
+    run_id: Optional[str]
+    tracked: Dict[str, str]
+    transformations: List[str]
+    workflow_tracked: bool
+    by_tag: Dict[str, int]
+    warnings: List[str]
+    nothing_tracked: Optional[str]
+    raw: Dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def _entry(e: Dict[str, Any]) -> Entry:
+    return Entry(
+        role=e["role"], lfn=e["lfn"], path=e["path"], kind=e["kind"], hash=e["hash"],
+        size=e["size"], mtime=_time(e.get("mtime_ns")), recorded=_time(e.get("recorded_ns")),
+        job_id=e["job_id"], environment=e.get("environment"),
+        remote_urls=list(e.get("remote_urls") or []), mlflow_url=e.get("mlflow_url"),
+        origin=e.get("origin"), direction=e.get("direction"),
+    )
+
+
+def _counts(c: Dict[str, Any]) -> Counts:
+    return Counts(jobs=c["jobs"], files=c["files"], records=c["records"], bytes=c["bytes"])
+
+
+def _report(r: Dict[str, Any]) -> AugmentReport:
+    return AugmentReport(
+        main_jobs=r["main_jobs"], added_jobs=r["added_jobs"], run_id=r.get("run_id"),
+        tracked=dict(r.get("tracked") or {}), transformations=list(r.get("transformations") or []),
+        workflow_tracked=bool(r.get("workflow_tracked")), by_tag=dict(r.get("by_tag") or {}),
+        warnings=list(r.get("warnings") or []), nothing_tracked=r.get("nothing_tracked"), raw=r,
+    )
+
+
+class Store:
+    """A store (the ``.store`` directory of a workspace).
+
+    Every method opens the store afresh, so a ``Store`` is cheap, safe to share between
+    threads, and sees what other processes committed meanwhile.
+    """
+
+    def __init__(self, store_dir: PathLike) -> None:
+        self.dir = os.fspath(store_dir)
+
+    def __repr__(self) -> str:
+        return f"Store({self.dir!r})"
+
+    @classmethod
+    def open(cls, path: Optional[PathLike] = None) -> "Store":
+        """The store of the workspace at (or above) ``path``; without one, ``$STORE_DIR``,
+        else the nearest ``.store`` above the current directory. Raises :class:`NotAStore`."""
+        return cls(_b.discover(None if path is None else os.fspath(path)))
+
+    @classmethod
+    def init(cls, path: PathLike = ".store") -> "Store":
+        """Creates a store at ``path`` (a ``.store`` directory). Raises :class:`NotAStore`
+        if one exists there."""
+        return cls(_b.init(os.fspath(path)))
+
+    def runs(self, workflow: Optional[str] = None) -> List[RunSummary]:
+        """Runs, newest first (of one workflow when given)."""
+        out = []
+        for r in json.loads(_b.runs(self.dir, workflow)):
+            out.append(RunSummary(
+                run_id=r["run_id"], workflow=r["workflow"], status=r["status"],
+                created=_time(r.get("created_ns")), sealed=_time(r.get("sealed_ns")),
+                counts=_counts(r), pending=r.get("pending"),
+            ))
+        return out
+
+    def show(self, run: str) -> Run:
+        """What run ``run`` (an ID or unique prefix) tracked. Raises :class:`NotFound`."""
+        s = json.loads(_b.show(self.dir, run))
+        return Run(
+            workflow=s["workflow"], run_id=s["run_id"], created=_time(s.get("created_ns")),
+            sealed=_time(s.get("sealed_ns")), entries=[_entry(e) for e in s["entries"]],
+            counts=_counts(s["counts"]), code=s.get("code"), pending=s.get("pending"),
+        )
+
+    def diff(self, a: str, b: str) -> Dict[str, Any]:
+        """What changed from run ``a`` to run ``b`` (``store diff --json``): per role, added,
+        removed, changed and renamed files, and environment changes."""
+        return json.loads(_b.diff(self.dir, a, b))
+
+    def lineage(self, path_or_hash: PathLike) -> List[Dict[str, Any]]:
+        """Which runs and jobs consumed or produced a file (an existing path, or a hash or
+        unique prefix): dicts with workflow, run_id, job_id, role, direction, path."""
+        return json.loads(_b.lineage(self.dir, os.fspath(path_or_hash)))["records"]
+
+    def checkout(self, run: str, to: PathLike, roles: Optional[Sequence[str]] = None,
+                 force: bool = False, as_recorded: bool = False) -> Restored:
+        """Restores run ``run`` under ``to``, every chunk verified. With all roles and not
+        ``as_recorded``, its workflow descriptions are rewritten to name the restored files,
+        so ``to`` can be planned again. Existing files with other content raise
+        :class:`PathError` unless ``force``."""
+        r = json.loads(_b.checkout(self.dir, run, os.fspath(to), list(roles or []), force,
+                                   as_recorded))
+        return Restored(
+            run_id=r["run_id"], workflow=r["workflow"], path=r["path"],
+            files=r["files"], bytes=r["bytes"],
+            root_workflow=r.get("root_workflow"),
+            rewritten=[tuple(x) for x in r.get("rewritten", [])],
+            unrecorded=[tuple(x) for x in r.get("unrecorded", [])],
+        )
+
+    def metadata(self) -> List[Dict[str, Any]]:
+        """One dict per file of every run (the paper's Table I: workflow, run_id, job_id,
+        file_name, lfn, path, size, times, role, kind, version, remote and MLflow URLs, ...),
+        ready for ``pandas.DataFrame(...)``."""
+        doc = json.loads(_b.metadata(self.dir))
+        rows: List[Dict[str, Any]] = []
+        for runs in doc.values():
+            for run in runs.values():
+                rows.extend(run["files"].values())
+        return rows
+
+    def open_file(self, run: str, lfn: str) -> io.BufferedReader:
+        """A read-only binary file with the content run ``run`` recorded for logical name (or
+        path) ``lfn``, every chunk verified; on a clone the chunks are fetched from its
+        remote. Raises :class:`NotFound`."""
+        data = _b.read_file(self.dir, run, lfn)
+        return io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+
+    def push(self, remote: Optional[str] = None, runs: Sequence[str] = ()) -> Dict[str, Any]:
+        """Pushes to ``remote`` (the default remote when None); ``store push --json``."""
+        return json.loads(_b.push(self.dir, remote, list(runs)))
+
+    def pull(self, remote: Optional[str] = None, runs: Sequence[str] = (),
+             metadata_only: bool = False) -> Dict[str, Any]:
+        """Pulls from ``remote`` (the default remote when None); ``store pull --json``."""
+        return json.loads(_b.pull(self.dir, remote, list(runs), metadata_only))
+
+
+# --- For workflow generators: tags are plain Pegasus metadata -------------------------------
+
+
+def track_input(file: Any, on: bool = True) -> Any:
+    """Tags a Pegasus ``File`` (or anything with ``add_metadata``) ``input_track``: it is
+    recorded before the jobs that read it. Returns it, for chaining."""
+    file.add_metadata(input_track="true" if on else "false")
+    return file
+
+
+def track_output(file: Any, on: bool = True) -> Any:
+    """Tags a Pegasus ``File`` ``output_track``: it is recorded after the job that writes it."""
+    file.add_metadata(output_track="true" if on else "false")
+    return file
+
+
+def track_transformation(tr: Any, on: bool = True) -> Any:
+    """Tags a Pegasus ``Transformation`` ``track_trans``: its executable is recorded as the
+    run's code (and restored by a rerun)."""
+    tr.add_metadata(track_trans="true" if on else "false")
+    return tr
+
+
+def track_workflow(wf: Any, policy: Optional[str] = "full") -> Any:
+    """Sets a Pegasus ``Workflow``'s tracking: a policy (``store_track``: full, basic, inputs,
+    outputs, transformations), or with ``policy=None`` just ``wf_track`` (its description)."""
+    if policy is None:
+        wf.add_metadata(wf_track="true")
+    else:
+        wf.add_metadata(store_track=policy)
+    return wf
+
+
+def mlflow_job(job: Any, experiment: Optional[str] = None, run: Optional[str] = None) -> Any:
+    """Gives a Pegasus ``Job`` an MLflow child run: named after the job (``job_auto``), or
+    with ``experiment``/``run`` names (``job_custom``)."""
+    if experiment is None and run is None:
+        job.add_metadata(job_auto="true")
+    else:
+        job.add_metadata(job_custom="true")
+        if experiment is not None:
+            job.add_metadata(mlflow_experiment=experiment)
+        if run is not None:
+            job.add_metadata(mlflow_run=run)
+    return job
+
+
+def write_tracked(wf: Any, path: PathLike, policy: Optional[str] = None,
+                  run_id: Optional[str] = None, store_dir: Optional[PathLike] = None,
+                  store_bin: Optional[str] = None, site: str = "local",
+                  strict: bool = False) -> AugmentReport:
+    """Writes Pegasus ``Workflow`` ``wf`` with tracking jobs added to ``path`` (its
+    sub-workflows beside it), byte for byte what ``store augment <stem>.untracked.yml -o
+    path`` writes; ``<stem>.untracked.yml`` is ``wf`` as Pegasus writes it, kept beside
+    ``path`` for the run's workflow tracker.
+
+    ``store_dir`` is the store the tracking jobs record into (default: this workspace's, if
+    any); ``store_bin`` the ``store`` binary on the execution site (default: ``store`` on
+    PATH); ``run_id`` fixes the run (default: Pegasus's run ID, or a new one for a tree).
+    Raises :class:`InvalidInput` for a workflow the command would refuse.
+    """
+    out = Path(os.fspath(path))
+    if store_dir is None:
+        try:
+            store_dir = _b.discover(None)
+        except NotAStore:
+            store_dir = None
+    # The description as the generator wrote it stays beside the output: the run's workflow
+    # tracker records it from there (`store augment <stem>.untracked.yml -o path` is the
+    # same command).
+    src = out.with_name(out.stem + ".untracked.yml")
+    wf.write(str(src))
+    r = _b.augment(str(src), os.fspath(out), policy, run_id,
+                   None if store_dir is None else os.path.abspath(os.fspath(store_dir)),
+                   store_bin, site, strict)
+    return _report(json.loads(r))
+
+
+def augment(wf: Any, policy: Optional[str] = None, run_id: Optional[str] = None,
+            store_dir: Optional[PathLike] = None, store_bin: Optional[str] = None,
+            site: str = "local", strict: bool = False,
+            description_dir: PathLike = ".") -> Tuple[Any, AugmentReport]:
+    """``wf`` with tracking jobs added, as a new ``Pegasus.api.Workflow`` loaded with
+    Pegasus's own loader, and the report. ``wf`` itself is not changed. The description as
+    written by ``wf`` is kept in ``description_dir`` (``<name>.untracked.yml``), where the
+    run's workflow tracker reads it. For a workflow with sub-workflows use
+    :func:`write_tracked`, which writes the augmented children too."""
+    from Pegasus import workflow as _loader  # Pegasus's own loader
+
+    with tempfile.TemporaryDirectory(prefix="store-wms-") as tmp:
+        out = Path(tmp) / f"{wf.name}.yml"
+        report = write_tracked(wf, out, policy=policy, run_id=run_id, store_dir=store_dir,
+                               store_bin=store_bin, site=site, strict=strict)
+        kept = Path(os.fspath(description_dir)) / f"{wf.name}.untracked.yml"
+        os.replace(out.with_name(out.stem + ".untracked.yml"), kept)
+        text = out.read_text().replace(str(out.with_name(kept.name)), str(kept.resolve()))
+        return _loader.loads(text), report
+
+
+# --- For job code ----------------------------------------------------------------------------
+
+
+def current_run() -> Dict[str, str]:
+    """The run and job the calling job records into: ``{"workflow", "run_id", "job_id"}``
+    from ``PEGASUS_WF_LABEL``, ``PEGASUS_WF_UUID``, ``PEGASUS_DAG_JOB_ID``. Raises
+    :class:`InvalidInput` outside a job."""
+    return json.loads(_b.current_run())
+
+
+def record(path: Union[PathLike, Sequence[PathLike]], role: str = "output",
+           lfn: Optional[str] = None, store_dir: Optional[PathLike] = None,
+           capture_env: bool = True) -> List[Dict[str, Any]]:
+    """Records a file (or several) into the calling job's run with ``role`` (see
+    :data:`ROLES`), from inside a Pegasus or ``store run`` job: ``store track ROLE:PATH``.
+    Returns ``[{"path", "hash", ...}]``. Raises :class:`RunSealed` once the run is sealed."""
+    paths = [os.fspath(path)] if isinstance(path, (str, os.PathLike)) else [os.fspath(p) for p in path]
+    sd = _b.discover(None) if store_dir is None else os.fspath(store_dir)
+    r = json.loads(_b.record(sd, paths, role, lfn, None, None, None, capture_env))
+    return list(r.get("added", []))
+
+
+def mlflow_run_id() -> Optional[str]:
+    """The job's MLflow child run (for ``mlflow.start_run(run_id=...)``), when the run is
+    linked to MLflow (``MLFLOW_RUN_ID`` handed to the job by augmentation); else None."""
+    return os.environ.get("MLFLOW_RUN_ID") or None
