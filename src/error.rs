@@ -103,6 +103,16 @@ pub enum Error {
     /// A bad argument or configuration value.
     #[error("{0}")]
     Invalid(String),
+    /// A job of a workflow run here failed (its exit status and the end of its stderr).
+    #[error("job {job} of run {run} failed: {why}")]
+    JobFailed {
+        /// The run.
+        run: String,
+        /// The job.
+        job: String,
+        /// Its exit status and the end of its stderr.
+        why: String,
+    },
     /// A remote failed or refused a request (the detail never carries a credential).
     #[error("remote {remote}: {detail}")]
     Remote {
@@ -206,7 +216,9 @@ impl Error {
             Error::WouldOverwrite(_) | Error::SymlinkInPath(_) => exit::BAD_PATH,
             Error::Invalid(_) | Error::SubWorkflowCycle(_) => exit::USAGE,
             Error::SubWorkflow { cause, .. } => cause.exit_code(),
-            Error::Io { .. } | Error::Index { .. } | Error::Git(_) => exit::FAILURE,
+            Error::Io { .. } | Error::Index { .. } | Error::Git(_) | Error::JobFailed { .. } => {
+                exit::FAILURE
+            }
             Error::Remote { .. } => exit::REMOTE,
         }
     }

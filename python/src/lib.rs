@@ -351,6 +351,83 @@ fn record(
     })
 }
 
+/// `store run WORKFLOW` (without MLflow): returns `{"run_id", "outcome", "report"}`; a failed
+/// job is an error naming it.
+#[pyfunction]
+#[pyo3(signature = (dir, workflow, store_bin, workdir=None, run_id=None, jobs=2, policy=None, track=true, no_containers=false, catalog_dir=None, input_dirs=Vec::new()))]
+#[allow(clippy::too_many_arguments)]
+fn run(
+    py: Python<'_>,
+    dir: &str,
+    workflow: PathBuf,
+    store_bin: String,
+    workdir: Option<PathBuf>,
+    run_id: Option<String>,
+    jobs: usize,
+    policy: Option<String>,
+    track: bool,
+    no_containers: bool,
+    catalog_dir: Option<PathBuf>,
+    input_dirs: Vec<PathBuf>,
+) -> PyResult<String> {
+    work(py, || {
+        let s = open(dir)?;
+        let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
+        let o = store::runner::local::LocalOptions {
+            store_dir: std::path::absolute(s.dir()).map_err(|e| Error::io(s.dir(), e))?,
+            store_bin,
+            run_id: run_id.clone(),
+            work: workdir.unwrap_or_else(|| PathBuf::from("runs").join(&run_id)),
+            jobs,
+            policy: policy.map(|p| p.parse()).transpose()?,
+            strict: false,
+            no_containers,
+        };
+        let catalogs = store::pegasus::CatalogOptions {
+            catalog_dir,
+            input_dirs,
+        };
+        let (outcome, report) =
+            store::runner::local::run_workflow(&workflow, &catalogs, track, &o)?;
+        if let Some((job, why)) = outcome.failed {
+            return Err(Error::JobFailed {
+                run: run_id,
+                job,
+                why,
+            });
+        }
+        json(&serde_json::json!({"run_id": run_id, "outcome": outcome, "report": report}))
+    })
+}
+
+/// `store rerun RUN --json`.
+#[pyfunction]
+#[pyo3(signature = (dir, run, store_bin, workdir=None, jobs=2, policy="full".to_string(), allow_unrecorded=false))]
+#[allow(clippy::too_many_arguments)]
+fn rerun(
+    py: Python<'_>,
+    dir: &str,
+    run: &str,
+    store_bin: String,
+    workdir: Option<PathBuf>,
+    jobs: usize,
+    policy: String,
+    allow_unrecorded: bool,
+) -> PyResult<String> {
+    work(py, || {
+        let s = open(dir)?;
+        let o = store::reproduce::RerunOptions {
+            jobs,
+            policy: policy.parse()?,
+            workdir,
+            allow_unrecorded,
+            store_bin,
+            progress: false,
+        };
+        json(&store::reproduce::rerun(&s, run, &o)?)
+    })
+}
+
 /// The run and job the calling job records into (`PEGASUS_*`), or an error naming what is
 /// missing.
 #[pyfunction]
@@ -393,5 +470,7 @@ fn _store_wms(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(augment, m)?)?;
     m.add_function(wrap_pyfunction!(record, m)?)?;
     m.add_function(wrap_pyfunction!(current_run, m)?)?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(rerun, m)?)?;
     Ok(())
 }

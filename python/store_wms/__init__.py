@@ -61,7 +61,7 @@ from ._store_wms import (
 __all__ = [
     "Store", "RunSummary", "Run", "Entry", "Counts", "Restored", "AugmentReport",
     "track_input", "track_output", "track_transformation", "track_workflow", "mlflow_job",
-    "augment", "write_tracked", "record", "current_run", "mlflow_run_id", "ROLES",
+    "augment", "write_tracked", "run", "record", "current_run", "mlflow_run_id", "ROLES",
     "StoreError", "InvalidInput", "NotAStore", "PathError", "Corrupt", "NotFound",
     "NewerFormat", "DiskFull", "Busy", "RunSealed", "RemoteError",
 ]
@@ -287,6 +287,17 @@ class Store:
         data = _b.read_file(self.dir, run, lfn)
         return io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
 
+    def rerun(self, run: str, workdir: Optional[PathLike] = None, jobs: int = 2,
+              policy: str = "full", allow_unrecorded: bool = False) -> Dict[str, Any]:
+        """Reruns sealed run ``run`` from what it recorded only (its code, inputs and
+        workflow, restored under ``workdir/restored``), as a new run in ``workdir/work``, and
+        compares (``store rerun --json``: ``identical``, ``outputs``, per-job ``jobs``).
+        Raises :class:`InvalidInput` when the run did not record a job's code, unless
+        ``allow_unrecorded``. Needs the ``store`` binary (see :func:`run`)."""
+        return json.loads(_b.rerun(self.dir, run, _store_bin(),
+                                   None if workdir is None else os.fspath(workdir), jobs,
+                                   policy, allow_unrecorded))
+
     def push(self, remote: Optional[str] = None, runs: Sequence[str] = ()) -> Dict[str, Any]:
         """Pushes to ``remote`` (the default remote when None); ``store push --json``."""
         return json.loads(_b.push(self.dir, remote, list(runs)))
@@ -394,6 +405,37 @@ def augment(wf: Any, policy: Optional[str] = None, run_id: Optional[str] = None,
         os.replace(out.with_name(out.stem + ".untracked.yml"), kept)
         text = out.read_text().replace(str(out.with_name(kept.name)), str(kept.resolve()))
         return _loader.loads(text), report
+
+
+def _store_bin() -> str:
+    """The ``store`` binary tracking jobs call: ``$STORE_BIN``, else ``store`` on PATH."""
+    import shutil
+
+    b = os.environ.get("STORE_BIN") or shutil.which("store")
+    if not b:
+        raise InvalidInput(
+            "the tracking jobs of a local run call the store binary: put it on PATH or set "
+            "STORE_BIN (cargo build --release builds target/release/store)")
+    return b
+
+
+def run(workflow: Union[PathLike, Any], jobs: int = 2, policy: Optional[str] = None,
+        workdir: Optional[PathLike] = None, run_id: Optional[str] = None, track: bool = True,
+        no_containers: bool = False, store_dir: Optional[PathLike] = None) -> Dict[str, Any]:
+    """Runs a workflow on this machine, as ``store run`` does (without MLflow): a path to
+    its YAML, or a Pegasus ``Workflow`` (written beside ``workdir`` first). Returns
+    ``{"run_id", "outcome", "report"}``; a failed job raises :class:`StoreError` naming it.
+    ``jobs`` main jobs run at once; ``workdir`` defaults to ``runs/<run id>``."""
+    sd = _b.discover(None) if store_dir is None else os.fspath(store_dir)
+    if not isinstance(workflow, (str, os.PathLike)):
+        base = Path(os.fspath(workdir)) if workdir is not None else Path("runs")
+        base.mkdir(parents=True, exist_ok=True)
+        path = base / f"{workflow.name}.yml"
+        workflow.write(str(path))
+        workflow = path
+    return json.loads(_b.run(sd, os.fspath(workflow), _store_bin(),
+                             None if workdir is None else os.fspath(workdir), run_id, jobs,
+                             policy, track, no_containers))
 
 
 # --- For job code ----------------------------------------------------------------------------

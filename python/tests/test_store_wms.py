@@ -228,3 +228,23 @@ def test_the_gil_is_released_during_a_long_checkout(ws, tmp_path):
     during = [x for x in ticks if start < x < end]
     assert end - start > 0.02, "too fast to tell"
     assert len(during) >= 5, (len(during), end - start)
+
+
+def test_run_a_pegasus_workflow_object_and_rerun_it(ws, monkeypatch):
+    monkeypatch.setenv("STORE_BIN", ws.bin)
+    monkeypatch.chdir(ws.root)
+    wf, _, _ = two_jobs(ws.root)
+    store_wms.track_workflow(wf, "full")
+    r = store_wms.run(wf, workdir=ws.root / "w")
+    assert (ws.root / "w" / "out.txt").read_text() == "OLLEH\nDLROW\n"
+    assert r["outcome"]["failed"] is None and r["report"]["main_jobs"] == 2
+    s = store_wms.Store.open(ws.root)
+    run = s.show(r["run_id"])
+    assert run.sealed is not None and run.counts.jobs == 2
+    rr = s.rerun(r["run_id"], workdir=ws.root / "again")
+    assert rr["identical"] is True and rr["old_run"] == r["run_id"], rr
+    assert all(j["code_recorded"] for j in rr["jobs"])
+    # A job that fails is an error naming it.
+    (ws.root / "bin" / "rev").write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    with pytest.raises(store_wms.StoreError, match="job B"):
+        store_wms.run(ws.root / "w" / "twojobs.yml", workdir=ws.root / "w2")

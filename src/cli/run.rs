@@ -1,7 +1,7 @@
 //! `store run`: run a Pegasus workflow on this machine with tracking; and the local
 //! augmentation that `rerun` shares.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use store::Store;
 
@@ -47,11 +47,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let s = ctx.open()?;
     let tree = args.catalogs.load(&args.workflow)?;
     let name = tree.wf.name.clone();
-    let policy = args.policy.map(|p| p.parse()).transpose()?;
     let run_id = args.run_id.unwrap_or_else(store::runner::new_run_id);
-    let work = args
-        .workdir
-        .unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+    let o = local_options(
+        &s,
+        &run_id,
+        args.workdir
+            .unwrap_or_else(|| PathBuf::from("runs").join(&run_id)),
+        args.jobs,
+        args.policy.map(|p| p.parse()).transpose()?,
+        args.strict,
+        args.no_containers,
+    )?;
     let (tracked, report) = if args.no_track {
         let report = store::pegasus::AugmentReport {
             main_jobs: tree.main_jobs(),
@@ -59,45 +65,25 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         };
         (tree, report)
     } else {
-        augment_locally(
-            &s,
-            tree,
-            policy,
-            &run_id,
-            &work,
-            args.mlflow,
-            args.strict,
-            ctx.quiet,
-        )?
+        augment_locally(&s, tree, &o, args.mlflow, ctx.quiet)?
     };
-    let mut plan = tracked.plan()?;
-    // A sub-workflow written at run time runs as a workflow of its own in the working
-    // directory, through this binary, on this store.
-    let store_bin = std::env::current_exe()?.to_string_lossy().into_owned();
-    let store_dir = std::path::absolute(s.dir())?.to_string_lossy().into_owned();
-    for j in &mut plan {
-        j.run_nested(&store_bin, Some(&store_dir));
+    let prepared = store::runner::local::prepare(&tracked, &report, &o)?;
+    for (job, container) in &prepared.bypassed {
+        eprintln!(
+            "store: warning: job {job} runs on the host, not in its container {container} \
+             (--no-containers)"
+        );
     }
-    if args.no_containers {
-        for (job, container) in store::runner::container::bypass(&mut plan, &report.jobs) {
-            eprintln!(
-                "store: warning: job {job} runs on the host, not in its container {container} \
-                 (--no-containers)"
-            );
-        }
-    }
-    // Before anything is created: a container job with no engine here stops the run.
-    let engines = store::runner::container::engines(&plan)?;
     if !ctx.quiet {
         eprintln!(
             "running {} ({} jobs + {} tracking) as run {run_id} in {}",
             name,
             report.main_jobs,
             report.added_jobs,
-            work.display()
+            o.work.display()
         );
-        for j in &plan {
-            if let (Some(c), Some(e)) = (&j.container, engines.get(&j.id)) {
+        for j in &prepared.plan {
+            if let (Some(c), Some(e)) = (&j.container, prepared.engines.get(&j.id)) {
                 eprintln!(
                     "job {} runs in container {} ({}) with {}",
                     j.id,
@@ -108,14 +94,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         }
     }
-    let out = store::runner::run_jobs_with(
-        &plan,
-        &tracked.replicas(),
-        &run_id,
-        &work,
-        args.jobs,
-        &engines,
-    )?;
+    let out = prepared.run(&tracked.replicas(), &o)?;
     if let Some((job, why)) = &out.failed {
         anyhow::bail!(
             "job {job} of run {run_id} failed: {why}\n{} jobs not started: {}",
@@ -132,38 +111,46 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     Ok(store::exit::OK)
 }
 
-/// Augments a workflow tree for this machine's `store run` as run `run_id`: tracking jobs call
-/// this binary on this store; relative paths resolve against each workflow file's directory.
-/// Nothing is written: the runner plans the augmented tree in memory.
-#[allow(clippy::too_many_arguments)]
+/// How `run` and `rerun` run here: tracking jobs and nested sub-workflows call this binary on
+/// this store.
+pub fn local_options(
+    s: &Store,
+    run_id: &str,
+    work: PathBuf,
+    jobs: usize,
+    policy: Option<store::pegasus::Policy>,
+    strict: bool,
+    no_containers: bool,
+) -> anyhow::Result<store::runner::local::LocalOptions> {
+    Ok(store::runner::local::LocalOptions {
+        store_dir: std::path::absolute(s.dir())?,
+        store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
+        run_id: run_id.to_string(),
+        work,
+        jobs,
+        policy,
+        strict,
+        no_containers,
+    })
+}
+
+/// Augments a workflow tree for this machine's `store run` ([`store::runner::local`]), prints
+/// what augmentation decided, and links MLflow when asked (`--mlflow`) or requested by tags
+/// with a tracking URI configured. Nothing is written: the runner plans the tree in memory.
 pub fn augment_locally(
     s: &Store,
     tree: store::pegasus::WorkflowTree,
-    policy: Option<store::pegasus::Policy>,
-    run_id: &str,
-    work: &Path,
+    o: &store::runner::local::LocalOptions,
     mlflow: bool,
-    strict: bool,
     quiet: bool,
 ) -> anyhow::Result<(store::pegasus::WorkflowTree, store::pegasus::AugmentReport)> {
-    let opts = store::pegasus::AugmentOptions {
-        policy,
-        store_bin: std::env::current_exe()?.to_string_lossy().into_owned(),
-        store_dir: Some(std::path::absolute(s.dir())?.to_string_lossy().into_owned()),
-        site: "local".into(),
-        run_id: Some(run_id.parse()?),
-        output: work.join("workflow.tracked.yml"),
-        strict,
-        job_path: None,
-        inherited: None,
-    };
-    let (mut tree, report) = store::pegasus::augment(tree, &opts)?;
+    let (mut tree, report) = store::runner::local::augment_local(tree, o)?;
     super::augment::explain(&report, true);
     // `full_track`, `job_auto` or `job_custom` ask for MLflow: linked when a tracking URI is
     // configured.
     let requested = report.mlflow_requested && store::mlflow::tracking_uri(s)?.is_some();
     if mlflow || requested {
-        super::augment::link_mlflow(s, &mut tree, &report, run_id, quiet)?;
+        super::augment::link_mlflow(s, &mut tree, &report, &o.run_id, quiet)?;
     }
     Ok((tree, report))
 }

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::pegasus::PlannedJob;
 
 pub mod container;
+pub mod local;
 
 use container::Engine;
 

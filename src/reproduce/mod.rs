@@ -5,8 +5,13 @@
 //! files; a transformation whose code the run did not record is reported, never silently taken
 //! from its original path.
 //!
-//! Layer: above runs and Pegasus (it joins a run's record to its workflow documents); used by
-//! the CLI's `checkout` and `rerun`.
+//! Layer: above runs, Pegasus and the runner (it joins a run's record to its workflow
+//! documents, and [`rerun`] runs them again); used by the CLI's `checkout` and `rerun` and by
+//! the Python package.
+
+pub mod rerun;
+
+pub use rerun::{rerun, OutputComparison, RerunOptions, RerunReport};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
