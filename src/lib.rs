@@ -53,6 +53,7 @@ pub mod error;
 pub mod mlflow;
 pub mod pegasus;
 pub mod remote;
+pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod runner;

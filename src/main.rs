@@ -48,6 +48,10 @@ enum Cmd {
     Runs(cli::runs::Args),
     /// Show what a run tracked: each file, its role, who wrote it and who read it.
     Show(cli::show::Args),
+    /// Write a run's report: one self-contained HTML page with its graph, files and jobs.
+    Report(cli::report::Args),
+    /// Print a run's graph of jobs and files (JSON, Graphviz dot or Mermaid).
+    Dag(cli::dag::Args),
     /// Which inputs, outputs, code, workflow and environment entries differ between two runs.
     Diff(cli::diff::Args),
     /// Which runs and jobs consumed or produced a file (by path or hash).
@@ -140,6 +144,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Seal(a) => cli::seal::run(a, &ctx),
         Cmd::Runs(a) => cli::runs::run(a, &ctx),
         Cmd::Show(a) => cli::show::run(a, &ctx),
+        Cmd::Report(a) => cli::report::run(a, &ctx),
+        Cmd::Dag(a) => cli::dag::run(a, &ctx),
         Cmd::Diff(a) => cli::diff::run(a, &ctx),
         Cmd::Lineage(a) => cli::lineage::run(a, &ctx),
         Cmd::Env(a) => cli::env::run(a, &ctx),

@@ -26,6 +26,14 @@ if ! "$MLFLOW_VENV/bin/mlflow" --version 2>/dev/null | grep -qF "$MLFLOW_VERSION
     "$MLFLOW_VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
 fi
 
+# The report tests open pages in a real headless browser: Debian's chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium
+fi
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 S3_PORT=$(free_port)
 S3_LOG=$(mktemp)

@@ -14,6 +14,7 @@
 
 pub mod compare;
 pub mod counts;
+pub mod dag;
 pub mod env;
 pub mod git;
 pub mod pending;

@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "remote",
     "mlflow",
     "catalog",
+    "report",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

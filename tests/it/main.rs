@@ -21,6 +21,7 @@ mod output;
 mod pegasus;
 mod properties;
 mod remote;
+mod report;
 mod reproduce;
 mod roundtrip;
 mod runs;
