@@ -144,15 +144,15 @@ impl Dag {
             .map(|i| level[i])
             .max()
             .map_or(0, |l| l + 1);
-        for i in 0..n {
+        for (i, l) in level.iter_mut().enumerate() {
             if !connected(i) && self.nodes[i].kind != "job" {
-                level[i] = last;
+                *l = last;
             }
         }
         let levels = level.iter().max().map_or(0, |l| l + 1);
         let mut columns: Vec<Vec<usize>> = vec![Vec::new(); levels];
-        for i in 0..n {
-            columns[level[i]].push(i);
+        for (i, &l) in level.iter().enumerate() {
+            columns[l].push(i);
         }
         let mut row = vec![0f64; n];
         for col in &columns {
