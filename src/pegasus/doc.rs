@@ -186,6 +186,10 @@ impl Node {
 pub(crate) fn parse(text: &str) -> Result<Node, serde_norway::Error> {
     // Limits first, in linear time: the parser would take seconds on some inputs of a few MB.
     super::limits::check(text).map_err(<serde_norway::Error as de::Error>::custom)?;
+    // A large block-style workflow is parsed in parts on every core (`split.rs`).
+    if let Some(node) = super::split::parse(text) {
+        return Ok(node);
+    }
     let node: Node = serde_norway::from_str(text)?;
     if !node.has_float() {
         return Ok(node);
@@ -194,7 +198,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, serde_norway::Error> {
 }
 
 impl Node {
-    fn has_float(&self) -> bool {
+    pub(super) fn has_float(&self) -> bool {
         match self {
             Node::Float(..) => true,
             Node::Seq(s) => s.iter().any(Node::has_float),

@@ -24,6 +24,7 @@ mod doc;
 mod emit;
 mod limits;
 mod relocate;
+mod split;
 mod tags;
 mod tree;
 
