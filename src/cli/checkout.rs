@@ -1,5 +1,6 @@
 //! `store checkout`: restore a run, or a file or tree, verifying every chunk. A whole run is
-//! restored re-plannable: its workflow descriptions name the restored code and inputs.
+//! restored re-plannable: its workflow descriptions name the restored code and inputs. A
+//! tracked path is restored in place, as `dvc checkout` does.
 
 use std::path::PathBuf;
 
@@ -10,16 +11,21 @@ use super::Ctx;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run ID, or file/tree hash, or a unique prefix of either.
-    #[arg(value_name = "RUN|HASH")]
-    hash: String,
+    /// Run ID, or file/tree hash, or a unique prefix of either; or tracked paths, each
+    /// restored in place to its last added version (or --rev).
+    #[arg(value_name = "RUN|HASH|PATH", required = true, num_args = 1..)]
+    targets: Vec<String>,
+    /// With tracked paths: restore this version (a hash or prefix `store log PATH` lists).
+    #[arg(long, value_name = "HASH")]
+    rev: Option<String>,
     /// Destination directory (created if missing; default for a run: the current directory).
     #[arg(long, value_name = "DIR")]
     to: Option<PathBuf>,
     /// Only entries of these roles (runs only; repeatable).
     #[arg(long)]
     role: Vec<String>,
-    /// Overwrite files that exist with other content (runs only).
+    /// Overwrite files that exist with other content (runs), or changes made since a tracked
+    /// path's last add (paths).
     #[arg(long)]
     force: bool,
     /// reflink (default; falls back to copy), hardlink (read-only, opt-in) or copy.
@@ -36,12 +42,49 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let s = ctx.open()?;
-    let hash = args.hash;
     let link: LinkMode = args.link.parse()?;
     let opts = CheckoutOptions {
         link,
         progress: ctx.progress(),
     };
+    // Tracked paths: in place, like `dvc checkout PATH...`.
+    if s.is_tracked(std::path::Path::new(&args.targets[0]))? && args.to.is_none() {
+        let rev = args.rev.as_deref().map(|r| s.resolve(r)).transpose()?;
+        let mut out = Vec::new();
+        for t in &args.targets {
+            let (h, r) =
+                s.checkout_path(std::path::Path::new(t), rev.as_ref(), args.force, &opts)?;
+            if !ctx.quiet && !args.json {
+                if r.files == 0 {
+                    eprintln!("{t}: already at {}", h.short());
+                } else {
+                    eprintln!(
+                        "{t}: restored {} ({}) at {}",
+                        super::output::plural(r.files, "file", "files"),
+                        human_bytes(r.bytes),
+                        h.short()
+                    );
+                }
+            }
+            out.push(serde_json::json!({"path": t, "hash": h, "files": r.files, "bytes": r.bytes}));
+        }
+        if args.json {
+            print_json(&out)?;
+        }
+        return Ok(store::exit::OK);
+    }
+    if args.targets.len() > 1 {
+        anyhow::bail!(store::Error::Invalid(format!(
+            "{} is not a tracked path; several targets must all be tracked paths",
+            args.targets[0]
+        )));
+    }
+    if args.rev.is_some() {
+        anyhow::bail!(store::Error::Invalid(
+            "--rev names a version of a tracked path; give the path".into()
+        ));
+    }
+    let hash = args.targets[0].clone();
     if s.resolve_run(&hash).is_err() && s.resolve(&hash).is_err() && s.remotes()?.default.is_some()
     {
         // A run this workspace has not seen: fetch its records from the default remote

@@ -585,24 +585,6 @@ impl Store {
             .collect())
     }
 
-    /// The hash a file or directory on disk has now (without storing anything).
-    pub fn hash_path(&self, p: &Path) -> Result<Hash> {
-        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
-        if meta.is_dir() {
-            // A directory's hash needs its tree manifests: compute them without storing.
-            let opts = AddOptions {
-                dry_run: true,
-                ..AddOptions::default()
-            };
-            let r = self.add(&[p.to_path_buf()], &opts)?;
-            return Ok(r.added[0].hash);
-        }
-        let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
-        Ok(self
-            .chunk_file(f, p, None, &indicatif::ProgressBar::hidden())?
-            .hash())
-    }
-
     /// Which runs and jobs consumed or produced `hash`, each with its direction: what the
     /// tracking job recorded (before the job: consumed; after: produced), else what the role
     /// says (an input is consumed, an output produced; an intermediate recorded by hand is

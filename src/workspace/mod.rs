@@ -7,4 +7,5 @@
 
 pub mod add;
 pub mod checkout;
+pub mod inplace;
 pub mod maintenance;

@@ -8,6 +8,7 @@ mod containers;
 mod corruption;
 mod crash;
 mod diskfull;
+mod dvc;
 mod examples;
 mod fidelity;
 mod fuzz;
