@@ -72,7 +72,7 @@ enum Cmd {
     Log(cli::log::Args),
     /// Write the content of a file object to stdout.
     Cat(cli::cat::Args),
-    /// Restore a run (by run ID or prefix) or a file or tree (by hash), verifying every chunk.
+    /// Restore a run (by run ID or prefix), a file or tree (by hash), or tracked paths in place, verifying every chunk.
     Checkout(cli::checkout::Args),
     /// Re-hash every object of every pack; name each damaged pack and object. With --remote,
     /// check a remote instead (every pack, or a sample of --sample packs).
