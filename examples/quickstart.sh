@@ -48,6 +48,7 @@ The workspace stays at $WS. Continue there:
   export PATH="$REPO/target/release:\$PATH"
   store runs                        # the two runs: the original and its rerun
   store show ${RUN:0:8}                 # each file: its role, who wrote it, who read it
+  store report ${RUN:0:8} -o run.html   # the run as one page: its graph, files and jobs
   store diff ${RUN:0:8} <rerun id>      # the code ran from its restored copy, the workflow named it
   store checkout ${RUN:0:8} --to again  # restore it anywhere; plan it again with store run
 NEXT
