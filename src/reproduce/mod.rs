@@ -6,7 +6,7 @@
 //! from its original path.
 //!
 //! Layer: above runs, Pegasus and the runner (it joins a run's record to its workflow
-//! documents, and [`rerun`] runs them again); used by the CLI's `checkout` and `rerun` and by
+//! documents, and [`rerun()`] runs them again); used by the CLI's `checkout` and `rerun` and by
 //! the Python package.
 
 pub mod rerun;
