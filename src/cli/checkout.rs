@@ -12,8 +12,9 @@ use super::Ctx;
 #[derive(clap::Args)]
 pub struct Args {
     /// Run ID, or file/tree hash, or a unique prefix of either; or tracked paths, each
-    /// restored in place to its last added version (or --rev).
-    #[arg(value_name = "RUN|HASH|PATH", required = true, num_args = 1..)]
+    /// restored in place to the version store.lock names (else its last added one, or
+    /// --rev). None: every path of store.lock, so the workspace matches it.
+    #[arg(value_name = "RUN|HASH|PATH")]
     targets: Vec<String>,
     /// With tracked paths: restore this version (a hash or prefix `store log PATH` lists).
     #[arg(long, value_name = "HASH")]
@@ -47,6 +48,24 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         link,
         progress: ctx.progress(),
     };
+    // No target: the workspace made to match store.lock, like `dvc checkout`.
+    if args.targets.is_empty() {
+        if args.to.is_some() || args.rev.is_some() || !args.role.is_empty() {
+            anyhow::bail!(store::Error::Invalid(
+                "--to, --rev and --role need a run, hash or path to check out".into()
+            ));
+        }
+        let done = s.checkout_locked(args.force, &opts)?;
+        let out: Vec<_> = done
+            .iter()
+            .map(|(p, h, r)| (p.clone(), *h, r.files, r.bytes))
+            .collect();
+        print_in_place(&out, args.json, ctx.quiet)?;
+        if done.is_empty() && !ctx.quiet && !args.json {
+            eprintln!("store.lock lists no path");
+        }
+        return Ok(store::exit::OK);
+    }
     // Tracked paths: in place, like `dvc checkout PATH...`.
     if s.is_tracked(std::path::Path::new(&args.targets[0]))? && args.to.is_none() {
         let rev = args.rev.as_deref().map(|r| s.resolve(r)).transpose()?;
@@ -54,23 +73,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         for t in &args.targets {
             let (h, r) =
                 s.checkout_path(std::path::Path::new(t), rev.as_ref(), args.force, &opts)?;
-            if !ctx.quiet && !args.json {
-                if r.files == 0 {
-                    eprintln!("{t}: already at {}", h.short());
-                } else {
-                    eprintln!(
-                        "{t}: restored {} ({}) at {}",
-                        super::output::plural(r.files, "file", "files"),
-                        human_bytes(r.bytes),
-                        h.short()
-                    );
-                }
-            }
-            out.push(serde_json::json!({"path": t, "hash": h, "files": r.files, "bytes": r.bytes}));
+            out.push((t.clone(), h, r.files, r.bytes));
         }
-        if args.json {
-            print_json(&out)?;
-        }
+        print_in_place(&out, args.json, ctx.quiet)?;
         return Ok(store::exit::OK);
     }
     if args.targets.len() > 1 {
@@ -170,4 +175,38 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         );
     }
     Ok(store::exit::OK)
+}
+
+/// The report of in-place checkouts: (path, version, files restored, bytes restored).
+fn print_in_place(
+    done: &[(String, store::Hash, u64, u64)],
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let v: Vec<_> = done
+            .iter()
+            .map(|(p, h, files, bytes)| {
+                serde_json::json!({"path": p, "hash": h, "files": files, "bytes": bytes})
+            })
+            .collect();
+        return print_json(&v);
+    }
+    if quiet {
+        return Ok(());
+    }
+    for (p, h, files, bytes) in done {
+        let p = printable(p);
+        if *files == 0 {
+            eprintln!("{p}: already at {}", h.short());
+        } else {
+            eprintln!(
+                "{p}: restored {} ({}) at {}",
+                super::output::plural(*files, "file", "files"),
+                human_bytes(*bytes),
+                h.short()
+            );
+        }
+    }
+    Ok(())
 }

@@ -31,6 +31,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             zstd_level: args.zstd_level,
         },
     )?;
+    s.ignore_store_in_git()?;
     if !ctx.quiet {
         println!("initialized empty store in {}", s.dir().display());
     }

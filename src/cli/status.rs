@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::output::print_json;
+use super::output::{print_json, shown_path};
 use super::Ctx;
 
 #[derive(clap::Args)]
@@ -18,14 +18,19 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     if args.json {
         print_json(&st)?;
     } else {
+        let ws = s.workspace();
         let mut out = std::io::stdout().lock();
         for e in &st {
-            let tag = match e.change {
-                store::Change::New => "new:      ",
-                store::Change::Modified => "modified: ",
-                store::Change::Deleted => "deleted:  ",
-            };
-            writeln!(out, "{tag}{}", e.path)?;
+            let path = shown_path(&e.path, &ws);
+            match e.change {
+                store::Change::New => writeln!(out, "new:      {path}")?,
+                store::Change::Modified => writeln!(out, "modified: {path}")?,
+                store::Change::Deleted => writeln!(out, "deleted:  {path}")?,
+                store::Change::LockDiffers => writeln!(
+                    out,
+                    "locked:   {path} (store.lock names another version; `store checkout` restores it)"
+                )?,
+            }
         }
         if st.is_empty() && !ctx.quiet {
             writeln!(out, "nothing changed")?;

@@ -191,12 +191,6 @@ pub fn safe_relative(p: &str) -> Result<PathBuf> {
 }
 
 impl Store {
-    /// The workspace directory: the parent of `.store`, where run paths are relative to.
-    pub fn workspace(&self) -> PathBuf {
-        let dir = std::fs::canonicalize(self.dir()).unwrap_or_else(|_| self.dir().to_path_buf());
-        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
-    }
-
     /// Finds a run by exact ID or unique prefix.
     pub fn resolve_run(&self, id: &str) -> Result<RunRow> {
         let runs = self.index().runs(None)?;

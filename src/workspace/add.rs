@@ -80,6 +80,20 @@ pub struct Added {
     pub hash: Hash,
     /// Logical size in bytes.
     pub size: u64,
+    /// Regular files (1 for a file).
+    pub files: u64,
+}
+
+impl Added {
+    /// Its `store.lock` entry.
+    pub fn lock_entry(&self) -> super::lock::LockEntry {
+        super::lock::LockEntry {
+            hash: self.hash.to_hex(),
+            kind: self.kind.as_str().into(),
+            size: self.size,
+            files: self.files,
+        }
+    }
 }
 
 /// The result of [`Store::add`].
@@ -489,8 +503,21 @@ impl Store {
     /// Adds files and directories (recursively). Symlinks inside directories are recorded as
     /// links; a symlink given on the command line is followed. Nothing is committed unless
     /// everything was stored: on error the index is unchanged.
+    ///
+    /// Each added path inside the workspace gets its entry in `store.lock` and, in a git work
+    /// tree, a line in the `.gitignore` beside it ([`super::lock`]).
     pub fn add(&self, paths: &[PathBuf], opts: &AddOptions) -> Result<AddReport> {
-        self.add_with(paths, opts, None)
+        let report = self.add_with(paths, opts, None)?;
+        if !opts.dry_run {
+            let mut locked = Vec::with_capacity(report.added.len());
+            for a in &report.added {
+                locked.push((absolute(&a.path)?, a.lock_entry()));
+            }
+            self.update_lock(&locked)?;
+            let paths: Vec<PathBuf> = locked.into_iter().map(|(p, _)| p).collect();
+            self.ignore_in_git(&paths)?;
+        }
+        Ok(report)
     }
 
     /// [`Store::add`], with `hook` adding to the commit before it is made.
@@ -601,11 +628,20 @@ impl Store {
                     record,
                 });
             }
+            let files = match kind {
+                RootKind::File => 1,
+                RootKind::Tree => walk
+                    .files
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(abs))
+                    .count() as u64,
+            };
             report.added.push(Added {
                 path: given.clone(),
                 kind,
                 hash,
                 size,
+                files,
             });
         }
         if let Some(hook) = hook {
@@ -639,6 +675,7 @@ impl Store {
         let mut out = Vec::new();
         let mut to_check: Vec<(String, PathBuf, Metadata, Hash)> = Vec::new();
         let roots = self.index().roots()?;
+        let locked = self.lock_differences(&roots)?;
         for root in roots {
             let path = PathBuf::from(&root.path);
             let meta = match fs::metadata(&path) {
@@ -738,7 +775,31 @@ impl Store {
                 _ => merged.push(e),
             }
         }
+        merged.extend(locked);
+        merged.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(merged)
+    }
+
+    /// The paths `store.lock` puts at another version than the one last added here.
+    fn lock_differences(&self, roots: &[Root]) -> Result<Vec<StatusEntry>> {
+        let Some(lock) = self.read_lock()? else {
+            return Ok(Vec::new());
+        };
+        let here: HashMap<String, Hash> = roots
+            .iter()
+            .filter_map(|r| Some((self.lock_key(Path::new(&r.path))?, r.hash)))
+            .collect();
+        let ws = self.workspace();
+        let mut out = Vec::new();
+        for (key, e) in &lock.paths {
+            if here.get(key) != Some(&e.hash()?) {
+                out.push(StatusEntry {
+                    path: path_key(&ws.join(key)),
+                    change: Change::LockDiffers,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The symbolic links of a tree as added: absolute path key -> target bytes.
@@ -802,6 +863,10 @@ pub enum Change {
     Modified,
     /// Gone since the last add.
     Deleted,
+    /// `store.lock` names another version than the one last added (or checked out) here,
+    /// e.g. after `git checkout` of an older commit: `store checkout` restores the lock's.
+    #[serde(rename = "lock_differs")]
+    LockDiffers,
 }
 
 /// A progress bar on stderr when `show` (and stderr is a terminal), hidden otherwise.

@@ -2,10 +2,11 @@
 //!
 //! [`add`] walks, chunks and stores paths (and reports `status`); [`checkout`] restores files
 //! and trees, verified, never following a link below its target; [`maintenance`] holds the
-//! whole-store operations `verify`, `gc`, `reindex` and `stats`. It may use the engine and
+//! whole-store operations `verify`, `gc`, `reindex` and `stats`; [`lock`] keeps `store.lock`, the workspace's tracked versions for git. It may use the engine and
 //! the error type, nothing above.
 
 pub mod add;
 pub mod checkout;
 pub mod inplace;
+pub mod lock;
 pub mod maintenance;
