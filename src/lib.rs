@@ -57,6 +57,7 @@ pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod runner;
+pub mod site;
 pub mod workspace;
 
 // The library's public paths from before the layers had folders.

@@ -50,6 +50,9 @@ enum Cmd {
     Show(cli::show::Args),
     /// Write a run's report: one self-contained HTML page with its graph, files and jobs.
     Report(cli::report::Args),
+    /// Write a static catalog site of the store: an index of workflows and runs, each run's
+    /// report, and a lineage page per tracked file; only what changed is rewritten.
+    Site(cli::site::Args),
     /// Print a run's graph of jobs and files (JSON, Graphviz dot or Mermaid).
     Dag(cli::dag::Args),
     /// Which inputs, outputs, code, workflow and environment entries differ between two runs.
@@ -145,6 +148,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Runs(a) => cli::runs::run(a, &ctx),
         Cmd::Show(a) => cli::show::run(a, &ctx),
         Cmd::Report(a) => cli::report::run(a, &ctx),
+        Cmd::Site(a) => cli::site::run(a, &ctx),
         Cmd::Dag(a) => cli::dag::run(a, &ctx),
         Cmd::Diff(a) => cli::diff::run(a, &ctx),
         Cmd::Lineage(a) => cli::lineage::run(a, &ctx),

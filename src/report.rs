@@ -22,7 +22,7 @@ const DX: usize = 260;
 const DY: usize = 34;
 
 /// HTML-escapes text for an element or an attribute.
-fn h(s: &str) -> String {
+pub(crate) fn h(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -35,6 +35,7 @@ pub mod run;
 pub mod runs;
 pub mod seal;
 pub mod show;
+pub mod site;
 pub mod stats;
 pub mod status;
 pub mod sync;

@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "mlflow",
     "catalog",
     "report",
+    "site",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -28,4 +28,5 @@ mod roundtrip;
 mod runs;
 mod safety;
 mod secrets;
+mod site;
 mod skips;

@@ -44,7 +44,7 @@ fn two_job_run(ws: &Ws, run: &str, input: &[u8]) {
 }
 
 /// The browser, or None (skip) outside CI.
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     for name in ["chromium", "chromium-browser", "google-chrome"] {
         if let Ok(o) = Command::new("which").arg(name).output() {
             if o.status.success() {
@@ -63,7 +63,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Opens `page` headless: the DOM after its scripts ran, and the console errors.
-fn open(browser: &Path, page: &Path, screenshot: &Path) -> (String, Vec<String>) {
+pub(crate) fn open(browser: &Path, page: &Path, screenshot: &Path) -> (String, Vec<String>) {
     let url = format!("file://{}", page.display());
     let base = |c: &mut Command| {
         c.args([
@@ -96,7 +96,7 @@ fn open(browser: &Path, page: &Path, screenshot: &Path) -> (String, Vec<String>)
     (String::from_utf8_lossy(&o.stdout).into_owned(), errors)
 }
 
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshots")
 }
 
