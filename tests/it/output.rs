@@ -100,7 +100,7 @@ fn runs_checkout_and_status_speak_to_people() {
     assert!(!ls.contains(&*ws.path().to_string_lossy()), "{ls}");
     // The checkout's argument is a run or a hash.
     let help = ws.ok(&["checkout", "--help"]);
-    assert!(help.contains("<RUN|HASH|PATH>"), "{help}");
+    assert!(help.contains("[RUN|HASH|PATH]..."), "{help}");
 }
 
 #[test]
