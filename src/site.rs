@@ -174,6 +174,14 @@ pub fn write(store: &Store, dir: &Path, opts: &SiteOptions) -> Result<SiteReport
     let mut versions: Vec<(String, Hash, u64, String)> = Vec::new();
     for summary in order {
         let row = &summary.run;
+        // The run ID becomes a file name: one that is not a single path component (from a
+        // damaged or hostile index) is refused, not written somewhere else.
+        if !crate::run::valid_name(&row.run_id) {
+            return Err(Error::corrupt(
+                "run index",
+                crate::run::name_problem("run ID", &row.run_id),
+            ));
+        }
         let mut snap = store.run_snapshot(row)?;
         store.mlflow_overlay(&mut snap)?;
         let key = page_key(&snap)?;
