@@ -17,6 +17,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+mod apply;
 mod augment;
 mod catalogs;
 mod container;

@@ -169,7 +169,7 @@ impl Workflow {
         }
         for f in wanted.iter().filter(|f| !listed.contains(*f)) {
             if let Some(new) = (maps.file)(f) {
-                super::augment::add_replica(top, f, &new).map_err(Error::Invalid)?;
+                super::apply::add_replica(top, f, &new).map_err(Error::Invalid)?;
                 out.rewritten += 1;
             }
         }

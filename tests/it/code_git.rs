@@ -4,22 +4,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use crate::common::{pseudo_random, Ws};
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use crate::common::{git, pseudo_random, Ws};
 
 fn record(ws: &Ws, run: &str, job: &str, role: &str, path: &str) {
     let o = ws

@@ -177,6 +177,22 @@ pub fn load_workflow(path: &Path) -> serde_json::Value {
     .expect("json")
 }
 
+/// Runs git in `dir` (with a committer identity), asserting success; its stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org", "-C"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 /// A YAML file as JSON (no Pegasus needed).
 pub fn yaml_as_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("read yaml");

@@ -3,7 +3,7 @@
 //! `store.lock` and `.gitignore` make `git checkout <commit> && store checkout` give that
 //! commit's data, on the first machine and on a git clone with a remote.
 
-use crate::common::Ws;
+use crate::common::{git, Ws};
 
 #[test]
 fn checkout_of_tracked_paths_restores_them_in_place() {
@@ -52,21 +52,6 @@ fn checkout_of_tracked_paths_restores_them_in_place() {
     // Already there: nothing written.
     let o = ws.run(&["checkout", "data"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("already at"));
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let o = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
