@@ -9,11 +9,14 @@
 //!
 //! Layer: above runs (it reads a snapshot, its graph and a comparison); used by the CLI.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::path::Path;
 
-use crate::engine::run_object::RunSnapshot;
+use crate::engine::run_object::{Role, RunSnapshot};
+use crate::engine::store::Store;
 use crate::engine::util::human_bytes;
+use crate::pegasus::Workflow;
 use crate::run::dag::Dag;
 use crate::run::{RunCounts, RunDiff};
 
@@ -60,10 +63,60 @@ fn differing(diff: &RunDiff) -> (BTreeSet<String>, BTreeSet<String>) {
     (names, jobs)
 }
 
+/// Each job's transformation, from the Pegasus workflows the run recorded (job ID -> name):
+/// the report groups a large run's jobs by it. Records that are not Pegasus workflows (side
+/// catalogs, other YAML) and workflows the store cannot read are passed over: without a name,
+/// jobs are grouped by their IDs.
+pub fn transformations(store: &Store, snap: &RunSnapshot) -> HashMap<String, String> {
+    const LARGEST: u64 = 64 << 20;
+    let mut names = HashMap::new();
+    let mut seen = BTreeSet::new();
+    for e in &snap.entries {
+        if e.role != Role::Workflow || e.kind != "file" || e.size > LARGEST || !seen.insert(e.hash)
+        {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        if store.cat(&e.hash, &mut bytes).is_err() {
+            continue;
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            continue;
+        };
+        if let Ok(wf) = Workflow::parse(&text, Path::new(&e.path)) {
+            names.extend(wf.transformations());
+        }
+    }
+    names
+}
+
+/// Formats a duration in ns for a person (`850 ms`, `12.3 s`, `4 min 05 s`).
+fn human_duration(ns: i64) -> String {
+    let ms = ns / 1_000_000;
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {:02} s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
 /// The page for `snap` (with its MLflow links filled in), compared with `against` when given
-/// (its run ID and the difference from it to `snap`).
-pub fn html(snap: &RunSnapshot, against: Option<(&str, &RunDiff)>) -> crate::error::Result<String> {
-    let dag = Dag::of(snap);
+/// (its run ID and the difference from it to `snap`); `transformations` (see
+/// [`transformations`]) names the groups of a large run's graph.
+pub fn html(
+    snap: &RunSnapshot,
+    against: Option<(&str, &RunDiff)>,
+    transformations: &HashMap<String, String>,
+) -> crate::error::Result<String> {
+    let full = Dag::of(snap);
+    let dag = full.grouped(transformations);
+    let label_of: HashMap<&str, &str> = full
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.label.as_str()))
+        .collect();
     let counts = RunCounts::of(&snap.entries);
     let (changed, env_changed) = against.map(|(_, d)| differing(d)).unwrap_or_default();
     let mut show = serde_json::to_value(snap)
@@ -104,9 +157,22 @@ pub fn html(snap: &RunSnapshot, against: Option<(&str, &RunDiff)>) -> crate::err
     svg.push_str("</g>");
     for n in &dag.nodes {
         let (x, y) = pos[n.id.as_str()];
-        let diff = (n.kind == "job" && env_changed.contains(&n.label))
-            || (n.kind != "job" && changed.contains(&n.label));
-        let title = match (&n.path, &n.hash, n.size) {
+        let labels: Vec<&str> = if n.members.is_empty() {
+            vec![n.label.as_str()]
+        } else {
+            n.members
+                .iter()
+                .filter_map(|m| label_of.get(m.as_str()).copied())
+                .collect()
+        };
+        let diff = labels.iter().any(|l| {
+            if n.kind == "job" {
+                env_changed.contains(*l)
+            } else {
+                changed.contains(*l)
+            }
+        });
+        let mut title = match (&n.path, &n.hash, n.size) {
             (Some(p), Some(hash), Some(size)) => {
                 format!(
                     "{} ({})\n{p}\n{hash}\n{}",
@@ -115,12 +181,25 @@ pub fn html(snap: &RunSnapshot, against: Option<(&str, &RunDiff)>) -> crate::err
                     human_bytes(size)
                 )
             }
-            _ => format!("job {}", n.label),
+            _ if n.kind == "job" => format!("job {}", n.label),
+            _ => format!("{} ({})", n.label, n.kind),
         };
+        if let Some(d) = n.duration_ns {
+            let longest = if n.members.is_empty() { "" } else { "longest " };
+            let _ = write!(title, "\n{longest}duration {}", human_duration(d));
+        }
+        if !n.members.is_empty() {
+            const SHOWN: usize = 12;
+            let _ = write!(title, "\n{}", labels[..labels.len().min(SHOWN)].join(", "));
+            if labels.len() > SHOWN {
+                let _ = write!(title, ", … ({} more)", labels.len() - SHOWN);
+            }
+        }
         let _ = write!(
             svg,
-            r#"<g class="node {kind}{d}" data-id="{id}" transform="translate({x},{y})"><title>{title}</title><rect width="200" height="24" rx="{rx}"/><text x="8" y="16">{label}</text></g>"#,
+            r#"<g class="node {kind}{g}{d}" data-id="{id}" transform="translate({x},{y})"><title>{title}</title><rect width="200" height="24" rx="{rx}"/><text x="8" y="16">{label}</text></g>"#,
             kind = h(&n.kind),
+            g = if n.members.is_empty() { "" } else { " group" },
             d = if diff { " changed" } else { "" },
             id = h(&n.id),
             rx = if n.kind == "job" { 4 } else { 12 },
@@ -172,11 +251,20 @@ pub fn html(snap: &RunSnapshot, against: Option<(&str, &RunDiff)>) -> crate::err
             j.0 += 1;
         }
     }
+    let duration: HashMap<&str, i64> = full
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.label.as_str(), n.duration_ns?)))
+        .collect();
     let mut jobs = String::new();
     for (job, (n, env)) in &per_job {
         let _ = write!(
             jobs,
-            r#"<tr class="{d}"><td>{job}</td><td class="num">{n}</td><td><code>{env}</code>{note}</td></tr>"#,
+            r#"<tr class="{d}"><td>{job}</td><td>{tr}</td><td class="num">{n}</td><td class="num">{dur}</td><td><code>{env}</code>{note}</td></tr>"#,
+            tr = h(transformations.get(*job).map_or("", String::as_str)),
+            dur = duration
+                .get(job)
+                .map_or("-".to_string(), |d| human_duration(*d)),
             d = if env_changed.contains(*job) {
                 "changed"
             } else {
@@ -249,7 +337,7 @@ pub fn html(snap: &RunSnapshot, against: Option<(&str, &RunDiff)>) -> crate::err
 <section id="graph"><h2>Graph</h2><p class="hint">Drag to pan, wheel to zoom, double-click to fit.</p><div id="view">{svg}</div></section>
 {compared}
 <section id="files"><h2>Files</h2><table><thead><tr><th>role</th><th>logical name</th><th>path</th><th>hash</th><th>size</th><th>links</th></tr></thead><tbody>{files}</tbody></table></section>
-<section id="jobs"><h2>Jobs</h2><table><thead><tr><th>job</th><th>records</th><th>environment</th></tr></thead><tbody>{jobs}</tbody></table></section>
+<section id="jobs"><h2>Jobs</h2><table><thead><tr><th>job</th><th>transformation</th><th>records</th><th>duration</th><th>environment</th></tr></thead><tbody>{jobs}</tbody></table></section>
 </main>
 <script type="application/json" id="store-data">{data}</script>
 <script>{JS}</script>
@@ -283,6 +371,7 @@ main{padding:0 20px} h2{font-size:16px;margin:18px 0 6px}
 .node.code rect{fill:#f3e5f5;stroke:#6a1b9a}
 .node.workflow rect{fill:#fffde7;stroke:#f9a825}
 .node.environment rect{fill:#eceff1;stroke:#546e7a}
+.node.group rect{stroke-dasharray:6 2;stroke-width:2.5}
 .node.changed rect{stroke:#d50000;stroke-width:3}
 .node.sel rect{stroke-width:3}
 table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;vertical-align:top}

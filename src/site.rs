@@ -30,14 +30,14 @@ use crate::engine::hash::Hash;
 use crate::engine::store::Store;
 use crate::engine::util::{atomic_write, human_bytes};
 use crate::error::{Error, Result};
-use crate::report::{h, html as report_html};
+use crate::report::{h, html as report_html, transformations};
 use crate::run::{LineageRow, Role, RunSnapshot, RunSummary};
 
 /// The manifest of what was written, in the site's folder.
 pub const MANIFEST: &str = ".store-site.json";
 
 /// What made the pages: a run page made by another version is made again.
-const GENERATOR: &str = concat!("store ", env!("CARGO_PKG_VERSION"), " site 1");
+const GENERATOR: &str = concat!("store ", env!("CARGO_PKG_VERSION"), " site 2");
 
 /// How to write the site.
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +63,9 @@ pub struct SiteReport {
     pub file_pages_written: usize,
     /// Whether `index.html` was written this time.
     pub index_written: bool,
+    /// Pages of runs and paths the store no longer has, removed (only pages this site wrote
+    /// before, as its manifest lists them).
+    pub removed: Vec<String>,
 }
 
 /// `.store-site.json`.
@@ -72,6 +75,9 @@ struct Manifest {
     generator: String,
     /// Run ID -> the hash of what its page was made from.
     runs: BTreeMap<String, String>,
+    /// The file pages written (paths relative to the site's folder).
+    #[serde(default)]
+    files: BTreeSet<String>,
 }
 
 /// Writes `data` to `path` atomically unless the file already holds exactly those bytes;
@@ -133,7 +139,6 @@ fn read_manifest(dir: &Path) -> Manifest {
     std::fs::read(dir.join(MANIFEST))
         .ok()
         .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok())
-        .filter(|m| m.generator == GENERATOR)
         .unwrap_or_default()
 }
 
@@ -160,7 +165,11 @@ pub fn write(store: &Store, dir: &Path, opts: &SiteOptions) -> Result<SiteReport
     let mut manifest = Manifest {
         generator: GENERATOR.to_string(),
         runs: BTreeMap::new(),
+        files: BTreeSet::new(),
     };
+    // A page made by another version of the generator is made again (but the pages it lists
+    // are still this site's, and removed when their run or path is gone).
+    let same_generator = old.generator == GENERATOR;
     let mut report = SiteReport {
         dir: dir.to_path_buf(),
         ..SiteReport::default()
@@ -186,8 +195,12 @@ pub fn write(store: &Store, dir: &Path, opts: &SiteOptions) -> Result<SiteReport
         store.mlflow_overlay(&mut snap)?;
         let key = page_key(&snap)?;
         let page = dir.join(run_page(&row.run_id));
-        let unchanged = old.runs.get(&row.run_id) == Some(&key) && page.is_file();
-        if unchanged || !write_if_changed(&page, report_html(&snap, None)?.as_bytes())? {
+        let unchanged = same_generator && old.runs.get(&row.run_id) == Some(&key) && page.is_file();
+        let write = |page: &Path| -> Result<bool> {
+            let html = report_html(&snap, None, &transformations(store, &snap))?;
+            write_if_changed(page, html.as_bytes())
+        };
+        if unchanged || !write(&page)? {
             report.runs_unchanged += 1;
         } else {
             report.runs_written.push(row.run_id.clone());
@@ -229,11 +242,32 @@ pub fn write(store: &Store, dir: &Path, opts: &SiteOptions) -> Result<SiteReport
         });
     }
     for (path, t) in &files {
-        let page = dir.join(file_page(path));
-        if write_if_changed(&page, file_html(path, t).as_bytes())? {
+        let name = file_page(path);
+        if write_if_changed(&dir.join(&name), file_html(path, t).as_bytes())? {
             report.file_pages_written += 1;
         }
+        manifest.files.insert(name);
         report.file_pages += 1;
+    }
+
+    // Pages of runs and paths that are gone: only names this site wrote, and only names it
+    // would write (a damaged manifest cannot point outside the folder).
+    let gone_runs = old
+        .runs
+        .keys()
+        .filter(|r| !manifest.runs.contains_key(*r) && crate::run::valid_name(r))
+        .map(|r| run_page(r));
+    let gone_files = old.files.iter().filter(|f| {
+        !manifest.files.contains(*f)
+            && f.strip_prefix("files/")
+                .is_some_and(|n| crate::run::valid_name(n) && n.ends_with(".html"))
+    });
+    for name in gone_runs.chain(gone_files.cloned()) {
+        match std::fs::remove_file(dir.join(&name)) {
+            Ok(()) => report.removed.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(dir.join(&name), e)),
+        }
     }
 
     let index = index_html(&summaries, &mlflow_pending, &files, opts);

@@ -28,7 +28,12 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let page = store::report::html(&snap, against.as_ref().map(|(id, d)| (id.as_str(), d)))?;
+    let names = store::report::transformations(&s, &snap);
+    let page = store::report::html(
+        &snap,
+        against.as_ref().map(|(id, d)| (id.as_str(), d)),
+        &names,
+    )?;
     let out = args
         .output
         .unwrap_or_else(|| PathBuf::from(format!("{}.html", row.run_id)));

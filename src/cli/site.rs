@@ -25,13 +25,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     )?;
     if !ctx.quiet {
         eprintln!(
-            "site {}: {} runs ({} written, {} unchanged), {} file pages ({} written)",
+            "site {}: {} runs ({} written, {} unchanged), {} file pages ({} written){}",
             args.output.display(),
             r.runs,
             r.runs_written.len(),
             r.runs_unchanged,
             r.file_pages,
-            r.file_pages_written
+            r.file_pages_written,
+            match r.removed.len() {
+                0 => String::new(),
+                1 => ", 1 page of a run or path no longer in the store removed".to_string(),
+                n => format!(", {n} pages of runs or paths no longer in the store removed"),
+            }
         );
     }
     if args.json {

@@ -319,6 +319,13 @@ impl Workflow {
         self.doc.as_map().expect("validated: a mapping")
     }
 
+    /// Each job's transformation name (job ID -> `name`), for jobs of type `job`.
+    pub fn transformations(&self) -> HashMap<String, String> {
+        self.job_maps()
+            .filter_map(|j| Some((str_of(j, "id")?.to_string(), str_of(j, "name")?.to_string())))
+            .collect()
+    }
+
     fn job_maps(&self) -> impl Iterator<Item = &Map> {
         get(self.top(), "jobs")
             .and_then(Node::as_seq)

@@ -39,6 +39,10 @@ fn two_job_run(ws: &Ws, run: &str, input: &[u8]) {
         ];
         args.extend(files);
         ws.ok(&args);
+        if (job, dir) == ("A", "consumed") {
+            // Job A "runs" for 200 ms: its duration is at least that.
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     ws.ok(&["seal", run]);
 }
@@ -130,6 +134,18 @@ fn dag_prints_the_runs_graph_as_json_dot_and_mermaid() {
         ["in.txt", "A", "mid.txt", "B", "out.txt"].map(level),
         [0, 1, 2, 3, 4]
     );
+    // Durations: from a job's last input record to its first output record.
+    let duration = |label: &str| {
+        nodes
+            .iter()
+            .find(|n| n["label"] == label)
+            .and_then(|n| n["duration_ns"].as_u64())
+            .expect(label)
+    };
+    assert!(duration("A") >= 200_000_000, "{d}");
+    assert!(duration("A") < 60_000_000_000, "{d}");
+    // B has one too (it read and wrote tracked files).
+    duration("B");
     let dot = ws.ok(&["dag", "r-1", "--format", "dot"]);
     assert!(
         dot.starts_with("digraph") && dot.contains("rankdir=LR"),
@@ -240,6 +256,27 @@ fn a_500_job_report_is_written_and_opens_within_seconds() {
     for c in children {
         c.join().expect("tracker");
     }
+    // The Pegasus workflow the jobs came from names their transformations: even jobs train,
+    // odd ones evaluate.
+    let mut yml = String::from("pegasus: '5.0'\nname: big\njobs:\n");
+    for j in 0..500 {
+        let name = if j % 2 == 0 { "train" } else { "evaluate" };
+        yml.push_str(&format!(
+            "- {{type: job, name: {name}, id: J{j}, arguments: [], uses: []}}\n"
+        ));
+    }
+    ws.write("big.yml", yml.as_bytes());
+    ws.ok(&[
+        "track",
+        "--wf",
+        "big",
+        "--run",
+        "big-1",
+        "--job",
+        "plan",
+        "--no-env",
+        "workflow:big.yml",
+    ]);
     ws.ok(&["seal", "big-1"]);
     let t = Instant::now();
     ws.ok(&["report", "big-1", "-o", "big.html"]);
@@ -254,7 +291,28 @@ fn a_500_job_report_is_written_and_opens_within_seconds() {
     let opened = t.elapsed();
     eprintln!("500-job report: {size} bytes, written in {generated:?}, opened in {opened:?}");
     assert!(errors.is_empty(), "console: {errors:?}");
-    assert_eq!(dom.matches(r#"class="node job""#).count(), 500);
-    assert_eq!(dom.matches(r#"class="node intermediate""#).count(), 500);
+    // Grouped by transformation and level: each layer of 10 jobs is 5 `train` and 5
+    // `evaluate` jobs, and their files are grouped by the groups that wrote and read them.
+    assert_eq!(dom.matches(r#"class="node job group""#).count(), 100);
+    assert_eq!(dom.matches(">train ×5</text>").count(), 50, "{dom}");
+    assert_eq!(dom.matches(">evaluate ×5</text>").count(), 50);
+    assert_eq!(dom.matches(r#"class="node job""#).count(), 0);
+    assert_eq!(
+        dom.matches(r#"class="node intermediate group""#).count(),
+        100
+    );
+    assert_eq!(dom.matches(">d/f# ×5</text>").count(), 100);
+    // Every job is still listed, with its transformation.
+    assert_eq!(dom.matches("<td>train</td>").count(), 250);
+    assert_eq!(dom.matches("<td>evaluate</td>").count(), 250);
+    // `store dag` prints the whole graph for other tools.
+    let dag = json(&ws.ok(&["dag", "big-1", "--format", "json"]));
+    let jobs = dag["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["kind"] == "job")
+        .count();
+    assert_eq!(jobs, 500);
     assert!(opened < Duration::from_secs(30), "{opened:?}");
 }

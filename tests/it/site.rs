@@ -241,3 +241,48 @@ fn an_open_run_page_is_rewritten_when_the_run_changes() {
     assert_eq!(r["runs_written"], serde_json::json!(["open-1"]));
     assert!(read(&ws.p("site/index.html")).contains(r#"<tr class="run sealed">"#));
 }
+
+#[test]
+fn pages_of_runs_and_paths_no_longer_in_the_store_are_removed_and_nothing_else() {
+    let first = Ws::new();
+    first.write("shared.txt", b"shared\n");
+    run_with_shared_input(&first, "run-1");
+    let (r, _) = site(&first);
+    assert_eq!(r["runs_written"], serde_json::json!(["run-1"]));
+    let dir = first.p("site");
+    let out = store::site::file_page("out-run-1.txt");
+    assert!(dir.join(&out).is_file());
+    // Pages the site did not write stay, whatever their names.
+    std::fs::write(dir.join("runs/mine.html"), "mine").expect("write");
+    std::fs::write(dir.join("notes.txt"), "notes").expect("write");
+
+    // Another store (a clone that holds other runs) writes into the same folder.
+    let second = Ws::new();
+    second.write("shared.txt", b"shared\n");
+    run_with_shared_input(&second, "run-2");
+    let site_dir = dir.to_str().expect("utf-8 path");
+    let o = second.run(&["site", "-o", site_dir, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("2 pages of runs or paths no longer in the store removed"),
+        "{err}"
+    );
+    let r = json(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        r["removed"],
+        serde_json::json!(["runs/run-1.html", out.clone()])
+    );
+    assert!(!dir.join("runs/run-1.html").exists());
+    assert!(!dir.join(&out).exists());
+    assert!(dir.join("runs/run-2.html").is_file());
+    assert!(dir.join(store::site::file_page("shared.txt")).is_file());
+    assert_eq!(read(&dir.join("runs/mine.html")), "mine");
+    assert_eq!(read(&dir.join("notes.txt")), "notes");
+    let index = read(&dir.join("index.html"));
+    assert!(!index.contains("run-1"), "{index}");
+    // No dangling link: every page the index names exists.
+    for href in hrefs(&index) {
+        assert!(dir.join(&href).is_file(), "{href}");
+    }
+}
