@@ -44,6 +44,8 @@ const GENERATOR: &str = concat!("store ", env!("CARGO_PKG_VERSION"), " site 2");
 pub struct SiteOptions {
     /// A time (ns since the epoch) as people read it (the CLI's local time).
     pub time: fn(i64) -> String,
+    /// Count the run pages on a terminal.
+    pub progress: bool,
 }
 
 /// What a site write did.
@@ -181,7 +183,9 @@ pub fn write(store: &Store, dir: &Path, opts: &SiteOptions) -> Result<SiteReport
     let mut order: Vec<&RunSummary> = summaries.iter().collect();
     order.sort_by(|a, b| (a.run.created_ns, &a.run.run_id).cmp(&(b.run.created_ns, &b.run.run_id)));
     let mut versions: Vec<(String, Hash, u64, String)> = Vec::new();
+    let pb = crate::engine::progress::items(opts.progress, order.len() as u64, "run pages");
     for summary in order {
+        pb.inc(1);
         let row = &summary.run;
         // The run ID becomes a file name: one that is not a single path component (from a
         // damaged or hostile index) is refused, not written somewhere else.
@@ -216,6 +220,7 @@ pub fn write(store: &Store, dir: &Path, opts: &SiteOptions) -> Result<SiteReport
         }
     }
 
+    pb.finish_and_clear();
     // File pages: each path, its versions in the order they first appear, and who used each
     // (the lineage of the version, at that path).
     let mut lineage: BTreeMap<Hash, Vec<LineageRow>> = BTreeMap::new();

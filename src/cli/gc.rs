@@ -18,7 +18,7 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let s = ctx.open()?;
-    let r = s.gc(args.yes, args.keep_last)?;
+    let r = s.gc_shown(args.yes, args.keep_last, ctx.progress())?;
     if args.json {
         print_json(&r)?;
         return Ok(store::exit::OK);

@@ -14,6 +14,9 @@ pub struct Args {
     /// zstd compression level for new objects.
     #[arg(long, value_name = "N")]
     zstd_level: Option<i32>,
+    /// Print `{"store": DIR, "created": true}` as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -32,7 +35,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         },
     )?;
     s.ignore_store_in_git()?;
-    if !ctx.quiet {
+    if args.json {
+        let dir = std::path::absolute(s.dir())?;
+        super::output::print_json(&serde_json::json!({"store": dir, "created": true}))?;
+    } else if !ctx.quiet {
         println!("initialized empty store in {}", s.dir().display());
     }
     Ok(store::exit::OK)

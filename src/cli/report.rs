@@ -14,6 +14,9 @@ pub struct Args {
     /// Mark and list what differs from this run (ID or prefix).
     #[arg(long, value_name = "RUN")]
     against: Option<String>,
+    /// Print `{"run_id", "path", "bytes"}` as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -38,6 +41,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         .output
         .unwrap_or_else(|| PathBuf::from(format!("{}.html", row.run_id)));
     store::util::atomic_write(&out, page.as_bytes())?;
+    if args.json {
+        super::output::print_json(&serde_json::json!({
+            "run_id": row.run_id,
+            "path": std::path::absolute(&out)?,
+            "bytes": page.len(),
+        }))?;
+        return Ok(store::exit::OK);
+    }
     if !ctx.quiet {
         eprintln!(
             "wrote {} ({}) for run {}",

@@ -41,6 +41,10 @@ pub struct Args {
     /// singularity) stops the run before anything starts.
     #[arg(long)]
     no_containers: bool,
+    /// Print what ran as JSON (`run_id`, `workflow`, `workdir`, `main_jobs`, `tracking_jobs`,
+    /// `succeeded`) instead of the run ID.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
@@ -67,7 +71,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     } else {
         augment_locally(&s, tree, &o, args.mlflow, ctx.quiet)?
     };
-    let prepared = store::runner::local::prepare(&tracked, &report, &o)?;
+    let mut prepared = store::runner::local::prepare(&tracked, &report, &o)?;
+    prepared.progress = ctx.progress();
     for (job, container) in &prepared.bypassed {
         eprintln!(
             "store: warning: job {job} runs on the host, not in its container {container} \
@@ -107,7 +112,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             "store: MLflow pending for run {run_id}; `store mlflow sync {run_id}` sends it when the server is back"
         );
     }
-    println!("{run_id}");
+    if args.json {
+        super::output::print_json(&serde_json::json!({
+            "run_id": run_id,
+            "workflow": name,
+            "workdir": std::path::absolute(&o.work)?,
+            "main_jobs": report.main_jobs,
+            "tracking_jobs": report.added_jobs,
+            "succeeded": out.succeeded.len(),
+        }))?;
+    } else {
+        println!("{run_id}");
+    }
     Ok(store::exit::OK)
 }
 

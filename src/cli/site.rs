@@ -21,7 +21,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let r = store::site::write(
         &s,
         &args.output,
-        &store::site::SiteOptions { time: human_time },
+        &store::site::SiteOptions {
+            time: human_time,
+            progress: ctx.progress(),
+        },
     )?;
     if !ctx.quiet {
         eprintln!(

@@ -93,7 +93,7 @@ fn verify_remote(s: &Store, remote: &str, args: &Args, quiet: bool) -> anyhow::R
 }
 
 fn verify_local(s: &Store, json: bool, quiet: bool) -> anyhow::Result<i32> {
-    let r = s.verify()?;
+    let r = s.verify_shown(!quiet)?;
     if json {
         print_json(&r)?;
     } else {

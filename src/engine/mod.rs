@@ -14,6 +14,7 @@ pub mod hash;
 pub mod index;
 pub mod manifest;
 pub mod pack;
+pub mod progress;
 pub mod redact;
 pub mod run_object;
 pub mod store;

@@ -27,7 +27,7 @@ pub struct RerunOptions {
     pub allow_unrecorded: bool,
     /// The `store` binary tracking jobs call.
     pub store_bin: String,
-    /// Show restore progress.
+    /// Show progress (restoring, then the jobs) on a terminal.
     pub progress: bool,
 }
 
@@ -140,7 +140,9 @@ pub fn rerun(s: &Store, run: &str, o: &RerunOptions) -> Result<RerunReport> {
     }
     // (A sub-workflow the original wrote at run time was recorded, and is planned from the
     // record above; one still unrecorded runs nested, as in `store run`.)
-    let out = prepare(&tracked, &report, &local)?.run(&replicas, &local)?;
+    let mut prepared = prepare(&tracked, &report, &local)?;
+    prepared.progress = o.progress;
+    let out = prepared.run(&replicas, &local)?;
     if let Some((job, why)) = &out.failed {
         return Err(Error::JobFailed {
             run: new_id,

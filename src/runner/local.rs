@@ -60,6 +60,8 @@ pub struct Prepared {
     pub engines: HashMap<String, Engine>,
     /// Container jobs run on the host (`no_containers`): (job, container).
     pub bypassed: Vec<(String, String)>,
+    /// Count the jobs done on a terminal (off unless set).
+    pub progress: bool,
 }
 
 /// Plans `tree` (tracked or not; `tracked_jobs` from its augmentation report): a sub-workflow
@@ -81,6 +83,7 @@ pub fn prepare(tree: &WorkflowTree, report: &AugmentReport, o: &LocalOptions) ->
         plan,
         engines,
         bypassed,
+        progress: false,
     })
 }
 
@@ -94,6 +97,7 @@ impl Prepared {
             &o.work,
             o.jobs,
             &self.engines,
+            self.progress,
         )
     }
 }

@@ -88,12 +88,12 @@ pub fn run_jobs(
     parallel: usize,
 ) -> Result<RunOutcome> {
     let engines = container::engines(jobs)?;
-    run_jobs_with(jobs, replicas, run_id, work, parallel, &engines)
+    run_jobs_with(jobs, replicas, run_id, work, parallel, &engines, false)
 }
 
 /// [`run_jobs`] with the container engine of each container job already chosen (by job ID,
 /// from [`container::engines`]); a container job without one is refused before anything
-/// starts.
+/// starts. With `progress`, a bar on a terminal counts the jobs done.
 pub fn run_jobs_with(
     jobs: &[PlannedJob],
     replicas: &HashMap<String, String>,
@@ -101,6 +101,7 @@ pub fn run_jobs_with(
     work: &Path,
     parallel: usize,
     engines: &HashMap<String, Engine>,
+    progress: bool,
 ) -> Result<RunOutcome> {
     if let Some(j) = jobs
         .iter()
@@ -147,6 +148,7 @@ pub fn run_jobs_with(
         std::sync::mpsc::channel::<(String, std::io::Result<std::process::ExitStatus>, PathBuf)>();
     let (mut compute, mut light) = (0usize, 0usize);
     let mut outcome = RunOutcome::default();
+    let pb = crate::engine::progress::items(progress, jobs.len() as u64, "jobs");
     loop {
         // A sub-workflow job runs nothing: it is done as soon as its parents (the last jobs of
         // its sub-workflow) are, which may make further ones done.
@@ -158,6 +160,7 @@ pub fn run_jobs_with(
                     started.insert(j.id.clone());
                     done.insert(j.id.clone());
                     outcome.succeeded.push(j.id.clone());
+                    pb.inc(1);
                     joined = true;
                 }
             }
@@ -262,6 +265,7 @@ pub fn run_jobs_with(
             Ok(status) if status.success() => {
                 done.insert(id.clone());
                 outcome.succeeded.push(id);
+                pb.inc(1);
             }
             Ok(status) => {
                 if outcome.failed.is_none() {

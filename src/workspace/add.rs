@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::engine::progress::ProgressBar;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -752,7 +752,7 @@ impl Store {
                 });
             }
         }
-        let hidden = ProgressBar::hidden();
+        let hidden = crate::engine::progress::hidden();
         let rehashed: Vec<Option<StatusEntry>> = to_check
             .par_iter()
             .map(|(key, p, _, old)| {
@@ -870,16 +870,4 @@ pub enum Change {
 }
 
 /// A progress bar on stderr when `show` (and stderr is a terminal), hidden otherwise.
-pub(crate) fn progress_bar(show: bool, total: u64, msg: &'static str) -> ProgressBar {
-    if !show || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_message(msg);
-    pb
-}
+pub(crate) use crate::engine::progress::bytes as progress_bar;

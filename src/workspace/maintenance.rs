@@ -155,6 +155,12 @@ impl Store {
     /// every pack (its id, table of contents and every object's hash), and checks that every
     /// pack the index names exists. Index problems name the index file as their `pack`.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_shown(false)
+    }
+
+    /// [`Store::verify`], with a bar on a terminal counting the bytes of packs read when
+    /// `progress`.
+    pub fn verify_shown(&self, progress: bool) -> Result<VerifyReport> {
         // Writers may run (shared lock), gc may not. The index is read before the disk is
         // listed: a pack is renamed into place before its index rows commit, so every pack in
         // this snapshot of the index is on disk by the time we list it.
@@ -196,10 +202,21 @@ impl Store {
             }
         };
         let on_disk = pack_files(&self.packs_dir())?;
+        let total: u64 = on_disk
+            .iter()
+            .filter_map(|(_, p)| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let pb = crate::engine::progress::bytes(progress, total, "verifying");
         let results: Vec<(u64, u64, Vec<Problem>)> = on_disk
             .par_iter()
-            .map(|(id, path)| verify_pack(id, path))
+            .map(|(id, path)| {
+                let r = verify_pack(id, path);
+                pb.inc(fs::metadata(path).map_or(0, |m| m.len()));
+                r
+            })
             .collect();
+        pb.finish_and_clear();
         for (objects, bytes, problems) in results {
             r.packs += 1;
             r.objects += objects;
@@ -284,6 +301,17 @@ impl Store {
     /// unless `keep_last` limits how many versions per path are kept. Without `apply` it only
     /// reports what it would do.
     pub fn gc(&self, apply: bool, keep_last: Option<usize>) -> Result<GcReport> {
+        self.gc_shown(apply, keep_last, false)
+    }
+
+    /// [`Store::gc`], with bars on a terminal (packs scanned, then packs rewritten) when
+    /// `progress`.
+    pub fn gc_shown(
+        &self,
+        apply: bool,
+        keep_last: Option<usize>,
+        progress: bool,
+    ) -> Result<GcReport> {
         let _lock = self.lock(LockMode::Exclusive)?;
         let mut report = GcReport {
             applied: apply,
@@ -315,7 +343,9 @@ impl Store {
         // merged when there are several.
         let small_limit = self.config().pack_target_size / 8;
         let mut small = Vec::new();
+        let pb = crate::engine::progress::items(progress, indexed.len() as u64, "scanning packs");
         for (id, size) in &indexed {
+            pb.inc(1);
             // An entry is dead when nothing references it, or when the index locates that
             // object in another pack (a duplicate written by a racing writer).
             let here: HashSet<Hash> = self
@@ -341,6 +371,7 @@ impl Store {
                 small.push((*id, here));
             }
         }
+        pb.finish_and_clear();
         if small.len() >= SMALL_PACKS_MERGED {
             report.packs_merged = small.len() as u64;
             for (id, here) in small {
@@ -394,7 +425,9 @@ impl Store {
         }
         // 1. Write replacement packs holding the live objects of partly dead packs.
         let sink = Sink::new(self);
+        let pb = crate::engine::progress::items(progress, repack.len() as u64, "repacking");
         for (id, here) in &repack {
+            pb.inc(1);
             let reader = self.reader(id)?;
             for e in reader.entries()? {
                 if live.contains(&e.hash) && here.contains(&e.hash) {
@@ -406,6 +439,7 @@ impl Store {
                 }
             }
         }
+        pb.finish_and_clear();
         let (mut new_packs, _, _) = sink.finish()?;
         // 2. One transaction swaps the index over.
         // Pack names are content hashes, so a replacement pack can have the name of a pack
@@ -456,6 +490,11 @@ impl Store {
     /// anything changes. A root record is adopted only when every object it reaches is
     /// present, so a crash that lost a pack cannot leave a root that gc chokes on.
     pub fn reindex(&self) -> Result<VerifyReport> {
+        self.reindex_shown(false)
+    }
+
+    /// [`Store::reindex`], with a bar on a terminal counting the packs read when `progress`.
+    pub fn reindex_shown(&self, progress: bool) -> Result<VerifyReport> {
         let _lock = self.lock(LockMode::Exclusive)?;
         let mut report = VerifyReport::default();
         let mut commit = Commit {
@@ -464,7 +503,10 @@ impl Store {
         };
         let mut readers = Vec::new();
         let mut located: HashMap<Hash, (usize, crate::engine::pack::Entry)> = HashMap::new();
-        for (id, path) in pack_files(&self.packs_dir())? {
+        let packs = pack_files(&self.packs_dir())?;
+        let pb = crate::engine::progress::items(progress, packs.len() as u64, "reading packs");
+        for (id, path) in packs {
+            pb.inc(1);
             let what = path.display().to_string();
             let parsed = PackReader::open(&path).and_then(|r| r.entries().map(|e| (r, e)));
             let (reader, entries) = match parsed {

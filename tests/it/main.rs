@@ -20,6 +20,7 @@ mod mlflow;
 mod offline_seal;
 mod output;
 mod pegasus;
+mod progress;
 mod properties;
 mod remote;
 mod report;
