@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::run::entry_metadata;
+use crate::run::files_metadata;
 
 impl Store {
     /// Commits the catalog export as `metadata.json` on branch `main` of a git repository, so
@@ -50,19 +50,7 @@ impl Store {
         for run in runs {
             let mut snap = self.run_snapshot(&run)?;
             self.mlflow_overlay(&mut snap)?;
-            let mut files = serde_json::Map::new();
-            for e in &snap.entries {
-                let mut key = e.lfn.clone();
-                if files.contains_key(&key) {
-                    key = format!("{}@{}", e.lfn, e.job_id);
-                }
-                let mut n = 2;
-                while files.contains_key(&key) {
-                    key = format!("{}@{}#{n}", e.lfn, e.job_id);
-                    n += 1;
-                }
-                files.insert(key, entry_metadata(&run.workflow, &run.run_id, e));
-            }
+            let files = files_metadata(&run.workflow, &run.run_id, &snap.entries);
             let entry = wfs
                 .entry(run.workflow.clone())
                 .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));

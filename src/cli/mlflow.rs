@@ -32,6 +32,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     match args.cmd {
         Cmd::Sync { runs, json } => {
             let reports = s.mlflow_sync(&runs)?;
+            for r in &reports {
+                if let Some(why) = &r.warning {
+                    eprintln!(
+                        "store: warning: MLflow has run {}'s tags but not its artifacts: {why}",
+                        r.run_id
+                    );
+                }
+            }
             if json {
                 print_json(&reports)?;
             } else {

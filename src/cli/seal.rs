@@ -111,7 +111,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             Ok(store::mlflow::Sent {
                 pending: None,
                 requests,
+                warning,
             }) => {
+                if let Some(why) = warning {
+                    eprintln!(
+                        "store: warning: MLflow has run {}'s tags but not its artifacts: {why}",
+                        run.run_id
+                    );
+                }
                 if !ctx.quiet {
                     eprintln!("MLflow: run {} finished ({requests} requests)", run.run_id);
                 }

@@ -129,6 +129,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             Ok(store::mlflow::Sent {
                 pending: None,
                 requests,
+                ..
             }) => {
                 if !ctx.quiet {
                     eprintln!("MLflow: logged to {url} ({requests} requests)");

@@ -33,6 +33,8 @@ const CONNECT: Duration = Duration::from_secs(2);
 const BASE: Duration = Duration::from_millis(100);
 /// Largest backoff ceiling.
 const CAP: Duration = Duration::from_secs(2);
+/// The error code of [`Client::put_artifact`] for a server that does not store artifacts.
+pub const NOT_PROXIED: &str = "ARTIFACTS_NOT_PROXIED";
 /// Requests in flight at once (creating one run per job, logging per job at seal).
 pub const CONCURRENCY: usize = 8;
 /// Parameters (and, separately, tags) per `runs/log-batch` request: MLflow's limit.
@@ -74,6 +76,17 @@ impl CallError {
     }
 }
 
+/// What one request sends.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    /// `GET`, the query in the URL.
+    Get,
+    /// `POST` of a JSON document.
+    Json(&'a str),
+    /// `PUT` of a file's bytes (the artifact API).
+    Bytes(&'a [u8]),
+}
+
 /// How one attempt failed: for good, or worth retrying.
 enum Failure {
     Final(CallError),
@@ -113,6 +126,9 @@ pub struct RunInfo {
     pub start_time: i64,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// Where its artifacts go (`mlflow-artifacts:/<experiment>/<run>/artifacts` when the
+    /// server stores them).
+    pub artifact_uri: Option<String>,
 }
 
 impl RunInfo {
@@ -135,6 +151,10 @@ impl RunInfo {
             experiment_id: info.get("experiment_id")?.as_str()?.to_string(),
             start_time: info.get("start_time").and_then(Value::as_i64).unwrap_or(0),
             tags,
+            artifact_uri: info
+                .get("artifact_uri")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 }
@@ -217,9 +237,19 @@ impl Client {
     ) -> std::result::Result<Value, CallError> {
         let url = self.url(endpoint, query);
         let payload = body.to_string();
+        let body = if post {
+            Body::Json(&payload)
+        } else {
+            Body::Get
+        };
+        self.send(&url, body).await
+    }
+
+    /// Sends `body` to `url`, retried until it is answered or the budget is spent.
+    async fn send(&self, url: &str, body: Body<'_>) -> std::result::Result<Value, CallError> {
         let mut attempt: u32 = 0;
         loop {
-            match self.attempt(post, &url, &payload, attempt, PER_CALL).await {
+            match self.attempt(body, url, attempt, PER_CALL).await {
                 Ok(v) => return Ok(v),
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Retry(why)) => self.pause(&mut attempt, why).await?,
@@ -240,9 +270,8 @@ impl Client {
     /// many were made before it: once the budget is spent, a retry is not sent.
     async fn attempt(
         &self,
-        post: bool,
+        body: Body<'_>,
         url: &str,
-        payload: &str,
         attempt: u32,
         limit: Duration,
     ) -> std::result::Result<Value, Failure> {
@@ -252,13 +281,18 @@ impl Client {
                 "{url}: gave up after {attempt} attempts within the time budget"
             ))));
         }
-        let mut req = if post {
-            self.http
+        let mut req = match body {
+            Body::Get => self.http.get(url),
+            Body::Json(payload) => self
+                .http
                 .post(url)
                 .header("Content-Type", "application/json")
-                .body(payload.to_string())
-        } else {
-            self.http.get(url)
+                .body(payload.to_string()),
+            Body::Bytes(bytes) => self
+                .http
+                .put(url)
+                .header("Content-Type", "application/octet-stream")
+                .body(bytes.to_vec()),
         };
         req = req.timeout(limit.min(left.max(Duration::from_millis(200))));
         req = match &self.auth {
@@ -417,7 +451,7 @@ impl Client {
             // No per-request limit but the budget: a slow server that is still creating the
             // run must not be asked again before it answers.
             match self
-                .attempt(true, &url, &payload, attempt, self.budget)
+                .attempt(Body::Json(&payload), &url, attempt, self.budget)
                 .await
             {
                 Ok(v) => {
@@ -468,6 +502,59 @@ impl Client {
             self.call(true, "runs/log-batch", &[], body).await?;
         }
         Ok(())
+    }
+
+    /// One run, by its MLflow ID.
+    pub async fn get_run(&self, run_id: &str) -> std::result::Result<RunInfo, CallError> {
+        let v = self
+            .call(false, "runs/get", &[("run_id", run_id)], Value::Null)
+            .await?;
+        RunInfo::parse(&v["run"]).ok_or_else(|| CallError::Rejected {
+            status: 200,
+            code: String::new(),
+            message: "runs/get answered without a run".into(),
+        })
+    }
+
+    /// Uploads `bytes` as the artifact `name` of a run whose artifacts the tracking server
+    /// stores itself (`artifact_uri` `mlflow-artifacts:/...`, the default of `mlflow server`):
+    /// `PUT /api/2.0/mlflow-artifacts/artifacts/<path>/<name>`. Writing the same artifact
+    /// again replaces it, so this is idempotent. Any other artifact store (a path on the
+    /// server's disk, a bucket the client would write itself) is refused with
+    /// `ARTIFACTS_NOT_PROXIED`, sending nothing.
+    pub async fn put_artifact(
+        &self,
+        artifact_uri: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> std::result::Result<(), CallError> {
+        let Some(rest) = artifact_uri.strip_prefix("mlflow-artifacts:") else {
+            return Err(CallError::Rejected {
+                status: 0,
+                code: NOT_PROXIED.into(),
+                message: format!(
+                    "artifacts go to {artifact_uri}, which the tracking server does not serve \
+                     (start it with --serve-artifacts)"
+                ),
+            });
+        };
+        // `mlflow-artifacts://host:port/path` names the server too: the path is what counts.
+        let path = match rest.strip_prefix("//") {
+            Some(r) => r.split_once('/').map_or("", |(_, p)| p),
+            None => rest,
+        };
+        let path: Vec<String> = path
+            .split('/')
+            .chain(name.split('/'))
+            .filter(|p| !p.is_empty())
+            .map(encode)
+            .collect();
+        let url = format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{}",
+            self.uri,
+            path.join("/")
+        );
+        self.send(&url, Body::Bytes(bytes)).await.map(|_| ())
     }
 
     /// Sets a run's status (`FINISHED`, `FAILED`, …) and end time (ms).
@@ -548,6 +635,25 @@ pub fn mlflow_error(uri: &str, detail: impl std::fmt::Display) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifacts_for_a_store_the_server_does_not_serve_are_refused_without_a_request() {
+        let c = Client::new("http://127.0.0.1:9", Duration::from_secs(1)).expect("client");
+        for uri in [
+            "file:///srv/mlruns/1/abc/artifacts",
+            "s3://bucket/1/abc",
+            "",
+        ] {
+            match c.block_on(c.put_artifact(uri, "files.json", b"[]")) {
+                Err(CallError::Rejected { code, message, .. }) => {
+                    assert_eq!(code, NOT_PROXIED);
+                    assert!(message.contains("--serve-artifacts"), "{message}");
+                }
+                other => panic!("{uri}: {other:?}"),
+            }
+        }
+        assert_eq!(c.requests(), 0);
+    }
 
     #[test]
     fn uris_with_credentials_are_refused() {

@@ -20,6 +20,7 @@
 //!
 //! Layer: above runs and remotes (it reads run snapshots and the manifest URLs pushes give).
 
+mod artifacts;
 mod client;
 mod records;
 mod state;
@@ -177,6 +178,9 @@ pub struct Sent {
     pub pending: Option<String>,
     /// Requests sent.
     pub requests: u64,
+    /// Why the run's artifacts (`metadata.json`, `files.json`) were not uploaded although
+    /// everything else was: the server stores no artifacts. A warning; nothing is pending.
+    pub warning: Option<String>,
 }
 
 /// What [`Store::mlflow_sync`] did for one run.
@@ -194,6 +198,8 @@ pub struct SyncReport {
     pub pending: Option<String>,
     /// Requests sent.
     pub requests: u64,
+    /// Why the artifacts were not uploaded (the server stores none), if so.
+    pub warning: Option<String>,
 }
 
 /// Of several runs found for one role (a lost race), the first created.
@@ -370,6 +376,7 @@ impl Store {
             return Ok(Sent {
                 pending: Some("the run was already pending".into()),
                 requests: 0,
+                warning: None,
             });
         }
         let (uri, _, mlflow_run) = parse_run_url(url)?;
@@ -421,6 +428,7 @@ impl Store {
         Ok(Sent {
             pending,
             requests: c.requests(),
+            warning: None,
         })
     }
 
@@ -461,6 +469,7 @@ impl Store {
                 created: 0,
                 pending: None,
                 requests: 0,
+                warning: None,
             };
             if let Some(why) = away.get(&uri) {
                 report.pending = Some(format!("not tried: {why}"));
@@ -469,7 +478,8 @@ impl Store {
             }
             let c = Client::new(&uri, budget())?;
             match self.reconcile(&c, &row)? {
-                Ok((links, created)) => {
+                Ok((links, created, warning)) => {
+                    report.warning = warning;
                     report.parent_url = Some(links.parent.url.clone());
                     report.jobs = links.jobs.len();
                     report.created = created;
@@ -496,7 +506,7 @@ impl Store {
         &self,
         c: &Client,
         row: &RunRow,
-    ) -> Result<std::result::Result<(Links, usize), CallError>> {
+    ) -> Result<std::result::Result<(Links, usize, Option<String>), CallError>> {
         let snap = self.run_snapshot(row)?;
         let state = self.mlflow_state(&row.run_id)?;
         let mut plan = match &state {
@@ -602,7 +612,16 @@ impl Store {
             plan,
             links: Some(links.clone()),
         })?;
-        Ok(Ok((links, created)))
+        // A sealed run's artifacts, once its runs are complete.
+        let warning = if finish_ms.is_some() {
+            match self.send_artifacts(c, row, &links)? {
+                Ok(w) => w,
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            None
+        };
+        Ok(Ok((links, created, warning)))
     }
 
     /// After a seal. When the runs were created at generation and every tracking job's send
@@ -618,6 +637,7 @@ impl Store {
             return Ok(Sent {
                 pending: Some(why),
                 requests: 0,
+                warning: None,
             });
         }
         let row = self.resolve_run(run_id)?;
@@ -677,13 +697,27 @@ impl Store {
                 .collect::<std::result::Result<Vec<()>, CallError>>()
                 .map(|_| ())
             });
-            return self.sent(&row.run_id, &c, r);
+            let mut warning = None;
+            let r = match r {
+                Ok(()) => match self.send_artifacts(&c, &row, &links)? {
+                    Ok(w) => {
+                        warning = w;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            let mut sent = self.sent(&row.run_id, &c, r)?;
+            sent.warning = warning;
+            return Ok(sent);
         }
         let r = self.mlflow_sync(std::slice::from_ref(&row.run_id))?;
         let r = r.into_iter().next();
         Ok(Sent {
             pending: r.as_ref().and_then(|r| r.pending.clone()),
-            requests: r.map_or(0, |r| r.requests),
+            requests: r.as_ref().map_or(0, |r| r.requests),
+            warning: r.and_then(|r| r.warning),
         })
     }
 

@@ -720,6 +720,30 @@ impl Store {
 
 /// The per-file metadata record of one run entry (the catalog's and the remote run
 /// manifest's shape).
+/// The records of `entries` keyed by logical name (`lfn`, then `lfn@job`, then `lfn@job#2`...
+/// where names repeat): the `files` of a run in the central catalog and in MLflow's
+/// `metadata.json`.
+pub(crate) fn files_metadata<'a>(
+    workflow: &str,
+    run_id: &str,
+    entries: impl IntoIterator<Item = &'a RunEntry>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut files = serde_json::Map::new();
+    for e in entries {
+        let mut key = e.lfn.clone();
+        if files.contains_key(&key) {
+            key = format!("{}@{}", e.lfn, e.job_id);
+        }
+        let mut n = 2;
+        while files.contains_key(&key) {
+            key = format!("{}@{}#{n}", e.lfn, e.job_id);
+            n += 1;
+        }
+        files.insert(key, entry_metadata(workflow, run_id, e));
+    }
+    files
+}
+
 pub(crate) fn entry_metadata(workflow: &str, run_id: &str, e: &RunEntry) -> serde_json::Value {
     let name = Path::new(&e.path)
         .file_name()

@@ -61,6 +61,52 @@ except urllib.error.HTTPError as e:
     serde_json::from_slice(&out.stdout).expect("json answer")
 }
 
+/// One `GET` of a path on the server (query included), as bytes.
+fn http_get(uri: &str, path: &str) -> Vec<u8> {
+    let script = r#"
+import sys, urllib.request
+sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1] + sys.argv[2], timeout=30).read())
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, uri, path])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "GET {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The artifacts of an MLflow run, listed and read through the server's REST API: name ->
+/// parsed JSON.
+fn artifacts(uri: &str, run: &Value) -> BTreeMap<String, Value> {
+    let id = run["info"]["run_id"].as_str().expect("run id");
+    let list: Value = serde_json::from_slice(&http_get(
+        uri,
+        &format!("/api/2.0/mlflow/artifacts/list?run_id={id}"),
+    ))
+    .expect("list");
+    let root = run["info"]["artifact_uri"].as_str().expect("artifact uri");
+    let root = root
+        .strip_prefix("mlflow-artifacts:")
+        .expect("served by the server");
+    list["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let name = f["path"].as_str().expect("path").to_string();
+            let body = http_get(
+                uri,
+                &format!("/api/2.0/mlflow-artifacts/artifacts{root}/{name}"),
+            );
+            (name, serde_json::from_slice(&body).expect("json artifact"))
+        })
+        .collect()
+}
+
 fn experiment_id(uri: &str, name: &str) -> String {
     let v = api(uri, "experiments/search", json!({"max_results": 1000}));
     v["experiments"]
@@ -293,6 +339,55 @@ fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways(
     // Hashes and sizes as parameters, the environment summary as tags: as the store has them.
     let snap: Value = serde_json::from_str(&ws.ok(&["show", "--json", &run_id])).expect("json");
     let entries = snap["entries"].as_array().expect("entries");
+
+    // Artifacts: the parent has the whole run's metadata.json and files.json, each child its
+    // job's part, read back through the server's REST API.
+    let parent_artifacts = artifacts(&uri, &parent);
+    assert_eq!(
+        parent_artifacts.keys().collect::<Vec<_>>(),
+        ["files.json", "metadata.json"]
+    );
+    let files = parent_artifacts["files.json"].as_array().expect("files");
+    assert_eq!(files.len(), entries.len());
+    for (f, e) in files.iter().zip(entries) {
+        for k in [
+            "role",
+            "lfn",
+            "path",
+            "job_id",
+            "hash",
+            "size",
+            "remote_urls",
+            "mlflow_url",
+        ] {
+            assert_eq!(f[k], e[k], "{k} of {e}");
+        }
+    }
+    let metadata = &parent_artifacts["metadata.json"];
+    assert_eq!(metadata["run_id"], run_id.as_str());
+    assert_eq!(metadata["status"], "sealed");
+    let catalog: Value = serde_json::from_str(&ws.ok(&["metadata", "export"])).expect("json");
+    assert_eq!(
+        metadata["files"],
+        catalog["federated"][run_id.as_str()]["files"],
+        "metadata.json is the catalog's record of the run"
+    );
+    let child = artifacts(&uri, &children["train_0_0"]);
+    let mine = child["files.json"].as_array().expect("files");
+    let expected = entries
+        .iter()
+        .filter(|e| e["job_id"] == "train_0_0")
+        .count();
+    assert!(expected > 0);
+    assert_eq!(mine.len(), expected);
+    assert!(mine.iter().all(|f| f["job_id"] == "train_0_0"));
+    assert_eq!(
+        child["metadata.json"]["files"]
+            .as_object()
+            .expect("files")
+            .len(),
+        expected
+    );
     let train = &children["train_0_0"];
     let p = params(train);
     let config = entries
@@ -439,6 +534,15 @@ fn with_the_server_away_the_run_completes_pending_and_a_later_sync_fills_mlflow_
     let (parent, children) = check_structure(&uri, &run_id);
     assert_eq!(parent["info"]["status"], "FINISHED");
     assert!(params(&children["report"]).contains_key("output/report.json/hash"));
+    // The sync uploaded the artifacts the seal could not.
+    let a = artifacts(&uri, &parent);
+    assert_eq!(a["metadata.json"]["run_id"], run_id.as_str());
+    let report = artifacts(&uri, &children["report"]);
+    assert!(report["files.json"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .any(|f| f["lfn"] == "report.json" && f["role"] == "output"));
     for _ in 0..2 {
         let (out, _) = run_store(&ws, &["mlflow", "sync", &run_id, "--json"], &[]);
         let r: Value = serde_json::from_str(&out).expect("json");
