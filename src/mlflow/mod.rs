@@ -183,6 +183,10 @@ pub struct Sent {
     pub warning: Option<String>,
 }
 
+/// A run's reconciliation: its links, how many MLflow runs it created, and why its artifacts
+/// were not uploaded, if so.
+type Reconciled = (Links, usize, Option<String>);
+
 /// What [`Store::mlflow_sync`] did for one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct SyncReport {
@@ -506,7 +510,7 @@ impl Store {
         &self,
         c: &Client,
         row: &RunRow,
-    ) -> Result<std::result::Result<(Links, usize, Option<String>), CallError>> {
+    ) -> Result<std::result::Result<Reconciled, CallError>> {
         let snap = self.run_snapshot(row)?;
         let state = self.mlflow_state(&row.run_id)?;
         let mut plan = match &state {
