@@ -44,6 +44,10 @@ pub struct Args {
     /// else a new UUID).
     #[arg(long)]
     mlflow: bool,
+    /// (With --mlflow.) A JSON or YAML configuration file whose keys become the parent MLflow
+    /// run's parameters (nested keys joined with `.`). A job's own: `mlflow_params` metadata.
+    #[arg(long, value_name = "FILE", requires = "mlflow")]
+    mlflow_params: Option<PathBuf>,
     /// Metadata keys that look like tracking tags but are none are errors, not warnings.
     #[arg(long)]
     strict: bool,
@@ -156,7 +160,15 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         }
         .context("--mlflow keeps the run's MLflow state in the tracking jobs' store")?;
         let run_id = report.run_id.clone().expect("fixed with --mlflow");
-        linked = Some(link_mlflow(&s, &mut tracked, &report, &run_id, ctx.quiet)?);
+        let params = mlflow_params(args.mlflow_params.as_deref())?;
+        linked = Some(link_mlflow(
+            &s,
+            &mut tracked,
+            &report,
+            &run_id,
+            ctx.quiet,
+            params,
+        )?);
     }
     tracked.write(&output)?;
     // The process ends here: freeing a document of many small nodes one by one would
@@ -212,12 +224,21 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
 /// each tracking job its run's URL (`--mlflow-run`); every tracking job and the seal record
 /// into `run_id`. If MLflow does not answer in time, jobs get no `MLFLOW_*` (user code runs as
 /// without MLflow), the run is pending, and the seal fills MLflow in. Returns the report.
+/// The parameters of `--mlflow-params FILE`, read now (none without it).
+pub fn mlflow_params(file: Option<&Path>) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(match file {
+        Some(f) => store::mlflow::config_params_file(f).context("--mlflow-params")?,
+        None => Vec::new(),
+    })
+}
+
 pub fn link_mlflow(
     s: &Store,
     tree: &mut store::pegasus::WorkflowTree,
     report: &store::pegasus::AugmentReport,
     run_id: &str,
     quiet: bool,
+    params: Vec<(String, String)>,
 ) -> anyhow::Result<store::mlflow::StartReport> {
     let uri = store::mlflow::tracking_uri(s)?.ok_or_else(|| {
         store::Error::Invalid(
@@ -241,14 +262,17 @@ pub fn link_mlflow(
                     job_id: j.id.clone(),
                     experiment: None,
                     run_name: None,
+                    params_from: j.mlflow_params.clone(),
                 },
                 _ => JobPlan {
                     job_id: j.id.clone(),
                     experiment: j.mlflow_experiment.clone(),
                     run_name: j.mlflow_run.clone(),
+                    params_from: j.mlflow_params.clone(),
                 },
             })
             .collect(),
+        params,
     };
     let start = s.mlflow_start(&uri, plan)?;
     // Keyed by (job path of the workflow, job ID): jobs live in the workflows of the tree.

@@ -30,6 +30,10 @@ pub struct Args {
     /// MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME and MLFLOW_RUN_ID).
     #[arg(long, conflicts_with = "no_track")]
     mlflow: bool,
+    /// (With --mlflow.) A JSON or YAML configuration file whose keys become the parent MLflow
+    /// run's parameters (nested keys joined with `.`). A job's own: `mlflow_params` metadata.
+    #[arg(long, value_name = "FILE", requires = "mlflow")]
+    mlflow_params: Option<PathBuf>,
     /// Metadata keys that look like tracking tags but are none are errors, not warnings.
     #[arg(long)]
     strict: bool,
@@ -69,7 +73,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         };
         (tree, report)
     } else {
-        augment_locally(&s, tree, &o, args.mlflow, ctx.quiet)?
+        let params = super::augment::mlflow_params(args.mlflow_params.as_deref())?;
+        augment_locally(&s, tree, &o, args.mlflow, ctx.quiet, params)?
     };
     let mut prepared = store::runner::local::prepare(&tracked, &report, &o)?;
     prepared.progress = ctx.progress();
@@ -159,6 +164,7 @@ pub fn augment_locally(
     o: &store::runner::local::LocalOptions,
     mlflow: bool,
     quiet: bool,
+    params: Vec<(String, String)>,
 ) -> anyhow::Result<(store::pegasus::WorkflowTree, store::pegasus::AugmentReport)> {
     let (mut tree, report) = store::runner::local::augment_local(tree, o)?;
     super::augment::explain(&report, true);
@@ -166,7 +172,7 @@ pub fn augment_locally(
     // configured.
     let requested = report.mlflow_requested && store::mlflow::tracking_uri(s)?.is_some();
     if mlflow || requested {
-        super::augment::link_mlflow(s, &mut tree, &report, &o.run_id, quiet)?;
+        super::augment::link_mlflow(s, &mut tree, &report, &o.run_id, quiet, params)?;
     }
     Ok((tree, report))
 }

@@ -22,6 +22,7 @@
 
 mod artifacts;
 mod client;
+mod params;
 mod records;
 mod state;
 
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use client::{bounded, mlflow_error, Client, RunInfo};
 pub use client::{check_uri, CallError};
+pub use params::{config_params, config_params_file};
 use records::{base_tags, job_data, timestamp, FileRecord, Pairs};
 
 use crate::engine::index::RunRow;
@@ -110,6 +112,10 @@ pub struct JobPlan {
     /// Run name (default: the job ID).
     #[serde(default)]
     pub run_name: Option<String>,
+    /// The logical name of a JSON or YAML file the job reads (`mlflow_params` metadata): its
+    /// keys become the child run's parameters when the run is sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_from: Option<String>,
 }
 
 /// What MLflow should hold for one store run.
@@ -123,6 +129,9 @@ pub struct Plan {
     pub started_ms: i64,
     /// The tracked jobs, each with a child run.
     pub jobs: Vec<JobPlan>,
+    /// Parameters of the parent run (`--mlflow-params FILE`, read when the run was planned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<(String, String)>,
 }
 
 /// One MLflow run, as the store refers to it.
@@ -520,6 +529,7 @@ impl Store {
                 run_id: row.run_id.clone(),
                 started_ms: snap.created_ns / 1_000_000,
                 jobs: Vec::new(),
+                params: Vec::new(),
             },
         };
         let mut by_job: BTreeMap<String, Vec<FileRecord>> = BTreeMap::new();
@@ -544,6 +554,7 @@ impl Store {
                     job_id: job.clone(),
                     experiment: None,
                     run_name: None,
+                    params_from: None,
                 });
             }
         }

@@ -110,6 +110,9 @@ pub struct TrackedJob {
     pub mlflow_experiment: Option<String>,
     /// `mlflow_run` from the same places.
     pub mlflow_run: Option<String>,
+    /// `mlflow_params` from the same places: the logical name of a JSON or YAML file the job
+    /// reads, whose keys its MLflow run gets as parameters.
+    pub mlflow_params: Option<String>,
     /// `job_auto` or `job_custom` when the job carries that tag (true).
     pub mlflow_tag: Option<&'static str>,
 }
@@ -669,6 +672,7 @@ fn analyse<'a>(
                 trackers: mine,
                 mlflow_experiment: job_meta_str(j, rmeta, "mlflow_experiment"),
                 mlflow_run: job_meta_str(j, rmeta, "mlflow_run"),
+                mlflow_params: job_meta_str(j, rmeta, "mlflow_params"),
                 mlflow_tag,
             });
         }

@@ -43,6 +43,7 @@ const KNOWN: &[&str] = &[
     "store_track",
     "mlflow_experiment",
     "mlflow_run",
+    "mlflow_params",
     "store_root_run",
     "store_root_workflow",
     "store_job_path",
@@ -121,6 +122,7 @@ impl Lint {
                     "store_job_path",
                     "mlflow_experiment",
                     "mlflow_run",
+                    "mlflow_params",
                 ]
                 .contains(&lower.as_str());
                 if tracking {

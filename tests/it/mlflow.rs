@@ -944,3 +944,79 @@ fn a_flaky_slow_server_still_gets_every_run_exactly_once_and_nothing_goes_pendin
     assert!(metrics.iter().any(|m| m["key"] == "mse"), "{metrics:?}");
     assert_no_token(&ws);
 }
+
+#[test]
+fn configuration_files_become_parameters_of_the_parent_and_of_the_job_that_read_them() {
+    let Some(uri) = mlflow_uri() else { return };
+    let ws = Ws::new();
+    ws.ok(&["config", "set", "mlflow.uri", &uri]);
+    let example = federated();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(example.parent().expect("example dir"))
+        .arg(ws.p("fed"))
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    // train_0_0 reads config.json: its keys become its run's parameters; train_1_0 names a
+    // file it never read.
+    let wf = ws.p("fed/workflow.yml");
+    let text = std::fs::read_to_string(&wf).expect("workflow");
+    let text = text
+        .replacen(
+            "  id: train_0_0\n",
+            "  id: train_0_0\n  metadata:\n    mlflow_params: config.json\n",
+            1,
+        )
+        .replacen(
+            "  id: train_1_0\n",
+            "  id: train_1_0\n  metadata:\n    mlflow_params: missing.json\n",
+            1,
+        );
+    std::fs::write(&wf, text).expect("write");
+    ws.write(
+        "hyper.yml",
+        b"optimizer:\n  name: sgd\n  momentum: 0.9\nbatch: 32\n",
+    );
+    let (out, _) = run_store(
+        &ws,
+        &[
+            "run",
+            "fed/workflow.yml",
+            "--mlflow",
+            "--mlflow-params",
+            "hyper.yml",
+            "--workdir",
+            "work",
+        ],
+        &[],
+    );
+    let run_id = out.trim().to_string();
+    let (parent, children) = check_structure(&uri, &run_id);
+    let p = params(&parent);
+    assert_eq!(p["optimizer.name"], "sgd");
+    assert_eq!(p["optimizer.momentum"], "0.9");
+    assert_eq!(p["batch"], "32");
+    let config: Value = serde_json::from_slice(
+        &std::fs::read(example.parent().expect("dir").join("config.json")).expect("config"),
+    )
+    .expect("json");
+    let t = params(&children["train_0_0"]);
+    for (k, v) in config.as_object().expect("config keys") {
+        assert_eq!(t[k], v.to_string(), "{k}");
+    }
+    // The file's own parameters stay beside them.
+    assert!(t.contains_key("input/config.json/hash"), "{t:?}");
+    assert!(!params(&children["train_1_0"]).contains_key("lr"));
+    // The seal said why train_1_0 has none (in its job's log: `store run` ran it).
+    let logs = std::fs::read_dir(ws.p("work/logs")).expect("logs");
+    let said = logs
+        .filter_map(|e| std::fs::read_to_string(e.expect("entry").path()).ok())
+        .any(|t| t.contains("job train_1_0: mlflow_params names \"missing.json\""));
+    assert!(said, "no warning about missing.json in the seal's log");
+    // What is logged is what the job read: an edit after the run changes nothing in a sync.
+    std::fs::write(ws.p("fed/config.json"), br#"{"lr": 99}"#).expect("edit");
+    run_store(&ws, &["mlflow", "sync", &run_id], &[]);
+    let (_, again) = check_structure(&uri, &run_id);
+    assert_eq!(params(&again["train_0_0"])["lr"], config["lr"].to_string());
+}
