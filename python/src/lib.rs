@@ -117,8 +117,10 @@ const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// thread, its answer dropped. That is safe because every write of the store is atomic (new
 /// packs and the index commit land whole or not at all, restored files are renamed into
 /// place): an abandoned operation either completes in the background or leaves nothing
-/// half-written, and the store verifies either way. The library has no cancellation point to
-/// stop it sooner. Errors are mapped to the exception hierarchy ([`py_err`]).
+/// half-written in the store (at worst a temporary file beside a restored one, when the
+/// process exits mid-write), and the store verifies either way. The library has no
+/// cancellation point to stop it sooner. Errors are mapped to the exception hierarchy
+/// ([`py_err`]).
 fn work<T: Send + 'static>(
     py: Python<'_>,
     f: impl FnOnce() -> R<T> + Send + 'static,

@@ -216,6 +216,7 @@ class StoredFile(io.RawIOBase):
     chunks it reaches, without the GIL."""
 
     def __init__(self, stream: "_b.FileStream", name: str = "") -> None:
+        """Wraps a native ``FileStream`` (from :meth:`Store.open_file`; not made by hand)."""
         super().__init__()
         self._s: Optional[_b.FileStream] = stream
         self._pos = 0
@@ -236,21 +237,28 @@ class StoredFile(io.RawIOBase):
         return self._s
 
     def readable(self) -> bool:
+        """True (ValueError once closed)."""
         self._stream()
         return True
 
     def seekable(self) -> bool:
+        """True: any position can be read from (ValueError once closed)."""
         self._stream()
         return True
 
     def writable(self) -> bool:
+        """False: a stored file is read-only."""
         return False
 
     def tell(self) -> int:
+        """The position the next read starts at."""
         self._stream()
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Moves to ``offset`` from the start, the current position or the end (``whence``
+        0, 1, 2); past the end is allowed (reads there return ``b""``). Nothing is read
+        until the next read. Returns the new position."""
         self._stream()
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}.get(whence)
         if base is None:
@@ -262,6 +270,9 @@ class StoredFile(io.RawIOBase):
         return pos
 
     def readinto(self, b: Any) -> int:
+        """Reads up to ``len(b)`` bytes into ``b``; returns how many (0 at the end). Raises
+        :class:`Corrupt` for a damaged chunk, :class:`RemoteError` when a clone cannot fetch
+        one."""
         view = memoryview(b).cast("B")
         data = self._stream().read_at(self._pos, len(view))
         n = len(data)
@@ -270,6 +281,7 @@ class StoredFile(io.RawIOBase):
         return n
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all the rest when negative); ``b""`` at the end."""
         if size is None or size < 0:
             return self.readall()
         data = self._stream().read_at(self._pos, size)
@@ -277,9 +289,11 @@ class StoredFile(io.RawIOBase):
         return data
 
     def readall(self) -> bytes:
+        """The rest of the file, in one call."""
         return self.read(max(self.size - self._pos, 0))
 
     def close(self) -> None:
+        """Releases the store (idempotent)."""
         if self._s is not None:
             self._s.close()
             self._s = None
