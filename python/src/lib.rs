@@ -62,7 +62,7 @@ create_exception!(
     _store_wms,
     Busy,
     StoreError,
-    "The store is busy (gc or reindex holds it) (exit 9)."
+    "The store is busy: another store process holds what this call needs alone, e.g. gc while the store is in use (exit 9)."
 );
 create_exception!(
     _store_wms,

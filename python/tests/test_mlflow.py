@@ -115,3 +115,26 @@ open(sys.argv[1], "w").write("model\\n")
     assert out.mlflow_url and child["info"]["run_id"] in out.mlflow_url
     params = {p["key"]: p["value"] for p in child["data"].get("params", [])}
     assert out.hash in params.values(), params
+
+
+def test_the_python_example_links_its_trials_to_mlflow(ws, mlflow_uri):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    shutil.copytree(REPO / "examples" / "python", ws.root / "ex")
+    env = {k: v for k, v in os.environ.items() if k != "STORE_DIR"}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env.get('PATH', '')}"
+    env["STORE_BIN"] = ws.bin
+    p = subprocess.run([sys.executable, "ex/generate.py", "--trials", "1", "--mlflow"],
+                       cwd=ws.root, env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    runs = runs_of(mlflow_uri, "python-example", p.stdout.strip())
+    # mlflow_job() tags the trials: only they get MLflow runs, and each logged its loss.
+    assert set(runs) == {"parent", "train_0"}
+    metrics = {m["key"]: m["value"] for m in runs["train_0"]["data"].get("metrics", [])}
+    best = json.loads((ws.root / "work" / "best.json").read_text())
+    assert metrics["mse"] == pytest.approx(best["mse"], rel=1e-6)
