@@ -21,6 +21,7 @@ mod offline_seal;
 mod output;
 mod pegasus;
 mod properties;
+mod reader;
 mod remote;
 mod report;
 mod reproduce;
