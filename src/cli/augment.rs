@@ -1,5 +1,5 @@
-//! `store augment`: add tracking jobs to a Pegasus workflow; and the MLflow linkage of a
-//! workflow at generation, which `run` and `rerun` share.
+//! `store augment`: add tracking jobs to a Pegasus workflow; and what the MLflow linkage of a
+//! workflow at generation (`store::mlflow::link_workflow`) tells the user, which `run` shares.
 
 use std::path::{Path, PathBuf};
 
