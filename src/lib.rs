@@ -61,6 +61,7 @@ pub mod site;
 pub mod workspace;
 
 // The library's public paths from before the layers had folders.
+pub use engine::reader::FileReader;
 pub use engine::{chunker, hash, index, manifest, pack, util};
 pub use run::{env, git};
 

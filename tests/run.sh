@@ -6,14 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The Pegasus tests generate workflows with the real Pegasus Python API and load the result
-# with Pegasus's own loader; the example jobs log with MLflow's client. Versions are pinned to
-# the ones the suite last passed with.
+# with Pegasus's own loader; the example jobs log with MLflow's client; the Python example's
+# notebook (examples/python/notebook.py) builds pandas DataFrames. Versions are pinned to the
+# ones the suite last passed with.
 VENV=.venv/tests
-if ! "$VENV/bin/python3" -c "import Pegasus.api, Pegasus.workflow, mlflow, moto, maturin, pytest" 2>/dev/null; then
+if ! "$VENV/bin/python3" -c "import Pegasus.api, Pegasus.workflow, mlflow, moto, maturin, pytest, pandas" 2>/dev/null; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check pegasus-wms.api==5.1.3 \
+    "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check pegasus-wms.api==5.1.3 \
         pegasus-wms==5.1.3 'moto[s3]==5.2.1' flask flask-cors mlflow-skinny==3.17.2 \
-        maturin==1.9.4 pytest==9.2.0
+        maturin==1.9.4 pytest==9.2.0 pandas==3.1.1
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
 python3 -c "import Pegasus.api, Pegasus.workflow, mlflow"

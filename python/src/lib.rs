@@ -1,9 +1,13 @@
 //! Python bindings of `store`: thin functions over the library, each taking the store
-//! directory, releasing the GIL for the work, and answering in JSON (the same documents as the
-//! CLI's `--json`), which `store_wms/__init__.py` turns into typed objects. No behaviour lives
-//! here: a binding that needs logic the CLI has gets it moved into the library first.
+//! directory, doing the work on a thread of its own without the GIL (see [`work`]: Ctrl-C
+//! interrupts the wait), and answering in JSON (the same documents as the CLI's `--json`),
+//! which `store_wms/__init__.py` turns into typed objects. No behaviour lives here: a binding
+//! that needs logic the CLI has gets it moved into the library first.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -58,7 +62,7 @@ create_exception!(
     _store_wms,
     Busy,
     StoreError,
-    "The store is busy (gc or reindex holds it) (exit 9)."
+    "The store is busy: another store process holds what this call needs alone, e.g. gc while the store is in use (exit 9)."
 );
 create_exception!(
     _store_wms,
@@ -104,9 +108,49 @@ fn open(dir: &str) -> R<Store> {
     Ok(s)
 }
 
-/// Runs `f` without the GIL (other Python threads keep running) and maps its error.
-fn work<T: Send>(py: Python<'_>, f: impl FnOnce() -> R<T> + Send) -> PyResult<T> {
-    py.allow_threads(f).map_err(py_err)
+/// How often a waiting call looks for a signal (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Runs `f` on a thread of its own and waits for it without the GIL (other Python threads
+/// keep running), looking for signals every [`SIGNAL_POLL`]: on Ctrl-C the wait ends with
+/// `KeyboardInterrupt` (or whatever the signal handler raises) while `f` finishes on its own
+/// thread, its answer dropped. That is safe because every write of the store is atomic (new
+/// packs and the index commit land whole or not at all, restored files are renamed into
+/// place): an abandoned operation either completes in the background or leaves nothing
+/// half-written in the store (at worst a temporary file beside a restored one, when the
+/// process exits mid-write), and the store verifies either way. The library has no
+/// cancellation point to stop it sooner. Errors are mapped to the exception hierarchy
+/// ([`py_err`]).
+fn work<T: Send + 'static>(
+    py: Python<'_>,
+    f: impl FnOnce() -> R<T> + Send + 'static,
+) -> PyResult<T> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("store_wms".into())
+        .spawn(move || {
+            // The receiver is gone when the caller was interrupted: nothing to tell.
+            let _ = tx.send(f());
+        })
+        .map_err(|e| StoreError::new_err(format!("cannot start a thread: {e}")))?;
+    let mut rx = rx;
+    loop {
+        // The receiver goes to the GIL-free closure and back (it is Send, not Sync).
+        let (back, got) = py.allow_threads(move || {
+            let got = rx.recv_timeout(SIGNAL_POLL);
+            (rx, got)
+        });
+        rx = back;
+        match got {
+            Ok(r) => return r.map_err(py_err),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(StoreError::new_err(
+                    "internal error: the store's worker thread stopped without an answer",
+                ))
+            }
+        }
+    }
 }
 
 /// The store directory for `start` (a directory in a workspace): `$STORE_DIR`, else the nearest
@@ -114,7 +158,7 @@ fn work<T: Send>(py: Python<'_>, f: impl FnOnce() -> R<T> + Send) -> PyResult<T>
 #[pyfunction]
 #[pyo3(signature = (start=None))]
 fn discover(py: Python<'_>, start: Option<PathBuf>) -> PyResult<String> {
-    work(py, || {
+    work(py, move || {
         if let Ok(d) = std::env::var("STORE_DIR") {
             if !d.is_empty() && start.is_none() {
                 return Ok(d);
@@ -128,7 +172,7 @@ fn discover(py: Python<'_>, start: Option<PathBuf>) -> PyResult<String> {
 /// Creates a store at `dir` (a `.store` directory).
 #[pyfunction]
 fn init(py: Python<'_>, dir: PathBuf) -> PyResult<String> {
-    work(py, || {
+    work(py, move || {
         Store::init(&dir, &store::InitOptions::default())?;
         Ok(std::path::absolute(&dir)
             .map_err(|e| Error::io(&dir, e))?
@@ -140,16 +184,16 @@ fn init(py: Python<'_>, dir: PathBuf) -> PyResult<String> {
 /// `store runs --json`.
 #[pyfunction]
 #[pyo3(signature = (dir, workflow=None))]
-fn runs(py: Python<'_>, dir: &str, workflow: Option<String>) -> PyResult<String> {
-    work(py, || json(&open(dir)?.runs(workflow.as_deref())?))
+fn runs(py: Python<'_>, dir: String, workflow: Option<String>) -> PyResult<String> {
+    work(py, move || json(&open(&dir)?.runs(workflow.as_deref())?))
 }
 
 /// `store show RUN --json`: the snapshot, its counts and what is pending.
 #[pyfunction]
-fn show(py: Python<'_>, dir: &str, run: &str) -> PyResult<String> {
-    work(py, || {
-        let s = open(dir)?;
-        let row = s.resolve_run(run)?;
+fn show(py: Python<'_>, dir: String, run: String) -> PyResult<String> {
+    work(py, move || {
+        let s = open(&dir)?;
+        let row = s.resolve_run(&run)?;
         let mut snap = s.run_snapshot(&row)?;
         s.mlflow_overlay(&mut snap)?;
         let mut v = serde_json::to_value(&snap).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -166,20 +210,20 @@ fn show(py: Python<'_>, dir: &str, run: &str) -> PyResult<String> {
 
 /// `store diff A B --json`.
 #[pyfunction]
-fn diff(py: Python<'_>, dir: &str, a: &str, b: &str) -> PyResult<String> {
-    work(py, || json(&open(dir)?.diff_runs(a, b)?))
+fn diff(py: Python<'_>, dir: String, a: String, b: String) -> PyResult<String> {
+    work(py, move || json(&open(&dir)?.diff_runs(&a, &b)?))
 }
 
 /// `store lineage TARGET --json`: a path that exists wins over a hash prefix.
 #[pyfunction]
-fn lineage(py: Python<'_>, dir: &str, target: &str) -> PyResult<String> {
-    work(py, || {
-        let s = open(dir)?;
-        let p = Path::new(target);
+fn lineage(py: Python<'_>, dir: String, target: String) -> PyResult<String> {
+    work(py, move || {
+        let s = open(&dir)?;
+        let p = Path::new(&target);
         let h = if p.exists() {
             s.hash_path(p)?
         } else {
-            s.resolve(target)?
+            s.resolve(&target)?
         };
         json(&serde_json::json!({"hash": h, "records": s.lineage(&h)?}))
     })
@@ -190,22 +234,22 @@ fn lineage(py: Python<'_>, dir: &str, target: &str) -> PyResult<String> {
 #[pyo3(signature = (dir, run, to, roles=Vec::new(), force=false, as_recorded=false))]
 fn checkout(
     py: Python<'_>,
-    dir: &str,
-    run: &str,
+    dir: String,
+    run: String,
     to: PathBuf,
     roles: Vec<String>,
     force: bool,
     as_recorded: bool,
 ) -> PyResult<String> {
-    work(py, || {
-        let s = open(dir)?;
+    work(py, move || {
+        let s = open(&dir)?;
         let roles = roles
             .iter()
             .map(|r| r.parse())
             .collect::<R<Vec<store::run::Role>>>()?;
         let (_, restored) = store::reproduce::checkout_replannable(
             &s,
-            run,
+            &run,
             &to,
             &roles,
             force,
@@ -218,22 +262,65 @@ fn checkout(
 
 /// `store metadata export --json`: the Table I record of every file of every run.
 #[pyfunction]
-fn metadata(py: Python<'_>, dir: &str) -> PyResult<String> {
-    work(py, || json(&open(dir)?.metadata_export()?))
+fn metadata(py: Python<'_>, dir: String) -> PyResult<String> {
+    work(py, move || json(&open(&dir)?.metadata_export()?))
 }
 
-/// The bytes of the file a run recorded under logical name (or path) `name`, every chunk
-/// verified (a clone fetches the chunks it lacks).
+/// A stored file open for reading: the Rust half of `store_wms.Store.open_file` (whose
+/// Python half is an `io.RawIOBase` keeping the position). Chunks are read, verified and (in a
+/// clone) fetched one at a time as reads reach them, on the worker thread of [`work`].
+#[pyclass(module = "store_wms._store_wms", frozen)]
+struct FileStream {
+    /// `None` once closed. Shared with the worker thread of a read in progress.
+    reader: Arc<Mutex<Option<store::FileReader>>>,
+    /// The file's size in bytes.
+    #[pyo3(get)]
+    size: u64,
+    /// The file's hash (hex).
+    #[pyo3(get)]
+    hash: String,
+    /// How many chunks the file has.
+    #[pyo3(get)]
+    chunks: usize,
+}
+
+#[pymethods]
+impl FileStream {
+    /// Up to `n` bytes from byte `pos` (fewer only at the end of the file), every chunk
+    /// verified. Raises `Corrupt` for a damaged chunk, `ValueError` once closed.
+    fn read_at<'py>(&self, py: Python<'py>, pos: u64, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let n = n.min(self.size.saturating_sub(pos) as usize);
+        let reader = Arc::clone(&self.reader);
+        let bytes = work(py, move || {
+            // A poisoned lock means a read panicked; the reader holds no invariant across
+            // reads beyond its position, which every read sets.
+            let mut g = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let r = g
+                .as_mut()
+                .ok_or_else(|| Error::Invalid("I/O operation on closed file".into()))?;
+            r.seek_to(pos);
+            let mut buf = vec![0u8; n];
+            let got = r.read_into(&mut buf)?;
+            buf.truncate(got);
+            Ok(buf)
+        })?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Releases the store (a read still in progress finishes first, in the background).
+    fn close(&self) {
+        if let Ok(mut g) = self.reader.try_lock() {
+            *g = None;
+        }
+    }
+}
+
+/// The file a run recorded under logical name (or path) `name`, open for streaming reads.
 #[pyfunction]
-fn read_file<'py>(
-    py: Python<'py>,
-    dir: &str,
-    run: &str,
-    name: &str,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let bytes = work(py, || {
-        let s = open(dir)?;
-        let row = s.resolve_run(run)?;
+fn open_file(py: Python<'_>, dir: String, run: String, name: String) -> PyResult<FileStream> {
+    let reader = work(py, move || {
+        let s = open(&dir)?;
+        let row = s.resolve_run(&run)?;
         let snap = s.run_snapshot(&row)?;
         let e = snap
             .entries
@@ -241,25 +328,41 @@ fn read_file<'py>(
             .filter(|e| e.kind == "file")
             .find(|e| e.lfn == name || e.path == name)
             .ok_or_else(|| Error::ObjectNotFound(format!("file {name:?} in run {}", row.run_id)))?;
-        let mut out = Vec::with_capacity(e.size as usize);
-        s.cat(&e.hash, &mut out)?;
-        Ok(out)
+        let hash = e.hash;
+        s.into_file_reader(&hash)
     })?;
-    Ok(PyBytes::new(py, &bytes))
+    Ok(FileStream {
+        size: reader.size(),
+        hash: reader.hash().to_hex(),
+        chunks: reader.chunk_count(),
+        reader: Arc::new(Mutex::new(Some(reader))),
+    })
+}
+
+/// `store gc [--yes] [--keep-last N] --json`: needs the store alone (`Busy` otherwise).
+#[pyfunction]
+#[pyo3(signature = (dir, apply=false, keep_last=None))]
+fn gc(py: Python<'_>, dir: String, apply: bool, keep_last: Option<usize>) -> PyResult<String> {
+    work(py, move || json(&open(&dir)?.gc(apply, keep_last)?))
 }
 
 /// `store push [REMOTE] --json`.
 #[pyfunction]
 #[pyo3(signature = (dir, remote=None, runs=Vec::new()))]
-fn push(py: Python<'_>, dir: &str, remote: Option<String>, runs: Vec<String>) -> PyResult<String> {
-    work(py, || {
+fn push(
+    py: Python<'_>,
+    dir: String,
+    remote: Option<String>,
+    runs: Vec<String>,
+) -> PyResult<String> {
+    work(py, move || {
         let opts = store::PushOptions {
             runs,
             jobs: 8,
             progress: false,
             merge_at: 16,
         };
-        json(&open(dir)?.push(remote.as_deref(), &opts)?)
+        json(&open(&dir)?.push(remote.as_deref(), &opts)?)
     })
 }
 
@@ -268,25 +371,26 @@ fn push(py: Python<'_>, dir: &str, remote: Option<String>, runs: Vec<String>) ->
 #[pyo3(signature = (dir, remote=None, runs=Vec::new(), metadata_only=false))]
 fn pull(
     py: Python<'_>,
-    dir: &str,
+    dir: String,
     remote: Option<String>,
     runs: Vec<String>,
     metadata_only: bool,
 ) -> PyResult<String> {
-    work(py, || {
+    work(py, move || {
         let opts = store::PullOptions {
             runs,
             jobs: 8,
             progress: false,
             metadata_only,
         };
-        json(&open(dir)?.pull(remote.as_deref(), &opts)?)
+        json(&open(&dir)?.pull(remote.as_deref(), &opts)?)
     })
 }
 
-/// `store augment INPUT -o OUTPUT --json`: writes the augmented tree and returns the report.
+/// `store augment INPUT -o OUTPUT [--mlflow] --json`: writes the augmented tree and returns
+/// the report (with `mlflow` when linked).
 #[pyfunction]
-#[pyo3(signature = (input, output, policy=None, run_id=None, store_dir=None, store_bin=None, site="local".to_string(), strict=false))]
+#[pyo3(signature = (input, output, policy=None, run_id=None, store_dir=None, store_bin=None, site="local".to_string(), strict=false, mlflow=false))]
 #[allow(clippy::too_many_arguments)]
 fn augment(
     py: Python<'_>,
@@ -298,23 +402,46 @@ fn augment(
     store_bin: Option<String>,
     site: String,
     strict: bool,
+    mlflow: bool,
 ) -> PyResult<String> {
-    work(py, || {
+    work(py, move || {
         let tree = store::pegasus::WorkflowTree::load(&input)?;
         let opts = store::pegasus::AugmentOptions {
             policy: policy.map(|p| p.parse()).transpose()?,
             store_bin: store_bin.unwrap_or_else(|| "store".to_string()),
             store_dir,
             site,
-            run_id: run_id.map(|r| r.parse()).transpose()?,
+            // MLflow runs are keyed by the store run ID, so `mlflow` fixes it now.
+            run_id: match (run_id, mlflow) {
+                (Some(r), _) => Some(r.parse()?),
+                (None, true) => Some(store::runner::new_run_id().parse()?),
+                (None, false) => None,
+            },
             output: output.clone(),
             strict,
             job_path: None,
             inherited: None,
         };
-        let (tracked, report) = store::pegasus::augment(tree, &opts)?;
+        let (mut tracked, report) = store::pegasus::augment(tree, &opts)?;
+        let mut v = serde_json::to_value(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+        if mlflow {
+            // The run's MLflow state lives in the store its tracking jobs record into.
+            let dir = opts.store_dir.as_deref().ok_or_else(|| Error::NotAStore {
+                start: PathBuf::from("."),
+            })?;
+            let s = Store::open(Path::new(dir))?;
+            let run_id = report.run_id.clone().unwrap_or_default();
+            let start =
+                store::mlflow::link_workflow(&s, &mut tracked, &report, &run_id, Vec::new())?;
+            if let Some(m) = v.as_object_mut() {
+                m.insert(
+                    "mlflow".into(),
+                    store::mlflow::link_summary(&start, &report),
+                );
+            }
+        }
         tracked.write(&output)?;
-        json(&report)
+        json(&v)
     })
 }
 
@@ -325,17 +452,17 @@ fn augment(
 #[allow(clippy::too_many_arguments)]
 fn record(
     py: Python<'_>,
-    dir: &str,
+    dir: String,
     paths: Vec<PathBuf>,
-    role: &str,
+    role: String,
     lfn: Option<String>,
     workflow: Option<String>,
     run: Option<String>,
     job: Option<String>,
     capture_env: bool,
 ) -> PyResult<String> {
-    work(py, || {
-        let s = open(dir)?;
+    work(py, move || {
+        let s = open(&dir)?;
         let role: store::run::Role = role.parse()?;
         let spec = store::run::RecordSpec {
             ctx: store::run::RunContext::resolve(workflow, run, job)?,
@@ -351,14 +478,15 @@ fn record(
     })
 }
 
-/// `store run WORKFLOW` (without MLflow): returns `{"run_id", "outcome", "report"}`; a failed
-/// job is an error naming it.
+/// `store run WORKFLOW [--mlflow]`: returns `{"run_id", "outcome", "report", "mlflow"}`
+/// (`mlflow` when linked, with `pending` when MLflow was not reached); a failed job is an
+/// error naming it.
 #[pyfunction]
-#[pyo3(signature = (dir, workflow, store_bin, workdir=None, run_id=None, jobs=2, policy=None, track=true, no_containers=false, catalog_dir=None, input_dirs=Vec::new()))]
+#[pyo3(signature = (dir, workflow, store_bin, workdir=None, run_id=None, jobs=2, policy=None, track=true, no_containers=false, catalog_dir=None, input_dirs=Vec::new(), mlflow=false))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
-    dir: &str,
+    dir: String,
     workflow: PathBuf,
     store_bin: String,
     workdir: Option<PathBuf>,
@@ -369,9 +497,10 @@ fn run(
     no_containers: bool,
     catalog_dir: Option<PathBuf>,
     input_dirs: Vec<PathBuf>,
+    mlflow: bool,
 ) -> PyResult<String> {
-    work(py, || {
-        let s = open(dir)?;
+    work(py, move || {
+        let s = open(&dir)?;
         let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
         let o = store::runner::local::LocalOptions {
             store_dir: std::path::absolute(s.dir()).map_err(|e| Error::io(s.dir(), e))?,
@@ -387,8 +516,8 @@ fn run(
             catalog_dir,
             input_dirs,
         };
-        let (outcome, report) =
-            store::runner::local::run_workflow(&workflow, &catalogs, track, &o)?;
+        let done = store::mlflow::run_local(&s, &workflow, &catalogs, track, mlflow, &o)?;
+        let (outcome, report) = (done.outcome, done.report);
         if let Some((job, why)) = outcome.failed {
             return Err(Error::JobFailed {
                 run: run_id,
@@ -396,7 +525,19 @@ fn run(
                 why,
             });
         }
-        json(&serde_json::json!({"run_id": run_id, "outcome": outcome, "report": report}))
+        let linked = done.mlflow.as_ref().map(|start| {
+            let mut m = store::mlflow::link_summary(start, &report);
+            if let Some(o) = m.as_object_mut() {
+                // Also pending when the seal could not reach MLflow.
+                let pending = s.mlflow_is_pending(&run_id);
+                o.insert("pending_after_run".into(), serde_json::json!(pending));
+            }
+            m
+        });
+        json(
+            &serde_json::json!({"run_id": run_id, "outcome": outcome, "report": report,
+                                 "mlflow": linked}),
+        )
     })
 }
 
@@ -406,16 +547,16 @@ fn run(
 #[allow(clippy::too_many_arguments)]
 fn rerun(
     py: Python<'_>,
-    dir: &str,
-    run: &str,
+    dir: String,
+    run: String,
     store_bin: String,
     workdir: Option<PathBuf>,
     jobs: usize,
     policy: String,
     allow_unrecorded: bool,
 ) -> PyResult<String> {
-    work(py, || {
-        let s = open(dir)?;
+    work(py, move || {
+        let s = open(&dir)?;
         let o = store::reproduce::RerunOptions {
             jobs,
             policy: policy.parse()?,
@@ -424,7 +565,7 @@ fn rerun(
             store_bin,
             progress: false,
         };
-        json(&store::reproduce::rerun(&s, run, &o)?)
+        json(&store::reproduce::rerun(&s, &run, &o)?)
     })
 }
 
@@ -432,7 +573,7 @@ fn rerun(
 /// missing.
 #[pyfunction]
 fn current_run(py: Python<'_>) -> PyResult<String> {
-    work(py, || {
+    work(py, move || {
         json(&store::run::RunContext::resolve(None, None, None)?)
     })
 }
@@ -464,7 +605,9 @@ fn _store_wms(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lineage, m)?)?;
     m.add_function(wrap_pyfunction!(checkout, m)?)?;
     m.add_function(wrap_pyfunction!(metadata, m)?)?;
-    m.add_function(wrap_pyfunction!(read_file, m)?)?;
+    m.add_function(wrap_pyfunction!(open_file, m)?)?;
+    m.add_function(wrap_pyfunction!(gc, m)?)?;
+    m.add_class::<FileStream>()?;
     m.add_function(wrap_pyfunction!(push, m)?)?;
     m.add_function(wrap_pyfunction!(pull, m)?)?;
     m.add_function(wrap_pyfunction!(augment, m)?)?;

@@ -2,7 +2,10 @@
 
 ``store_wms`` is the Python face of `store`, a content-addressed versioning store for
 scientific workflows. It calls the same Rust library as the ``store`` command (no subprocess,
-no second implementation) and releases the GIL while it works.
+no second implementation). Long operations run without the GIL (other threads keep running)
+and Ctrl-C interrupts them: ``KeyboardInterrupt`` is raised at once while the abandoned
+operation finishes in the background; every write of the store is atomic, so the store stays
+consistent whether or not it completes.
 
 For workflow generators (tags are plain Pegasus metadata; a tagged workflow is still a plain
 Pegasus workflow)::
@@ -15,16 +18,20 @@ Pegasus workflow)::
     store_wms.track_transformation(train)      # track_trans on a Transformation
     store_wms.track_workflow(wf, "full")       # store_track: full on the Workflow
     report = store_wms.write_tracked(wf, "workflow.yml")   # augmented, ready for pegasus-plan
+    tracked, report = store_wms.augment(wf, mlflow=True)   # or in memory, linked to MLflow
 
 For job code (inside a Pegasus or ``store run`` job)::
 
     store_wms.record("model.pt", role="output")
+    mlflow.start_run(run_id=store_wms.mlflow_run_id())
 
 For notebooks::
 
     s = store_wms.Store.open()
     df = pandas.DataFrame(s.metadata())
     s.checkout(s.runs()[0].run_id, "restored")
+    with s.open_file(run_id, "model.pt") as f:   # streamed, every chunk verified
+        header = f.read(16)
 
 Errors are :class:`StoreError` subclasses, one per kind of failure (the ``store`` command's
 exit codes): :class:`InvalidInput`, :class:`NotAStore`, :class:`PathError`, :class:`Corrupt`,
@@ -62,6 +69,7 @@ __all__ = [
     "Store", "RunSummary", "Run", "Entry", "Counts", "Restored", "AugmentReport",
     "track_input", "track_output", "track_transformation", "track_workflow", "mlflow_job",
     "augment", "write_tracked", "run", "record", "current_run", "mlflow_run_id", "ROLES",
+    "StoredFile",
     "StoreError", "InvalidInput", "NotAStore", "PathError", "Corrupt", "NotFound",
     "NewerFormat", "DiskFull", "Busy", "RunSealed", "RemoteError",
 ]
@@ -172,6 +180,9 @@ class AugmentReport:
     by_tag: Dict[str, int]
     warnings: List[str]
     nothing_tracked: Optional[str]
+    #: With ``mlflow=True``: ``{"requests", "tracked_jobs", "pending", "parent_url"}``
+    #: (``pending`` says why MLflow was not reached; the seal fills it in later).
+    mlflow: Optional[Dict[str, Any]] = None
     raw: Dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -194,8 +205,99 @@ def _report(r: Dict[str, Any]) -> AugmentReport:
         main_jobs=r["main_jobs"], added_jobs=r["added_jobs"], run_id=r.get("run_id"),
         tracked=dict(r.get("tracked") or {}), transformations=list(r.get("transformations") or []),
         workflow_tracked=bool(r.get("workflow_tracked")), by_tag=dict(r.get("by_tag") or {}),
-        warnings=list(r.get("warnings") or []), nothing_tracked=r.get("nothing_tracked"), raw=r,
+        warnings=list(r.get("warnings") or []), nothing_tracked=r.get("nothing_tracked"),
+        mlflow=r.get("mlflow"), raw=r,
     )
+
+
+class StoredFile(io.RawIOBase):
+    """The raw, unbuffered stream of one stored file (what :meth:`Store.open_file` wraps in
+    an ``io.BufferedReader``): read-only and seekable; each read fetches and verifies the
+    chunks it reaches, without the GIL."""
+
+    def __init__(self, stream: "_b.FileStream", name: str = "") -> None:
+        """Wraps a native ``FileStream`` (from :meth:`Store.open_file`; not made by hand)."""
+        super().__init__()
+        self._s: Optional[_b.FileStream] = stream
+        self._pos = 0
+        self.name = name
+        #: The file's size in bytes.
+        self.size: int = stream.size
+        #: The file's content hash (hex).
+        self.hash: str = stream.hash
+        #: How many chunks the store keeps it in.
+        self.chunks: int = stream.chunks
+
+    def __repr__(self) -> str:
+        return f"<StoredFile {self.name!r} size={self.size} hash={self.hash[:12]}>"
+
+    def _stream(self) -> "_b.FileStream":
+        if self._s is None or self.closed:
+            raise ValueError("I/O operation on closed file")
+        return self._s
+
+    def readable(self) -> bool:
+        """True (ValueError once closed)."""
+        self._stream()
+        return True
+
+    def seekable(self) -> bool:
+        """True: any position can be read from (ValueError once closed)."""
+        self._stream()
+        return True
+
+    def writable(self) -> bool:
+        """False: a stored file is read-only."""
+        return False
+
+    def tell(self) -> int:
+        """The position the next read starts at."""
+        self._stream()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Moves to ``offset`` from the start, the current position or the end (``whence``
+        0, 1, 2); past the end is allowed (reads there return ``b""``). Nothing is read
+        until the next read. Returns the new position."""
+        self._stream()
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}.get(whence)
+        if base is None:
+            raise ValueError(f"invalid whence ({whence})")
+        pos = base + offset
+        if pos < 0:
+            raise ValueError(f"negative seek position {pos}")
+        self._pos = pos
+        return pos
+
+    def readinto(self, b: Any) -> int:
+        """Reads up to ``len(b)`` bytes into ``b``; returns how many (0 at the end). Raises
+        :class:`Corrupt` for a damaged chunk, :class:`RemoteError` when a clone cannot fetch
+        one."""
+        view = memoryview(b).cast("B")
+        data = self._stream().read_at(self._pos, len(view))
+        n = len(data)
+        view[:n] = data
+        self._pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all the rest when negative); ``b""`` at the end."""
+        if size is None or size < 0:
+            return self.readall()
+        data = self._stream().read_at(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        """The rest of the file, in one call."""
+        return self.read(max(self.size - self._pos, 0))
+
+    def close(self) -> None:
+        """Releases the store (idempotent)."""
+        if self._s is not None:
+            self._s.close()
+            self._s = None
+        super().close()
 
 
 class Store:
@@ -280,12 +382,23 @@ class Store:
                 rows.extend(run["files"].values())
         return rows
 
-    def open_file(self, run: str, lfn: str) -> io.BufferedReader:
-        """A read-only binary file with the content run ``run`` recorded for logical name (or
-        path) ``lfn``, every chunk verified; on a clone the chunks are fetched from its
-        remote. Raises :class:`NotFound`."""
-        data = _b.read_file(self.dir, run, lfn)
-        return io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+    def open_file(self, run: str, lfn: str, buffer_size: int = 1 << 20) -> io.BufferedReader:
+        """A read-only, seekable binary file with the content run ``run`` recorded for
+        logical name (or path) ``lfn``. It streams: chunks are read only when a read reaches
+        them, each verified against its hash (a damaged one raises :class:`Corrupt`), and on
+        a clone fetched from its remote when first needed (the chunk alone after a seek, a
+        few MiB ahead when reading on), so memory stays at one chunk and ``buffer_size``.
+        Use it as a context manager, or close it. Raises :class:`NotFound`.
+
+        The raw stream underneath is ``f.raw`` (a :class:`StoredFile`: ``size``, ``hash``)."""
+        raw = StoredFile(_b.open_file(self.dir, run, lfn), name=lfn)
+        return io.BufferedReader(raw, buffer_size=buffer_size)
+
+    def gc(self, apply: bool = False, keep_last: Optional[int] = None) -> Dict[str, Any]:
+        """Removes what nothing references (``store gc --json``): only reports what it would
+        remove unless ``apply``; ``keep_last`` keeps only the newest N versions of each added
+        path. Needs the store alone: raises :class:`Busy` while another process uses it."""
+        return json.loads(_b.gc(self.dir, apply, keep_last))
 
     def rerun(self, run: str, workdir: Optional[PathLike] = None, jobs: int = 2,
               policy: str = "full", allow_unrecorded: bool = False) -> Dict[str, Any]:
@@ -358,7 +471,7 @@ def mlflow_job(job: Any, experiment: Optional[str] = None, run: Optional[str] = 
 def write_tracked(wf: Any, path: PathLike, policy: Optional[str] = None,
                   run_id: Optional[str] = None, store_dir: Optional[PathLike] = None,
                   store_bin: Optional[str] = None, site: str = "local",
-                  strict: bool = False) -> AugmentReport:
+                  strict: bool = False, mlflow: bool = False) -> AugmentReport:
     """Writes Pegasus ``Workflow`` ``wf`` with tracking jobs added to ``path`` (its
     sub-workflows beside it), byte for byte what ``store augment <stem>.untracked.yml -o
     path`` writes; ``<stem>.untracked.yml`` is ``wf`` as Pegasus writes it, kept beside
@@ -367,6 +480,15 @@ def write_tracked(wf: Any, path: PathLike, policy: Optional[str] = None,
     ``store_dir`` is the store the tracking jobs record into (default: this workspace's, if
     any); ``store_bin`` the ``store`` binary on the execution site (default: ``store`` on
     PATH); ``run_id`` fixes the run (default: Pegasus's run ID, or a new one for a tree).
+    With ``mlflow=True`` (``store augment --mlflow``) the run is linked to MLflow now: its
+    experiment, parent run and a child run per tracked job are created at once on the
+    tracking server (the store's ``mlflow.uri``, else ``MLFLOW_TRACKING_URI``), each job gets
+    ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME`` and ``MLFLOW_RUN_ID`` (see
+    :func:`mlflow_run_id`), and the run ID is fixed (``run_id``, else a new one). If MLflow
+    does not answer in time the jobs run without it, ``report.mlflow["pending"]`` says why (a
+    warning too), and the seal fills MLflow in. Needs a store (the run's MLflow state lives
+    there): :class:`NotAStore` without one; :class:`InvalidInput` without a tracking URI.
+
     Raises :class:`InvalidInput` for a workflow the command would refuse.
     """
     out = Path(os.fspath(path))
@@ -380,27 +502,41 @@ def write_tracked(wf: Any, path: PathLike, policy: Optional[str] = None,
     # same command).
     src = out.with_name(out.stem + ".untracked.yml")
     wf.write(str(src))
-    r = _b.augment(str(src), os.fspath(out), policy, run_id,
-                   None if store_dir is None else os.path.abspath(os.fspath(store_dir)),
-                   store_bin, site, strict)
-    return _report(json.loads(r))
+    r = _report(json.loads(_b.augment(
+        str(src), os.fspath(out), policy, run_id,
+        None if store_dir is None else os.path.abspath(os.fspath(store_dir)),
+        store_bin, site, strict, mlflow)))
+    _warn_pending(r.mlflow, r.run_id)
+    return r
 
 
-def augment(wf: Any, policy: Optional[str] = None, run_id: Optional[str] = None,
-            store_dir: Optional[PathLike] = None, store_bin: Optional[str] = None,
-            site: str = "local", strict: bool = False,
+def _warn_pending(linked: Optional[Dict[str, Any]], run_id: Optional[str]) -> None:
+    """Warns when an MLflow linkage left the run pending (what the command says on stderr)."""
+    if linked and linked.get("pending"):
+        import warnings
+
+        warnings.warn(
+            f"MLflow not reached ({linked['pending']}); the jobs run without MLFLOW_* and run "
+            f"{run_id} is pending: its seal, or `store mlflow sync {run_id}`, fills MLflow in",
+            RuntimeWarning, stacklevel=3)
+
+
+def augment(wf: Any, policy: Optional[str] = None, mlflow: bool = False,
+            run_id: Optional[str] = None, store_dir: Optional[PathLike] = None,
+            store_bin: Optional[str] = None, site: str = "local", strict: bool = False,
             description_dir: PathLike = ".") -> Tuple[Any, AugmentReport]:
     """``wf`` with tracking jobs added, as a new ``Pegasus.api.Workflow`` loaded with
     Pegasus's own loader, and the report. ``wf`` itself is not changed. The description as
     written by ``wf`` is kept in ``description_dir`` (``<name>.untracked.yml``), where the
-    run's workflow tracker reads it. For a workflow with sub-workflows use
+    run's workflow tracker reads it. ``mlflow=True`` links the run to MLflow as
+    :func:`write_tracked` describes. For a workflow with sub-workflows use
     :func:`write_tracked`, which writes the augmented children too."""
     from Pegasus import workflow as _loader  # Pegasus's own loader
 
     with tempfile.TemporaryDirectory(prefix="store-wms-") as tmp:
         out = Path(tmp) / f"{wf.name}.yml"
         report = write_tracked(wf, out, policy=policy, run_id=run_id, store_dir=store_dir,
-                               store_bin=store_bin, site=site, strict=strict)
+                               store_bin=store_bin, site=site, strict=strict, mlflow=mlflow)
         kept = Path(os.fspath(description_dir)) / f"{wf.name}.untracked.yml"
         os.replace(out.with_name(out.stem + ".untracked.yml"), kept)
         text = out.read_text().replace(str(out.with_name(kept.name)), str(kept.resolve()))
@@ -419,13 +555,24 @@ def _store_bin() -> str:
     return b
 
 
-def run(workflow: Union[PathLike, Any], jobs: int = 2, policy: Optional[str] = None,
-        workdir: Optional[PathLike] = None, run_id: Optional[str] = None, track: bool = True,
-        no_containers: bool = False, store_dir: Optional[PathLike] = None) -> Dict[str, Any]:
-    """Runs a workflow on this machine, as ``store run`` does (without MLflow): a path to
-    its YAML, or a Pegasus ``Workflow`` (written beside ``workdir`` first). Returns
-    ``{"run_id", "outcome", "report"}``; a failed job raises :class:`StoreError` naming it.
-    ``jobs`` main jobs run at once; ``workdir`` defaults to ``runs/<run id>``."""
+def run(workflow: Union[PathLike, Any], jobs: Optional[int] = None,
+        policy: Optional[str] = None, mlflow: bool = False, workdir: Optional[PathLike] = None,
+        run_id: Optional[str] = None, track: bool = True, no_containers: bool = False,
+        store_dir: Optional[PathLike] = None) -> Dict[str, Any]:
+    """Runs a workflow on this machine, as ``store run`` does: a path to its YAML, or a
+    Pegasus ``Workflow`` (written beside ``workdir`` first). Returns ``{"run_id", "outcome",
+    "report", "mlflow"}``; a failed job raises :class:`StoreError` naming it. ``jobs`` main
+    jobs run at once (default 2); ``workdir`` defaults to ``runs/<run id>``.
+
+    ``mlflow=True`` (``store run --mlflow``) links the run to MLflow: an experiment per
+    workflow, a parent run, a child run per tracked job; user code gets
+    ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME`` and ``MLFLOW_RUN_ID`` (see
+    :func:`mlflow_run_id`). Tags asking for MLflow (``job_auto``, ``job_custom``,
+    ``full_track``) link it too when a tracking URI is configured. ``result["mlflow"]`` is
+    then ``{"requests", "tracked_jobs", "pending", "parent_url", "pending_after_run"}``.
+
+    Ctrl-C stops waiting at once (``KeyboardInterrupt``); jobs already started get the
+    terminal's SIGINT as well."""
     sd = _b.discover(None) if store_dir is None else os.fspath(store_dir)
     if not isinstance(workflow, (str, os.PathLike)):
         base = Path(os.fspath(workdir)) if workdir is not None else Path("runs")
@@ -433,9 +580,12 @@ def run(workflow: Union[PathLike, Any], jobs: int = 2, policy: Optional[str] = N
         path = base / f"{workflow.name}.yml"
         workflow.write(str(path))
         workflow = path
-    return json.loads(_b.run(sd, os.fspath(workflow), _store_bin(),
-                             None if workdir is None else os.fspath(workdir), run_id, jobs,
-                             policy, track, no_containers))
+    r = json.loads(_b.run(sd, os.fspath(workflow), _store_bin(),
+                          None if workdir is None else os.fspath(workdir), run_id,
+                          2 if jobs is None else jobs, policy, track, no_containers, None, [],
+                          mlflow))
+    _warn_pending(r.get("mlflow"), r.get("run_id"))
+    return r
 
 
 # --- For job code ----------------------------------------------------------------------------

@@ -76,3 +76,73 @@ def two_jobs(d: Path):
 
 def python_exe() -> str:
     return sys.executable
+
+
+def need(var: str, what: str) -> str:
+    """The test server's address from `var`; outside CI a missing one skips the test, under
+    CI (`CI=true`, as `bash tests/run.sh` runs) it fails it."""
+    v = os.environ.get(var, "").rstrip("/")
+    if not v:
+        assert not os.environ.get("CI"), f"CI must start {what} ({var}): bash tests/run.sh does"
+        pytest.skip(f"no {what} ({var}); bash tests/run.sh starts one")
+    return v
+
+
+class LockHolder:
+    """Another process holding the store's lock (`.store/lock`, flock) as a running store
+    process does: shared like any reader or writer, exclusive like `gc` or `reindex`."""
+
+    def __init__(self, store: Path, exclusive: bool) -> None:
+        mode = "LOCK_EX" if exclusive else "LOCK_SH"
+        code = ("import fcntl, sys\n"
+                f"f = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.{mode})\n"
+                "print('locked', flush=True)\nsys.stdin.read()\n")
+        self.p = subprocess.Popen([sys.executable, "-c", code, str(store / "lock")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout is not None and self.p.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        if self.p.poll() is None:
+            assert self.p.stdin is not None
+            self.p.stdin.close()
+            self.p.wait(timeout=10)
+
+
+@pytest.fixture()
+def hold_lock():
+    """`hold_lock(store, exclusive)`: a LockHolder, released at the end of the test."""
+    held = []
+
+    def hold(store: Path, exclusive: bool = False) -> LockHolder:
+        h = LockHolder(store, exclusive)
+        held.append(h)
+        return h
+
+    yield hold
+    for h in held:
+        h.release()
+
+
+@pytest.fixture()
+def tmpfs(tmp_path: Path):
+    """A 1 MiB tmpfs mounted for the test (needs root; under CI a failure to mount fails)."""
+    d = tmp_path / "tmpfs"
+    d.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        assert not os.environ.get("CI"), f"cannot mount a tmpfs (needs root): {p.stderr}"
+        pytest.skip(f"cannot mount a tmpfs (needs root): {p.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        if subprocess.run(["umount", str(d)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(d)])
+
+
+def add_sealed(ws: Ws, name: str, data: bytes, run: str) -> None:
+    """Records `data` as file `name` (role input) into run `run` of workflow `w`, sealed."""
+    (ws.root / name).write_bytes(data)
+    ws.run("add", "-q", "--role", "input", "--wf", "w", "--run", run, "--job", "J", "--no-env",
+           name)
+    ws.run("seal", run)

@@ -248,3 +248,21 @@ def test_run_a_pegasus_workflow_object_and_rerun_it(ws, monkeypatch):
     (ws.root / "bin" / "rev").write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
     with pytest.raises(store_wms.StoreError, match="job B"):
         store_wms.run(ws.root / "w" / "twojobs.yml", workdir=ws.root / "w2")
+
+
+def test_every_public_name_is_documented():
+    import inspect
+    import pydoc
+
+    text = pydoc.render_doc(store_wms, renderer=pydoc.plaintext)
+    assert "Ctrl-C" in text and "open_file" in text
+    for name in store_wms.__all__:
+        obj = getattr(store_wms, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert (obj.__doc__ or "").strip(), name
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            for m, f in vars(obj).items():
+                if not m.startswith("_") and (inspect.isfunction(f) or isinstance(f, classmethod)):
+                    assert (getattr(obj, m).__doc__ or "").strip(), f"{name}.{m}"
+    native = store_wms._store_wms.FileStream
+    assert native.__doc__ and native.read_at.__doc__

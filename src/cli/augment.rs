@@ -1,11 +1,9 @@
-//! `store augment`: add tracking jobs to a Pegasus workflow; and the MLflow linkage of a
-//! workflow at generation, which `run` and `rerun` share.
+//! `store augment`: add tracking jobs to a Pegasus workflow; and what the MLflow linkage of a
+//! workflow at generation (`store::mlflow::link_workflow`) tells the user, which `run` shares.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use store::mlflow::{JobPlan, Plan};
 use store::Store;
 
 use super::output::print_json;
@@ -177,15 +175,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         if let (Some(start), Some(m)) = (&linked, v.as_object_mut()) {
-            m.insert(
-                "mlflow".into(),
-                serde_json::json!({
-                    "requests": start.requests,
-                    "tracked_jobs": report.jobs.len(),
-                    "pending": start.pending,
-                    "parent_url": start.links.as_ref().map(|l| &l.parent.url),
-                }),
-            );
+            m.insert("mlflow".into(), store::mlflow::link_summary(start, &report));
         }
         print_json(&v)?;
     } else if !ctx.quiet {
@@ -218,12 +208,6 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     Ok(store::exit::OK)
 }
 
-/// `--mlflow` at generation: ensures the MLflow runs of the whole run at once (experiment,
-/// parent, a child per tracked job; concurrent requests, one time budget), then hands each main
-/// job its run (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`, `MLFLOW_RUN_ID` profiles) and
-/// each tracking job its run's URL (`--mlflow-run`); every tracking job and the seal record
-/// into `run_id`. If MLflow does not answer in time, jobs get no `MLFLOW_*` (user code runs as
-/// without MLflow), the run is pending, and the seal fills MLflow in. Returns the report.
 /// The parameters of `--mlflow-params FILE`, read now (none without it).
 pub fn mlflow_params(file: Option<&Path>) -> anyhow::Result<Vec<(String, String)>> {
     Ok(match file {
@@ -232,6 +216,9 @@ pub fn mlflow_params(file: Option<&Path>) -> anyhow::Result<Vec<(String, String)
     })
 }
 
+/// `--mlflow` at generation ([`store::mlflow::link_workflow`]), saying what it did: the runs
+/// created, or why MLflow was not reached (the run is then pending and its seal fills MLflow
+/// in).
 pub fn link_mlflow(
     s: &Store,
     tree: &mut store::pegasus::WorkflowTree,
@@ -240,82 +227,15 @@ pub fn link_mlflow(
     quiet: bool,
     params: Vec<(String, String)>,
 ) -> anyhow::Result<store::mlflow::StartReport> {
-    let uri = store::mlflow::tracking_uri(s)?.ok_or_else(|| {
-        store::Error::Invalid(
-            "--mlflow needs a tracking server: `store config set mlflow.uri URL` or set MLFLOW_TRACKING_URI".into(),
-        )
-    })?;
-    let tagged = report.jobs.iter().any(|j| j.mlflow_tag.is_some());
-    let plan = Plan {
-        workflow: tree.wf.name.clone(),
-        run_id: run_id.to_string(),
-        started_ms: store::util::now_ns() / 1_000_000,
-        // When any job carries `job_auto` or `job_custom` (the paper's tags), only those get
-        // MLflow runs: `job_auto` named after the job, `job_custom` as its `mlflow_experiment`
-        // and `mlflow_run` say.
-        jobs: report
-            .jobs
-            .iter()
-            .filter(|j| !tagged || j.mlflow_tag.is_some())
-            .map(|j| match j.mlflow_tag {
-                Some("job_auto") => JobPlan {
-                    job_id: j.id.clone(),
-                    experiment: None,
-                    run_name: None,
-                    params_from: j.mlflow_params.clone(),
-                },
-                _ => JobPlan {
-                    job_id: j.id.clone(),
-                    experiment: j.mlflow_experiment.clone(),
-                    run_name: j.mlflow_run.clone(),
-                    params_from: j.mlflow_params.clone(),
-                },
-            })
-            .collect(),
-        params,
-    };
-    let start = s.mlflow_start(&uri, plan)?;
-    // Keyed by (job path of the workflow, job ID): jobs live in the workflows of the tree.
-    let key = |wf: &str, job: &str| (wf.to_string(), job.to_string());
-    let mut env = BTreeMap::new();
-    let mut args: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    // The seal (run ID already in its arguments) finishes the MLflow runs, or fills them in.
-    anyhow::ensure!(
-        !report.seal_job.is_empty(),
-        store::Error::Invalid("--mlflow: the workflow tracks nothing (no tags, no policy)".into())
-    );
-    args.insert(key("", &report.seal_job), vec!["--mlflow".to_string()]);
-    env.insert(
-        key("", &report.seal_job),
-        vec![("MLFLOW_TRACKING_URI".to_string(), uri.clone())],
-    );
+    let start = store::mlflow::link_workflow(s, tree, report, run_id, params)?;
+    explain_link(&start, run_id, quiet);
+    Ok(start)
+}
+
+/// Tells what an MLflow linkage did (on stderr).
+pub fn explain_link(start: &store::mlflow::StartReport, run_id: &str, quiet: bool) {
     match &start.links {
         Some(links) => {
-            for j in &report.jobs {
-                let Some(l) = links.jobs.get(&j.id) else {
-                    continue;
-                };
-                env.insert(
-                    key(&j.workflow, &j.job),
-                    vec![
-                        ("MLFLOW_TRACKING_URI".to_string(), uri.clone()),
-                        ("MLFLOW_EXPERIMENT_NAME".to_string(), l.experiment.clone()),
-                        ("MLFLOW_RUN_ID".to_string(), l.run_id.clone()),
-                    ],
-                );
-                for t in &j.trackers {
-                    args.insert(
-                        key(&j.workflow, t),
-                        vec!["--mlflow-run".to_string(), l.url.clone()],
-                    );
-                }
-            }
-            for t in &report.run_level_trackers {
-                args.insert(
-                    key("", t),
-                    vec!["--mlflow-run".to_string(), links.parent.url.clone()],
-                );
-            }
             if !quiet {
                 eprintln!(
                     "MLflow: run {} with {} job runs ({} requests)",
@@ -330,6 +250,4 @@ pub fn link_mlflow(
             start.pending.as_deref().unwrap_or("unknown")
         ),
     }
-    store::pegasus::add_to_jobs(tree, &env, &args);
-    Ok(start)
 }

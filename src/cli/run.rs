@@ -157,7 +157,8 @@ pub fn local_options(
 
 /// Augments a workflow tree for this machine's `store run` ([`store::runner::local`]), prints
 /// what augmentation decided, and links MLflow when asked (`--mlflow`) or requested by tags
-/// with a tracking URI configured. Nothing is written: the runner plans the tree in memory.
+/// with a tracking URI configured ([`store::mlflow::augment_local_linked`]). Nothing is
+/// written: the runner plans the tree in memory.
 pub fn augment_locally(
     s: &Store,
     tree: store::pegasus::WorkflowTree,
@@ -166,13 +167,10 @@ pub fn augment_locally(
     quiet: bool,
     params: Vec<(String, String)>,
 ) -> anyhow::Result<(store::pegasus::WorkflowTree, store::pegasus::AugmentReport)> {
-    let (mut tree, report) = store::runner::local::augment_local(tree, o)?;
+    let (tree, report, start) = store::mlflow::augment_local_linked(s, tree, o, mlflow, params)?;
     super::augment::explain(&report, true);
-    // `full_track`, `job_auto` or `job_custom` ask for MLflow: linked when a tracking URI is
-    // configured.
-    let requested = report.mlflow_requested && store::mlflow::tracking_uri(s)?.is_some();
-    if mlflow || requested {
-        super::augment::link_mlflow(s, &mut tree, &report, &o.run_id, quiet, params)?;
+    if let Some(start) = &start {
+        super::augment::explain_link(start, &o.run_id, quiet);
     }
     Ok((tree, report))
 }

@@ -18,10 +18,13 @@
 //! bounded time budget ([`budget`]), after which the run is marked pending and the user told.
 //! The layout of `.store/mlflow/` is in `store-format.md` section 20.
 //!
-//! Layer: above runs and remotes (it reads run snapshots and the manifest URLs pushes give).
+//! Layer: above runs, remotes and Pegasus workflows (it reads run snapshots and the manifest
+//! URLs pushes give, and hands the jobs of an augmented workflow their runs before the local
+//! runner runs them).
 
 mod artifacts;
 mod client;
+mod link;
 mod params;
 mod records;
 mod state;
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use client::{bounded, mlflow_error, Client, RunInfo};
 pub use client::{check_uri, CallError};
+pub use link::{augment_local_linked, link_summary, link_workflow, run_local, LocalRun};
 pub use params::{config_params, config_params_file};
 use records::{base_tags, job_data, timestamp, FileRecord, Pairs};
 

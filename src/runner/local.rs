@@ -1,10 +1,11 @@
 //! A workflow tree run on this machine, as `store run` (and `rerun`, and the Python package)
 //! run it: augmented for the local runner (tracking jobs call the `store` binary on this
 //! store), planned into one job graph, checked for container engines before anything starts,
-//! then executed.
+//! then executed. The MLflow layer above puts these steps together with its linkage
+//! (`run_local` there).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::container::{self, Engine};
 use super::{run_jobs_with, RunOutcome};
@@ -100,27 +101,4 @@ impl Prepared {
             self.progress,
         )
     }
-}
-
-/// `store run` of the workflow at `path` without MLflow: load (catalogs beside it), augment
-/// unless `track` is false, plan, run. Returns the outcome and the augmentation report.
-pub fn run_workflow(
-    path: &Path,
-    catalogs: &crate::pegasus::CatalogOptions,
-    track: bool,
-    o: &LocalOptions,
-) -> Result<(RunOutcome, AugmentReport)> {
-    let tree = WorkflowTree::load_with_catalogs(path, &HashMap::new(), catalogs)?;
-    let (tree, report) = if track {
-        augment_local(tree, o)?
-    } else {
-        let report = AugmentReport {
-            main_jobs: tree.main_jobs(),
-            ..Default::default()
-        };
-        (tree, report)
-    };
-    let prepared = prepare(&tree, &report, o)?;
-    let outcome = prepared.run(&tree.replicas(), o)?;
-    Ok((outcome, report))
 }

@@ -22,6 +22,7 @@ mod output;
 mod pegasus;
 mod progress;
 mod properties;
+mod reader;
 mod remote;
 mod report;
 mod reproduce;
