@@ -71,14 +71,14 @@ pub fn complete_pending(
         if r.runs.contains(&p.run_id) {
             s.clear_pending_remote(&p.run_id, &r.remote)?;
         }
-        if p.git.is_some() {
+        if p.git.is_some() || p.metadata.is_some() {
             let e = s
                 .retry_git_push(&p.run_id, timeout)
                 .err()
                 .map(|e| e.to_string());
             if let Some(e) = &e {
                 eprintln!(
-                    "store: warning: run {}: code commit still not pushed to origin: {e}",
+                    "store: warning: run {}: git commit still not pushed to origin: {e}",
                     p.run_id
                 );
             }

@@ -74,6 +74,31 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             run.run_id, g.error
         );
     }
+    // The central catalog (`metadata.repo`) gets the sealed run's record; a failed push leaves
+    // the commit pending, a failed commit only warns: the run is sealed either way.
+    match s.metadata_commit_run(&run.run_id) {
+        Ok(Some(c)) => {
+            if let Some(why) = &c.push_error {
+                eprintln!(
+                    "store: warning: run {} is in the catalog (commit {}), not on its origin yet ({why}); `store push` or `store sync` pushes it later",
+                    run.run_id,
+                    &c.commit[..c.commit.len().min(12)]
+                );
+            } else if !ctx.quiet && !args.json {
+                eprintln!(
+                    "catalog: run {} committed ({})",
+                    run.run_id,
+                    &c.commit[..c.commit.len().min(12)]
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "store: warning: run {} sealed, but the catalog commit failed: {}; `store metadata commit` writes it",
+            run.run_id,
+            store::git::redact(&e.to_string())
+        ),
+    }
     // The seal job of an augmented workflow publishes the run when a remote is set.
     if let Some(name) = &default {
         let opts = store::PushOptions {

@@ -51,10 +51,18 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         }
     }
-    for p in pending.iter().filter(|p| p.git.is_some()) {
+    for p in pending
+        .iter()
+        .filter(|p| p.git.is_some() || p.metadata.is_some())
+    {
         match s.retry_git_push(&p.run_id, timeout) {
             Ok(()) => done.push(format!(
-                "pushed the code commit of run {} to origin",
+                "pushed the {} of run {} to origin",
+                match (&p.git, &p.metadata) {
+                    (Some(_), Some(_)) => "code and catalog commits",
+                    (Some(_), None) => "code commit",
+                    _ => "catalog commit",
+                },
                 p.run_id
             )),
             Err(e) => failed.push(format!("git push of run {}: {e}", p.run_id)),

@@ -74,6 +74,30 @@ pub fn commit_files(
     message: &str,
     timeout: Duration,
 ) -> Result<GitCommit> {
+    commit(repo_path, branch, files, message, timeout, false)
+}
+
+/// [`commit_files`], except that a branch whose tip already holds exactly these files makes no
+/// new commit whatever its message (the tip is returned, pushed again): for files that say
+/// everything themselves, like a catalog record.
+pub fn commit_files_if_changed(
+    repo_path: &Path,
+    branch: &str,
+    files: &[GitFile],
+    message: &str,
+    timeout: Duration,
+) -> Result<GitCommit> {
+    commit(repo_path, branch, files, message, timeout, true)
+}
+
+fn commit(
+    repo_path: &Path,
+    branch: &str,
+    files: &[GitFile],
+    message: &str,
+    timeout: Duration,
+    any_message: bool,
+) -> Result<GitCommit> {
     let repo = match Repository::open(repo_path) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => {
@@ -132,7 +156,7 @@ pub fn commit_files(
             .create_updated(&repo, &base)
             .map_err(|e| err("write tree", repo_path, e))?;
         if let Some(p) = &parent {
-            if p.tree_id() == tree_oid && p.message() == Some(message) {
+            if p.tree_id() == tree_oid && (any_message || p.message() == Some(message)) {
                 return finish(&repo, repo_path, branch, p.id(), timeout);
             }
         }
@@ -412,6 +436,13 @@ fn finish(
         pushed,
         push_error,
     })
+}
+
+/// The URL of the repository's `origin` (credentials removed), if it has one.
+pub fn origin_url(repo_path: &Path) -> Option<String> {
+    let repo = Repository::open(repo_path).ok()?;
+    let remote = repo.find_remote("origin").ok()?;
+    remote.url().map(redact)
 }
 
 /// Pushes `branch` of the repository at `repo_path` to its `origin` (a pending push being

@@ -35,6 +35,9 @@ pub struct PendingPush {
     /// The code commit still to be pushed to `origin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<PendingGit>,
+    /// The catalog commit (`metadata.repo`) still to be pushed to `origin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<PendingGit>,
     /// When it was first left pending, ns since the epoch.
     pub since_ns: i64,
 }
@@ -50,6 +53,12 @@ impl PendingPush {
             parts.push(format!(
                 "git push of {} to origin pending ({})",
                 g.branch, g.error
+            ));
+        }
+        if let Some(g) = &self.metadata {
+            parts.push(format!(
+                "git push of the catalog ({} of {}) to origin pending ({})",
+                g.branch, g.repo, g.error
             ));
         }
         parts.join("; ")
@@ -124,9 +133,23 @@ impl Store {
         Ok(p)
     }
 
+    /// Records that run `run_id`'s catalog commit is not on the metadata repository's
+    /// `origin` yet.
+    pub fn mark_metadata_pending(&self, run_id: &str, mut g: PendingGit) -> Result<PendingPush> {
+        let mut p = self.pending_push(run_id)?.unwrap_or(PendingPush {
+            run_id: run_id.to_string(),
+            since_ns: crate::engine::util::now_ns(),
+            ..PendingPush::default()
+        });
+        g.error = crate::run::git::redact(&g.error);
+        p.metadata = Some(g);
+        self.write_pending(&p)?;
+        Ok(p)
+    }
+
     fn write_pending(&self, p: &PendingPush) -> Result<()> {
         let path = self.push_pending_path(&p.run_id)?;
-        if p.remote.is_none() && p.git.is_none() {
+        if p.remote.is_none() && p.git.is_none() && p.metadata.is_none() {
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
                 _ => Ok(()),
@@ -149,28 +172,31 @@ impl Store {
         Ok(())
     }
 
-    /// Pushes a pending code commit to `origin` again (within `timeout`); forgets it when done,
-    /// keeps the new error when not.
+    /// Pushes a pending code commit and a pending catalog commit to their `origin` again
+    /// (each within `timeout`); forgets each when done, keeps the new error when not (the
+    /// first error is returned).
     pub fn retry_git_push(&self, run_id: &str, timeout: std::time::Duration) -> Result<()> {
         let Some(mut p) = self.pending_push(run_id)? else {
             return Ok(());
         };
-        let Some(g) = p.git.clone() else {
-            return Ok(());
-        };
-        match crate::run::git::push_branch(std::path::Path::new(&g.repo), &g.branch, timeout) {
-            Ok(()) => {
-                p.git = None;
-                self.write_pending(&p)
+        let mut first = None;
+        for slot in [&mut p.git, &mut p.metadata] {
+            let Some(g) = slot.clone() else { continue };
+            match crate::run::git::push_branch(std::path::Path::new(&g.repo), &g.branch, timeout) {
+                Ok(()) => *slot = None,
+                Err(e) => {
+                    *slot = Some(PendingGit {
+                        error: crate::run::git::redact(&e.to_string()),
+                        ..g
+                    });
+                    first.get_or_insert(e);
+                }
             }
-            Err(e) => {
-                p.git = Some(PendingGit {
-                    error: crate::run::git::redact(&e.to_string()),
-                    ..g
-                });
-                self.write_pending(&p)?;
-                Err(e)
-            }
+        }
+        self.write_pending(&p)?;
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

@@ -173,6 +173,16 @@ fn metadata_commit_versions_each_export() {
         serde_json::from_str(&ws.ok(&["metadata", "export"])).expect("json");
     assert_eq!(committed, export);
     assert!(committed["diamond"]["run-m1"]["files"]["data/x.csv"]["version"].is_string());
+    // Each run also has its own file, the same record with its name.
+    let mut run: serde_json::Value =
+        serde_json::from_str(&git(&meta, &["show", "main:runs/diamond/run-m2.json"]))
+            .expect("json");
+    assert_eq!(run["run_id"], "run-m2");
+    assert_eq!(run["workflow"], "diamond");
+    let m = run.as_object_mut().expect("object");
+    m.remove("run_id");
+    m.remove("workflow");
+    assert_eq!(run, committed["diamond"]["run-m2"]);
     let o = ws.run(&["config", "set", "no.such.key", "1"]);
     assert_eq!(o.status.code(), Some(store::exit::USAGE));
 }
@@ -298,4 +308,175 @@ fn held_ref_lock_fails_the_seal_naming_the_lock_file() {
     assert_eq!(git(&code, &["rev-parse", "diamond~1"]), commit1);
     assert_eq!(git(&code, &["show", "diamond:bin/a.py"]), "print('v2')");
     assert_eq!(run_status(&ws, "run-2"), "sealed");
+}
+
+/// With `metadata.repo`, every seal commits the run's record (`runs/<workflow>/<run>.json`:
+/// Table I per file, the code commit with a link and checksum per committed file) and pushes
+/// it; eight concurrent seals lose none; a failed push leaves the commit pending until
+/// `store sync`.
+#[test]
+fn every_seal_commits_its_run_to_the_catalog_and_concurrent_seals_lose_none() {
+    let ws = setup();
+    // The code repository's origin is on GitHub (pushes go to a local bare repository).
+    let code = ws.p("coderepo");
+    git(
+        &code,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            "https://github.com/alice/flow.git",
+        ],
+    );
+    let code_remote = ws.p("remote.git");
+    git(
+        &code,
+        &[
+            "remote",
+            "set-url",
+            "--push",
+            "origin",
+            code_remote.to_str().expect("utf8"),
+        ],
+    );
+    let meta = ws.p("metarepo");
+    let meta_remote = ws.p("meta-remote.git");
+    for (dir, bare) in [(&meta_remote, true), (&meta, false)] {
+        let mut c = Command::new("git");
+        c.args(["init", "-q"]);
+        if bare {
+            c.arg("--bare");
+        }
+        assert!(c.arg(dir).status().expect("git").success());
+    }
+    git(
+        &meta,
+        &[
+            "remote",
+            "add",
+            "origin",
+            meta_remote.to_str().expect("utf8"),
+        ],
+    );
+    ws.ok(&[
+        "config",
+        "set",
+        "metadata.repo",
+        meta.to_str().expect("utf8"),
+    ]);
+    ws.write("data/in.csv", b"a,b\n1,2\n");
+    for i in 0..8 {
+        ws.write(
+            &format!("bin/step{i}.py"),
+            format!("print({i})\n").as_bytes(),
+        );
+        record(
+            &ws,
+            &format!("run-{i}"),
+            "J",
+            "code",
+            &format!("bin/step{i}.py"),
+        );
+        record(&ws, &format!("run-{i}"), "J", "input", "data/in.csv");
+    }
+    let seals: Vec<_> = (0..8)
+        .map(|i| {
+            ws.cmd(&["seal", &format!("run-{i}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("seal")
+        })
+        .collect();
+    for s in seals {
+        let o = s.wait_with_output().expect("seal");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let tree = git(&meta, &["ls-tree", "-r", "--name-only", "main"]);
+    assert_eq!(tree.lines().count(), 8, "{tree}");
+    for i in 0..8 {
+        let run = format!("run-{i}");
+        let record: serde_json::Value = serde_json::from_str(&git(
+            &meta,
+            &["show", &format!("main:runs/diamond/{run}.json")],
+        ))
+        .expect("record");
+        let snap: serde_json::Value =
+            serde_json::from_str(&ws.ok(&["show", "--json", &run])).expect("json");
+        assert_eq!(record["run_id"], run.as_str());
+        assert_eq!(record["status"], "sealed");
+        assert_eq!(record["code"]["commit"], snap["code"]["commit"]);
+        assert_eq!(record["code"]["branch"], "diamond");
+        let commit = snap["code"]["commit"].as_str().expect("commit");
+        let files = record["code"]["files"].as_array().expect("code files");
+        let f = files
+            .iter()
+            .find(|f| f["path"] == format!("bin/step{i}.py"))
+            .expect("the run's script");
+        assert_eq!(
+            f["link"],
+            format!("https://github.com/alice/flow/blob/{commit}/bin/step{i}.py")
+        );
+        let script = snap["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["role"] == "code")
+            .expect("code entry");
+        assert_eq!(f["checksum"], script["hash"]);
+        // The committed file is the script at that commit.
+        assert_eq!(
+            git(&code, &["show", &format!("{commit}:bin/step{i}.py")]),
+            format!("print({i})")
+        );
+        assert_eq!(
+            record["files"]["data/in.csv"]["version"],
+            snap["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .find(|e| e["lfn"] == "data/in.csv")
+                .expect("input")["hash"]
+        );
+    }
+    // Pushed: origin has every run.
+    assert_eq!(
+        git(&meta_remote, &["rev-parse", "main"]),
+        git(&meta, &["rev-parse", "main"])
+    );
+    // Sealing again commits nothing new.
+    let before = git(&meta, &["rev-list", "--count", "main"]);
+    ws.ok(&["seal", "run-3"]);
+    assert_eq!(git(&meta, &["rev-list", "--count", "main"]), before);
+
+    // Origin away: the run is sealed and in the local catalog; the push is pending.
+    git(
+        &meta,
+        &["remote", "set-url", "origin", "/nonexistent/meta.git"],
+    );
+    ws.write("bin/late.py", b"print('late')\n");
+    record(&ws, "run-late", "J", "code", "bin/late.py");
+    let o = ws.run(&["seal", "run-late"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is in the catalog"), "{err}");
+    git(&meta, &["show", "main:runs/diamond/run-late.json"]);
+    let pending = fs::read_to_string(ws.p(".store/pending/push/run-late.json")).expect("pending");
+    assert!(pending.contains("\"metadata\""), "{pending}");
+    // Back: `store sync` pushes it and forgets it.
+    git(
+        &meta,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            meta_remote.to_str().expect("utf8"),
+        ],
+    );
+    ws.ok(&["sync"]);
+    assert!(!ws.p(".store/pending/push/run-late.json").exists());
+    assert_eq!(
+        git(&meta_remote, &["rev-parse", "main"]),
+        git(&meta, &["rev-parse", "main"])
+    );
 }
