@@ -29,6 +29,8 @@ pub mod pull;
 pub mod push;
 pub mod reindex;
 pub mod remote;
+pub mod remote_du;
+pub mod remote_gc;
 pub mod report;
 pub mod rerun;
 pub mod run;

@@ -41,6 +41,11 @@ enum Cmd {
         /// Its name.
         name: String,
     },
+    /// Delete what no reader will need again from a remote (a dry run unless --yes): packs of
+    /// killed pushes and superseded segments older than the grace period, stale partial uploads.
+    Gc(super::remote_gc::Args),
+    /// Bytes and objects a remote holds per workflow and run, shared and unique.
+    Du(super::remote_du::Args),
 }
 
 /// Non-secret remote options (credentials come from the environment or a credentials file).
@@ -115,8 +120,13 @@ impl RemoteOpts {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let cmd = match args.cmd {
+        Cmd::Gc(a) => return super::remote_gc::run(a, ctx),
+        Cmd::Du(a) => return super::remote_du::run(a, ctx),
+        cmd => cmd,
+    };
     let s = ctx.open()?;
-    match args.cmd {
+    match cmd {
         Cmd::Add {
             name,
             url,
@@ -144,6 +154,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         }
         Cmd::Remove { name } => s.remote_remove(&name)?,
+        Cmd::Gc(_) | Cmd::Du(_) => {}
     }
     Ok(store::exit::OK)
 }

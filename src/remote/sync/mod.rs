@@ -33,10 +33,15 @@ use crate::error::{Error, Result};
 use crate::remote::RemoteSpec;
 use crate::workspace::maintenance::Problem;
 
+mod gc;
 mod pull;
 mod push;
 mod segments;
+mod usage;
 mod verify;
+
+pub use gc::{RemoteGcItem, RemoteGcOptions, RemoteGcReport, RemoteGcRun, DEFAULT_GC_GRACE};
+pub use usage::{RemoteUsage, RunUsage, WorkflowUsage};
 
 pub use pull::clone_remote;
 use pull::*;

@@ -100,7 +100,8 @@ impl Store {
             .map(|(_, e)| u64::from(e.stored_len))
             .sum();
         let pb = crate::workspace::add::progress_bar(opts.progress, total, "uploading");
-        let uploaded = parallel(groups, opts.jobs.max(1), |group| {
+        // Builds one group's pack: (id, bytes, entries).
+        let build = |group: &[(Hash, Entry)]| -> Result<(Hash, Vec<u8>, Vec<Entry>)> {
             let mut buf = PackBuf::default();
             let mut i = 0;
             while i < group.len() {
@@ -126,8 +127,11 @@ impl Store {
                 }
                 i = j;
             }
+            Ok(buf.finish())
+        };
+        let uploaded = parallel(groups, opts.jobs.max(1), |group| {
             let logical: u64 = group.iter().map(|(_, e)| u64::from(e.stored_len)).sum();
-            let (id, bytes, entries) = buf.finish();
+            let (id, bytes, entries) = build(&group)?;
             let key = pack_key(&id);
             let len = bytes.len() as u64;
             let fresh = match backend.head(&key)? {
@@ -142,6 +146,9 @@ impl Store {
                     objects: entries.iter().map(SegObject::of).collect(),
                 },
                 fresh,
+                // A pack found in place (a killed push's, being resumed) is checked again once
+                // the segment naming it is written: see below.
+                (!fresh).then_some(group),
             ))
         })?;
         pb.finish_and_clear();
@@ -154,7 +161,9 @@ impl Store {
             roots: Vec::new(),
             covers: Vec::new(),
         };
-        for (p, fresh) in uploaded {
+        let mut reused = Vec::new();
+        for (p, fresh, group) in uploaded {
+            reused.extend(group.map(|g| (pack_key(&p.id), g)));
             if fresh {
                 report.packs_uploaded += 1;
                 report.bytes_uploaded += p.size;
@@ -209,6 +218,16 @@ impl Store {
             }
             let doc = self.run_document(run, &spec.url, &key)?;
             backend.put_new(&key, doc)?;
+        }
+        // A pack this push found in place instead of uploading was no segment's until this
+        // push's: `remote gc` may have deleted it meanwhile, as a killed push's (it deletes
+        // only packs older than its grace period, which a resumed push can meet). Now that the
+        // segment names it, one that is gone is uploaded again, built the same way.
+        for (key, group) in reused {
+            if backend.head(&key)?.is_none() {
+                let (_, bytes, _) = build(&group)?;
+                backend.put_new(&key, bytes)?;
+            }
         }
         if let Some((seg, id)) = written {
             report.merged = self.merge_segments(&name, &*backend, state, seg, id, opts.merge_at)?;
