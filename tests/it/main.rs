@@ -22,6 +22,7 @@ mod output;
 mod pegasus;
 mod properties;
 mod remote;
+mod remote_gc;
 mod report;
 mod reproduce;
 mod roundtrip;

@@ -317,23 +317,25 @@ fn gc_segments(
     grace: Duration,
     report: &mut RemoteGcReport,
 ) {
-    // The merged segment readers choose: the largest that reads back sound (ties: smallest id).
-    let Some(chosen) = merged
-        .iter()
-        .filter(|m| m.covers.is_some())
-        .max_by_key(|m| (m.n, std::cmp::Reverse(m.id)))
-    else {
+    let sound = || merged.iter().filter(|m| m.covers.is_some());
+    // The reference: the largest sound merged segment older than the grace period (ties: the
+    // smallest id, as readers choose). Every reader and merging push that started after it was
+    // written takes it or a larger one.
+    let reference = sound()
+        .filter(|m| old_enough(m.age, grace))
+        .max_by_key(|m| (m.n, std::cmp::Reverse(m.id)));
+    // What a younger reference would free, counted (kept until it is old enough).
+    let largest = sound().max_by_key(|m| (m.n, std::cmp::Reverse(m.id)));
+    let Some(largest) = largest else { return };
+    let base = reference.unwrap_or(largest);
+    let Some(base_covers) = base.covers.as_ref() else {
         return;
     };
-    let Some(chosen_covers) = chosen.covers.as_ref() else {
-        return;
-    };
-    let settled = old_enough(chosen.age, grace);
-    // Every sound merged segment as large as the chosen one: a reader or a merging push may
+    let settled = reference.is_some();
+    // Every sound merged segment as large as the reference: a reader or a merging push may
     // take any of them, so a plain segment goes only if all of them cover it.
-    let peers: Vec<&HashSet<Hash>> = merged
-        .iter()
-        .filter(|m| m.n >= chosen.n)
+    let peers: Vec<&HashSet<Hash>> = sound()
+        .filter(|m| m.n >= base.n)
         .filter_map(|m| m.covers.as_ref())
         .collect();
     for l in index {
@@ -346,6 +348,11 @@ fn gc_segments(
             continue;
         };
         if !peers.iter().all(|c| c.contains(&id)) {
+            // Covered by the largest, not yet by every segment as large as the reference: a
+            // later cycle frees it.
+            if largest.covers.as_ref().is_some_and(|c| c.contains(&id)) {
+                report.young_superseded_segments += 1;
+            }
             continue;
         }
         if !settled {
@@ -355,12 +362,15 @@ fn gc_segments(
         report.segments.push(RemoteGcItem {
             key: l.key.clone(),
             size: l.size,
-            reason: format!("covered by {}", chosen.key),
+            reason: format!("covered by {}", base.key),
         });
     }
-    for m in merged {
+    for m in sound() {
         let Some(c) = m.covers.as_ref() else { continue };
-        if m.key == chosen.key || !c.is_subset(chosen_covers) {
+        if m.key == base.key || !c.is_subset(base_covers) {
+            if m.key != largest.key && largest.covers.as_ref().is_some_and(|l| c.is_subset(l)) {
+                report.young_superseded_segments += 1;
+            }
             continue;
         }
         if !settled {
@@ -370,7 +380,7 @@ fn gc_segments(
         report.segments.push(RemoteGcItem {
             key: m.key.clone(),
             size: m.size,
-            reason: format!("superseded by {}", chosen.key),
+            reason: format!("superseded by {}", base.key),
         });
     }
 }
