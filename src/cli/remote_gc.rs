@@ -16,10 +16,11 @@ pub struct Args {
     /// 30m, 2h, 1d; default 1h).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     grace: Option<Duration>,
-    /// Select all but the newest N sealed runs of each workflow (reported; see docs/cli.md).
+    /// Remove all but the newest N sealed runs of each workflow (and, over two cycles, the
+    /// packs only they needed).
     #[arg(long, value_name = "N")]
     keep_last: Option<usize>,
-    /// Select sealed runs sealed longer ago than DUR (with --keep-last: both must hold).
+    /// Remove sealed runs sealed longer ago than DUR (with --keep-last: both must hold).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     older_than: Option<Duration>,
     /// Print JSON.
@@ -69,20 +70,40 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     for i in r.packs.iter().chain(&r.segments).chain(&r.partial_uploads) {
         println!("{verb} {} ({}): {}", i.key, human_bytes(i.size), i.reason);
     }
+    let removal = if r.deleted { "removed" } else { "would remove" };
     for run in &r.runs_selected {
         println!(
-            "selected run {}/{} (sealed {}, {} only it uses): not removed by this version",
+            "{removal} run {}/{} (sealed {}, {} only it uses)",
             run.workflow,
             run.run_id,
             human_time(run.sealed_ns),
             human_bytes(run.unique_bytes)
         );
     }
+    let condemn = if r.deleted {
+        "condemned"
+    } else {
+        "would condemn"
+    };
+    for i in &r.packs_condemned {
+        println!(
+            "{condemn} {} ({}): {}",
+            i.key,
+            human_bytes(i.size),
+            i.reason
+        );
+    }
+    for k in &r.packs_revived {
+        println!(
+            "{} {k}: a run needs it again",
+            if r.deleted { "revived" } else { "would revive" }
+        );
+    }
     for h in &r.held_back {
         eprintln!("store: warning: {h}");
     }
     println!(
-        "{verb}: {} packs, {} segments, {} partial uploads ({}) on {}; kept {} unreferenced packs and {} superseded segments younger than the grace period ({} s); {} requests",
+        "{verb}: {} packs, {} segments, {} partial uploads ({}) on {}; kept {} unreferenced packs, {} superseded segments and {} condemned packs younger than the grace period ({} s); {} requests",
         r.packs.len(),
         r.segments.len(),
         r.partial_uploads.len(),
@@ -90,10 +111,11 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         r.remote,
         r.young_unreferenced_packs,
         r.young_superseded_segments,
+        r.young_condemned_packs,
         r.grace_secs,
         r.requests
     );
-    if !r.deleted && r.bytes > 0 {
+    if !r.deleted && (r.bytes > 0 || !r.runs_selected.is_empty() || !r.packs_condemned.is_empty()) {
         println!("run `store remote gc {} --yes` to delete them", r.remote);
     }
     Ok(store::exit::OK)

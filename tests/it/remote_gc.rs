@@ -244,17 +244,37 @@ fn remote_gc_removes_superseded_segments_and_changes_nothing_readers_see() {
     restore_all(url, &expected, "c2");
 }
 
+/// Pack bytes a directory remote holds.
+fn remote_pack_bytes(remote: &Path) -> u64 {
+    tree(remote)
+        .iter()
+        .filter(|(k, _)| k.starts_with("packs/"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 #[test]
-fn remote_gc_selects_runs_by_keep_last_and_age_without_removing_them() {
+fn remote_gc_keep_last_removes_runs_and_reclaims_their_packs() {
     let r = tempfile::tempdir().expect("tmp");
     let remote = r.path().join("remote");
     let url = remote.to_str().expect("utf8");
     let a = Ws::new();
-    make_runs(&a, "wf", 4, 100_000);
+    // The remote first: each seal pushes its run, so each run's output has packs of its own.
     a.ok(&["remote", "add", "origin", url]);
-    a.ok(&["push", "-q"]);
+    make_runs(&a, "wf", 4, 100_000);
     let before = tree(&remote);
-    let d = json(&a.ok(&["remote", "gc", "--keep-last", "2", "--json"]));
+    let bytes_before = remote_pack_bytes(&remote);
+
+    // A dry run names the runs and the packs, and changes nothing.
+    let d = json(&a.ok(&[
+        "remote",
+        "gc",
+        "--keep-last",
+        "2",
+        "--grace",
+        "1s",
+        "--json",
+    ]));
     let sel: Vec<&str> = d["runs_selected"]
         .as_array()
         .expect("runs")
@@ -266,7 +286,14 @@ fn remote_gc_selects_runs_by_keep_last_and_age_without_removing_them() {
         let u = r["unique_bytes"].as_u64().expect("unique");
         assert!((100_000..110_000).contains(&u), "{r}");
     }
-    // Sealed moments ago: not older than a day.
+    assert!(
+        !d["packs_condemned"].as_array().expect("c").is_empty(),
+        "{d}"
+    );
+    assert_eq!(tree(&remote), before, "a dry run changed the remote");
+    let human = a.ok(&["remote", "gc", "--keep-last", "2"]);
+    assert!(human.contains("would remove run wf/run-00"), "{human}");
+    // Sealed moments ago: none is older than a day.
     let d = json(&a.ok(&[
         "remote",
         "gc",
@@ -277,11 +304,65 @@ fn remote_gc_selects_runs_by_keep_last_and_age_without_removing_them() {
         "--json",
     ]));
     assert_eq!(d["runs_selected"], serde_json::json!([]), "{d}");
-    let human = a.ok(&["remote", "gc", "--yes", "--keep-last", "3"]);
-    assert!(human.contains("selected run wf/run-00"), "{human}");
-    assert_eq!(tree(&remote), before);
-    let runs: Vec<_> = (0..4).map(|i| made_run(&a, i)).collect();
-    restore_all(url, &runs, "c");
+
+    // Cycle 1: the runs go from every reader's view, their packs are condemned (still there).
+    let y = json(&a.ok(&[
+        "remote",
+        "gc",
+        "--yes",
+        "--keep-last",
+        "2",
+        "--grace",
+        "1s",
+        "--json",
+    ]));
+    assert!(y["tombstones"].is_string(), "{y}");
+    assert_eq!(y["packs"], serde_json::json!([]), "{y}");
+    assert!(!remote.join("runs/wf/run-00.json").exists());
+    assert!(remote.join("runs/wf/run-02.json").exists());
+    assert_eq!(remote_pack_bytes(&remote), bytes_before);
+    let b = Ws::bare();
+    let c = json(&run_ok(&mut b.cmd(&["clone", url, "w", "--json"])));
+    assert_eq!(c["runs"].as_array().expect("runs").len(), 2, "{c}");
+    // A new run pushed meanwhile; the removed run pushed again is not published again.
+    a.write("out/run-04.bin", &pseudo_random(50_000, 404));
+    a.ok(&[
+        "add",
+        "-q",
+        "--role",
+        "output",
+        "--wf",
+        "wf",
+        "--run",
+        "run-04",
+        "--job",
+        "j1",
+        "out/run-04.bin",
+    ]);
+    a.ok(&["seal", "-q", "run-04"]);
+    a.ok(&["push", "-q", "origin", "run-00"]);
+    // Cycle 2, after the grace period: the packs only the removed runs needed are deleted.
+    std::thread::sleep(Duration::from_millis(3200));
+    let y2 = json(&a.ok(&["remote", "gc", "--yes", "--grace", "1s", "--json"]));
+    let deleted = y2["packs"].as_array().expect("packs");
+    assert!(!deleted.is_empty(), "{y2}");
+    let freed: u64 = deleted
+        .iter()
+        .map(|p| p["size"].as_u64().expect("size"))
+        .sum();
+    assert!(freed >= 100_000, "{y2}");
+    assert!(remote_pack_bytes(&remote) < bytes_before);
+    let mut kept: Vec<_> = (2..4).map(|i| made_run(&a, i)).collect();
+    kept.push((
+        "run-04".into(),
+        vec![("out/run-04.bin".into(), pseudo_random(50_000, 404))],
+    ));
+    restore_all(url, &kept, "c");
+    // A third cycle finds nothing more to do.
+    let y3 = json(&a.ok(&["remote", "gc", "--yes", "--grace", "1s", "--json"]));
+    assert_eq!(y3["packs"], serde_json::json!([]), "{y3}");
+    assert_eq!(y3["packs_condemned"], serde_json::json!([]), "{y3}");
+    restore_all(url, &kept, "c2");
 }
 
 #[test]

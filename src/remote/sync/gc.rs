@@ -11,8 +11,8 @@
 //!   the grace period.
 //! - A directory remote's partial uploads go once older than the grace period.
 //!
-//! Removing runs (`--keep-last`, `--older-than`) is selected and reported here; see
-//! [`RemoteGcOptions::keep_last`] for what this version does with the selection.
+//! - Runs `--keep-last` / `--older-than` select are removed, and the packs only they needed
+//!   reclaimed over two cycles (`reclaim`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -37,11 +37,9 @@ pub struct RemoteGcOptions {
     /// Nothing younger than this is deleted, and a superseded segment goes only once what
     /// supersedes it is this old. Must exceed the longest push or read.
     pub grace: Duration,
-    /// Keep the newest N sealed runs of each workflow; the others are selected for removal.
-    /// Selected runs are reported (with the bytes only they use) but not removed from the
-    /// remote by this version: a run's publication lives in immutable segments that other
-    /// pushers merge, and taking it back safely needs the tombstone protocol `store-format.md`
-    /// describes ("Removing runs"), not implemented yet.
+    /// Keep the newest N sealed runs of each workflow; the others are removed (with `yes`):
+    /// taken out of every reader's view by a tombstone, and the packs only they needed
+    /// reclaimed over two cycles (`store-format.md` 19.9, "Removing runs").
     pub keep_last: Option<usize>,
     /// Select sealed runs sealed longer ago than this (with `keep_last`: runs beyond the
     /// newest N and older than this).
@@ -105,8 +103,20 @@ pub struct RemoteGcReport {
     pub young_unreferenced_packs: u64,
     /// Superseded segments kept because what supersedes them is younger than the grace period.
     pub young_superseded_segments: u64,
-    /// Runs `--keep-last` / `--older-than` select (reported, not removed: see [`RemoteGcOptions`]).
+    /// Runs `--keep-last` / `--older-than` select: removed (with `--yes`).
     pub runs_selected: Vec<RemoteGcRun>,
+    /// Packs no kept run needs, condemned by this cycle: still read, never relied on by a
+    /// push, deleted by a cycle after the grace period (unless a run needs them again).
+    pub packs_condemned: Vec<RemoteGcItem>,
+    /// Condemned packs a run needs again (published by a push that relied on them before
+    /// their condemnation): back to normal.
+    pub packs_revived: Vec<String>,
+    /// Condemned packs kept because their condemnation is younger than the grace period.
+    pub young_condemned_packs: u64,
+    /// Run manifests (`runs/<workflow>/<run id>.json`) of the runs removed.
+    pub manifests: Vec<String>,
+    /// The segment carrying this cycle's tombstones, if one was written.
+    pub tombstones: Option<String>,
     /// Why nothing (or less) was deleted, when gc held back.
     pub held_back: Vec<String>,
     /// Requests made to the remote.
@@ -182,6 +192,13 @@ impl Store {
         if opts.keep_last.is_some() || opts.older_than.is_some() {
             report.runs_selected = self.gc_select_runs(&name, &*backend, &state, opts)?;
         }
+        let removing: HashSet<String> = report
+            .runs_selected
+            .iter()
+            .map(|r| r.run_id.clone())
+            .collect();
+        let reclaim = self.gc_reclaim(&name, &*backend, &state, &removing, opts, &mut report)?;
+        report.manifests = reclaim.manifests.clone();
         report.bytes = report
             .packs
             .iter()
@@ -190,6 +207,11 @@ impl Store {
             .map(|i| i.size)
             .sum();
         if opts.yes {
+            // Tombstones first: a pack deleted is out of view before it goes.
+            if let Some(seg) = &reclaim.segment {
+                report.tombstones = Some(self.write_tombstones(&name, &*backend, seg)?);
+            }
+            parallel(reclaim.manifests.clone(), 8, |k| backend.delete(&k))?;
             // Segments first (they only stop being read), then packs.
             let keys: Vec<String> = report
                 .segments
@@ -219,16 +241,21 @@ impl Store {
             if state.packs.contains_key(&id) {
                 continue;
             }
+            let gone = state.gone_packs.contains_key(&id);
             if !old_enough(l.age, grace) {
                 report.young_unreferenced_packs += 1;
             } else if !hold {
                 report.packs.push(RemoteGcItem {
                     key: l.key.clone(),
                     size: l.size,
-                    reason: format!(
-                        "no segment names it, {} s old (a killed push's)",
-                        l.age.map_or(0, |a| a.as_secs())
-                    ),
+                    reason: if gone {
+                        "deleted by an earlier cycle; deleting again".to_string()
+                    } else {
+                        format!(
+                            "no segment names it, {} s old (a killed push's)",
+                            l.age.map_or(0, |a| a.as_secs())
+                        )
+                    },
                 });
             }
         }

@@ -36,6 +36,7 @@ use crate::workspace::maintenance::Problem;
 mod gc;
 mod pull;
 mod push;
+mod reclaim;
 mod segments;
 mod usage;
 mod verify;

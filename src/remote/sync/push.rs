@@ -62,7 +62,7 @@ impl Store {
         };
         let mut missing: Vec<Hash> = wanted
             .into_iter()
-            .filter(|h| !state.objects.contains_key(h))
+            .filter(|h| !state.has_for_push(h))
             .collect();
         missing.sort();
         missing.dedup();
@@ -152,18 +152,15 @@ impl Store {
             ))
         })?;
         pb.finish_and_clear();
-        let mut seg = Segment {
-            format: "store-remote-segment".into(),
-            version: REMOTE_FORMAT,
-            created_ns: crate::engine::util::now_ns(),
-            packs: Vec::new(),
-            runs: Vec::new(),
-            roots: Vec::new(),
-            covers: Vec::new(),
-        };
+        let mut seg = Segment::new();
         let mut reused = Vec::new();
         for (p, fresh, group) in uploaded {
             reused.extend(group.map(|g| (pack_key(&p.id), g)));
+            // A pack `remote gc` condemned or deleted (its objects looked unneeded) that this
+            // push lists again is back to normal with this segment.
+            if state.status(&p.id) != PackStatus::Normal {
+                seg.revived.push((p.id, seg.created_ns));
+            }
             if fresh {
                 report.packs_uploaded += 1;
                 report.bytes_uploaded += p.size;
@@ -172,7 +169,8 @@ impl Store {
             }
             seg.packs.push(p);
         }
-        for run in &runs {
+        // Runs `remote gc` took back are not published again (19.9).
+        for run in runs.iter().filter(|r| !state.removed.contains(&r.run_id)) {
             let parts = self.index().run_parts(&run.run_id)?;
             let r = SegRun {
                 workflow: run.workflow.clone(),
@@ -197,7 +195,11 @@ impl Store {
         seg.roots.sort();
         seg.roots.dedup();
         let mut written = None;
-        if !(seg.packs.is_empty() && seg.runs.is_empty() && seg.roots.is_empty()) {
+        if !(seg.packs.is_empty()
+            && seg.runs.is_empty()
+            && seg.roots.is_empty()
+            && seg.revived.is_empty())
+        {
             let bytes = encode_segment(&seg)?;
             let id = segment_id(&bytes);
             backend.put_new(&format!("index/{id}.seg"), bytes.clone())?;
@@ -207,7 +209,10 @@ impl Store {
             written = Some((seg, id));
         }
         // Human-readable manifests of the sealed runs, for people browsing the remote.
-        for run in runs.iter().filter(|r| r.snapshot.is_some()) {
+        for run in runs
+            .iter()
+            .filter(|r| r.snapshot.is_some() && !state.removed.contains(&r.run_id))
+        {
             let key = run_key(&run.workflow, &run.run_id);
             if state
                 .runs
@@ -260,6 +265,7 @@ impl Store {
         }
         let key = format!("index/{id}.seg");
         state.add(seg, &key)?;
+        state.finish();
         // Everything the push read: the listed segments, those the merged one it read covers
         // (all listed, unless the listing lagged), and its own. Not a damaged segment: its
         // content is not in this union, and readers must keep reporting it.

@@ -215,7 +215,7 @@ impl Store {
 
     /// Every object under `roots`, walked in the local store (records and manifests must be
     /// local; chunks need not be), and how many records or manifests could not be read.
-    fn local_closure(&self, roots: &[Hash]) -> (HashSet<Hash>, u64) {
+    pub(super) fn local_closure(&self, roots: &[Hash]) -> (HashSet<Hash>, u64) {
         let mut seen: HashSet<Hash> = HashSet::new();
         let mut level: Vec<Hash> = roots.to_vec();
         let mut chunks: Vec<Hash> = Vec::new();
