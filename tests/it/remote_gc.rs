@@ -442,17 +442,20 @@ fn remote_du_counts_unique_and_shared_bytes() {
     assert!(u["requests"].as_u64().expect("requests") > 0);
 }
 
-/// Pushers of new runs, readers (clone, pull) and gc cycles with a short grace period, all at
-/// once on one directory remote; afterwards every run pushed restores byte for byte and
+/// Pushers of new runs, readers (clone, pull) and gc cycles removing all but the newest runs
+/// of each workflow with a short grace period, all at once on one directory remote;
+/// afterwards exactly the kept runs are on the remote, each restores byte for byte, and
 /// verify --remote is clean.
 #[test]
 fn remote_gc_torture() {
     const PUSHERS: usize = 4;
     const READERS: usize = 2;
+    const KEEP: usize = 6;
+    let keep = KEEP.to_string();
     let secs: u64 = std::env::var("STORE_GC_TORTURE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(13);
     let grace = "5s";
     let r = tempfile::tempdir().expect("tmp");
     let remote = r.path().join("remote");
@@ -472,26 +475,35 @@ fn remote_gc_torture() {
                     let mut i = 0u64;
                     while Instant::now() < deadline {
                         let id = format!("p{p}-r{i}");
+                        let wf = format!("wf{p}");
                         let out = format!("out/{id}.bin");
                         let data =
                             pseudo_random(20_000 + (i as usize % 5) * 3000, (p as u64) << 32 | i);
                         ws.write(&out, &data);
                         for (role, path) in [("input", "in/common.dat"), ("output", out.as_str())] {
                             ws.ok(&[
-                                "add", "-q", "--role", role, "--wf", "wf", "--run", &id, "--job",
+                                "add", "-q", "--role", role, "--wf", &wf, "--run", &id, "--job",
                                 "j", path,
                             ]);
                         }
                         ws.ok(&["seal", "-q", &id]);
                         // Every third push of pusher 0 is killed mid-way first, then resumed.
                         if p == 0 && i % 3 == 2 {
-                            let mut child = ws.cmd(&["push", "-q"]).spawn().expect("spawn push");
+                            let mut child = ws
+                                .cmd(&["push", "-q", "origin", &id])
+                                .spawn()
+                                .expect("spawn push");
                             std::thread::sleep(Duration::from_millis(15));
                             let _ = child.kill();
                             let _ = child.wait();
                         }
                         let t = Instant::now();
-                        run_ok(ws.cmd(&["push", "-q"]).env("STORE_MERGE_SEGMENTS", "3"));
+                        // The run by name: `push` without RUN would also publish every path
+                        // version, which keeps the objects of removed runs alive (19.9).
+                        run_ok(
+                            ws.cmd(&["push", "-q", "origin", &id])
+                                .env("STORE_MERGE_SEGMENTS", "3"),
+                        );
                         assert!(
                             t.elapsed() < Duration::from_secs(5),
                             "a push took longer than the grace period"
@@ -540,19 +552,33 @@ fn remote_gc_torture() {
                 })
             })
             .collect();
-        let gc = s.spawn(|| {
+        let keep = &keep;
+        let url = &url;
+        let gc = s.spawn(move || {
             let a = Ws::new();
             a.ok(&["remote", "add", "origin", &url]);
             let mut cycles = 0u64;
-            let mut deleted = (0u64, 0u64);
+            let mut deleted = (0u64, 0u64, 0u64, 0u64, 0u64);
             std::thread::sleep(Duration::from_millis(300));
             while Instant::now() < deadline {
                 if remote_exists(&url) {
                     // What a push killed for good leaves: a pack no segment will ever name.
                     fake_orphan_pack(Path::new(&url), 1000 + cycles, Duration::ZERO);
-                    let y = json(&a.ok(&["remote", "gc", "--yes", "--grace", grace, "--json"]));
+                    let y = json(&a.ok(&[
+                        "remote",
+                        "gc",
+                        "--yes",
+                        "--grace",
+                        grace,
+                        "--keep-last",
+                        keep,
+                        "--json",
+                    ]));
                     deleted.0 += y["packs"].as_array().expect("packs").len() as u64;
                     deleted.1 += y["segments"].as_array().expect("segs").len() as u64;
+                    deleted.2 += y["runs_selected"].as_array().expect("runs").len() as u64;
+                    deleted.3 += y["packs_condemned"].as_array().expect("c").len() as u64;
+                    deleted.4 += y["packs_revived"].as_array().expect("r").len() as u64;
                     cycles += 1;
                 }
                 std::thread::sleep(Duration::from_millis(400));
@@ -568,13 +594,32 @@ fn remote_gc_torture() {
         let reads: u64 = readers.into_iter().map(|h| h.join().expect("reader")).sum();
         (results, reads, gc)
     });
-    let runs: Vec<_> = pushed.iter().flat_map(|(r, _)| r.clone()).collect();
+    let all: usize = pushed.iter().map(|(r, _)| r.len()).sum();
+    // The newest KEEP runs of each pusher's workflow are the ones kept.
+    let runs: Vec<_> = pushed
+        .iter()
+        .flat_map(|(r, _)| r[r.len().saturating_sub(KEEP)..].to_vec())
+        .collect();
     let pushes: u64 = pushed.iter().map(|(_, n)| n).sum();
-    // One last cycle after the grace period collects what the last pushes superseded.
-    std::thread::sleep(Duration::from_secs(5));
+    // Two last cycles, the grace period (and the condemnation margin) apart: the runs pushed
+    // since the last removal go, and then the packs they alone needed.
     let a = Ws::new();
     a.ok(&["remote", "add", "origin", &url]);
-    let last = json(&a.ok(&["remote", "gc", "--yes", "--grace", grace, "--json"]));
+    let gc_args = [
+        "remote",
+        "gc",
+        "--yes",
+        "--grace",
+        grace,
+        "--keep-last",
+        &keep,
+        "--json",
+    ];
+    std::thread::sleep(Duration::from_secs(5));
+    let first = json(&a.ok(&gc_args));
+    std::thread::sleep(Duration::from_secs(7));
+    let last = json(&a.ok(&gc_args));
+    assert_eq!(last["runs_selected"], serde_json::json!([]), "{last}");
     restore_all(&url, &runs, "final");
     // Every orphan went, once older than the grace period.
     for c in 0..cycles.0 {
@@ -582,17 +627,23 @@ fn remote_gc_torture() {
         let p = Path::new(&url).join(format!("packs/{}/{id}.pack", &id[..2]));
         assert!(!p.exists(), "orphan pack {c} survived");
     }
-    let (cycles, (packs_deleted, segs_deleted)) = cycles;
+    let (cycles, (packs_deleted, segs_deleted, removed_during, condemned, revived)) = cycles;
+    let count = |v: &serde_json::Value, k: &str| v[k].as_array().expect(k).len();
     eprintln!(
-        "gc torture: {} runs, {pushes} pushes, {reads} clones+pulls, {} gc cycles, {} packs and {} segments deleted during, {} packs and {} segments at the end, 0 lost objects",
+        "gc torture: {all} runs pushed, {} kept (newest {KEEP} per workflow), {} removed, {pushes} pushes, {reads} clones+pulls, {} gc cycles, {} packs and {} segments deleted during ({condemned} packs condemned, {revived} revived), {} packs and {} segments at the end, 0 lost objects",
         runs.len(),
-        cycles + 1,
+        removed_during as usize + count(&first, "runs_selected"),
+        cycles + 2,
         packs_deleted,
         segs_deleted,
-        last["packs"].as_array().expect("packs").len(),
-        last["segments"].as_array().expect("segs").len()
+        count(&first, "packs") + count(&last, "packs"),
+        count(&first, "segments") + count(&last, "segments")
     );
-    assert!(runs.len() >= PUSHERS * 2, "too few runs: {}", runs.len());
+    assert_eq!(
+        removed_during as usize + count(&first, "runs_selected"),
+        all - runs.len()
+    );
+    assert!(all >= PUSHERS * (KEEP + 2), "too few runs: {all}");
     assert!(cycles >= 5, "too few gc cycles: {cycles}");
     assert!(
         segs_deleted > 0,

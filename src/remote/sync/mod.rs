@@ -174,6 +174,8 @@ pub struct RemoteVerifyReport {
     pub segments: u64,
     /// Packs checked.
     pub packs: u64,
+    /// Packs `remote gc` condemned (19.9): not checked, since no run needs them.
+    pub condemned_packs: u64,
     /// Objects re-hashed.
     pub objects: u64,
     /// Bytes downloaded.
