@@ -62,7 +62,10 @@ fn fake_orphan_pack(remote: &Path, seed: u64, age: Duration) -> PathBuf {
 
 /// Clones `url` into `b/<dir>`, checks out each run of `runs` (id, [(path, bytes)]) and
 /// compares every byte; verify --remote must be clean.
-fn restore_all(url: &str, runs: &[(String, Vec<(String, Vec<u8>)>)], dir: &str) {
+/// A run's ID and its files (path, bytes).
+type RunFiles = (String, Vec<(String, Vec<u8>)>);
+
+fn restore_all(url: &str, runs: &[RunFiles], dir: &str) {
     let b = Ws::bare();
     let c = json(&run_ok(&mut b.cmd(&["clone", url, dir, "--json"])));
     let ws = b.p(dir);
@@ -81,7 +84,7 @@ fn restore_all(url: &str, runs: &[(String, Vec<(String, Vec<u8>)>)], dir: &str) 
 }
 
 /// The files of `make_runs`' run `i`.
-fn made_run(ws: &Ws, i: usize) -> (String, Vec<(String, Vec<u8>)>) {
+fn made_run(ws: &Ws, i: usize) -> RunFiles {
     let id = format!("run-{i:02}");
     let out = format!("out/{id}.bin");
     let files = vec![
@@ -556,14 +559,14 @@ fn remote_gc_torture() {
         let url = &url;
         let gc = s.spawn(move || {
             let a = Ws::new();
-            a.ok(&["remote", "add", "origin", &url]);
+            a.ok(&["remote", "add", "origin", url]);
             let mut cycles = 0u64;
             let mut deleted = (0u64, 0u64, 0u64, 0u64, 0u64);
             std::thread::sleep(Duration::from_millis(300));
             while Instant::now() < deadline {
-                if remote_exists(&url) {
+                if remote_exists(url) {
                     // What a push killed for good leaves: a pack no segment will ever name.
-                    fake_orphan_pack(Path::new(&url), 1000 + cycles, Duration::ZERO);
+                    fake_orphan_pack(Path::new(url), 1000 + cycles, Duration::ZERO);
                     let y = json(&a.ok(&[
                         "remote",
                         "gc",
