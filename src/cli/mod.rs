@@ -31,6 +31,7 @@ pub mod reindex;
 pub mod remote;
 pub mod remote_du;
 pub mod remote_gc;
+pub mod remote_sync;
 pub mod report;
 pub mod rerun;
 pub mod run;

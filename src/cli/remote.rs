@@ -46,6 +46,9 @@ enum Cmd {
     Gc(super::remote_gc::Args),
     /// Bytes and objects a remote holds per workflow and run, shared and unique.
     Du(super::remote_du::Args),
+    /// Copy to remote DST what it lacks of remote SRC (packs checked by hash, then one
+    /// segment, then run manifests); running it again completes a sync that was stopped.
+    Sync(super::remote_sync::Args),
 }
 
 /// Non-secret remote options (credentials come from the environment or a credentials file).
@@ -123,6 +126,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let cmd = match args.cmd {
         Cmd::Gc(a) => return super::remote_gc::run(a, ctx),
         Cmd::Du(a) => return super::remote_du::run(a, ctx),
+        Cmd::Sync(a) => return super::remote_sync::run(a, ctx),
         cmd => cmd,
     };
     let s = ctx.open()?;
@@ -154,7 +158,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         }
         Cmd::Remove { name } => s.remote_remove(&name)?,
-        Cmd::Gc(_) | Cmd::Du(_) => {}
+        Cmd::Gc(_) | Cmd::Du(_) | Cmd::Sync(_) => {}
     }
     Ok(store::exit::OK)
 }

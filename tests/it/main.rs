@@ -23,6 +23,7 @@ mod pegasus;
 mod properties;
 mod remote;
 mod remote_gc;
+mod remote_sync;
 mod report;
 mod reproduce;
 mod roundtrip;

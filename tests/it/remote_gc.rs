@@ -745,7 +745,7 @@ fn s3_remote_gc_reclaims_and_keeps_what_runs_need() {
     assert_eq!(c["runs"].as_array().expect("runs").len(), 1, "{c}");
     let ws = b.p("w");
     run_ok(crate::remote::with_s3_env(
-        &mut b.cmd(&["checkout", "run-02", "--to", "r"]).current_dir(&ws),
+        b.cmd(&["checkout", "run-02", "--to", "r"]).current_dir(&ws),
     ));
     let (_, files) = made_run(&a, 2);
     for (path, bytes) in files {
@@ -755,8 +755,7 @@ fn s3_remote_gc_reclaims_and_keeps_what_runs_need() {
         );
     }
     let v = json(&run_ok(crate::remote::with_s3_env(
-        &mut b
-            .cmd(&["verify", "--remote", "origin", "--json"])
+        b.cmd(&["verify", "--remote", "origin", "--json"])
             .current_dir(&ws),
     )));
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");

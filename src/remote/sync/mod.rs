@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::remote::RemoteSpec;
 use crate::workspace::maintenance::Problem;
 
+mod copy;
 mod gc;
 mod pull;
 mod push;
@@ -41,6 +42,7 @@ mod segments;
 mod usage;
 mod verify;
 
+pub use copy::{RemoteSyncOptions, RemoteSyncReport};
 pub use gc::{RemoteGcItem, RemoteGcOptions, RemoteGcReport, RemoteGcRun, DEFAULT_GC_GRACE};
 pub use usage::{RemoteUsage, RunUsage, WorkflowUsage};
 
