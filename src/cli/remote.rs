@@ -42,7 +42,8 @@ enum Cmd {
         name: String,
     },
     /// Delete what no reader will need again from a remote (a dry run unless --yes): packs of
-    /// killed pushes and superseded segments older than the grace period, stale partial uploads.
+    /// killed pushes and superseded segments older than the grace period, stale partial
+    /// uploads; with --keep-last/--older-than, remove runs and reclaim the packs only they need.
     Gc(super::remote_gc::Args),
     /// Bytes and objects a remote holds per workflow and run, shared and unique.
     Du(super::remote_du::Args),
