@@ -72,8 +72,9 @@ pub use engine::store::{
 pub use error::{exit, Error, Result};
 pub use hash::{Hash, ObjectKind};
 pub use remote::sync::{
-    clone_remote, PullOptions, PullReport, PushOptions, PushReport, RemoteVerifyReport, Remotes,
-    Skipped,
+    clone_remote, PullOptions, PullReport, PushOptions, PushReport, RemoteGcItem, RemoteGcOptions,
+    RemoteGcReport, RemoteGcRun, RemoteSyncOptions, RemoteSyncReport, RemoteUsage,
+    RemoteVerifyReport, Remotes, RunUsage, Skipped, WorkflowUsage, DEFAULT_GC_GRACE,
 };
 pub use workspace::add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
 pub use workspace::checkout::{CheckoutOptions, CheckoutReport, LinkMode};

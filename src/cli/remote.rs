@@ -41,6 +41,15 @@ enum Cmd {
         /// Its name.
         name: String,
     },
+    /// Delete what no reader will need again from a remote (a dry run unless --yes): packs of
+    /// killed pushes and superseded segments older than the grace period, stale partial
+    /// uploads; with --keep-last/--older-than, remove runs and reclaim the packs only they need.
+    Gc(super::remote_gc::Args),
+    /// Bytes and objects a remote holds per workflow and run, shared and unique.
+    Du(super::remote_du::Args),
+    /// Copy to remote DST what it lacks of remote SRC (packs checked by hash, then one
+    /// segment, then run manifests); running it again completes a sync that was stopped.
+    Sync(super::remote_sync::Args),
 }
 
 /// Non-secret remote options (credentials come from the environment or a credentials file).
@@ -115,8 +124,14 @@ impl RemoteOpts {
 }
 
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
+    let cmd = match args.cmd {
+        Cmd::Gc(a) => return super::remote_gc::run(a, ctx),
+        Cmd::Du(a) => return super::remote_du::run(a, ctx),
+        Cmd::Sync(a) => return super::remote_sync::run(a, ctx),
+        cmd => cmd,
+    };
     let s = ctx.open()?;
-    match args.cmd {
+    match cmd {
         Cmd::Add {
             name,
             url,
@@ -144,6 +159,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         }
         Cmd::Remove { name } => s.remote_remove(&name)?,
+        Cmd::Gc(_) | Cmd::Du(_) | Cmd::Sync(_) => {}
     }
     Ok(store::exit::OK)
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::{remote_error, Backend, PartialUpload};
+use super::{remote_error, Backend, Listed, PartialUpload};
 use crate::error::{Error, Result};
 
 /// A directory remote.
@@ -128,9 +128,46 @@ impl Backend for DirBackend {
         self.count();
         let mut out = Vec::new();
         let start = self.root.join(prefix.trim_end_matches('/'));
-        walk(&self.root, &start, &mut out)?;
+        walk(&self.root, &start, &mut |rel, meta| {
+            out.push((rel, meta.len()))
+        })?;
         out.sort();
         Ok(out)
+    }
+
+    fn list_aged(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.count();
+        let mut out = Vec::new();
+        let start = self.root.join(prefix.trim_end_matches('/'));
+        let now = SystemTime::now();
+        walk(&self.root, &start, &mut |rel, meta| {
+            out.push(Listed {
+                key: rel,
+                size: meta.len(),
+                age: meta
+                    .modified()
+                    .ok()
+                    .map(|m| now.duration_since(m).unwrap_or(Duration::ZERO)),
+            })
+        })?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.count();
+        let p = self.path(key)?;
+        // unlink(2) removes the name at once: readers open the whole value or nothing.
+        match fs::remove_file(&p) {
+            Ok(()) => {
+                if let Some(dir) = p.parent() {
+                    crate::engine::util::fsync_dir(dir)?;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&p, e)),
+        }
     }
 
     fn requests(&self) -> u64 {
@@ -189,7 +226,7 @@ impl Backend for DirBackend {
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
+fn walk(root: &Path, dir: &Path, out: &mut dyn FnMut(String, fs::Metadata)) -> Result<()> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -202,9 +239,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
         if ft.is_dir() {
             walk(root, &p, out)?;
         } else if ft.is_file() {
-            let size = ent.metadata().map_err(|e| Error::io(&p, e))?.len();
+            // Removed meanwhile (`remote gc`, a writer's own tmp file): not listed.
+            let Ok(meta) = ent.metadata() else { continue };
             if let Ok(rel) = p.strip_prefix(root) {
-                out.push((rel.to_string_lossy().into_owned(), size));
+                out(rel.to_string_lossy().into_owned(), meta);
             }
         }
     }

@@ -49,7 +49,7 @@ use serde::Deserialize;
 use http::describe;
 use upload::nonce;
 
-use super::{remote_error, Backend, RemoteSpec};
+use super::{remote_error, Backend, Listed, RemoteSpec};
 use crate::error::{Error, Result};
 
 pub use auth::CREDENTIAL_ENV;
@@ -297,7 +297,7 @@ impl GdriveBackend {
         }
         if let Some(ids) = self.folders("", false)? {
             for id in ids {
-                self.delete(ROOT_KEY, &id)?;
+                self.delete_file(ROOT_KEY, &id)?;
             }
         }
         lock(&self.folders).clear();
@@ -393,7 +393,9 @@ impl GdriveBackend {
             // of the name.
             if found[0].id != created.id {
                 let children = format!("{} in parents and trashed = false", quote(&created.id));
-                if self.query(key, &children)?.is_empty() && self.delete(key, &created.id).is_ok() {
+                if self.query(key, &children)?.is_empty()
+                    && self.delete_file(key, &created.id).is_ok()
+                {
                     found.retain(|f| f.id != created.id);
                 }
             }
@@ -502,11 +504,75 @@ impl GdriveBackend {
         Ok(key.rsplit_once('/').unwrap_or(("", key)))
     }
 
-    fn delete(&self, key: &str, id: &str) -> Result<()> {
+    fn delete_file(&self, key: &str, id: &str) -> Result<()> {
         let url = self.file_endpoint(id, &[])?;
         let r = self.call(key, &|| self.client.delete(url.clone()))?;
         // 404: already gone (a retried delete whose first attempt succeeded).
         self.expect(key, r, &[200, 204, 404]).map(|_| ())
+    }
+
+    /// Every key under `prefix` with the file holding it (the oldest of its name).
+    fn list_items(&self, prefix: &str) -> Result<Vec<(String, Item)>> {
+        let dir = prefix.trim_end_matches('/');
+        let mut out = Vec::new();
+        let Some(ids) = self.folders(dir, false)? else {
+            return Ok(out);
+        };
+        // Breadth first; one query covers up to PARENTS_PER_QUERY folders of a level.
+        let mut level: Vec<(String, Vec<String>)> = vec![(dir.to_string(), ids)];
+        while !level.is_empty() {
+            let mut owner: HashMap<&str, &str> = HashMap::new();
+            for (path, ids) in &level {
+                for id in ids {
+                    owner.insert(id.as_str(), path.as_str());
+                }
+            }
+            let all: Vec<String> = level.iter().flat_map(|(_, ids)| ids.clone()).collect();
+            let mut folders: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+            let mut files: BTreeMap<String, Vec<Item>> = BTreeMap::new();
+            for batch in all.chunks(PARENTS_PER_QUERY) {
+                let q = format!("trashed = false and {}", in_parents(batch));
+                for item in self.query(prefix, &q)? {
+                    // With one folder asked, everything is its child (its id may be an alias
+                    // such as `root`, which `parents` does not repeat).
+                    let parent = if batch.len() == 1 {
+                        owner.get(batch[0].as_str()).copied()
+                    } else {
+                        item.parents
+                            .iter()
+                            .find_map(|p| owner.get(p.as_str()).copied())
+                    };
+                    let Some(parent) = parent else { continue };
+                    let path = if parent.is_empty() {
+                        item.name.clone()
+                    } else {
+                        format!("{parent}/{}", item.name)
+                    };
+                    if item.is_folder() {
+                        folders.entry(path).or_default().push(item);
+                    } else {
+                        files.entry(path).or_default().push(item);
+                    }
+                }
+            }
+            for (key, mut items) in files {
+                oldest_first(&mut items);
+                let w = items.swap_remove(0);
+                lock(&self.files).insert(key.clone(), w.clone());
+                out.push((key, w));
+            }
+            level = folders
+                .into_iter()
+                .map(|(path, mut items)| {
+                    oldest_first(&mut items);
+                    let ids: Vec<String> = items.into_iter().map(|i| i.id).collect();
+                    lock(&self.folders).insert(path.clone(), ids.clone());
+                    (path, ids)
+                })
+                .collect();
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     // ---- downloads ----
@@ -604,7 +670,7 @@ impl Backend for GdriveBackend {
         }
         for id in losers {
             // Best effort: a leftover younger duplicate is never read.
-            let _ = self.delete(key, id);
+            let _ = self.delete_file(key, id);
         }
         lock(&self.files).insert(key.to_string(), winner);
         Ok(won)
@@ -652,66 +718,50 @@ impl Backend for GdriveBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        let dir = prefix.trim_end_matches('/');
-        let mut out = Vec::new();
-        let Some(ids) = self.folders(dir, false)? else {
-            return Ok(out);
+        Ok(self
+            .list_items(prefix)?
+            .into_iter()
+            .map(|(k, i)| {
+                let n = i.size();
+                (k, n)
+            })
+            .collect())
+    }
+
+    fn list_aged(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let now = jiff::Timestamp::now();
+        Ok(self
+            .list_items(prefix)?
+            .into_iter()
+            .map(|(key, i)| {
+                // Values are never modified: a file's age is its `createdTime`'s.
+                let age = i
+                    .created_time
+                    .parse::<jiff::Timestamp>()
+                    .ok()
+                    .and_then(|t| std::time::Duration::try_from(now.duration_since(t)).ok());
+                Listed {
+                    key,
+                    size: i.size(),
+                    age,
+                }
+            })
+            .collect())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let (dir, name) = self.split(key)?;
+        lock(&self.files).remove(key);
+        let Some(parents) = self.folders(dir, false)? else {
+            return Ok(());
         };
-        // Breadth first; one query covers up to PARENTS_PER_QUERY folders of a level.
-        let mut level: Vec<(String, Vec<String>)> = vec![(dir.to_string(), ids)];
-        while !level.is_empty() {
-            let mut owner: HashMap<&str, &str> = HashMap::new();
-            for (path, ids) in &level {
-                for id in ids {
-                    owner.insert(id.as_str(), path.as_str());
-                }
-            }
-            let all: Vec<String> = level.iter().flat_map(|(_, ids)| ids.clone()).collect();
-            let mut folders: BTreeMap<String, Vec<Item>> = BTreeMap::new();
-            let mut files: BTreeMap<String, Vec<Item>> = BTreeMap::new();
-            for batch in all.chunks(PARENTS_PER_QUERY) {
-                let q = format!("trashed = false and {}", in_parents(batch));
-                for item in self.query(prefix, &q)? {
-                    // With one folder asked, everything is its child (its id may be an alias
-                    // such as `root`, which `parents` does not repeat).
-                    let parent = if batch.len() == 1 {
-                        owner.get(batch[0].as_str()).copied()
-                    } else {
-                        item.parents
-                            .iter()
-                            .find_map(|p| owner.get(p.as_str()).copied())
-                    };
-                    let Some(parent) = parent else { continue };
-                    let path = if parent.is_empty() {
-                        item.name.clone()
-                    } else {
-                        format!("{parent}/{}", item.name)
-                    };
-                    if item.is_folder() {
-                        folders.entry(path).or_default().push(item);
-                    } else {
-                        files.entry(path).or_default().push(item);
-                    }
-                }
-            }
-            for (key, mut items) in files {
-                oldest_first(&mut items);
-                let w = items.swap_remove(0);
-                out.push((key.clone(), w.size()));
-                lock(&self.files).insert(key, w);
-            }
-            level = folders
-                .into_iter()
-                .map(|(path, mut items)| {
-                    oldest_first(&mut items);
-                    let ids: Vec<String> = items.into_iter().map(|i| i.id).collect();
-                    lock(&self.folders).insert(path.clone(), ids.clone());
-                    (path, ids)
-                })
-                .collect();
+        // Every file of the name goes (racing creators may have left several), so no older
+        // duplicate can stand in for the value afterwards; a 404 is one already gone.
+        for item in self.files_named(&parents, name, key)? {
+            self.delete_file(key, &item.id)?;
         }
-        out.sort();
-        Ok(out)
+        lock(&self.files).remove(key);
+        Ok(())
     }
 
     fn requests(&self) -> u64 {

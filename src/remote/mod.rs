@@ -42,6 +42,25 @@ pub trait Backend: Send + Sync {
     fn head(&self, key: &str) -> Result<Option<u64>>;
     /// Every key under `prefix` (a directory-like prefix ending in `/`), with its size.
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>>;
+    /// Every key under `prefix` with its size and, where the backend records one, its age (the
+    /// time since it was written, by the backend's clock against this machine's). A backend
+    /// that cannot tell returns `None`, and `remote gc` then treats the value as young (never
+    /// deleted for its age).
+    fn list_aged(&self, prefix: &str) -> Result<Vec<Listed>> {
+        Ok(self
+            .list(prefix)?
+            .into_iter()
+            .map(|(key, size)| Listed {
+                key,
+                size,
+                age: None,
+            })
+            .collect())
+    }
+    /// Removes `key`. Idempotent: removing an absent key succeeds. Never partial: afterwards a
+    /// reader finds the whole value or nothing (on Drive, every file holding the key goes).
+    /// Only `remote gc` deletes, under the rules of `store-format.md` ("Remote gc").
+    fn delete(&self, key: &str) -> Result<()>;
     /// Requests made so far (for benchmarks and `--json` reports).
     fn requests(&self) -> u64;
     /// Values being written that never reached their key: a directory remote's `tmp/` files,
@@ -64,6 +83,17 @@ pub trait Backend: Send + Sync {
 /// writer was killed (a running writer keeps writing to it, and links it to its key moments
 /// after its last write). Each push removes the stale ones.
 pub const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A key as [`Backend::list_aged`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    /// The key, relative to the remote's root.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Time since it was written, when the backend records it.
+    pub age: Option<std::time::Duration>,
+}
 
 /// A value left half-written on a remote (see [`Backend::partial_uploads`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

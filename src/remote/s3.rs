@@ -11,7 +11,7 @@ use futures_util::TryStreamExt;
 use object_store::path::Path as OsPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::{remote_error, Backend, RemoteSpec};
+use super::{remote_error, Backend, Listed, RemoteSpec};
 use crate::error::{Error, Result};
 
 /// Whether the S3 client has credentials of its own, so that object_store would not fall back
@@ -255,6 +255,42 @@ impl Backend for ObjectStoreBackend {
                 k.strip_prefix(&strip).map(|k| (k.to_string(), m.size))
             })
             .collect())
+    }
+
+    fn list_aged(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let p = self.path(prefix.trim_end_matches('/'));
+        let metas: Vec<object_store::ObjectMeta> = self
+            .rt
+            .block_on(self.store.list(Some(&p)).try_collect())
+            .map_err(|e| self.err(prefix, e))?;
+        self.count(1 + metas.len() as u64 / 1000);
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let now = std::time::SystemTime::now();
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let k = m.location.to_string();
+                let written = std::time::SystemTime::from(m.last_modified);
+                k.strip_prefix(&strip).map(|k| Listed {
+                    key: k.to_string(),
+                    size: m.size,
+                    age: Some(now.duration_since(written).unwrap_or_default()),
+                })
+            })
+            .collect())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.count(1);
+        // DeleteObject removes the whole object at once, and succeeds for an absent key.
+        match self.rt.block_on(self.store.delete(&self.path(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(key, e)),
+        }
     }
 
     fn requests(&self) -> u64 {

@@ -24,6 +24,8 @@ mod progress;
 mod properties;
 mod reader;
 mod remote;
+mod remote_gc;
+mod remote_sync;
 mod report;
 mod reproduce;
 mod roundtrip;

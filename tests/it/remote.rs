@@ -138,6 +138,34 @@ pub fn conformance(b: &dyn Backend, racing: Racing) {
     let v = b.get("race/key").expect("get race").expect("present");
     assert_eq!(v.len(), 100_000);
     assert!(v.iter().all(|x| *x == v[0]));
+    // Ages: every backend here records when a value was written.
+    let aged = b.list_aged("a/").expect("list aged");
+    assert_eq!(aged.len(), 2, "{aged:?}");
+    for l in &aged {
+        let age = l.age.expect("an age");
+        assert!(age < std::time::Duration::from_secs(600), "{l:?}");
+    }
+    // Delete: the value goes whole, deleting again (or an absent key) succeeds, and the key
+    // can be created anew.
+    b.delete("a/two").expect("delete");
+    assert_eq!(b.get("a/two").expect("get deleted"), None);
+    assert_eq!(b.head("a/two").expect("head deleted"), None);
+    b.delete("a/two").expect("delete again");
+    b.delete("never/was").expect("delete absent");
+    assert!(b.put_new("d/gone", vec![9; 10]).expect("put d/gone"));
+    b.delete("d/gone").expect("delete d/gone");
+    assert!(b.list("d/").expect("list d").is_empty());
+    let listed: Vec<String> = b
+        .list("a/")
+        .expect("list")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, vec!["a/b/one".to_string()]);
+    assert!(b
+        .put_new("a/two", b"again".to_vec())
+        .expect("put after delete"));
+    assert_eq!(b.get("a/two").expect("get").as_deref(), Some(&b"again"[..]));
     assert!(b.requests() > 0);
 }
 

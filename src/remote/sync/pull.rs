@@ -285,7 +285,14 @@ impl Store {
         if opts.runs.is_empty() && !opts.metadata_only {
             // Everything: one pass over the remote's packs, each read in as few ranges as
             // possible, instead of walking the graph level by level.
-            let mut all: Vec<Hash> = state.objects.keys().copied().collect();
+            // Not what lies only in packs `remote gc` condemned: no run in view needs it (and
+            // gc may delete it any time now); what a run does need comes with its closure below.
+            let mut all: Vec<Hash> = state
+                .objects
+                .iter()
+                .filter(|(_, (p, _))| state.status(p) == PackStatus::Normal)
+                .map(|(h, _)| *h)
+                .collect();
             all.sort();
             let f = self.fetch_objects(&ctx, &self.absent(&all)?)?;
             report.objects += f.objects;

@@ -62,7 +62,7 @@ impl Store {
         };
         let mut missing: Vec<Hash> = wanted
             .into_iter()
-            .filter(|h| !state.objects.contains_key(h))
+            .filter(|h| !state.has_for_push(h))
             .collect();
         missing.sort();
         missing.dedup();
@@ -100,7 +100,8 @@ impl Store {
             .map(|(_, e)| u64::from(e.stored_len))
             .sum();
         let pb = crate::workspace::add::progress_bar(opts.progress, total, "uploading");
-        let uploaded = parallel(groups, opts.jobs.max(1), |group| {
+        // Builds one group's pack: (id, bytes, entries).
+        let build = |group: &[(Hash, Entry)]| -> Result<(Hash, Vec<u8>, Vec<Entry>)> {
             let mut buf = PackBuf::default();
             let mut i = 0;
             while i < group.len() {
@@ -126,8 +127,11 @@ impl Store {
                 }
                 i = j;
             }
+            Ok(buf.finish())
+        };
+        let uploaded = parallel(groups, opts.jobs.max(1), |group| {
             let logical: u64 = group.iter().map(|(_, e)| u64::from(e.stored_len)).sum();
-            let (id, bytes, entries) = buf.finish();
+            let (id, bytes, entries) = build(&group)?;
             let key = pack_key(&id);
             let len = bytes.len() as u64;
             let fresh = match backend.head(&key)? {
@@ -142,19 +146,21 @@ impl Store {
                     objects: entries.iter().map(SegObject::of).collect(),
                 },
                 fresh,
+                // A pack found in place (a killed push's, being resumed) is checked again once
+                // the segment naming it is written: see below.
+                (!fresh).then_some(group),
             ))
         })?;
         pb.finish_and_clear();
-        let mut seg = Segment {
-            format: "store-remote-segment".into(),
-            version: REMOTE_FORMAT,
-            created_ns: crate::engine::util::now_ns(),
-            packs: Vec::new(),
-            runs: Vec::new(),
-            roots: Vec::new(),
-            covers: Vec::new(),
-        };
-        for (p, fresh) in uploaded {
+        let mut seg = Segment::new();
+        let mut reused = Vec::new();
+        for (p, fresh, group) in uploaded {
+            reused.extend(group.map(|g| (pack_key(&p.id), g)));
+            // A pack `remote gc` condemned or deleted (its objects looked unneeded) that this
+            // push lists again is back to normal with this segment.
+            if state.status(&p.id) != PackStatus::Normal {
+                seg.revived.push((p.id, seg.created_ns));
+            }
             if fresh {
                 report.packs_uploaded += 1;
                 report.bytes_uploaded += p.size;
@@ -163,7 +169,8 @@ impl Store {
             }
             seg.packs.push(p);
         }
-        for run in &runs {
+        // Runs `remote gc` took back are not published again (19.9).
+        for run in runs.iter().filter(|r| !state.removed.contains(&r.run_id)) {
             let parts = self.index().run_parts(&run.run_id)?;
             let r = SegRun {
                 workflow: run.workflow.clone(),
@@ -188,7 +195,11 @@ impl Store {
         seg.roots.sort();
         seg.roots.dedup();
         let mut written = None;
-        if !(seg.packs.is_empty() && seg.runs.is_empty() && seg.roots.is_empty()) {
+        if !(seg.packs.is_empty()
+            && seg.runs.is_empty()
+            && seg.roots.is_empty()
+            && seg.revived.is_empty())
+        {
             let bytes = encode_segment(&seg)?;
             let id = segment_id(&bytes);
             backend.put_new(&format!("index/{id}.seg"), bytes.clone())?;
@@ -198,7 +209,10 @@ impl Store {
             written = Some((seg, id));
         }
         // Human-readable manifests of the sealed runs, for people browsing the remote.
-        for run in runs.iter().filter(|r| r.snapshot.is_some()) {
+        for run in runs
+            .iter()
+            .filter(|r| r.snapshot.is_some() && !state.removed.contains(&r.run_id))
+        {
             let key = run_key(&run.workflow, &run.run_id);
             if state
                 .runs
@@ -209,6 +223,16 @@ impl Store {
             }
             let doc = self.run_document(run, &spec.url, &key)?;
             backend.put_new(&key, doc)?;
+        }
+        // A pack this push found in place instead of uploading was no segment's until this
+        // push's: `remote gc` may have deleted it meanwhile, as a killed push's (it deletes
+        // only packs older than its grace period, which a resumed push can meet). Now that the
+        // segment names it, one that is gone is uploaded again, built the same way.
+        for (key, group) in reused {
+            if backend.head(&key)?.is_none() {
+                let (_, bytes, _) = build(&group)?;
+                backend.put_new(&key, bytes)?;
+            }
         }
         if let Some((seg, id)) = written {
             report.merged = self.merge_segments(&name, &*backend, state, seg, id, opts.merge_at)?;
@@ -241,6 +265,7 @@ impl Store {
         }
         let key = format!("index/{id}.seg");
         state.add(seg, &key)?;
+        state.finish();
         // Everything the push read: the listed segments, those the merged one it read covers
         // (all listed, unless the listing lagged), and its own. Not a damaged segment: its
         // content is not in this union, and readers must keep reporting it.

@@ -63,6 +63,51 @@ pub(super) struct Segment {
     /// In a merged segment: the segments whose union it is (absent in a plain one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) covers: Vec<Hash>,
+    /// Run IDs `remote gc` took back (19.9): readers leave them out of their view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) removed: Vec<String>,
+    /// Packs `remote gc` condemned, each with the generation (ns) of the event: still read,
+    /// never deduplicated against by a push.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) condemned: Vec<(Hash, i64)>,
+    /// Packs `remote gc` deleted (out of readers' view), with the generation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) gone: Vec<(Hash, i64)>,
+    /// Packs brought back to normal (by gc, or by a push listing a condemned or gone pack
+    /// again), with the generation. A pack's status is its latest event's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) revived: Vec<(Hash, i64)>,
+}
+
+/// A pack's status under gc's tombstones (19.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PackStatus {
+    /// In view, and deduplicated against.
+    Normal,
+    /// In view (readers still read it), but a push uploads its objects again rather than
+    /// relying on it.
+    Condemned,
+    /// Deleted: out of view.
+    Gone,
+}
+
+impl Segment {
+    /// An empty plain segment.
+    pub(super) fn new() -> Segment {
+        Segment {
+            format: "store-remote-segment".into(),
+            version: REMOTE_FORMAT,
+            created_ns: crate::engine::util::now_ns(),
+            packs: Vec::new(),
+            runs: Vec::new(),
+            roots: Vec::new(),
+            covers: Vec::new(),
+            removed: Vec::new(),
+            condemned: Vec::new(),
+            gone: Vec::new(),
+            revived: Vec::new(),
+        }
+    }
 }
 
 /// What a remote holds, from all its segments.
@@ -89,6 +134,20 @@ pub(super) struct RemoteState {
     pub(super) damaged_ids: HashSet<Hash>,
     /// The segment key each run's current publication was read from (to name it in reports).
     pub(super) run_keys: HashMap<String, String>,
+    /// Runs taken back by `remote gc` (out of `runs`).
+    pub(super) removed: HashSet<String>,
+    /// The latest condemnation of each pack condemned by `remote gc`.
+    pub(super) condemns: HashMap<Hash, i64>,
+    /// The latest deletion of each pack `remote gc` deleted.
+    pub(super) gones: HashMap<Hash, i64>,
+    /// The latest revival of each pack revived.
+    pub(super) revivals: HashMap<Hash, i64>,
+    /// Packs out of view (gone): size and the objects placed in them. Not in `packs` or
+    /// `objects`; kept for merges.
+    pub(super) gone_packs: HashMap<Hash, (u64, Vec<Entry>)>,
+    /// Placements of objects other than the one in `objects` (another pack holding the same
+    /// object): where an object goes when its pack is condemned or gone.
+    pub(super) extra_places: Vec<(Hash, Entry)>,
 }
 
 impl SegObject {
@@ -140,7 +199,27 @@ impl RemoteState {
             self.packs.insert(p.id, p.size);
             for o in p.objects {
                 let e = o.entry()?;
-                self.objects.entry(e.hash).or_insert((p.id, e));
+                match self.objects.entry(e.hash) {
+                    std::collections::hash_map::Entry::Occupied(at) => {
+                        if at.get().0 != p.id {
+                            self.extra_places.push((p.id, e));
+                        }
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((p.id, e));
+                    }
+                }
+            }
+        }
+        self.removed.extend(seg.removed);
+        for (map, events) in [
+            (&mut self.condemns, seg.condemned),
+            (&mut self.gones, seg.gone),
+            (&mut self.revivals, seg.revived),
+        ] {
+            for (p, g) in events {
+                let at = map.entry(p).or_insert(g);
+                *at = (*at).max(g);
             }
         }
         for r in seg.runs {
@@ -180,6 +259,105 @@ impl RemoteState {
         Ok(())
     }
 
+    /// Pack `p`'s status: its latest event's (condemned, gone, revived; none: normal).
+    pub(super) fn status(&self, p: &Hash) -> PackStatus {
+        let revived = self.revivals.get(p).copied().unwrap_or(i64::MIN);
+        let c = self.condemns.get(p).copied().filter(|c| *c > revived);
+        let g = self.gones.get(p).copied().filter(|g| *g > revived);
+        match (c, g) {
+            (_, Some(g)) if c.is_none_or(|c| g >= c) => PackStatus::Gone,
+            (Some(_), _) => PackStatus::Condemned,
+            _ => PackStatus::Normal,
+        }
+    }
+
+    /// True when a push may rely on the remote holding `h`: a segment places it in a pack in
+    /// view that gc has not condemned.
+    pub(super) fn has_for_push(&self, h: &Hash) -> bool {
+        self.objects
+            .get(h)
+            .is_some_and(|(p, _)| self.status(p) == PackStatus::Normal)
+    }
+
+    /// Applies gc's tombstones once segments are added (again after adding more): removed runs
+    /// leave `runs`; gone packs leave `packs` and `objects` (packs revived since come back);
+    /// each object is placed in a normal pack where one holds it.
+    pub(super) fn finish(&mut self) {
+        let removed = std::mem::take(&mut self.removed);
+        self.runs.retain(|id, _| !removed.contains(id));
+        self.run_keys.retain(|id, _| !removed.contains(id));
+        self.removed = removed;
+        if self.condemns.is_empty() && self.gones.is_empty() {
+            return;
+        }
+        let back: Vec<Hash> = self
+            .gone_packs
+            .keys()
+            .filter(|p| self.status(p) != PackStatus::Gone)
+            .copied()
+            .collect();
+        for p in back {
+            if let Some((size, entries)) = self.gone_packs.remove(&p) {
+                self.packs.insert(p, size);
+                for e in entries {
+                    if let Some(old) = self.objects.insert(e.hash, (p, e)) {
+                        self.extra_places.push(old);
+                    }
+                }
+            }
+        }
+        let out: Vec<Hash> = self
+            .packs
+            .keys()
+            .filter(|p| self.status(p) == PackStatus::Gone)
+            .copied()
+            .collect();
+        for p in &out {
+            if let Some(size) = self.packs.remove(p) {
+                self.gone_packs.entry(*p).or_insert((size, Vec::new()));
+            }
+        }
+        let mut moved = Vec::new();
+        let gone = &self.gone_packs;
+        self.objects.retain(|_, (p, e)| {
+            if gone.contains_key(p) {
+                moved.push((*p, e.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for (p, e) in moved {
+            if let Some(d) = self.gone_packs.get_mut(&p) {
+                if !d.1.iter().any(|x| x.hash == e.hash) {
+                    d.1.push(e);
+                }
+            }
+        }
+        // Each object placed in a normal pack where one holds it, else a condemned one.
+        let extra = std::mem::take(&mut self.extra_places);
+        let mut kept = Vec::with_capacity(extra.len());
+        for (p, e) in extra {
+            let st = self.status(&p);
+            if st == PackStatus::Gone || !self.packs.contains_key(&p) {
+                kept.push((p, e));
+                continue;
+            }
+            let better = match self.objects.get(&e.hash) {
+                None => true,
+                Some((q, _)) => st == PackStatus::Normal && self.status(q) != PackStatus::Normal,
+            };
+            if better {
+                if let Some(old) = self.objects.insert(e.hash, (p, e)) {
+                    kept.push(old);
+                }
+            } else {
+                kept.push((p, e));
+            }
+        }
+        self.extra_places = kept;
+    }
+
     /// See `meta_packs`.
     pub(super) fn meta_packs(&self) -> &HashMap<Hash, Vec<Entry>> {
         self.meta_packs.get_or_init(|| {
@@ -199,34 +377,60 @@ impl RemoteState {
         })
     }
 
-    /// This state as one merged segment covering `covers`.
+    /// This state as one merged segment covering `covers`: every pack in view or gone (with
+    /// every placement of its objects, so that a revival brings them back) and gc's tombstones.
     pub(super) fn merged(&self, covers: Vec<Hash>) -> Segment {
-        let mut by_pack: BTreeMap<Hash, Vec<SegObject>> =
-            self.packs.keys().map(|p| (*p, Vec::new())).collect();
-        for (p, e) in self.objects.values() {
+        let mut by_pack: BTreeMap<Hash, Vec<SegObject>> = self
+            .packs
+            .keys()
+            .chain(self.gone_packs.keys())
+            .map(|p| (*p, Vec::new()))
+            .collect();
+        for (p, e) in self.objects.values().chain(self.extra_places.iter()) {
             by_pack.entry(*p).or_default().push(SegObject::of(e));
+        }
+        for (p, (_, entries)) in &self.gone_packs {
+            by_pack
+                .entry(*p)
+                .or_default()
+                .extend(entries.iter().map(SegObject::of));
         }
         let packs = by_pack
             .into_iter()
             .map(|(id, mut objects)| {
                 objects.sort_by_key(|o| o.5);
+                objects.dedup_by_key(|o| o.5);
                 SegPack {
                     id,
-                    size: self.packs.get(&id).copied().unwrap_or(0),
+                    size: self
+                        .packs
+                        .get(&id)
+                        .or(self.gone_packs.get(&id).map(|d| &d.0))
+                        .copied()
+                        .unwrap_or(0),
                     objects,
                 }
             })
             .collect();
         let mut roots: Vec<Hash> = self.roots.iter().copied().collect();
         roots.sort();
+        let mut removed: Vec<String> = self.removed.iter().cloned().collect();
+        removed.sort();
+        let events = |m: &HashMap<Hash, i64>| {
+            let mut v: Vec<(Hash, i64)> = m.iter().map(|(p, g)| (*p, *g)).collect();
+            v.sort();
+            v
+        };
         Segment {
-            format: "store-remote-segment".into(),
-            version: REMOTE_FORMAT,
-            created_ns: crate::engine::util::now_ns(),
             packs,
             runs: self.runs.values().cloned().collect(),
             roots,
             covers,
+            removed,
+            condemned: events(&self.condemns),
+            gone: events(&self.gones),
+            revived: events(&self.revivals),
+            ..Segment::new()
         }
     }
 }
@@ -418,6 +622,7 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+        state.finish();
         Ok(state)
     }
 }

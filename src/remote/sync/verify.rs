@@ -74,7 +74,21 @@ impl Store {
         for (p, e) in state.objects.values() {
             by_pack.entry(*p).or_default().push(e.clone());
         }
-        let mut packs: Vec<(Hash, u64)> = state.packs.iter().map(|(p, s)| (*p, *s)).collect();
+        // Packs `remote gc` condemned hold what no run in view needs, and may be deleted at any
+        // moment: counted, not checked. What gc deleted is no reference's problem either: gc
+        // deletes only what no run in view or path version reaches.
+        let gone: HashSet<Hash> = state
+            .gone_packs
+            .values()
+            .flat_map(|(_, entries)| entries.iter().map(|e| e.hash))
+            .collect();
+        let mut packs: Vec<(Hash, u64)> = state
+            .packs
+            .iter()
+            .filter(|(p, _)| state.status(p) == PackStatus::Normal)
+            .map(|(p, s)| (*p, *s))
+            .collect();
+        report.condemned_packs = (state.packs.len() - packs.len()) as u64;
         packs.sort();
         if let Some(n) = sample {
             // A spread-out sample: every k-th pack in hash order (hash order is random).
@@ -135,7 +149,7 @@ impl Store {
                             if let Some(c) = next
                                 .iter()
                                 .chain(chunks.iter())
-                                .find(|c| !state.objects.contains_key(c))
+                                .find(|c| !state.objects.contains_key(c) && !gone.contains(c))
                             {
                                 problems.push(problem(
                                     &key,
@@ -157,7 +171,12 @@ impl Store {
             report.bytes += b;
             report.problems.extend(p);
         }
-        let named: HashSet<String> = state.packs.keys().map(pack_key).collect();
+        let named: HashSet<String> = state
+            .packs
+            .keys()
+            .chain(state.gone_packs.keys())
+            .map(pack_key)
+            .collect();
         report.unreferenced = backend
             .list("packs/")?
             .into_iter()
