@@ -91,6 +91,11 @@ pub struct GdriveOptions {
     pub backoff_cap: Duration,
     /// No retry starts after this long.
     pub retry_budget: Duration,
+    /// Where resumable sessions are remembered (one small file per upload in progress, the
+    /// session's URL and size), so that an upload killed with its process continues from its
+    /// session when the same value is uploaded again, instead of from zero. `None`: only
+    /// within one call.
+    pub sessions_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GdriveOptions {
@@ -101,6 +106,7 @@ impl Default for GdriveOptions {
             max_attempts: 8,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            sessions_dir: None,
             retry_budget: Duration::from_secs(300),
         }
     }

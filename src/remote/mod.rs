@@ -197,6 +197,21 @@ impl RemoteSpec {
             .unwrap_or(false)
     }
 
+    /// Opens the backend this spec names for a store whose local state for remotes is in
+    /// `state` (a Drive upload killed with its process is continued from its session, kept
+    /// there).
+    pub fn open_in(&self, state: &std::path::Path) -> Result<Box<dyn Backend>> {
+        if self.scheme() != "gdrive" {
+            return self.open();
+        }
+        self.validate()?;
+        let opts = gdrive::GdriveOptions {
+            sessions_dir: Some(state.join("gdrive-sessions")),
+            ..gdrive::GdriveOptions::default()
+        };
+        Ok(Box::new(GdriveBackend::open_with(self, opts)?))
+    }
+
     /// Opens the backend this spec names.
     pub fn open(&self) -> Result<Box<dyn Backend>> {
         self.validate()?;

@@ -47,6 +47,7 @@ fn fast() -> GdriveOptions {
         backoff_base: std::time::Duration::from_millis(2),
         backoff_cap: std::time::Duration::from_millis(20),
         retry_budget: std::time::Duration::from_secs(60),
+        sessions_dir: None,
     }
 }
 
@@ -681,4 +682,68 @@ fn gdrive_live() {
         .expect("open")
         .destroy()
         .expect("clean up");
+}
+
+/// A resumable upload killed mid-way (here: its process gives up after a dropped chunk)
+/// continues from its session in the next process that uploads the same value: no new
+/// session, and only the bytes the server lacks are sent.
+#[test]
+fn gdrive_a_killed_resumable_upload_continues_from_its_session() {
+    let fake = FakeDrive::start();
+    let (_d, creds) = user_creds();
+    let sessions = tempfile::tempdir().expect("tmp");
+    let spec = spec(&fake, "gdrive://resume", &creds);
+    let big = pseudo_random(1_100_000, 21); // resumable: 5 chunks of 256 KiB
+    let key = "packs/ab/abcdef.pack";
+    let first = GdriveBackend::open_with(
+        &spec,
+        GdriveOptions {
+            sessions_dir: Some(sessions.path().to_path_buf()),
+            max_attempts: 1,
+            ..fast()
+        },
+    )
+    .expect("open");
+    // The first chunk's connection drops half-way (the server keeps what arrived), and this
+    // process gives up at once: as if it had been killed.
+    fake.inject(Route::Chunk, Fault::Drop, 1);
+    assert!(first.put_new(key, big.clone()).is_err());
+    drop(first);
+    let saved: Vec<_> = std::fs::read_dir(sessions.path())
+        .expect("sessions")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&saved[0])
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "a session URL is a capability: owner only");
+    let sent_before = fake.chunks().len();
+
+    let second = GdriveBackend::open_with(
+        &spec,
+        GdriveOptions {
+            sessions_dir: Some(sessions.path().to_path_buf()),
+            ..fast()
+        },
+    )
+    .expect("open");
+    assert!(second.put_new(key, big.clone()).expect("upload"));
+    assert_eq!(second.get(key).expect("get").expect("there"), big);
+    let starts = fake
+        .log()
+        .iter()
+        .filter(|l| l.route == Some(Route::ResumableStart))
+        .count();
+    assert_eq!(starts, 1, "the second process started a session of its own");
+    let resumed = &fake.chunks()[sent_before..];
+    let from = resumed.first().expect("chunks sent").0;
+    assert!(from > 0, "continued from zero: {resumed:?}");
+    let sent: u64 = resumed.iter().map(|c| c.1).sum();
+    assert_eq!(sent, big.len() as u64 - from, "{resumed:?}");
+    // Done: the session is forgotten; one file, no duplicate.
+    assert_eq!(std::fs::read_dir(sessions.path()).expect("dir").count(), 0);
+    assert_no_duplicates(&fake);
 }

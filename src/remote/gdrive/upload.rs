@@ -13,6 +13,15 @@ use super::http::{drive_reason, random_unit, retryable, Retry};
 use super::GdriveBackend;
 use crate::error::Result;
 
+/// A session remembered on disk (see [`GdriveBackend::session_file`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedSession {
+    /// The session's URL.
+    session: String,
+    /// The size of the upload.
+    total: u64,
+}
+
 /// What a resumable session holds.
 enum Session {
     /// The upload is complete (the new file's id, when the reply names it).
@@ -101,6 +110,54 @@ impl GdriveBackend {
         }
     }
 
+    /// The file remembering the session of uploading `data` as `key` to this remote, when
+    /// sessions are remembered: named by a hash of the remote, the key and the bytes, so only
+    /// the very same upload ever continues it.
+    fn session_file(&self, key: &str, data: &Bytes) -> Option<std::path::PathBuf> {
+        let dir = self.opts.sessions_dir.as_ref()?;
+        let mut h = blake3::Hasher::new();
+        h.update(self.url.as_bytes());
+        h.update(b"\0");
+        h.update(key.as_bytes());
+        h.update(b"\0");
+        h.update(blake3::hash(data).as_bytes());
+        Some(dir.join(format!("{}.json", h.finalize().to_hex())))
+    }
+
+    /// A session an earlier (killed) upload of the same bytes left, and where it stands; a
+    /// session the server forgot (or completed) is forgotten here too.
+    fn saved_session(&self, key: &str, file: &std::path::Path, total: u64) -> Option<(Url, u64)> {
+        let saved: SavedSession = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+        let url = Url::parse(&saved.session).ok()?;
+        // Only a session on this remote's own API is asked (a tampered file cannot send the
+        // credentials elsewhere).
+        if saved.total != total || !saved.session.starts_with(&self.api) {
+            let _ = std::fs::remove_file(file);
+            return None;
+        }
+        match self.session_status(key, &url, total) {
+            Ok(Session::At(n)) => Some((url, n.min(total))),
+            _ => {
+                let _ = std::fs::remove_file(file);
+                None
+            }
+        }
+    }
+
+    /// Remembers a session (owner-only file, written atomically); best effort.
+    fn save_session(file: &std::path::Path, session: &Url, total: u64) {
+        let saved = SavedSession {
+            session: session.to_string(),
+            total,
+        };
+        if let (Some(dir), Ok(json)) = (file.parent(), serde_json::to_vec(&saved)) {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = crate::engine::util::atomic_write(file, &json);
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+
     /// A resumable session, resumed or restarted as needed; returns the new file's id.
     pub(super) fn upload_resumable(
         &self,
@@ -108,7 +165,25 @@ impl GdriveBackend {
         meta: &str,
         data: &Bytes,
     ) -> Result<Option<String>> {
+        let saved = self.session_file(key, data);
+        let r = self.upload_resumable_from(key, meta, data, saved.as_deref());
+        if r.is_ok() {
+            if let Some(f) = &saved {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+        r
+    }
+
+    fn upload_resumable_from(
+        &self,
+        key: &str,
+        meta: &str,
+        data: &Bytes,
+        saved: Option<&std::path::Path>,
+    ) -> Result<Option<String>> {
         let total = data.len() as u64;
+        let mut resumed = saved.and_then(|f| self.saved_session(key, f, total));
         let chunk = self.opts.chunk_size as u64;
         let start = Instant::now();
         let mut failures = 0;
@@ -122,8 +197,16 @@ impl GdriveBackend {
                     format!("resumable upload: {sessions} sessions lost ({last})"),
                 ));
             }
-            let session = self.start_session(key, meta, total)?;
-            let mut offset = 0u64;
+            let (session, mut offset) = match resumed.take() {
+                Some(s) => s,
+                None => {
+                    let s = self.start_session(key, meta, total)?;
+                    if let Some(f) = saved {
+                        Self::save_session(f, &s, total);
+                    }
+                    (s, 0)
+                }
+            };
             loop {
                 let end = (offset + chunk).min(total);
                 let range = format!("bytes {offset}-{}/{total}", end - 1);

@@ -72,7 +72,7 @@ impl Store {
             )));
         }
         let from = src_spec.open()?;
-        let to = dst_spec.open()?;
+        let to = dst_spec.open_in(&self.dir().join("remotes"))?;
         let mut report = RemoteSyncReport {
             src: src_name.clone(),
             dst: dst_name.clone(),

@@ -17,7 +17,7 @@ impl Store {
     pub fn push(&self, remote: Option<&str>, opts: &PushOptions) -> Result<PushReport> {
         let _lock = self.lock(LockMode::Shared)?;
         let (name, spec) = self.remote_spec(remote)?;
-        let backend = spec.open()?;
+        let backend = spec.open_in(&self.dir().join("remotes"))?;
         let marker = Marker {
             format: "store-remote".into(),
             version: REMOTE_FORMAT,
