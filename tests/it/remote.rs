@@ -972,3 +972,67 @@ fn merged_segments_stand_for_many_and_change_nothing() {
     assert_eq!(problems.len(), 1, "{v}");
     assert_eq!(problems[0]["pack"], format!("merged/{}", keys[1]));
 }
+
+/// Many pushers crossing the merge threshold at once: those that read the same state race for
+/// one claim, so one of them merges (not every one, each re-uploading the whole index), and a
+/// clone still knows every push.
+#[test]
+fn concurrent_pushers_crossing_the_threshold_merge_once() {
+    let r = tempfile::tempdir().expect("tmp");
+    let remote = r.path().join("remote");
+    let url = remote.to_str().expect("utf8");
+    let pushers: Vec<Ws> = (0..16).map(|_| Ws::new()).collect();
+    for (i, ws) in pushers.iter().enumerate() {
+        ws.ok(&["remote", "add", "origin", url]);
+        ws.write(
+            &format!("d{i}/f.bin"),
+            &pseudo_random(20_000, 100 + i as u64),
+        );
+        ws.ok(&["add", "-q", &format!("d{i}")]);
+    }
+    // Three segments first: every concurrent push then finds the threshold crossed.
+    for ws in &pushers[..3] {
+        ok_merging(ws, &["push", "-q"], "0");
+    }
+    let children: Vec<_> = pushers[3..]
+        .iter()
+        .map(|ws| {
+            ws.cmd(&["push", "--json"])
+                .env("STORE_MERGE_SEGMENTS", "4")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("push")
+        })
+        .collect();
+    let mut merged = 0;
+    for c in children {
+        let o = c.wait_with_output().expect("push");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        if json(&String::from_utf8_lossy(&o.stdout))["merged"].is_string() {
+            merged += 1;
+        }
+    }
+    let keys = merged_keys(&remote);
+    assert_eq!(keys.len(), merged, "{keys:?}");
+    // Each merge a claim: no two pushers merged what the same state covered.
+    let claims = std::fs::read_dir(remote.join("claims"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(claims, merged);
+    eprintln!("13 concurrent pushers over threshold 4: {merged} merged segments");
+    assert!(
+        (1..=4).contains(&merged),
+        "13 pushers past the threshold wrote {merged} merged segments"
+    );
+    // Nothing is lost: a clone restores every pusher's data.
+    let c = Ws::bare();
+    c.ok(&["clone", url, "w"]);
+    for i in 0..16 {
+        let out = ok_in(&c, &c.p("w"), &["log", "--json"]);
+        assert!(
+            out.contains(&format!("/d{i}\"")) || out.contains(&format!("d{i}\"")),
+            "d{i}: {out}"
+        );
+    }
+}

@@ -11,6 +11,11 @@ use crate::remote::{Backend, STALE_UPLOAD_AGE};
 
 use super::*;
 
+/// Where pushers claim a merge (19.3.1): `claims/merge-<BLAKE3 of the covered segment ids the
+/// push read>-<minute since the epoch>`, created if absent; its content is the claiming
+/// push's segment id.
+pub const MERGE_CLAIMS: &str = "claims/merge-";
+
 impl Store {
     /// Pushes runs (or everything) to a remote: only objects the remote lacks are uploaded,
     /// packed into new packs; then one index segment publishes them.
@@ -261,6 +266,21 @@ impl Store {
             .count()
             + 1;
         if merge_at == 0 || uncovered < merge_at {
+            return Ok(None);
+        }
+        // One merge per threshold crossing: the pushers that read the same merged segment (or
+        // none) and crossed the threshold race to create the claim named after it, and only the
+        // winner merges. A claim holds for its minute: a winner killed before it wrote lets the
+        // next minute's pushers merge.
+        let mut base: Vec<Hash> = state.covered.iter().copied().collect();
+        base.sort();
+        let mut h = blake3::Hasher::new();
+        for c in &base {
+            h.update(c.as_bytes());
+        }
+        let minute = crate::engine::util::now_ns().div_euclid(60_000_000_000);
+        let claim = format!("{MERGE_CLAIMS}{}-{minute}", h.finalize().to_hex());
+        if !backend.put_new(&claim, id.to_hex().into_bytes())? {
             return Ok(None);
         }
         let key = format!("index/{id}.seg");
