@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, Rust and Python, with nothing skipped: installs what the tests need into
 # project-local virtual environments (never the system Python), starts a real S3-compatible
-# server (moto) and a real MLflow tracking server on loopback, and runs `cargo test --release`
-# with CI=true, so a test that cannot run fails instead of skipping.
+# server (moto), Azurite (Azure Blob Storage) and a real MLflow tracking server on loopback, and
+# runs `cargo test --release` with CI=true, so a test that cannot run fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The Pegasus tests generate workflows with the real Pegasus Python API and load the result
@@ -35,21 +35,47 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium
 fi
 
+# Azure remotes are tested against Azurite, the Azure Storage emulator, from the npm registry,
+# installed into a project-local directory (never the system).
+AZURITE_DIR=.venv/azurite
+AZURITE_VERSION=3.37.0
+if ! grep -qF "\"version\": \"$AZURITE_VERSION\"" "$AZURITE_DIR/node_modules/azurite/package.json" 2>/dev/null; then
+    npm install --silent --no-audit --no-fund --prefix "$AZURITE_DIR" "azurite@$AZURITE_VERSION"
+fi
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 S3_PORT=$(free_port)
 S3_LOG=$(mktemp)
 moto_server -H 127.0.0.1 -p "$S3_PORT" >"$S3_LOG" 2>&1 &
 S3_PID=$!
 MLFLOW_PID=
+AZURITE_PID=
 # The MLflow server runs its workers as child processes: it gets a session of its own, and the
 # whole process group is stopped at exit.
-trap 'kill $S3_PID 2>/dev/null || true; [ -z "$MLFLOW_PID" ] || kill -- -"$MLFLOW_PID" 2>/dev/null || true' EXIT
+trap 'kill $S3_PID 2>/dev/null || true; [ -z "$AZURITE_PID" ] || kill "$AZURITE_PID" 2>/dev/null || true; [ -z "$MLFLOW_PID" ] || kill -- -"$MLFLOW_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$S3_PORT/" >/dev/null 2>&1 && break
     sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$S3_PORT/" >/dev/null || { cat "$S3_LOG"; exit 1; }
 export STORE_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+
+# Azurite's blob service, in memory, with its well-known development account; the tests reach
+# it the way users reach an emulator (AZURE_STORAGE_USE_EMULATOR, AZURITE_BLOB_STORAGE_URL)
+# and use one container, created here (Azurite creates none by itself).
+AZURE_PORT=$(free_port)
+AZURE_LOG=$(mktemp)
+node "$AZURITE_DIR/node_modules/azurite/dist/src/blob/main.js" --blobHost 127.0.0.1 \
+    --blobPort "$AZURE_PORT" --inMemoryPersistence --skipApiVersionCheck --silent \
+    >"$AZURE_LOG" 2>&1 &
+AZURITE_PID=$!
+for _ in $(seq 1 100); do
+    curl -sS -o /dev/null "http://127.0.0.1:$AZURE_PORT/" 2>/dev/null && break
+    sleep 0.2
+done
+python3 tests/azurite_container.py "http://127.0.0.1:$AZURE_PORT" store-test || { cat "$AZURE_LOG"; exit 1; }
+export STORE_TEST_AZURE_ENDPOINT="http://127.0.0.1:$AZURE_PORT"
+export STORE_TEST_AZURE_CONTAINER=store-test
 
 MLFLOW_PORT=$(free_port)
 MLFLOW_DIR=$(mktemp -d)

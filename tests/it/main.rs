@@ -24,6 +24,7 @@ mod progress;
 mod properties;
 mod reader;
 mod remote;
+mod remote_emulators;
 mod remote_gc;
 mod remote_sync;
 mod report;
