@@ -103,10 +103,11 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
         eprintln!("store: warning: {h}");
     }
     println!(
-        "{verb}: {} packs, {} segments, {} partial uploads ({}) on {}; kept {} unreferenced packs, {} superseded segments and {} condemned packs younger than the grace period ({} s); {} requests",
+        "{verb}: {} packs, {} segments, {} partial uploads, {} merge claims ({}) on {}; kept {} unreferenced packs, {} superseded segments and {} condemned packs younger than the grace period ({} s); {} requests",
         r.packs.len(),
         r.segments.len(),
         r.partial_uploads.len(),
+        r.claims.len(),
         human_bytes(r.bytes),
         r.remote,
         r.young_unreferenced_packs,

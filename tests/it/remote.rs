@@ -1025,6 +1025,29 @@ fn concurrent_pushers_crossing_the_threshold_merge_once() {
         (1..=4).contains(&merged),
         "13 pushers past the threshold wrote {merged} merged segments"
     );
+    // Claims are only good for their minute: remote gc removes old ones, never a fresh one.
+    let gc = json(&pushers[0].ok(&["remote", "gc", "--yes", "--json"]));
+    assert_eq!(gc["claims"], serde_json::json!([]), "{gc}");
+    for e in std::fs::read_dir(remote.join("claims")).expect("claims") {
+        std::fs::File::options()
+            .write(true)
+            .open(e.expect("claim").path())
+            .expect("open")
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+            .expect("mtime");
+    }
+    let gc = json(&pushers[0].ok(&["remote", "gc", "--yes", "--json"]));
+    assert_eq!(
+        gc["claims"].as_array().expect("claims").len(),
+        merged,
+        "{gc}"
+    );
+    assert_eq!(
+        std::fs::read_dir(remote.join("claims"))
+            .expect("dir")
+            .count(),
+        0
+    );
     // Nothing is lost: a clone restores every pusher's data.
     let c = Ws::bare();
     c.ok(&["clone", url, "w"]);

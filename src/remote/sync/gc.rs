@@ -96,6 +96,9 @@ pub struct RemoteGcReport {
     pub segments: Vec<RemoteGcItem>,
     /// Partial uploads older than the grace period.
     pub partial_uploads: Vec<RemoteGcItem>,
+    /// Merge claims (19.3.1) older than the grace period: their minute is long past, and no
+    /// one reads a claim.
+    pub claims: Vec<RemoteGcItem>,
     /// Bytes of everything above.
     pub bytes: u64,
     /// Packs no segment names that are younger than the grace period (kept: a push may still
@@ -189,6 +192,19 @@ impl Store {
                 });
             }
         }
+        // A claim counts only in its own minute: one older than the grace (at least 60 s) is dead.
+        let claim_grace = grace.max(Duration::from_secs(120));
+        for l in backend.list_aged("claims/")? {
+            if l.key.starts_with(crate::remote::sync::push::MERGE_CLAIMS)
+                && old_enough(l.age, claim_grace)
+            {
+                report.claims.push(RemoteGcItem {
+                    key: l.key,
+                    size: l.size,
+                    reason: "merge claim past its minute".into(),
+                });
+            }
+        }
         if opts.keep_last.is_some() || opts.older_than.is_some() {
             report.runs_selected = self.gc_select_runs(&name, &*backend, &state, opts)?;
         }
@@ -204,6 +220,7 @@ impl Store {
             .iter()
             .chain(&report.segments)
             .chain(&report.partial_uploads)
+            .chain(&report.claims)
             .map(|i| i.size)
             .sum();
         if opts.yes {
@@ -217,6 +234,7 @@ impl Store {
                 .segments
                 .iter()
                 .chain(&report.packs)
+                .chain(&report.claims)
                 .map(|i| i.key.clone())
                 .collect();
             parallel(keys, 8, |k| backend.delete(&k))?;
