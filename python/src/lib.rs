@@ -390,7 +390,7 @@ fn pull(
 /// `store augment INPUT -o OUTPUT [--mlflow] --json`: writes the augmented tree and returns
 /// the report (with `mlflow` when linked).
 #[pyfunction]
-#[pyo3(signature = (input, output, policy=None, run_id=None, store_dir=None, store_bin=None, site="local".to_string(), strict=false, mlflow=false))]
+#[pyo3(signature = (input, output, policy=None, run_id=None, store_dir=None, store_bin=None, site="local".to_string(), strict=false, mlflow=false, mlflow_params=None))]
 #[allow(clippy::too_many_arguments)]
 fn augment(
     py: Python<'_>,
@@ -403,8 +403,13 @@ fn augment(
     site: String,
     strict: bool,
     mlflow: bool,
+    mlflow_params: Option<PathBuf>,
 ) -> PyResult<String> {
     work(py, move || {
+        let params = match &mlflow_params {
+            Some(f) => store::mlflow::config_params_file(f)?,
+            None => Vec::new(),
+        };
         let tree = store::pegasus::WorkflowTree::load(&input)?;
         let opts = store::pegasus::AugmentOptions {
             policy: policy.map(|p| p.parse()).transpose()?,
@@ -431,8 +436,7 @@ fn augment(
             })?;
             let s = Store::open(Path::new(dir))?;
             let run_id = report.run_id.clone().unwrap_or_default();
-            let start =
-                store::mlflow::link_workflow(&s, &mut tracked, &report, &run_id, Vec::new())?;
+            let start = store::mlflow::link_workflow(&s, &mut tracked, &report, &run_id, params)?;
             if let Some(m) = v.as_object_mut() {
                 m.insert(
                     "mlflow".into(),
@@ -482,7 +486,7 @@ fn record(
 /// (`mlflow` when linked, with `pending` when MLflow was not reached); a failed job is an
 /// error naming it.
 #[pyfunction]
-#[pyo3(signature = (dir, workflow, store_bin, workdir=None, run_id=None, jobs=2, policy=None, track=true, no_containers=false, catalog_dir=None, input_dirs=Vec::new(), mlflow=false))]
+#[pyo3(signature = (dir, workflow, store_bin, workdir=None, run_id=None, jobs=2, policy=None, track=true, no_containers=false, catalog_dir=None, input_dirs=Vec::new(), mlflow=false, mlflow_params=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -498,8 +502,13 @@ fn run(
     catalog_dir: Option<PathBuf>,
     input_dirs: Vec<PathBuf>,
     mlflow: bool,
+    mlflow_params: Option<PathBuf>,
 ) -> PyResult<String> {
     work(py, move || {
+        let params = match &mlflow_params {
+            Some(f) => store::mlflow::config_params_file(f)?,
+            None => Vec::new(),
+        };
         let s = open(&dir)?;
         let run_id = run_id.unwrap_or_else(store::runner::new_run_id);
         let o = store::runner::local::LocalOptions {
@@ -516,7 +525,7 @@ fn run(
             catalog_dir,
             input_dirs,
         };
-        let done = store::mlflow::run_local(&s, &workflow, &catalogs, track, mlflow, &o)?;
+        let done = store::mlflow::run_local(&s, &workflow, &catalogs, track, mlflow, params, &o)?;
         let (outcome, report) = (done.outcome, done.report);
         if let Some((job, why)) = outcome.failed {
             return Err(Error::JobFailed {

@@ -454,9 +454,14 @@ def track_workflow(wf: Any, policy: Optional[str] = "full") -> Any:
     return wf
 
 
-def mlflow_job(job: Any, experiment: Optional[str] = None, run: Optional[str] = None) -> Any:
+def mlflow_job(job: Any, experiment: Optional[str] = None, run: Optional[str] = None,
+               params: Any = None) -> Any:
     """Gives a Pegasus ``Job`` an MLflow child run: named after the job (``job_auto``), or
-    with ``experiment``/``run`` names (``job_custom``)."""
+    with ``experiment``/``run`` names (``job_custom``). ``params`` (a ``File`` or logical
+    name the job reads, JSON or YAML) sets ``mlflow_params``: at the seal the child run gets
+    that file's keys as parameters, from the bytes the job recorded."""
+    if params is not None:
+        job.add_metadata(mlflow_params=getattr(params, "lfn", params))
     if experiment is None and run is None:
         job.add_metadata(job_auto="true")
     else:
@@ -471,7 +476,8 @@ def mlflow_job(job: Any, experiment: Optional[str] = None, run: Optional[str] = 
 def write_tracked(wf: Any, path: PathLike, policy: Optional[str] = None,
                   run_id: Optional[str] = None, store_dir: Optional[PathLike] = None,
                   store_bin: Optional[str] = None, site: str = "local",
-                  strict: bool = False, mlflow: bool = False) -> AugmentReport:
+                  strict: bool = False, mlflow: bool = False,
+                  mlflow_params: Optional[PathLike] = None) -> AugmentReport:
     """Writes Pegasus ``Workflow`` ``wf`` with tracking jobs added to ``path`` (its
     sub-workflows beside it), byte for byte what ``store augment <stem>.untracked.yml -o
     path`` writes; ``<stem>.untracked.yml`` is ``wf`` as Pegasus writes it, kept beside
@@ -488,6 +494,8 @@ def write_tracked(wf: Any, path: PathLike, policy: Optional[str] = None,
     does not answer in time the jobs run without it, ``report.mlflow["pending"]`` says why (a
     warning too), and the seal fills MLflow in. Needs a store (the run's MLflow state lives
     there): :class:`NotAStore` without one; :class:`InvalidInput` without a tracking URI.
+    ``mlflow_params`` (``--mlflow-params``): a JSON or YAML file whose keys the parent run
+    gets as parameters (nested keys joined with ``.``).
 
     Raises :class:`InvalidInput` for a workflow the command would refuse.
     """
@@ -505,7 +513,8 @@ def write_tracked(wf: Any, path: PathLike, policy: Optional[str] = None,
     r = _report(json.loads(_b.augment(
         str(src), os.fspath(out), policy, run_id,
         None if store_dir is None else os.path.abspath(os.fspath(store_dir)),
-        store_bin, site, strict, mlflow)))
+        store_bin, site, strict, mlflow,
+        None if mlflow_params is None else os.fspath(mlflow_params))))
     _warn_pending(r.mlflow, r.run_id)
     return r
 
@@ -524,19 +533,21 @@ def _warn_pending(linked: Optional[Dict[str, Any]], run_id: Optional[str]) -> No
 def augment(wf: Any, policy: Optional[str] = None, mlflow: bool = False,
             run_id: Optional[str] = None, store_dir: Optional[PathLike] = None,
             store_bin: Optional[str] = None, site: str = "local", strict: bool = False,
-            description_dir: PathLike = ".") -> Tuple[Any, AugmentReport]:
+            description_dir: PathLike = ".",
+            mlflow_params: Optional[PathLike] = None) -> Tuple[Any, AugmentReport]:
     """``wf`` with tracking jobs added, as a new ``Pegasus.api.Workflow`` loaded with
     Pegasus's own loader, and the report. ``wf`` itself is not changed. The description as
     written by ``wf`` is kept in ``description_dir`` (``<name>.untracked.yml``), where the
-    run's workflow tracker reads it. ``mlflow=True`` links the run to MLflow as
-    :func:`write_tracked` describes. For a workflow with sub-workflows use
+    run's workflow tracker reads it. ``mlflow=True`` (and ``mlflow_params``) link the run to
+    MLflow as :func:`write_tracked` describes. For a workflow with sub-workflows use
     :func:`write_tracked`, which writes the augmented children too."""
     from Pegasus import workflow as _loader  # Pegasus's own loader
 
     with tempfile.TemporaryDirectory(prefix="store-wms-") as tmp:
         out = Path(tmp) / f"{wf.name}.yml"
         report = write_tracked(wf, out, policy=policy, run_id=run_id, store_dir=store_dir,
-                               store_bin=store_bin, site=site, strict=strict, mlflow=mlflow)
+                               store_bin=store_bin, site=site, strict=strict, mlflow=mlflow,
+                               mlflow_params=mlflow_params)
         kept = Path(os.fspath(description_dir)) / f"{wf.name}.untracked.yml"
         os.replace(out.with_name(out.stem + ".untracked.yml"), kept)
         text = out.read_text().replace(str(out.with_name(kept.name)), str(kept.resolve()))
@@ -558,7 +569,8 @@ def _store_bin() -> str:
 def run(workflow: Union[PathLike, Any], jobs: Optional[int] = None,
         policy: Optional[str] = None, mlflow: bool = False, workdir: Optional[PathLike] = None,
         run_id: Optional[str] = None, track: bool = True, no_containers: bool = False,
-        store_dir: Optional[PathLike] = None) -> Dict[str, Any]:
+        store_dir: Optional[PathLike] = None,
+        mlflow_params: Optional[PathLike] = None) -> Dict[str, Any]:
     """Runs a workflow on this machine, as ``store run`` does: a path to its YAML, or a
     Pegasus ``Workflow`` (written beside ``workdir`` first). Returns ``{"run_id", "outcome",
     "report", "mlflow"}``; a failed job raises :class:`StoreError` naming it. ``jobs`` main
@@ -570,6 +582,8 @@ def run(workflow: Union[PathLike, Any], jobs: Optional[int] = None,
     :func:`mlflow_run_id`). Tags asking for MLflow (``job_auto``, ``job_custom``,
     ``full_track``) link it too when a tracking URI is configured. ``result["mlflow"]`` is
     then ``{"requests", "tracked_jobs", "pending", "parent_url", "pending_after_run"}``.
+    ``mlflow_params`` (``--mlflow-params``): a JSON or YAML file whose keys the parent run
+    gets as parameters; a job's own come from :func:`mlflow_job` ``params``.
 
     Ctrl-C stops waiting at once (``KeyboardInterrupt``); jobs already started get the
     terminal's SIGINT as well."""
@@ -583,7 +597,7 @@ def run(workflow: Union[PathLike, Any], jobs: Optional[int] = None,
     r = json.loads(_b.run(sd, os.fspath(workflow), _store_bin(),
                           None if workdir is None else os.fspath(workdir), run_id,
                           2 if jobs is None else jobs, policy, track, no_containers, None, [],
-                          mlflow))
+                          mlflow, None if mlflow_params is None else os.fspath(mlflow_params)))
     _warn_pending(r.get("mlflow"), r.get("run_id"))
     return r
 

@@ -138,3 +138,38 @@ def test_the_python_example_links_its_trials_to_mlflow(ws, mlflow_uri):
     metrics = {m["key"]: m["value"] for m in runs["train_0"]["data"].get("metrics", [])}
     best = json.loads((ws.root / "work" / "best.json").read_text())
     assert metrics["mse"] == pytest.approx(best["mse"], rel=1e-6)
+
+
+def test_configuration_files_become_mlflow_parameters(ws, mlflow_uri, monkeypatch):
+    from Pegasus.api import (File, Job, ReplicaCatalog, Transformation, TransformationCatalog,
+                             Workflow)
+
+    monkeypatch.setenv("STORE_BIN", ws.bin)
+    monkeypatch.chdir(ws.root)
+    train = write_exe(ws.root / "bin" / "train2.py", f"""#!{python_exe()}
+import sys
+open(sys.argv[2], "w").write(open(sys.argv[1]).read())
+""")
+    (ws.root / "cfg.json").write_text('{"lr": 0.01, "layers": {"hidden": 64}}')
+    (ws.root / "hyper.yml").write_text("seed: 7\nsearch:\n  trials: 20\n")
+    cfg, model = File("cfg.json"), File("model2.txt")
+    tr = Transformation("train2", site="local", pfn=str(train), is_stageable=False)
+    wf = Workflow("paramwf").add_transformation_catalog(
+        TransformationCatalog().add_transformations(tr))
+    wf.add_replica_catalog(ReplicaCatalog().add_replica("local", cfg, str(ws.root / "cfg.json")))
+    job = Job(tr, _id="T").add_args(cfg, model).add_inputs(cfg).add_outputs(model)
+    wf.add_jobs(store_wms.mlflow_job(job, params=cfg))
+    store_wms.track_input(cfg)
+    store_wms.track_output(model)
+    store_wms.track_workflow(wf, "full")
+    r = store_wms.run(wf, mlflow=True, workdir=ws.root / "wp", mlflow_params=ws.root / "hyper.yml")
+    assert r["outcome"]["failed"] is None
+    runs = runs_of(mlflow_uri, "paramwf", r["run_id"])
+    params = lambda run: {p["key"]: p["value"] for p in run["data"].get("params", [])}
+    parent, child = params(runs["parent"]), params(runs["T"])
+    assert parent["seed"] == "7" and parent["search.trials"] == "20", parent
+    assert child["lr"] == "0.01" and child["layers.hidden"] == "64", child
+    # A file that is not a mapping is refused before anything runs, naming it.
+    (ws.root / "bad.yml").write_text("[1, 2]\n")
+    with pytest.raises(store_wms.InvalidInput, match="bad.yml"):
+        store_wms.run(wf, mlflow=True, workdir=ws.root / "wp2", mlflow_params=ws.root / "bad.yml")

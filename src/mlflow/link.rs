@@ -157,18 +157,20 @@ pub struct LocalRun {
 
 /// `store run` of the workflow at `path` (catalogs beside it, or as `catalogs` say): load,
 /// augment unless `track` is false (linked to MLflow as [`augment_local_linked`] decides),
-/// plan, run. A failed job is in the outcome, not an error.
+/// plan, run (`params`: the parent MLflow run's, as [`link_workflow`] takes them). A failed
+/// job is in the outcome, not an error.
 pub fn run_local(
     s: &Store,
     path: &Path,
     catalogs: &CatalogOptions,
     track: bool,
     mlflow: bool,
+    params: Vec<(String, String)>,
     o: &LocalOptions,
 ) -> Result<LocalRun> {
     let tree = WorkflowTree::load_with_catalogs(path, &HashMap::new(), catalogs)?;
     let (tree, report, start) = if track {
-        augment_local_linked(s, tree, o, mlflow, Vec::new())?
+        augment_local_linked(s, tree, o, mlflow, params)?
     } else {
         let report = AugmentReport {
             main_jobs: tree.main_jobs(),
