@@ -243,7 +243,7 @@ fn run_ok_bytes(cmd: &mut Command) -> Vec<u8> {
 }
 
 /// [`run_ok_bytes`] for text output.
-fn run_ok(cmd: &mut Command) -> String {
+pub(crate) fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(run_ok_bytes(cmd)).expect("utf8")
 }
 
@@ -273,7 +273,8 @@ fn add_s3_origin(ws: &Ws, url: &str, ep: &str) {
     );
 }
 
-fn json(s: &str) -> serde_json::Value {
+/// A command's JSON output.
+pub(crate) fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).expect("json output")
 }
 

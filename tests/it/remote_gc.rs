@@ -5,27 +5,10 @@
 //! data pushed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::{pseudo_random, Ws};
-use crate::remote::make_runs;
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).expect("json output")
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run store");
-    assert!(
-        out.status.success(),
-        "store {:?} failed ({:?}): {}",
-        cmd.get_args().collect::<Vec<_>>(),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
+use crate::remote::{json, make_runs, run_ok};
 
 fn ok_in(ws: &Ws, dir: &Path, args: &[&str]) -> String {
     run_ok(ws.cmd(args).current_dir(dir))

@@ -3,27 +3,10 @@
 //! a sync of one run copies only what that run needs.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::Ws;
-use crate::remote::{make_runs, with_s3_env};
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).expect("json output")
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run store");
-    assert!(
-        out.status.success(),
-        "store {:?} failed ({:?}): {}",
-        cmd.get_args().collect::<Vec<_>>(),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
+use crate::remote::{json, make_runs, run_ok, with_s3_env};
 
 /// Packs of at most 1 MiB: a run's data spans several packs.
 fn small_packs(ws: &Ws) {
