@@ -236,24 +236,10 @@ impl Backend for ObjectStoreBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        let p = self.path(prefix.trim_end_matches('/'));
-        let metas: Vec<object_store::ObjectMeta> = self
-            .rt
-            .block_on(self.store.list(Some(&p)).try_collect())
-            .map_err(|e| self.err(prefix, e))?;
-        // One request per page of 1,000 keys.
-        self.count(1 + metas.len() as u64 / 1000);
-        let strip = if self.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.prefix)
-        };
-        Ok(metas
+        Ok(self
+            .list_aged(prefix)?
             .into_iter()
-            .filter_map(|m| {
-                let k = m.location.to_string();
-                k.strip_prefix(&strip).map(|k| (k.to_string(), m.size))
-            })
+            .map(|l| (l.key, l.size))
             .collect())
     }
 
@@ -263,6 +249,7 @@ impl Backend for ObjectStoreBackend {
             .rt
             .block_on(self.store.list(Some(&p)).try_collect())
             .map_err(|e| self.err(prefix, e))?;
+        // One request per page of 1,000 keys.
         self.count(1 + metas.len() as u64 / 1000);
         let strip = if self.prefix.is_empty() {
             String::new()
