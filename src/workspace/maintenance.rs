@@ -202,17 +202,17 @@ impl Store {
             }
         };
         let on_disk = pack_files(&self.packs_dir())?;
-        let total: u64 = on_disk
+        let sizes: Vec<u64> = on_disk
             .iter()
-            .filter_map(|(_, p)| fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
-        let pb = crate::engine::progress::bytes(progress, total, "verifying");
+            .map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len()))
+            .collect();
+        let pb = crate::engine::progress::bytes(progress, sizes.iter().sum(), "verifying");
         let results: Vec<(u64, u64, Vec<Problem>)> = on_disk
             .par_iter()
-            .map(|(id, path)| {
+            .zip(&sizes)
+            .map(|((id, path), size)| {
                 let r = verify_pack(id, path);
-                pb.inc(fs::metadata(path).map_or(0, |m| m.len()));
+                pb.inc(*size);
                 r
             })
             .collect();
