@@ -14,13 +14,14 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::engine::index::RunRow;
 use crate::engine::store::Store;
 use crate::error::{Error, Result};
 use crate::run::git::{GitCommit, GitFile};
-use crate::run::{files_metadata, CodeVersion};
+use crate::run::record::{named, run_record};
+use crate::run::RunEntry;
 
 /// The branch the catalog is committed to.
 const BRANCH: &str = "main";
@@ -33,79 +34,14 @@ pub fn run_record_path(workflow: &str, run_id: &str) -> String {
     )
 }
 
-/// The web page of `path` at `commit` in a GitHub or GitLab repository whose `origin` is
-/// `origin` (https, ssh or scp-like), else `None`.
-pub fn web_link(origin: &str, commit: &str, path: &str) -> Option<String> {
-    let o = origin.trim().trim_end_matches('/');
-    let o = o.strip_suffix(".git").unwrap_or(o);
-    let (host, repo) = if let Some(rest) = o
-        .strip_prefix("https://")
-        .or_else(|| o.strip_prefix("http://"))
-        .or_else(|| o.strip_prefix("ssh://"))
-    {
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-        let (host, repo) = rest.split_once('/')?;
-        (host.split(':').next().unwrap_or(host), repo)
-    } else {
-        // scp-like: git@github.com:owner/repo
-        let (user_host, repo) = o.split_once(':')?;
-        (
-            user_host.rsplit_once('@').map_or(user_host, |(_, h)| h),
-            repo,
-        )
-    };
-    if repo.is_empty() || repo.contains("..") {
-        return None;
-    }
-    let host = host.to_ascii_lowercase();
-    if host == "github.com" || host.starts_with("github.") {
-        Some(format!("https://{host}/{repo}/blob/{commit}/{path}"))
-    } else if host == "gitlab.com" || host.starts_with("gitlab.") {
-        Some(format!("https://{host}/{repo}/-/blob/{commit}/{path}"))
-    } else {
-        None
-    }
-}
-
-/// The code section of a run's record: repository, branch, commit, and per committed file its
-/// checksum and a link (the forge's web page, else the file's path in the repository).
-fn code_record(code: &CodeVersion) -> Value {
-    let origin = crate::run::git::origin_url(Path::new(&code.repo));
-    let files: Vec<Value> = code
-        .files
-        .iter()
-        .map(|(path, hash)| {
-            let link = origin
-                .as_deref()
-                .and_then(|o| web_link(o, &code.commit.commit, path))
-                .unwrap_or_else(|| format!("{}/{path}", code.repo.trim_end_matches('/')));
-            json!({"path": path, "checksum": hash, "link": link})
-        })
-        .collect();
-    json!({
-        "repo": code.repo,
-        "origin": origin,
-        "branch": code.commit.branch,
-        "commit": code.commit.commit,
-        "files": files,
-        "store_only": code.store_only,
-    })
-}
-
 impl Store {
     /// A run's record in the catalog: status, times, snapshot, code commit (when `code.repo`
     /// committed it) and every file's Table I record by logical name.
     pub fn run_record(&self, run: &RunRow) -> Result<Value> {
         let mut snap = self.run_snapshot(run)?;
         self.mlflow_overlay(&mut snap)?;
-        Ok(json!({
-            "status": if run.sealed_ns.is_some() { "sealed" } else { "open" },
-            "created_ns": snap.created_ns,
-            "sealed_ns": run.sealed_ns,
-            "snapshot": run.snapshot,
-            "code": snap.code.as_ref().map(code_record),
-            "files": files_metadata(&run.workflow, &run.run_id, &snap.entries),
-        }))
+        let all: Vec<&RunEntry> = snap.entries.iter().collect();
+        Ok(run_record(run, &snap, &all))
     }
 
     /// Commits the catalog export as `metadata.json` on branch `main` of a git repository, with
@@ -189,15 +125,6 @@ impl Store {
     }
 }
 
-/// A run's record as its own file says it: with its workflow and run ID.
-fn named(mut record: Value, workflow: &str, run_id: &str) -> Value {
-    if let Some(m) = record.as_object_mut() {
-        m.insert("workflow".into(), json!(workflow));
-        m.insert("run_id".into(), json!(run_id));
-    }
-    record
-}
-
 /// A JSON document as a file of the repository (pretty, ending in a newline).
 fn json_file(path: String, v: &Value) -> Result<GitFile> {
     let mut content = serde_json::to_vec_pretty(v).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -207,38 +134,4 @@ fn json_file(path: String, v: &Value) -> Result<GitFile> {
         content,
         executable: false,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forge_links_for_github_and_gitlab_remotes_only() {
-        let c = "0123abcd";
-        for origin in [
-            "https://github.com/alice/flow.git",
-            "https://alice:tok@github.com/alice/flow",
-            "git@github.com:alice/flow.git",
-            "ssh://git@github.com/alice/flow.git",
-        ] {
-            assert_eq!(
-                web_link(origin, c, "bin/fl.py").as_deref(),
-                Some("https://github.com/alice/flow/blob/0123abcd/bin/fl.py"),
-                "{origin}"
-            );
-        }
-        assert_eq!(
-            web_link("git@gitlab.com:group/sub/flow.git", c, "a.py").as_deref(),
-            Some("https://gitlab.com/group/sub/flow/-/blob/0123abcd/a.py")
-        );
-        for other in [
-            "/srv/git/flow.git",
-            "https://example.org/flow.git",
-            "",
-            "git@github.com:",
-        ] {
-            assert_eq!(web_link(other, c, "a.py"), None, "{other}");
-        }
-    }
 }

@@ -18,7 +18,7 @@ use super::Links;
 use crate::engine::index::RunRow;
 use crate::engine::store::Store;
 use crate::error::{Error, Result};
-use crate::run::{files_metadata, RunEntry, RunSnapshot};
+use crate::run::{RunEntry, RunSnapshot};
 
 /// The artifact names.
 pub const METADATA: &str = "metadata.json";
@@ -27,15 +27,11 @@ pub const FILES: &str = "files.json";
 
 /// `metadata.json` and `files.json` of `entries` (all of a run's, or one job's).
 fn documents(snap: &RunSnapshot, row: &RunRow, entries: &[&RunEntry]) -> Result<[Vec<u8>; 2]> {
-    let metadata = json!({
-        "workflow": row.workflow,
-        "run_id": row.run_id,
-        "status": if row.sealed_ns.is_some() { "sealed" } else { "open" },
-        "created_ns": snap.created_ns,
-        "sealed_ns": row.sealed_ns,
-        "snapshot": row.snapshot,
-        "files": files_metadata(&row.workflow, &row.run_id, entries.iter().copied()),
-    });
+    let metadata = crate::run::record::named(
+        crate::run::record::run_record(row, snap, entries),
+        &row.workflow,
+        &row.run_id,
+    );
     let files: Vec<Value> = entries
         .iter()
         .map(|e| {

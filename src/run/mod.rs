@@ -18,6 +18,7 @@ pub mod dag;
 pub mod env;
 pub mod git;
 pub mod pending;
+pub mod record;
 
 pub use compare::{JobComparison, RoleDiff, RunDiff};
 pub use counts::RunCounts;
