@@ -40,6 +40,7 @@ impl Store {
     pub fn run_record(&self, run: &RunRow) -> Result<Value> {
         let mut snap = self.run_snapshot(run)?;
         self.mlflow_overlay(&mut snap)?;
+        self.published_overlay(&mut snap)?;
         let all: Vec<&RunEntry> = snap.entries.iter().collect();
         Ok(run_record(run, &snap, &all))
     }

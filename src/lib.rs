@@ -72,9 +72,10 @@ pub use engine::store::{
 pub use error::{exit, Error, Result};
 pub use hash::{Hash, ObjectKind};
 pub use remote::sync::{
-    clone_remote, PullOptions, PullReport, PushOptions, PushReport, RemoteGcItem, RemoteGcOptions,
-    RemoteGcReport, RemoteGcRun, RemoteSyncOptions, RemoteSyncReport, RemoteUsage,
-    RemoteVerifyReport, Remotes, RunUsage, Skipped, WorkflowUsage, DEFAULT_GC_GRACE,
+    clone_remote, PublishOptions, PublishReport, PullOptions, PullReport, PushOptions, PushReport,
+    RemoteGcItem, RemoteGcOptions, RemoteGcReport, RemoteGcRun, RemoteSyncOptions,
+    RemoteSyncReport, RemoteUsage, RemoteVerifyReport, Remotes, RunPublication, RunUsage, Skipped,
+    WorkflowUsage, DEFAULT_GC_GRACE, DEFAULT_PUBLISH_PREFIX,
 };
 pub use workspace::add::{AddOptions, AddReport, Added, Change, RootKind, StatusEntry};
 pub use workspace::checkout::{CheckoutOptions, CheckoutReport, LinkMode};

@@ -91,6 +91,9 @@ enum Cmd {
     Remote(cli::remote::Args),
     /// Upload runs (default: everything not yet there) to a remote: `push [REMOTE] [RUN...]`.
     Push(cli::push::Args),
+    /// Publish sealed runs as folders people can browse on a remote (whole files by role,
+    /// and metadata.json with every file's URL); unchanged files are copied server-side.
+    Publish(cli::publish::Args),
     /// Download runs (default: everything) from a remote: `pull [REMOTE] [RUN...]`.
     Pull(cli::pull::Args),
     /// Complete what seals left pending: pushes to remotes, code pushes to git, MLflow.
@@ -167,6 +170,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Reindex(a) => cli::reindex::run(a, &ctx),
         Cmd::Remote(a) => cli::remote::run(a, &ctx),
         Cmd::Push(a) => cli::push::run(a, &ctx),
+        Cmd::Publish(a) => cli::publish::run(a, &ctx),
         Cmd::Sync(a) => cli::sync::run(a, &ctx),
         Cmd::Pull(a) => cli::pull::run(a, &ctx),
         Cmd::Clone(a) => cli::clone::run(a, &ctx),

@@ -197,6 +197,7 @@ pub fn write(store: &Store, dir: &Path, opts: &SiteOptions) -> Result<SiteReport
         }
         let mut snap = store.run_snapshot(row)?;
         store.mlflow_overlay(&mut snap)?;
+        store.published_overlay(&mut snap)?;
         let key = page_key(&snap)?;
         let page = dir.join(run_page(&row.run_id));
         let unchanged = same_generator && old.runs.get(&row.run_id) == Some(&key) && page.is_file();

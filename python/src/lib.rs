@@ -196,6 +196,7 @@ fn show(py: Python<'_>, dir: String, run: String) -> PyResult<String> {
         let row = s.resolve_run(&run)?;
         let mut snap = s.run_snapshot(&row)?;
         s.mlflow_overlay(&mut snap)?;
+        s.published_overlay(&mut snap)?;
         let mut v = serde_json::to_value(&snap).map_err(|e| Error::Invalid(e.to_string()))?;
         if let Some(m) = v.as_object_mut() {
             let counts = store::run::RunCounts::of(&snap.entries);
@@ -363,6 +364,30 @@ fn push(
             merge_at: 16,
         };
         json(&open(&dir)?.push(remote.as_deref(), &opts)?)
+    })
+}
+
+/// `store publish [RUN...] [--remote R] --json`.
+#[pyfunction]
+#[pyo3(signature = (dir, remote=None, runs=Vec::new()))]
+fn publish(
+    py: Python<'_>,
+    dir: String,
+    remote: Option<String>,
+    runs: Vec<String>,
+) -> PyResult<String> {
+    work(py, move || {
+        let s = open(&dir)?;
+        let r = s.publish(&store::PublishOptions {
+            runs,
+            remote,
+            jobs: 8,
+            progress: false,
+        })?;
+        for p in &r.runs {
+            s.clear_pending_publish(&p.run_id, &r.remote)?;
+        }
+        json(&r)
     })
 }
 
@@ -619,6 +644,7 @@ fn _store_wms(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FileStream>()?;
     m.add_function(wrap_pyfunction!(push, m)?)?;
     m.add_function(wrap_pyfunction!(pull, m)?)?;
+    m.add_function(wrap_pyfunction!(publish, m)?)?;
     m.add_function(wrap_pyfunction!(augment, m)?)?;
     m.add_function(wrap_pyfunction!(record, m)?)?;
     m.add_function(wrap_pyfunction!(current_run, m)?)?;

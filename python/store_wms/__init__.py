@@ -134,6 +134,20 @@ class Entry:
     origin: Optional[str] = None
     direction: Optional[str] = None
 
+    @property
+    def bucket_url(self) -> Optional[str]:
+        """Table I's Bucket Storage URL: where the file was published on an S3, GCS or Azure
+        remote (``s3://…``), if it was (:meth:`Store.publish`)."""
+        schemes = ("s3://", "s3a://", "gs://", "az://", "azure://", "abfs://", "abfss://")
+        return next((u for u in self.remote_urls if u.startswith(schemes)), None)
+
+    @property
+    def drive_url(self) -> Optional[str]:
+        """Table I's Google Drive URL (``https://drive.google.com/file/d/<id>``), if the file
+        was published on a Drive remote."""
+        return next((u for u in self.remote_urls
+                     if u.startswith("https://drive.google.com/")), None)
+
 
 @dataclass(frozen=True)
 class Run:
@@ -414,6 +428,12 @@ class Store:
     def push(self, remote: Optional[str] = None, runs: Sequence[str] = ()) -> Dict[str, Any]:
         """Pushes to ``remote`` (the default remote when None); ``store push --json``."""
         return json.loads(_b.push(self.dir, remote, list(runs)))
+
+    def publish(self, runs: Sequence[str] = (), remote: Optional[str] = None) -> Dict[str, Any]:
+        """Publishes sealed runs (all when ``runs`` is empty) as folders people can browse on
+        ``remote`` (the default remote when None): ``store publish --json``. Afterwards
+        :meth:`show` lists each file's published URLs in ``remote_urls``."""
+        return json.loads(_b.publish(self.dir, remote, list(runs)))
 
     def pull(self, remote: Optional[str] = None, runs: Sequence[str] = (),
              metadata_only: bool = False) -> Dict[str, Any]:

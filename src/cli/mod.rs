@@ -25,6 +25,7 @@ pub mod ls;
 pub mod metadata;
 pub mod mlflow;
 pub mod output;
+pub mod publish;
 pub mod pull;
 pub mod push;
 pub mod reindex;

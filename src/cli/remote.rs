@@ -36,6 +36,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Set (or with no VALUE, remove) one option of a remote, e.g. `publish true`.
+    Set {
+        /// Its name.
+        name: String,
+        /// The option (endpoint, region, allow_http, publish, publish_prefix, …).
+        key: String,
+        /// Its value.
+        value: Option<String>,
+    },
     /// Remove a remote (the data on it stays).
     Remove {
         /// Its name.
@@ -82,6 +91,12 @@ pub struct RemoteOpts {
     /// credentials the remote fails at once, and no request goes anywhere.
     #[arg(long)]
     instance_metadata: bool,
+    /// Each seal also publishes the run as a folder people can browse (see `store publish`).
+    #[arg(long)]
+    publish: bool,
+    /// Where on the remote published runs go (default "published").
+    #[arg(long, value_name = "PATH")]
+    publish_prefix: Option<String>,
 }
 
 impl RemoteOpts {
@@ -112,6 +127,12 @@ impl RemoteOpts {
         }
         if self.instance_metadata {
             options.insert("instance_metadata".to_string(), "true".to_string());
+        }
+        if self.publish {
+            options.insert("publish".to_string(), "true".to_string());
+        }
+        if let Some(v) = self.publish_prefix {
+            options.insert("publish_prefix".to_string(), v);
         }
         // A relative directory remote is kept absolute, so it means the same from anywhere.
         let url = if url.contains("://") {
@@ -158,6 +179,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
                 }
             }
         }
+        Cmd::Set { name, key, value } => s.remote_set_option(&name, &key, value.as_deref())?,
         Cmd::Remove { name } => s.remote_remove(&name)?,
         Cmd::Gc(_) | Cmd::Du(_) | Cmd::Sync(_) => {}
     }

@@ -24,6 +24,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let row = s.resolve_run(&args.run)?;
     let mut snap = s.run_snapshot(&row)?;
     s.mlflow_overlay(&mut snap)?;
+    s.published_overlay(&mut snap)?;
     let against = match &args.against {
         Some(other) => {
             let o = s.resolve_run(other)?;

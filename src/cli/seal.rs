@@ -41,6 +41,45 @@ pub fn within<T: Send + 'static>(
     }
 }
 
+/// A remote with `publish = true` gets the sealed run's browsable view too (19.12), within
+/// `timeout`; when it cannot, the publication is left pending for `store sync`.
+fn publish_after_seal(
+    s: &store::Store,
+    run_id: &str,
+    name: &str,
+    timeout: std::time::Duration,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if !s.remote_spec(Some(name))?.1.flag("publish") {
+        return Ok(());
+    }
+    let opts = store::PublishOptions {
+        runs: vec![run_id.to_string()],
+        remote: Some(name.to_string()),
+        jobs: 8,
+        progress: false,
+    };
+    match within(s, timeout, move |t| t.publish(&opts)) {
+        Ok(r) => {
+            s.clear_pending_publish(run_id, name)?;
+            if let (false, Some(p)) = (quiet, r.runs.first()) {
+                eprintln!(
+                    "published run {run_id} on {name}: {} files ({} uploaded, {} copied server-side)",
+                    p.files, p.uploaded, p.copied
+                );
+            }
+        }
+        Err(why) => {
+            s.mark_publish_pending(run_id, name, &why)?;
+            eprintln!(
+                "store: warning: run {run_id} sealed and pushed; its publication on {name} is pending ({}); `store sync` or `store publish` completes it",
+                store::git::redact(&why)
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let s = ctx.open()?;
     let id = args
@@ -74,6 +113,41 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             run.run_id, g.error
         );
     }
+    // The seal job of an augmented workflow publishes the run when a remote is set.
+    if let Some(name) = &default {
+        let opts = store::PushOptions {
+            runs: vec![run.run_id.clone()],
+            jobs: 8,
+            progress: false,
+            merge_at: super::push::merge_at(),
+        };
+        match within(&s, timeout, move |t| t.push(None, &opts)) {
+            Ok(r) => {
+                s.clear_pending_remote(&run.run_id, name)?;
+                if !ctx.quiet && !args.json {
+                    eprintln!(
+                        "pushed run {} to {} ({} objects, {})",
+                        run.run_id,
+                        r.remote,
+                        r.objects,
+                        human_bytes(r.bytes_uploaded)
+                    );
+                }
+                publish_after_seal(&s, &run.run_id, name, timeout, ctx.quiet || args.json)?;
+            }
+            Err(why) => {
+                s.mark_push_pending(&run.run_id, Some((name.clone(), why.clone())), None)?;
+                if s.remote_spec(Some(name))?.1.flag("publish") {
+                    s.mark_publish_pending(&run.run_id, name, &why)?;
+                }
+                eprintln!(
+                    "store: warning: run {} sealed; push to {name} pending ({}); `store push` or `store sync` completes it",
+                    run.run_id,
+                    store::git::redact(&why)
+                );
+            }
+        }
+    }
     // The central catalog (`metadata.repo`) gets the sealed run's record; a failed push leaves
     // the commit pending, a failed commit only warns: the run is sealed either way.
     match s.metadata_commit_run(&run.run_id) {
@@ -98,37 +172,6 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             run.run_id,
             store::git::redact(&e.to_string())
         ),
-    }
-    // The seal job of an augmented workflow publishes the run when a remote is set.
-    if let Some(name) = &default {
-        let opts = store::PushOptions {
-            runs: vec![run.run_id.clone()],
-            jobs: 8,
-            progress: false,
-            merge_at: super::push::merge_at(),
-        };
-        match within(&s, timeout, move |t| t.push(None, &opts)) {
-            Ok(r) => {
-                s.clear_pending_remote(&run.run_id, name)?;
-                if !ctx.quiet && !args.json {
-                    eprintln!(
-                        "pushed run {} to {} ({} objects, {})",
-                        run.run_id,
-                        r.remote,
-                        r.objects,
-                        human_bytes(r.bytes_uploaded)
-                    );
-                }
-            }
-            Err(why) => {
-                s.mark_push_pending(&run.run_id, Some((name.clone(), why.clone())), None)?;
-                eprintln!(
-                    "store: warning: run {} sealed; push to {name} pending ({}); `store push` or `store sync` completes it",
-                    run.run_id,
-                    store::git::redact(&why)
-                );
-            }
-        }
     }
     // MLflow never fails a seal: at worst the run stays pending, and the user is told.
     if args.mlflow || s.mlflow_linked(&run.run_id) {

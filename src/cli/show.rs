@@ -27,6 +27,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     let row = s.resolve_run(&args.run)?;
     let mut snap = s.run_snapshot(&row)?;
     s.mlflow_overlay(&mut snap)?;
+    s.published_overlay(&mut snap)?;
     let pending = s.pending_push(&row.run_id)?;
     let counts = RunCounts::of(&snap.entries);
     if args.json {
@@ -35,6 +36,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             m.insert("counts".into(), serde_json::to_value(counts)?);
             if let Some(p) = &pending {
                 m.insert("pending".into(), serde_json::to_value(p)?);
+            }
+            let pubs = s.publications(&row.run_id)?;
+            if !pubs.is_empty() {
+                m.insert("published".into(), serde_json::to_value(pubs)?);
             }
         }
         print_json(&v)?;
@@ -61,6 +66,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
     )?;
     if let Some(p) = &pending {
         writeln!(out, "  {}", printable(&p.describe()))?;
+    }
+    for p in s.publications(&row.run_id)? {
+        let at = p.metadata_urls.last().or(p.metadata_urls.first());
+        writeln!(
+            out,
+            "  published on {} ({} files): {}",
+            printable(&p.remote),
+            p.files.len(),
+            printable(at.map_or(p.folder.as_str(), String::as_str))
+        )?;
     }
     if args.by_job {
         by_job(&mut out, &snap.entries)?;

@@ -51,6 +51,29 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             }
         }
     }
+    // Publications wait for their run's push: a run still unpushed stays pending.
+    for p in s.pending_pushes()? {
+        let (Some((name, _)), None) = (&p.publish, &p.remote) else {
+            continue;
+        };
+        let opts = store::PublishOptions {
+            runs: vec![p.run_id.clone()],
+            remote: Some(name.clone()),
+            jobs: 8,
+            progress: false,
+        };
+        match super::seal::within(&s, timeout, move |t| t.publish(&opts)) {
+            Ok(_) => {
+                s.clear_pending_publish(&p.run_id, name)?;
+                done.push(format!("published run {} on {name}", p.run_id));
+            }
+            Err(e) => {
+                let why = store::git::redact(&e);
+                s.mark_publish_pending(&p.run_id, name, &why)?;
+                failed.push(format!("publication of run {} on {name}: {why}", p.run_id));
+            }
+        }
+    }
     for p in pending
         .iter()
         .filter(|p| p.git.is_some() || p.metadata.is_some())

@@ -65,6 +65,7 @@ impl Store {
     ) -> Result<std::result::Result<Option<String>, CallError>> {
         let mut snap = self.run_snapshot(row)?;
         self.mlflow_overlay(&mut snap)?;
+        self.published_overlay(&mut snap)?;
         let plan = self.mlflow_state(&row.run_id)?.map(|s| s.plan);
         let mut warnings = Vec::new();
         let all: Vec<&RunEntry> = snap.entries.iter().collect();

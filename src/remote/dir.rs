@@ -52,6 +52,30 @@ impl DirBackend {
     fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Writes a new value with `fill` into a file under `tmp/`, then links it to `dest`: false
+    /// when `dest` exists by then.
+    fn write_new(&self, dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<bool> {
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.tmp", crate::engine::util::unique_suffix()));
+        let result = (|| {
+            fill(&tmp)?;
+            let dir = dest.parent().unwrap_or(&self.root);
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            match fs::hard_link(&tmp, dest) {
+                Ok(()) => {
+                    crate::engine::util::fsync_dir(dir)?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(Error::io(dest, e)),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        result
+    }
 }
 
 impl Backend for DirBackend {
@@ -61,27 +85,39 @@ impl Backend for DirBackend {
         if dest.exists() {
             return Ok(false);
         }
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{}.tmp", crate::engine::util::unique_suffix()));
-        let result = (|| {
-            let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            f.write_all(&data).map_err(|e| Error::io(&tmp, e))?;
-            f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-            let dir = dest.parent().unwrap_or(&self.root);
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            match fs::hard_link(&tmp, &dest) {
-                Ok(()) => {
-                    crate::engine::util::fsync_dir(dir)?;
-                    Ok(true)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(Error::io(&dest, e)),
-            }
-        })();
-        let _ = fs::remove_file(&tmp);
-        result
+        self.write_new(&dest, |tmp| {
+            let mut f = fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+            f.write_all(&data).map_err(|e| Error::io(tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(tmp, e))
+        })
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<bool> {
+        self.count();
+        let src = self.path(from)?;
+        let dest = self.path(to)?;
+        if !src.is_file() {
+            return Ok(false);
+        }
+        if dest.exists() {
+            return Ok(true);
+        }
+        // A copy, not a link: a person editing one published file must not change another.
+        self.write_new(&dest, |tmp| {
+            fs::copy(&src, tmp).map_err(|e| Error::io(&src, e))?;
+            let f = fs::File::open(tmp).map_err(|e| Error::io(tmp, e))?;
+            f.sync_all().map_err(|e| Error::io(tmp, e))
+        })?;
+        Ok(true)
+    }
+
+    fn urls(&self, key: &str) -> Result<Vec<String>> {
+        let p = self.path(key)?;
+        let abs = std::path::absolute(&p).map_err(|e| Error::io(&p, e))?;
+        Ok(vec![format!(
+            "file://{}",
+            super::escape_url_path(&abs.to_string_lossy())
+        )])
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

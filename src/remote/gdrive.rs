@@ -499,6 +499,52 @@ impl GdriveBackend {
         Ok(winner)
     }
 
+    /// After a file for `key` was created (`created` its id when the reply said, `nonce` its
+    /// upload's nonce): Drive allows duplicate names, so the oldest file of this name is the
+    /// value; ours, if younger, is deleted. True when ours is the value.
+    fn settle(
+        &self,
+        key: &str,
+        parents: &[String],
+        name: &str,
+        created: Option<String>,
+        nonce: &str,
+    ) -> Result<bool> {
+        // Ours is known by the id the request returned or, when a lost reply hid it (the
+        // request was then retried, and may have made two files), by the nonce.
+        let mine =
+            |f: &Item| Some(&f.id) == created.as_ref() || f.property(NONCE_PROPERTY) == Some(nonce);
+        let mut found = Vec::new();
+        for round in 1..=4 {
+            found = self.files_named(parents, name, key)?;
+            if found.iter().any(mine) {
+                break;
+            }
+            // Not listed yet (a lagging index): wait a little.
+            self.backoff(round, None);
+        }
+        oldest_first(&mut found);
+        let Some(winner) = found.first().cloned() else {
+            return Err(self.err(key, "uploaded, but no file of this name is listed"));
+        };
+        let won = mine(&winner);
+        let mut losers: Vec<&str> = found
+            .iter()
+            .skip(1)
+            .filter(|f| mine(f))
+            .map(|f| f.id.as_str())
+            .collect();
+        if let Some(id) = created.as_deref().filter(|id| !won && !losers.contains(id)) {
+            losers.push(id);
+        }
+        for id in losers {
+            // Best effort: a leftover younger duplicate is never read.
+            let _ = self.delete_file(key, id);
+        }
+        lock(&self.files).insert(key.to_string(), winner);
+        Ok(won)
+    }
+
     fn split<'k>(&self, key: &'k str) -> Result<(&'k str, &'k str)> {
         let bad = key.is_empty()
             || key
@@ -642,44 +688,56 @@ impl Backend for GdriveBackend {
         } else {
             self.upload_resumable(key, &meta, &data)?
         };
-        // Drive allows duplicate names: the oldest file of this name is the value. Ours is
-        // known by the id the upload returned or, when a lost reply hid it (the upload was
-        // then retried, and may have made two files), by the nonce.
-        let mine = |f: &Item| {
-            Some(&f.id) == uploaded.as_ref() || f.property(NONCE_PROPERTY) == Some(&nonce)
+        self.settle(key, &parents, name, uploaded, &nonce)
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<bool> {
+        let Some(src) = self.find(from)? else {
+            return Ok(false);
         };
-        let mut found = Vec::new();
-        for round in 1..=4 {
-            found = self.files_named(&parents, name, key)?;
-            if found.iter().any(mine) {
-                break;
-            }
-            // Not listed yet (a lagging index): wait a little.
-            self.backoff(round, None);
+        let (dir, name) = self.split(to)?;
+        if lock(&self.files).contains_key(to) {
+            return Ok(true);
         }
-        oldest_first(&mut found);
-        let Some(winner) = found.first().cloned() else {
-            return Err(self.err(key, "uploaded, but no file of this name is listed"));
-        };
-        let won = mine(&winner);
-        let mut losers: Vec<&str> = found
-            .iter()
-            .skip(1)
-            .filter(|f| mine(f))
-            .map(|f| f.id.as_str())
-            .collect();
-        if let Some(id) = uploaded
-            .as_deref()
-            .filter(|id| !won && !losers.contains(id))
-        {
-            losers.push(id);
+        let parents = self
+            .folders(dir, true)?
+            .ok_or_else(|| self.err(to, "its folder could not be created"))?;
+        let mut existing = self.files_named(&parents, name, to)?;
+        if !existing.is_empty() {
+            oldest_first(&mut existing);
+            lock(&self.files).insert(to.to_string(), existing.swap_remove(0));
+            return Ok(true);
         }
-        for id in losers {
-            // Best effort: a leftover younger duplicate is never read.
-            let _ = self.delete_file(key, id);
-        }
-        lock(&self.files).insert(key.to_string(), winner);
-        Ok(won)
+        let nonce = nonce();
+        let mut props = src.app_properties.clone();
+        props.insert(NONCE_PROPERTY.to_string(), nonce.clone());
+        let body = serde_json::json!({
+            "name": name,
+            "parents": [parents[0]],
+            "appProperties": props,
+        })
+        .to_string();
+        let mut url = self.file_endpoint(&src.id, &[("fields", FILE_FIELDS)])?;
+        url.path_segments_mut()
+            .map_err(|_| Error::Invalid(format!("api_url {}: cannot be a base", self.api)))?
+            .push("copy");
+        let r = self.call(to, &|| {
+            self.client
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+                .body(body.clone())
+        })?;
+        let r = self.expect(to, r, &[200])?;
+        let copied: Option<String> = serde_json::from_slice::<Item>(&r.body).ok().map(|i| i.id);
+        self.settle(to, &parents, name, copied, &nonce)?;
+        Ok(true)
+    }
+
+    fn urls(&self, key: &str) -> Result<Vec<String>> {
+        Ok(self
+            .find(key)?
+            .map(|f| vec![format!("https://drive.google.com/file/d/{}", f.id)])
+            .unwrap_or_default())
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -61,6 +61,24 @@ pub trait Backend: Send + Sync {
     /// reader finds the whole value or nothing (on Drive, every file holding the key goes).
     /// Only `remote gc` deletes, under the rules of `store-format.md` ("Remote gc").
     fn delete(&self, key: &str) -> Result<()>;
+    /// Copies the value at `from` to `to` without it passing through this machine where the
+    /// backend can (S3 `CopyObject`, GCS and Azure copies, Drive `files.copy`, a directory
+    /// remote's file copy); the default reads and writes it. `to` must be absent or hold the
+    /// same bytes (only published views are copied, 19.12). False when `from` does not exist.
+    fn copy(&self, from: &str, to: &str) -> Result<bool> {
+        match self.get(from)? {
+            Some(data) => {
+                self.put_new(to, data)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    /// Where a person opens the value at `key`: the backend's own URL (`s3://…`, `gs://…`,
+    /// `az://…`, `file://…`) and, where there is one, the https page a browser opens (Drive:
+    /// `https://drive.google.com/file/d/<id>`, which needs the file's id: a lookup unless this
+    /// backend wrote or copied the key).
+    fn urls(&self, key: &str) -> Result<Vec<String>>;
     /// Requests made so far (for benchmarks and `--json` reports).
     fn requests(&self) -> u64;
     /// Values being written that never reached their key: a directory remote's `tmp/` files,
@@ -113,7 +131,9 @@ pub struct RemoteSpec {
     /// `file:///path` or a plain path.
     pub url: String,
     /// Backend options (`endpoint`, `region`, `allow_http`, `virtual_hosted`,
-    /// `credentials_file`, `api_url`, `token_url`). Never secrets: those come from the
+    /// `credentials_file`, `api_url`, `token_url`), and what the store does with the remote
+    /// (`publish`: each seal also publishes the run's browsable view, under `publish_prefix`,
+    /// 19.12). Never secrets: those come from the
     /// environment or the file named.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -129,6 +149,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "api_url",
     "token_url",
     "instance_metadata",
+    "publish",
+    "publish_prefix",
 ];
 
 impl RemoteSpec {
@@ -150,7 +172,13 @@ impl RemoteSpec {
                      credentials_file, never the store's configuration"
                 )));
             }
-            if (k == "allow_http" || k == "virtual_hosted" || k == "instance_metadata")
+            if k == "publish_prefix" {
+                crate::remote::sync::check_publish_prefix(v)?;
+            }
+            if (k == "allow_http"
+                || k == "virtual_hosted"
+                || k == "instance_metadata"
+                || k == "publish")
                 && crate::engine::util::parse_bool(v).is_none()
             {
                 return Err(Error::Invalid(format!(
@@ -190,7 +218,7 @@ impl RemoteSpec {
     }
 
     /// The option as a boolean (absent = false).
-    pub(crate) fn flag(&self, key: &str) -> bool {
+    pub fn flag(&self, key: &str) -> bool {
         self.options
             .get(key)
             .and_then(|v| crate::engine::util::parse_bool(v))
@@ -224,6 +252,19 @@ impl RemoteSpec {
             _ => Ok(Box::new(ObjectStoreBackend::open(self)?)),
         }
     }
+}
+
+/// `key` as the path of a URL: bytes outside the unreserved set and `/` are %-escaped.
+pub(crate) fn escape_url_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A remote error naming the remote and the key, never a credential.

@@ -62,6 +62,8 @@ pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
+    /// Templates of the https pages of a key (`{key}` is replaced by the full key, escaped).
+    web: Vec<String>,
     requests: AtomicU64,
 }
 
@@ -154,11 +156,13 @@ impl ObjectStoreBackend {
             .build()
             .map_err(|e| Error::io("<tokio runtime>", e))?;
         let prefix = prefix.trim_matches('/').to_string();
+        let web = web_templates(scheme, bucket, spec);
         Ok(ObjectStoreBackend {
             rt,
             store,
             prefix,
             url,
+            web,
             requests: AtomicU64::new(0),
         })
     }
@@ -262,8 +266,11 @@ impl Backend for ObjectStoreBackend {
             .filter_map(|m| {
                 let k = m.location.to_string();
                 let written = std::time::SystemTime::from(m.last_modified);
+                // The client %-encodes what object stores advise against (`%`, `\\`, `~`, `.`
+                // and `..` as whole components…) in the keys it writes; a listing names them
+                // as written, so they are decoded back into the keys this program uses.
                 k.strip_prefix(&strip).map(|k| Listed {
-                    key: k.to_string(),
+                    key: percent_decode(k),
                     size: m.size,
                     age: Some(now.duration_since(written).unwrap_or_default()),
                 })
@@ -280,8 +287,72 @@ impl Backend for ObjectStoreBackend {
         }
     }
 
+    fn copy(&self, from: &str, to: &str) -> Result<bool> {
+        self.count(1);
+        match self
+            .rt
+            .block_on(self.store.copy(&self.path(from), &self.path(to)))
+        {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err(to, e)),
+        }
+    }
+
+    fn urls(&self, key: &str) -> Result<Vec<String>> {
+        let full = self.path(key).to_string();
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("s3", &self.url));
+        let bucket = rest.split('/').next().unwrap_or(rest);
+        let mut urls = vec![format!("{scheme}://{bucket}/{full}")];
+        let escaped = super::escape_url_path(&full);
+        urls.extend(self.web.iter().map(|t| t.replace("{key}", &escaped)));
+        Ok(urls)
+    }
+
     fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// The https pages of an object of bucket `bucket` (`{key}` stands for its key): for S3 with an
+/// `endpoint`, the path-style URL on it; on AWS the virtual-hosted URL and the console's page;
+/// the Cloud Storage console's URL; an Azure account's blob URL (when the account is known).
+fn web_templates(scheme: &str, bucket: &str, spec: &RemoteSpec) -> Vec<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match scheme {
+        "s3" | "s3a" => match spec.options.get("endpoint") {
+            Some(e) if spec.flag("virtual_hosted") => {
+                vec![format!("{}/{{key}}", e.trim_end_matches('/'))]
+            }
+            Some(e) => vec![format!("{}/{bucket}/{{key}}", e.trim_end_matches('/'))],
+            None => {
+                let region = spec
+                    .options
+                    .get("region")
+                    .cloned()
+                    .or_else(|| env("AWS_REGION"))
+                    .or_else(|| env("AWS_DEFAULT_REGION"))
+                    .unwrap_or_else(|| "us-east-1".into());
+                vec![
+                    format!("https://{bucket}.s3.{region}.amazonaws.com/{{key}}"),
+                    format!("https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={{key}}"),
+                ]
+            }
+        },
+        "gs" => vec![format!("https://storage.cloud.google.com/{bucket}/{{key}}")],
+        _ => {
+            if env("AZURE_STORAGE_USE_EMULATOR").is_some_and(|v| v == "true") {
+                let account =
+                    env("AZURE_STORAGE_ACCOUNT_NAME").unwrap_or_else(|| "devstoreaccount1".into());
+                vec![format!("http://127.0.0.1:10000/{account}/{bucket}/{{key}}")]
+            } else if let Some(account) = env("AZURE_STORAGE_ACCOUNT_NAME") {
+                vec![format!(
+                    "https://{account}.blob.core.windows.net/{bucket}/{{key}}"
+                )]
+            } else {
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -326,4 +397,46 @@ fn read_credentials(path: &std::path::Path) -> Result<Credentials> {
         )));
     }
     Ok(c)
+}
+
+/// Undoes `object_store`'s %-encoding of a key (`%XX` to the byte; anything else as is).
+fn percent_decode(k: &str) -> String {
+    if !k.contains('%') {
+        return k.to_string();
+    }
+    let b = k.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listed_keys_are_decoded_as_the_client_encoded_them() {
+        use object_store::path::Path;
+        for key in [
+            "a/b.pack",
+            "v/%2E%2E/x%25y",
+            "runs/w%20f/r.json",
+            "a/~b/..",
+            "é/[x]",
+        ] {
+            assert_eq!(super::percent_decode(Path::from(key).as_ref()), key);
+        }
+        assert_eq!(super::percent_decode("a%2"), "a%2");
+        assert_eq!(super::percent_decode("a%zz"), "a%zz");
+    }
 }

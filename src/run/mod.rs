@@ -18,6 +18,7 @@ pub mod dag;
 pub mod env;
 pub mod git;
 pub mod pending;
+pub mod published;
 pub mod record;
 
 pub use compare::{JobComparison, RoleDiff, RunDiff};
@@ -764,6 +765,12 @@ pub(crate) fn entry_metadata(workflow: &str, run_id: &str, e: &RunEntry) -> serd
         "kind": e.kind,
         "version": e.hash,
         "remote_urls": e.remote_urls,
+        "bucket_url": e.remote_urls.iter().find(|u| {
+            ["s3://", "s3a://", "gs://", "az://", "azure://", "abfs://", "abfss://"]
+                .iter()
+                .any(|s| u.starts_with(s))
+        }),
+        "drive_url": e.remote_urls.iter().find(|u| u.starts_with("https://drive.google.com/")),
         "environment": e.environment,
         "mlflow_url": e.mlflow_url,
     })

@@ -32,6 +32,10 @@ pub struct PendingPush {
     /// The remote the run is still to be pushed to (its name), with why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<(String, String)>,
+    /// The remote the run's browsable view is still to be published on (its name), with why
+    /// it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<(String, String)>,
     /// The code commit still to be pushed to `origin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<PendingGit>,
@@ -48,6 +52,9 @@ impl PendingPush {
         let mut parts = Vec::new();
         if let Some((remote, why)) = &self.remote {
             parts.push(format!("push to {remote} pending ({why})"));
+        }
+        if let Some((remote, why)) = &self.publish {
+            parts.push(format!("publication on {remote} pending ({why})"));
         }
         if let Some(g) = &self.git {
             parts.push(format!(
@@ -149,7 +156,7 @@ impl Store {
 
     fn write_pending(&self, p: &PendingPush) -> Result<()> {
         let path = self.push_pending_path(&p.run_id)?;
-        if p.remote.is_none() && p.git.is_none() && p.metadata.is_none() {
+        if p.remote.is_none() && p.publish.is_none() && p.git.is_none() && p.metadata.is_none() {
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
                 _ => Ok(()),
@@ -159,6 +166,28 @@ impl Store {
             .map_err(|e| Error::io(self.push_pending_dir(), e))?;
         let json = serde_json::to_vec_pretty(p).map_err(|e| Error::Invalid(e.to_string()))?;
         crate::engine::util::atomic_write(&path, &json)
+    }
+
+    /// Records that run `run_id`'s view is still to be published on remote `name`.
+    pub fn mark_publish_pending(&self, run_id: &str, name: &str, why: &str) -> Result<()> {
+        let mut p = self.pending_push(run_id)?.unwrap_or(PendingPush {
+            run_id: run_id.to_string(),
+            since_ns: crate::engine::util::now_ns(),
+            ..PendingPush::default()
+        });
+        p.publish = Some((name.to_string(), crate::run::git::redact(why)));
+        self.write_pending(&p)
+    }
+
+    /// The publication of `run_id` on remote `name` is done: forgets it.
+    pub fn clear_pending_publish(&self, run_id: &str, name: &str) -> Result<()> {
+        if let Some(mut p) = self.pending_push(run_id)? {
+            if p.publish.as_ref().is_some_and(|(n, _)| n == name) {
+                p.publish = None;
+                self.write_pending(&p)?;
+            }
+        }
+        Ok(())
     }
 
     /// The remote push of `run_id` is done (to remote `name`): forgets it.

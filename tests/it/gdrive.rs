@@ -3,7 +3,7 @@
 //! injected fault survived or named, credentials never written. A live test against real
 //! Drive runs only when `STORE_TEST_GDRIVE_CREDENTIALS` names a credentials file.
 
-mod fake;
+pub(crate) mod fake;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -109,7 +109,8 @@ fn gdrive_backend_conforms() {
         c.get("a/b/one").expect("get").expect("present"),
         pseudo_random(300_000, 7)
     );
-    assert_eq!(c.list("").expect("list all").len(), 4);
+    // (a/b/one, a/two, c/three, race/key, and the two copies)
+    assert_eq!(c.list("").expect("list all").len(), 6);
     // The default tuning (multipart below 5 MiB) conforms too, in a shared drive folder.
     fake.set_page_cap(100);
     let shared = fake.shared_folder("team");

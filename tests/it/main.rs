@@ -22,6 +22,7 @@ mod output;
 mod pegasus;
 mod progress;
 mod properties;
+mod publish;
 mod reader;
 mod remote;
 mod remote_emulators;

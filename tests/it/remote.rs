@@ -68,7 +68,7 @@ fn s3_spec(endpoint: &str, bucket: &str, prefix: &str) -> RemoteSpec {
     }
 }
 
-fn open_s3(endpoint: &str, bucket: &str, prefix: &str) -> Box<dyn Backend> {
+pub(crate) fn open_s3(endpoint: &str, bucket: &str, prefix: &str) -> Box<dyn Backend> {
     // The same values in every test, so setting them from several threads is harmless.
     std::env::set_var("AWS_ACCESS_KEY_ID", "AKIATESTKEY");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
@@ -166,6 +166,37 @@ pub fn conformance(b: &dyn Backend, racing: Racing) {
         .put_new("a/two", b"again".to_vec())
         .expect("put after delete"));
     assert_eq!(b.get("a/two").expect("get").as_deref(), Some(&b"again"[..]));
+    // Copy (server-side where the backend can): the same bytes under the new key, one request;
+    // an absent source says so; the source stays.
+    assert!(b.copy("a/b/one", "view/x/copy of one").expect("copy"));
+    assert_eq!(
+        b.get("view/x/copy of one").expect("get copy").as_deref(),
+        Some(&data[..])
+    );
+    // Into a folder that exists: one request (Drive: also a lookup and a listing, 17.7).
+    let before = b.requests();
+    assert!(b.copy("a/b/one", "view/x/second").expect("copy"));
+    assert!(b.requests() - before <= 3, "{}", b.requests() - before);
+    assert_eq!(
+        b.head("view/x/second").expect("head copy"),
+        Some(data.len() as u64)
+    );
+    assert_eq!(
+        b.head("a/b/one").expect("head source"),
+        Some(data.len() as u64)
+    );
+    assert!(!b.copy("a/missing", "view/x/nothing").expect("copy missing"));
+    assert_eq!(b.head("view/x/nothing").expect("head nothing"), None);
+    // Every backend tells where a person finds a value.
+    let urls = b.urls("view/x/copy of one").expect("urls");
+    assert!(!urls.is_empty());
+    // Pages a browser opens are escaped (an `s3://` URL keeps the key as the aws CLI takes it).
+    assert!(
+        urls.iter()
+            .filter(|u| u.starts_with("http") || u.starts_with("file:"))
+            .all(|u| !u.contains(' ')),
+        "{urls:?}"
+    );
     assert!(b.requests() > 0);
 }
 

@@ -35,6 +35,7 @@ use crate::workspace::maintenance::Problem;
 
 mod copy;
 mod gc;
+mod publish;
 mod pull;
 mod push;
 mod reclaim;
@@ -44,6 +45,8 @@ mod verify;
 
 pub use copy::{RemoteSyncOptions, RemoteSyncReport};
 pub use gc::{RemoteGcItem, RemoteGcOptions, RemoteGcReport, RemoteGcRun, DEFAULT_GC_GRACE};
+pub(crate) use publish::check_publish_prefix;
+pub use publish::{PublishOptions, PublishReport, RunPublication, DEFAULT_PUBLISH_PREFIX};
 pub use usage::{RemoteUsage, RunUsage, WorkflowUsage};
 
 pub use pull::clone_remote;
@@ -328,6 +331,25 @@ impl Store {
             if make_default || r.default.is_none() {
                 r.default = Some(name.to_string());
             }
+            Ok(())
+        })
+    }
+
+    /// Sets option `key` of remote `name` to `value` (`None` removes it), checked as
+    /// `remote add` checks it.
+    pub fn remote_set_option(&self, name: &str, key: &str, value: Option<&str>) -> Result<()> {
+        self.update_remotes(|r| {
+            let spec = r
+                .remotes
+                .get_mut(name)
+                .ok_or_else(|| Error::Invalid(format!("no remote named {name}")))?;
+            let mut new = spec.clone();
+            match value {
+                Some(v) => new.options.insert(key.to_string(), v.to_string()),
+                None => new.options.remove(key),
+            };
+            new.validate()?;
+            *spec = new;
             Ok(())
         })
     }

@@ -69,6 +69,8 @@ pub enum Route {
     Get,
     Download,
     Delete,
+    /// `files.copy`.
+    Copy,
     Multipart,
     ResumableStart,
     Chunk,
@@ -389,6 +391,9 @@ fn classify(method: &str, path: &str, query: &HashMap<String, String>) -> Option
         ("POST", "/token") => Some(Route::Token),
         ("GET", "/drive/v3/files") => Some(Route::List),
         ("POST", "/drive/v3/files") => Some(Route::Create),
+        ("POST", p) if p.starts_with("/drive/v3/files/") && p.ends_with("/copy") => {
+            Some(Route::Copy)
+        }
         ("POST", "/upload/drive/v3/files") if upload == Some("multipart") => Some(Route::Multipart),
         ("POST", "/upload/drive/v3/files") if upload == Some("resumable") => {
             Some(Route::ResumableStart)
@@ -579,6 +584,7 @@ fn handle(st: &mut State, req: &Req, route: Option<Route>, fault: Option<Fault>)
                 Err(r) => r,
             }
         }
+        Route::Copy => copy(st, req, &principal),
         Route::Multipart => multipart(st, req, &principal),
         Route::ResumableStart => resumable_start(st, req, &principal),
         Route::Chunk | Route::ChunkStatus => chunk(st, req),
@@ -917,6 +923,46 @@ fn create(
         },
     );
     Ok(id)
+}
+
+/// `files.copy`: a new file with the source's content; the body's `name`, `parents` and
+/// `appProperties` replace the source's (its name and properties are kept when absent; the
+/// parent defaults to the source's). Folders cannot be copied.
+fn copy(st: &mut State, req: &Req, principal: &Principal) -> Resp {
+    let id = req.path["/drive/v3/files/".len()..]
+        .trim_end_matches("/copy")
+        .to_string();
+    let Some(src) = visible(st, &id, req).cloned() else {
+        return not_found(&id);
+    };
+    if src.mime == FOLDER_MIME {
+        return drive_error(403, "cannotCopyFile", "folders cannot be copied");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        return bad("metadata is not JSON");
+    };
+    let mut meta = serde_json::json!({
+        "name": src.name,
+        "parents": src.parents,
+        "mimeType": src.mime,
+        "appProperties": src.app_properties,
+    });
+    for k in ["name", "parents", "appProperties"] {
+        if let Some(v) = body.get(k) {
+            meta[k] = v.clone();
+        }
+    }
+    match create(
+        st,
+        req,
+        principal,
+        &meta,
+        Some(src.data.clone()),
+        req.flag("supportsAllDrives"),
+    ) {
+        Ok(id) => file_reply(st, &id, req.query.get("fields")),
+        Err(r) => r,
+    }
 }
 
 fn download(st: &State, req: &Req) -> Resp {
