@@ -132,6 +132,18 @@ def test_a_clone_from_s3_reads_files_on_demand(sealed, tmp_path, monkeypatch):
            env=env)
     report = store_wms.Store.open(ws.root).push()
     assert report["packs_uploaded"] >= 1
+    # Published as a browsable folder: each file's Bucket Storage URL in show and metadata.
+    s = store_wms.Store.open(ws.root)
+    pub = s.publish([run_id])
+    [p] = pub["runs"]
+    assert p["files"] >= 3 and p["uploaded"] + p["copied"] == p["files"]
+    out = [e for e in s.show(run_id).entries if e.lfn == "out.txt" and e.role == "output"][0]
+    assert out.bucket_url == f"s3://{bucket}/store/published/twojobs/{run_id}/outputs/out.txt"
+    assert f"{endpoint}/{bucket}/store/published/twojobs/{run_id}/outputs/out.txt" in out.remote_urls
+    assert out.drive_url is None
+    rows = [r for r in s.metadata() if r["lfn"] == "out.txt" and r["role"] == "output"]
+    assert rows and all(r["bucket_url"] == out.bucket_url for r in rows)
+    assert s.publish([run_id])["runs"][0]["present"] == p["files"]
     clone = tmp_path / "clone"
     ws.run("clone", url, str(clone), "--endpoint", endpoint, "--allow-http", env=env)
     c = store_wms.Store.open(clone)

@@ -14,6 +14,9 @@ pub struct Args {
     /// Concurrent pack copies.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
+    /// Also publish on DST the browsable views the runs have on SRC (`store publish`).
+    #[arg(long)]
+    published: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -28,6 +31,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             runs: args.runs,
             jobs: args.jobs,
             progress: ctx.progress(),
+            published: args.published,
         },
     )?;
     if args.json {
@@ -48,6 +52,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<i32> {
             r.dst_requests,
             r.dst
         );
+        if let Some(p) = &r.published {
+            println!(
+                "published {} runs on {} ({} files uploaded, {} copied server-side); {} requests",
+                p.runs.len(),
+                r.dst,
+                p.runs.iter().map(|x| x.uploaded).sum::<u64>(),
+                p.runs.iter().map(|x| x.copied).sum::<u64>(),
+                p.requests
+            );
+        }
     }
     Ok(store::exit::OK)
 }

@@ -344,7 +344,12 @@ fn web_templates(scheme: &str, bucket: &str, spec: &RemoteSpec) -> Vec<String> {
             if env("AZURE_STORAGE_USE_EMULATOR").is_some_and(|v| v == "true") {
                 let account =
                     env("AZURE_STORAGE_ACCOUNT_NAME").unwrap_or_else(|| "devstoreaccount1".into());
-                vec![format!("http://127.0.0.1:10000/{account}/{bucket}/{{key}}")]
+                let base = env("AZURITE_BLOB_STORAGE_URL")
+                    .unwrap_or_else(|| "http://127.0.0.1:10000".into());
+                vec![format!(
+                    "{}/{account}/{bucket}/{{key}}",
+                    base.trim_end_matches('/')
+                )]
             } else if let Some(account) = env("AZURE_STORAGE_ACCOUNT_NAME") {
                 vec![format!(
                     "https://{account}.blob.core.windows.net/{bucket}/{{key}}"

@@ -197,9 +197,36 @@ fn publish_on_a_directory_remote() {
     assert_eq!(a["requests"], 1 + 6 + 1, "{a}");
     assert_eq!(again["requests"], 2, "{again}");
     assert_eq!(b["requests"], 1 + 3 + 1, "{b}");
-    // The packed layout is untouched by views, and gc of the remote keeps them.
-    let du = json(&ws.ok(&["remote", "du", "origin", "--json"]));
-    assert!(du.is_object());
+    // remote sync --published: the second remote gets the runs and their views, with its own
+    // URLs; show lists both.
+    ws.ok(&["push", "-q"]);
+    let second = tempfile::tempdir().expect("tmp");
+    let second_url = second.path().display().to_string();
+    ws.ok(&["remote", "add", "second", &second_url]);
+    let synced = json(&ws.ok(&[
+        "remote",
+        "sync",
+        "origin",
+        "second",
+        "--published",
+        "--json",
+    ]));
+    assert_eq!(
+        synced["published"]["runs"].as_array().expect("runs").len(),
+        2,
+        "{synced}"
+    );
+    assert_eq!(
+        std::fs::read(second.path().join("published/wf/run-b/outputs/out/b.bin")).expect("view"),
+        files["out/b.bin"]
+    );
+    let show = ws.ok(&["show", "run-b", "--json"]);
+    assert!(show.contains(&format!(
+        "file://{second_url}/published/wf/run-b/outputs/out/b.bin"
+    )));
+    assert!(show.contains(&format!(
+        "file://{url}/published/wf/run-b/outputs/out/b.bin"
+    )));
     // A hostile publish prefix is refused.
     let bad = ws.run(&["remote", "set", "origin", "publish_prefix", "packs"]);
     assert!(!bad.status.success());

@@ -26,6 +26,9 @@ pub struct RemoteSyncOptions {
     pub jobs: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Also give DST the browsable views (19.12) the runs have on SRC, published from this
+    /// store (the URLs differ per remote, so views are written anew, not copied).
+    pub published: bool,
 }
 
 /// What a sync did.
@@ -53,6 +56,9 @@ pub struct RemoteSyncReport {
     pub src_requests: u64,
     /// Requests made to DST.
     pub dst_requests: u64,
+    /// The views published on DST (with `published`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<super::PublishReport>,
 }
 
 impl Store {
@@ -280,6 +286,22 @@ impl Store {
         }
         report.src_requests = from.requests();
         report.dst_requests = to.requests();
+        if opts.published {
+            let runs: Vec<String> = self
+                .published_runs(&src_name)?
+                .into_iter()
+                .map(|p| p.run_id)
+                .filter(|id| opts.runs.is_empty() || opts.runs.iter().any(|r| id.starts_with(r)))
+                .collect();
+            if !runs.is_empty() {
+                report.published = Some(self.publish(&super::PublishOptions {
+                    runs,
+                    remote: Some(dst_name.clone()),
+                    jobs: opts.jobs,
+                    progress: opts.progress,
+                })?);
+            }
+        }
         Ok(report)
     }
 }
