@@ -314,10 +314,11 @@ fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways(
     let Some(uri) = mlflow_uri() else { return };
     let ws = Ws::new();
     ws.ok(&["config", "set", "mlflow.uri", &uri]);
-    // A default remote, which the seal pushes the run to: every MLflow run names its manifest.
+    // A default remote, which the seal pushes the run to (every MLflow run names its
+    // manifest) and publishes it on (files.json names the published files).
     let remote = tempfile::tempdir().expect("remote dir");
     let remote_dir = remote.path().to_str().expect("utf8");
-    ws.ok(&["remote", "add", "origin", remote_dir]);
+    ws.ok(&["remote", "add", "origin", remote_dir, "--publish"]);
     let (run_id, _) = run_mlflow(&ws, &federated(), &[]);
     let runs: Value = serde_json::from_str(&ws.ok(&["runs", "--json"])).expect("json");
     assert_eq!(runs[0]["status"], "sealed");
@@ -349,6 +350,16 @@ fn a_linked_run_has_an_experiment_a_parent_and_a_child_per_job_linked_both_ways(
     );
     let files = parent_artifacts["files.json"].as_array().expect("files");
     assert_eq!(files.len(), entries.len());
+    let published = format!("file://{remote_dir}/published/federated/{run_id}/");
+    let with_url = files
+        .iter()
+        .filter(|f| f["remote_urls"].to_string().contains(&published))
+        .count();
+    let plain_files = entries.iter().filter(|e| e["kind"] == "file").count();
+    assert_eq!(
+        with_url, plain_files,
+        "every file's published URL in files.json"
+    );
     for (f, e) in files.iter().zip(entries) {
         for k in [
             "role",
