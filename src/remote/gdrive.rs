@@ -782,11 +782,14 @@ impl Backend for GdriveBackend {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        Ok(self
-            .list_items(prefix)?
+        let items = self.list_items(prefix)?;
+        // Remembered, as `find` would: a later read or `urls` of a listed key asks nothing.
+        let mut files = lock(&self.files);
+        Ok(items
             .into_iter()
             .map(|(k, i)| {
                 let n = i.size();
+                files.insert(k.clone(), i);
                 (k, n)
             })
             .collect())

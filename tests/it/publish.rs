@@ -344,8 +344,11 @@ fn publish_on_drive_uses_files_copy() {
             .filter(|l| l.route == Some(Route::Copy) && l.status == 200)
             .count()
     };
-    let [_, _, b] = scenario(&ws, &files, view.as_ref(), "published", &fetch);
+    let [_, again, b] = scenario(&ws, &files, view.as_ref(), "published", &fetch);
     assert_eq!(b["runs"][0]["copied"], 2);
+    // Publishing again asks a few listings and reads metadata.json: no lookup per file.
+    let asked = again["requests"].as_u64().expect("requests");
+    assert!(asked <= 12, "{again}");
     // Three files.copy: train.py's second name in run-a, the input and code of run-b.
     assert_eq!(copies(&fake), 3);
     // A person browsing Drive finds the run's folder.
