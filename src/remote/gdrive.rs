@@ -499,6 +499,26 @@ impl GdriveBackend {
         Ok(winner)
     }
 
+    /// The folders to create `key`'s file in (the oldest first) and its name, or `None` when a
+    /// file holds the key already (then remembered). The folders are needed anyway: creating
+    /// them first saves a lookup of a missing one.
+    fn parents_for_new<'k>(&self, key: &'k str) -> Result<Option<(Vec<String>, &'k str)>> {
+        let (dir, name) = self.split(key)?;
+        if lock(&self.files).contains_key(key) {
+            return Ok(None);
+        }
+        let parents = self
+            .folders(dir, true)?
+            .ok_or_else(|| self.err(key, "its folder could not be created"))?;
+        let mut existing = self.files_named(&parents, name, key)?;
+        if !existing.is_empty() {
+            oldest_first(&mut existing);
+            lock(&self.files).insert(key.to_string(), existing.swap_remove(0));
+            return Ok(None);
+        }
+        Ok(Some((parents, name)))
+    }
+
     /// After a file for `key` was created (`created` its id when the reply said, `nonce` its
     /// upload's nonce): Drive allows duplicate names, so the oldest file of this name is the
     /// value; ours, if younger, is deleted. True when ours is the value.
@@ -659,20 +679,9 @@ impl GdriveBackend {
 
 impl Backend for GdriveBackend {
     fn put_new(&self, key: &str, data: Vec<u8>) -> Result<bool> {
-        let (dir, name) = self.split(key)?;
-        if lock(&self.files).contains_key(key) {
+        let Some((parents, name)) = self.parents_for_new(key)? else {
             return Ok(false);
-        }
-        // The folders are needed anyway; creating them first saves a lookup of a missing one.
-        let parents = self
-            .folders(dir, true)?
-            .ok_or_else(|| self.err(key, "its folder could not be created"))?;
-        let mut existing = self.files_named(&parents, name, key)?;
-        if !existing.is_empty() {
-            oldest_first(&mut existing);
-            lock(&self.files).insert(key.to_string(), existing.swap_remove(0));
-            return Ok(false);
-        }
+        };
         let nonce = nonce();
         let hash = blake3::hash(&data).to_hex().to_string();
         let meta = serde_json::json!({
@@ -695,19 +704,9 @@ impl Backend for GdriveBackend {
         let Some(src) = self.find(from)? else {
             return Ok(false);
         };
-        let (dir, name) = self.split(to)?;
-        if lock(&self.files).contains_key(to) {
+        let Some((parents, name)) = self.parents_for_new(to)? else {
             return Ok(true);
-        }
-        let parents = self
-            .folders(dir, true)?
-            .ok_or_else(|| self.err(to, "its folder could not be created"))?;
-        let mut existing = self.files_named(&parents, name, to)?;
-        if !existing.is_empty() {
-            oldest_first(&mut existing);
-            lock(&self.files).insert(to.to_string(), existing.swap_remove(0));
-            return Ok(true);
-        }
+        };
         let nonce = nonce();
         let mut props = src.app_properties.clone();
         props.insert(NONCE_PROPERTY.to_string(), nonce.clone());

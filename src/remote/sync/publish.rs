@@ -257,26 +257,21 @@ impl Store {
             "publishing",
         );
         let jobs = opts.jobs.max(1);
-        let uploaded = parallel(uploads, jobs, |i| {
-            let f = &plan[i];
+        let upload = |f: &PublishedFile| -> Result<()> {
             let mut data = Vec::with_capacity(f.size as usize);
             self.cat(&f.content, &mut data)?;
             backend.put_new(&f.key, data)?;
             bar.inc(1);
-            Ok((i, false))
-        })?;
+            Ok(())
+        };
+        let uploaded = parallel(uploads, jobs, |i| upload(&plan[i]).map(|()| (i, false)))?;
         let copied = parallel(copies, jobs, |(i, src)| {
-            let f = &plan[i];
-            if backend.copy(&src, &f.key)? {
+            if backend.copy(&src, &plan[i].key)? {
                 bar.inc(1);
                 return Ok((i, true));
             }
             // The earlier copy is gone (its view was deleted): upload.
-            let mut data = Vec::with_capacity(f.size as usize);
-            self.cat(&f.content, &mut data)?;
-            backend.put_new(&f.key, data)?;
-            bar.inc(1);
-            Ok((i, false))
+            upload(&plan[i]).map(|()| (i, false))
         })?;
         bar.finish_and_clear();
         for (i, was_copy) in uploaded.into_iter().chain(copied) {
