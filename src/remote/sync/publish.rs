@@ -9,7 +9,7 @@
 //! earlier publication on the same remote holds (or an earlier file of this one) is copied
 //! there server-side, never uploaded twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -352,7 +352,7 @@ impl Store {
             by_name.entry((e.role, e.lfn.as_str())).or_default().push(e);
         }
         let mut plan = Vec::new();
-        let mut taken: HashMap<String, ()> = HashMap::new();
+        let mut taken: HashSet<String> = HashSet::new();
         for ((role, lfn), mut es) in by_name {
             es.sort_by_key(|e| std::cmp::Reverse(e.recorded_ns));
             let mut seen = Vec::new();
@@ -369,10 +369,10 @@ impl Store {
                     path = format!("{path}@{}", view_path(&e.job_id).replace('/', "%2F"));
                 }
                 let mut key = format!("{folder}/{}/{path}", role_folder(role));
-                if taken.contains_key(&key) {
+                if taken.contains(&key) {
                     key = format!("{key}~{}", &e.hash.to_hex()[..12]);
                 }
-                taken.insert(key.clone(), ());
+                taken.insert(key.clone());
                 seen.push(e.hash);
                 let file =
                     |member: Option<String>, content: Hash, size: u64, key: String| PublishedFile {
