@@ -20,9 +20,15 @@ cd "$WS"
 # The example, copied into the workspace: its code and inputs live beside the store.
 cp -r "$REPO/examples/federated" federated
 "$STORE" init
+# A shared folder as the remote: each seal pushes the run there and publishes it as a folder
+# people can browse (remote/published/<workflow>/<run id>/{inputs,outputs,code,...}).
+"$STORE" remote add shared "$WS/remote" --publish
 RUN=$("$STORE" run federated/workflow.yml --jobs 2 --workdir work)
 echo "run $RUN"
 "$STORE" runs
+VIEW="remote/published/federated/$RUN"
+cmp work/report.json "$VIEW/outputs/report.json"
+echo "published: $VIEW ($(find "$VIEW" -type f | wc -l) files, metadata.json with every file's URL)"
 
 # Restore the run by ID into an empty directory and compare every file it produced.
 "$STORE" checkout "$RUN" --to restored --link copy
@@ -51,4 +57,5 @@ The workspace stays at $WS. Continue there:
   store report ${RUN:0:8} -o run.html   # the run as one page: its graph, files and jobs
   store diff ${RUN:0:8} <rerun id>      # the code ran from its restored copy, the workflow named it
   store checkout ${RUN:0:8} --to again  # restore it anywhere; plan it again with store run
+  ls remote/published/federated/    # each run as a folder people browse (store publish)
 NEXT
