@@ -211,7 +211,7 @@ impl Backend for ObjectStoreBackend {
             g.bytes().await
         });
         match r {
-            Ok(b) => Ok(Some(b.to_vec())),
+            Ok(b) => Ok(Some(Vec::from(b))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err(key, e)),
         }
@@ -227,7 +227,7 @@ impl Backend for ObjectStoreBackend {
         if b.len() as u64 != want {
             return Err(self.err(key, format!("short read: {} of {want} bytes", b.len())));
         }
-        Ok(b.to_vec())
+        Ok(Vec::from(b))
     }
 
     fn head(&self, key: &str) -> Result<Option<u64>> {
