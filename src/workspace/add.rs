@@ -402,8 +402,8 @@ impl Store {
         sink: Option<&Sink<'_>>,
         pb: &ProgressBar,
     ) -> Result<FileManifest> {
-        // Adaptive compression: once a whole batch failed to compress, only every 8th chunk
-        // is tried until one compresses again (incompressible data costs no zstd time).
+        // Adaptive compression: once a whole batch failed to compress, only every 32nd chunk
+        // is tried until one compresses again (incompressible data costs little zstd time).
         let incompressible = AtomicBool::new(false);
         let per_batch = chunk_stream(&mut file, self.config().chunking, path, |batch| {
             let skip = incompressible.load(Ordering::Relaxed);
@@ -413,7 +413,7 @@ impl Store {
                     let data = batch.chunk(i);
                     let h = Hash::of(ObjectKind::Chunk, data);
                     let stored = match sink {
-                        Some(s) => s.put_chunk(h, data, !skip || i % 8 == 0)?,
+                        Some(s) => s.put_chunk(h, data, !skip || i % 32 == 0)?,
                         None => Stored::Known,
                     };
                     pb.inc(data.len() as u64);
