@@ -31,7 +31,52 @@ use crate::error::{Error, Result};
 
 /// A file modified less than this long before it was read is not trusted by the stat cache:
 /// a later write could land within the same timestamp tick without changing size or mtime.
+/// (Files on the store's own filesystem are judged by its clock instead: [`Freshness`].)
 const RACY_NS: i64 = 2_000_000_000;
+
+/// The filesystem's own clock at the start of an add, read from the timestamps of a file
+/// created (and removed) in the store's `tmp/` before any file is read. A file on that
+/// filesystem whose mtime and ctime are older than the probe's was last written before the
+/// add began reading it, and any later write gets a timestamp at least the probe's, so its
+/// stat changes: the row can be trusted however recently the file was written, and the first
+/// `status` after an add only stats it. (The same reasoning as git's racy-index rule, with
+/// the probe in place of the index file's mtime; it needs no assumption about the timestamp
+/// granularity.) Files on other filesystems keep the 2 s rule.
+#[derive(Clone, Copy, Debug)]
+struct Freshness {
+    dev: u64,
+    mtime_ns: i64,
+}
+
+impl Freshness {
+    /// Creates, stats and removes the probe; `None` when that fails (the 2 s rule then applies
+    /// to every file).
+    fn probe(tmp_dir: &Path) -> Option<Freshness> {
+        let path = tmp_dir.join(format!(
+            "clock-{}.tmp",
+            crate::engine::util::unique_suffix()
+        ));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ok()?;
+        let meta = file.metadata();
+        drop(file);
+        let _ = fs::remove_file(&path);
+        let meta = meta.ok()?;
+        Some(Freshness {
+            dev: meta.dev(),
+            mtime_ns: (meta.mtime() * 1_000_000_000 + meta.mtime_nsec())
+                .min(meta.ctime() * 1_000_000_000 + meta.ctime_nsec()),
+        })
+    }
+
+    /// True when a file with stat `s` was last changed before the probe was made.
+    fn older(&self, s: &StatEntry) -> bool {
+        s.dev == self.dev && s.mtime_ns < self.mtime_ns && s.ctime_ns < self.mtime_ns
+    }
+}
 
 /// Options for [`Store::add`].
 #[derive(Clone, Debug, Default)]
@@ -397,7 +442,7 @@ impl Store {
     /// Chunks, hashes and (with a sink) stores one open file; returns its manifest.
     pub(crate) fn chunk_file(
         &self,
-        mut file: File,
+        mut file: &File,
         path: &Path,
         sink: Option<&Sink<'_>>,
         pb: &ProgressBar,
@@ -441,6 +486,7 @@ impl Store {
         path: &Path,
         meta: &Metadata,
         start_ns: i64,
+        fresh: Option<Freshness>,
         pb: &ProgressBar,
     ) -> Result<(Hash, Option<StatEntry>, u64)> {
         let key = path_key(path);
@@ -453,13 +499,15 @@ impl Store {
             }
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let m = self.chunk_file(file, path, Some(sink), pb)?;
+        let m = self.chunk_file(&file, path, Some(sink), pb)?;
         let hash = m.hash();
         sink.put(ObjectKind::File, hash, &m.encode())?;
-        let after = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        // The stat of the file that was read (a top-level symlink's target, as walked and as
+        // `status` stats it).
+        let after = file.metadata().map_err(|e| Error::io(path, e))?;
         let after = stat_of(&after, hash, false);
-        let trusted =
-            same_stat(&after, &now) && after.size == m.size && after.mtime_ns < start_ns - RACY_NS;
+        let old = after.mtime_ns < start_ns - RACY_NS || fresh.is_some_and(|f| f.older(&after));
+        let trusted = same_stat(&after, &now) && after.size == m.size && old;
         Ok((hash, Some(StatEntry { trusted, ..after }), m.size))
     }
 
@@ -529,6 +577,11 @@ impl Store {
     ) -> Result<AddReport> {
         let _lock = self.lock(LockMode::Shared)?;
         let start_ns = now_ns();
+        let fresh = if opts.dry_run {
+            None
+        } else {
+            Freshness::probe(&self.tmp_dir())
+        };
         let store_canon = fs::canonicalize(self.dir()).map_err(|e| Error::io(self.dir(), e))?;
         let mut walk = Walk {
             store_id: self.store_dir_id()?,
@@ -561,7 +614,7 @@ impl Store {
         let results: Vec<(Hash, Option<StatEntry>, u64)> = walk
             .files
             .par_iter()
-            .map(|(path, meta)| self.add_file(&sink, path, meta, start_ns, &pb))
+            .map(|(path, meta)| self.add_file(&sink, path, meta, start_ns, fresh, &pb))
             .collect::<Result<_>>()?;
         pb.finish_and_clear();
         let sizes: Vec<(Hash, u64)> = results
@@ -757,7 +810,7 @@ impl Store {
             .par_iter()
             .map(|(key, p, _, old)| {
                 let f = File::open(p).map_err(|e| Error::io(p, e))?;
-                let h = self.chunk_file(f, p, None, &hidden)?.hash();
+                let h = self.chunk_file(&f, p, None, &hidden)?.hash();
                 Ok((h != *old).then(|| StatusEntry {
                     path: key.clone(),
                     change: Change::Modified,
