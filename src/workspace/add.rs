@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -726,7 +726,7 @@ impl Store {
     pub fn status(&self) -> Result<Vec<StatusEntry>> {
         let store_id = self.store_dir_id()?;
         let mut out = Vec::new();
-        let mut to_check: Vec<(String, PathBuf, Metadata, Hash)> = Vec::new();
+        let mut to_check: Vec<(String, PathBuf, Hash)> = Vec::new();
         let roots = self.index().roots()?;
         let locked = self.lock_differences(&roots)?;
         for root in roots {
@@ -742,26 +742,34 @@ impl Store {
                 }
                 Err(e) => return Err(Error::io(&path, e)),
             };
-            let mut cached: HashMap<String, StatEntry> = if root.kind == "tree" {
-                self.index().stats_under(&root.path)?.into_iter().collect()
-            } else {
-                self.index()
-                    .stat(&root.path)?
-                    .map(|s| (root.path.clone(), s))
-                    .into_iter()
-                    .collect()
-            };
-            let mut files = Vec::new();
-            let mut links = Vec::new();
-            if meta.is_dir() {
-                list_files(&path, store_id, &mut files, &mut links)?;
-            } else {
-                files.push((path.clone(), meta));
-            }
+            // The index side (stat cache rows, the links of the tree as added: links are not in
+            // the stat cache) is read while the workspace is listed.
+            let (index_side, listing) = rayon::join(
+                || -> Result<(HashMap<String, StatEntry>, HashMap<String, Vec<u8>>)> {
+                    let mut added = HashMap::new();
+                    if root.kind != "tree" {
+                        let cached = self.index().stat(&root.path)?;
+                        let cached = cached.map(|s| (root.path.clone(), s));
+                        return Ok((cached.into_iter().collect(), added));
+                    }
+                    let cached = self.index().stats_under(&root.path)?.into_iter().collect();
+                    self.tree_links(&root.hash, &path, &mut added)?;
+                    Ok((cached, added))
+                },
+                || {
+                    if meta.is_dir() {
+                        list_files(&path, store_id)
+                    } else {
+                        Ok(Listing {
+                            files: vec![(path.clone(), stat_of(&meta, Hash([0; 32]), false))],
+                            links: Vec::new(),
+                        })
+                    }
+                },
+            );
+            let (mut cached, mut added) = index_side?;
+            let Listing { files, links } = listing?;
             if root.kind == "tree" {
-                // Links are not in the stat cache: compare them with the tree as added.
-                let mut added = HashMap::new();
-                self.tree_links(&root.hash, &path, &mut added)?;
                 for (p, target) in links {
                     let key = path_key(&p);
                     let change = match added.remove(&key) {
@@ -776,7 +784,7 @@ impl Store {
                     change: Change::Deleted,
                 }));
             }
-            for (p, m) in files {
+            for (p, now) in files {
                 let key = path_key(&p);
                 match cached.remove(&key) {
                     None => out.push(StatusEntry {
@@ -784,7 +792,6 @@ impl Store {
                         change: Change::New,
                     }),
                     Some(c) => {
-                        let now = stat_of(&m, c.hash, false);
                         if !(c.trusted && same_stat(&c, &now)) {
                             if c.size != now.size {
                                 out.push(StatusEntry {
@@ -792,7 +799,7 @@ impl Store {
                                     change: Change::Modified,
                                 });
                             } else {
-                                to_check.push((key, p, m, c.hash));
+                                to_check.push((key, p, c.hash));
                             }
                         }
                     }
@@ -808,7 +815,7 @@ impl Store {
         let hidden = crate::engine::progress::hidden();
         let rehashed: Vec<Option<StatusEntry>> = to_check
             .par_iter()
-            .map(|(key, p, _, old)| {
+            .map(|(key, p, old)| {
                 let f = File::open(p).map_err(|e| Error::io(p, e))?;
                 let h = self.chunk_file(&f, p, None, &hidden)?.hash();
                 Ok((h != *old).then(|| StatusEntry {
@@ -871,30 +878,74 @@ impl Store {
     }
 }
 
-/// The regular files (with their metadata) and symbolic links (with their targets) under `dir`,
-/// outside the store's own directory.
-fn list_files(
-    dir: &Path,
-    store_id: (u64, u64),
-    out: &mut Vec<(PathBuf, Metadata)>,
-    links: &mut Vec<(PathBuf, Vec<u8>)>,
-) -> Result<()> {
-    for ent in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let ent = ent.map_err(|e| Error::io(dir, e))?;
-        let p = ent.path();
-        let m = fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
-        if m.is_dir() {
-            if (m.dev(), m.ino()) != store_id {
-                list_files(&p, store_id, out, links)?;
+/// The regular files (with their stat, as the stat cache records it) and symbolic links (with
+/// their targets) under `dir`, outside the store's own directory. Each directory is read through
+/// its own descriptor (`statat` resolves one name, not the whole path) and subdirectories are
+/// listed in parallel.
+fn list_files(dir: &Path, store_id: (u64, u64)) -> Result<Listing> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    fn io(p: &Path) -> impl Fn(rustix::io::Errno) -> Error + '_ {
+        move |e| Error::io(p, e.into())
+    }
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io(dir))?;
+    let mut out = Listing::default();
+    let mut subdirs = Vec::new();
+    let mut entries = rustix::fs::Dir::read_from(&fd).map_err(io(dir))?;
+    while let Some(ent) = entries.read() {
+        let ent = ent.map_err(io(dir))?;
+        let name = ent.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let p = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io(&p))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                if (st.st_dev, st.st_ino) != store_id {
+                    subdirs.push(p);
+                }
             }
-        } else if m.is_file() {
-            out.push((p, m));
-        } else if m.is_symlink() {
-            let target = fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
-            links.push((p, target.into_os_string().into_vec()));
+            FileType::RegularFile => {
+                let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
+                let stat = StatEntry {
+                    dev: st.st_dev,
+                    ino: st.st_ino,
+                    size: st.st_size as u64,
+                    mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+                    ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+                    hash: Hash([0; 32]),
+                    trusted: false,
+                };
+                out.files.push((p, stat));
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&fd, name, Vec::new()).map_err(io(&p))?;
+                out.links.push((p, target.into_bytes()));
+            }
+            _ => {}
         }
     }
-    Ok(())
+    let below: Vec<Listing> = subdirs
+        .par_iter()
+        .map(|d| list_files(d, store_id))
+        .collect::<Result<_>>()?;
+    for l in below {
+        out.files.extend(l.files);
+        out.links.extend(l.links);
+    }
+    Ok(out)
+}
+
+/// What [`list_files`] found.
+#[derive(Default)]
+struct Listing {
+    files: Vec<(PathBuf, StatEntry)>,
+    links: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// A change reported by [`Store::status`].
