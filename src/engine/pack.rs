@@ -70,21 +70,28 @@ pub struct Entry {
 }
 
 thread_local! {
-    /// One zstd context per thread and level (creating a context per object costs more than
-    /// compressing a small one).
-    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { std::cell::RefCell::new(None) };
+    /// zstd contexts per thread, one per level in use (creating a context per object costs
+    /// more than compressing a small one).
+    static COMPRESSORS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Compresses `raw` with zstd at `level`, keeping it raw when that saves less than 1/32.
 pub fn encode(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
     if raw.len() >= 64 {
-        let compressed = COMPRESSOR.with(|c| {
+        let compressed = COMPRESSORS.with(|c| {
             let mut c = c.borrow_mut();
-            if c.as_ref().map(|(l, _)| *l) != Some(level) {
-                *c = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
-            }
-            c.as_mut().and_then(|(_, z)| z.compress(raw).ok())
+            let i = match c.iter().position(|(l, _)| *l == level) {
+                Some(i) => i,
+                None => {
+                    if c.len() >= 4 {
+                        c.remove(0);
+                    }
+                    c.push((level, zstd::bulk::Compressor::new(level).ok()?));
+                    c.len() - 1
+                }
+            };
+            c[i].1.compress(raw).ok()
         });
         if let Some(c) = compressed {
             if c.len() < raw.len() - raw.len() / 32 {
