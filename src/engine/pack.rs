@@ -187,7 +187,7 @@ struct AlignedBuf {
 /// every pack cost more CPU than the copies into them, and reusing them bounds memory.
 static SPARE: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
 /// At most this many spare buffers are kept.
-const SPARE_MAX: usize = 4;
+const SPARE_MAX: usize = 8;
 
 impl AlignedBuf {
     /// A spare buffer, or a new one.
