@@ -196,7 +196,7 @@ impl LevelChoice {
             return encode(raw, configured);
         }
         let n = self.objects.fetch_add(1, Ordering::Relaxed);
-        if n >= SAMPLE_FIRST && n % SAMPLE_EVERY != 0 {
+        if n >= SAMPLE_FIRST && !n.is_multiple_of(SAMPLE_EVERY) {
             let level = if self.fast.load(Ordering::Relaxed) {
                 FAST_LEVEL
             } else {
@@ -801,7 +801,7 @@ impl Store {
             // The index side (stat cache rows, the links of the tree as added: links are not in
             // the stat cache) is read while the workspace is listed.
             let (index_side, listing) = rayon::join(
-                || -> Result<(HashMap<String, StatEntry>, HashMap<String, Vec<u8>>)> {
+                || -> Result<(Cached, HashMap<String, Vec<u8>>)> {
                     let mut added = HashMap::new();
                     if root.kind != "tree" {
                         let cached = self.index().stat(&root.path)?;
@@ -961,11 +961,7 @@ fn list_files(dir: &Path, store_id: (u64, u64)) -> Result<Listing> {
         let p = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
         let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io(&p))?;
         match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                if (st.st_dev, st.st_ino) != store_id {
-                    subdirs.push(p);
-                }
-            }
+            FileType::Directory if (st.st_dev, st.st_ino) != store_id => subdirs.push(p),
             FileType::RegularFile => {
                 let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
                 let stat = StatEntry {
@@ -996,6 +992,9 @@ fn list_files(dir: &Path, store_id: (u64, u64)) -> Result<Listing> {
     }
     Ok(out)
 }
+
+/// Stat-cache rows by path key.
+type Cached = HashMap<String, StatEntry>;
 
 /// What [`list_files`] found.
 #[derive(Default)]
