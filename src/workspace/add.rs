@@ -982,6 +982,9 @@ fn list_files(dir: &Path, store_id: (u64, u64)) -> Result<Listing> {
             _ => {}
         }
     }
+    // Closed before descending: at most one directory is open per thread, however deep.
+    drop(entries);
+    drop(fd);
     let below: Vec<Listing> = subdirs
         .par_iter()
         .map(|d| list_files(d, store_id))
