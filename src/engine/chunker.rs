@@ -17,7 +17,7 @@ use crate::engine::store::ChunkParams;
 use crate::error::{Error, Result};
 
 /// Bytes read per batch.
-pub const BATCH_BYTES: usize = 16 << 20;
+pub const BATCH_BYTES: usize = 8 << 20;
 
 /// One buffer of the stream and the chunks found in it.
 #[derive(Default)]

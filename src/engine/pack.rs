@@ -70,21 +70,28 @@ pub struct Entry {
 }
 
 thread_local! {
-    /// One zstd context per thread and level (creating a context per object costs more than
-    /// compressing a small one).
-    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { std::cell::RefCell::new(None) };
+    /// zstd contexts per thread, one per level in use (creating a context per object costs
+    /// more than compressing a small one).
+    static COMPRESSORS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Compresses `raw` with zstd at `level`, keeping it raw when that saves less than 1/32.
 pub fn encode(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
     if raw.len() >= 64 {
-        let compressed = COMPRESSOR.with(|c| {
+        let compressed = COMPRESSORS.with(|c| {
             let mut c = c.borrow_mut();
-            if c.as_ref().map(|(l, _)| *l) != Some(level) {
-                *c = zstd::bulk::Compressor::new(level).ok().map(|z| (level, z));
-            }
-            c.as_mut().and_then(|(_, z)| z.compress(raw).ok())
+            let i = match c.iter().position(|(l, _)| *l == level) {
+                Some(i) => i,
+                None => {
+                    if c.len() >= 4 {
+                        c.remove(0);
+                    }
+                    c.push((level, zstd::bulk::Compressor::new(level).ok()?));
+                    c.len() - 1
+                }
+            };
+            c[i].1.compress(raw).ok()
         });
         if let Some(c) = compressed {
             if c.len() < raw.len() - raw.len() / 32 {
@@ -176,7 +183,29 @@ struct AlignedBuf {
     fill: usize,
 }
 
+/// Output buffers kept for the next pack: allocating (and faulting in) fresh 4 MiB buffers for
+/// every pack cost more CPU than the copies into them, and reusing them bounds memory.
+static SPARE: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
+/// At most this many spare buffers are kept.
+const SPARE_MAX: usize = 8;
+
 impl AlignedBuf {
+    /// A spare buffer, or a new one.
+    fn take() -> AlignedBuf {
+        let spare = SPARE.lock().ok().and_then(|mut v| v.pop());
+        spare.unwrap_or_else(AlignedBuf::new)
+    }
+
+    /// Keeps the buffer for the next pack (up to [`SPARE_MAX`]).
+    fn give(mut self) {
+        self.fill = 0;
+        if let Ok(mut v) = SPARE.lock() {
+            if v.len() < SPARE_MAX {
+                v.push(self);
+            }
+        }
+    }
+
     fn new() -> AlignedBuf {
         let data = vec![0u8; OUT_BUF + ALIGN];
         let start = data.as_ptr().align_offset(ALIGN);
@@ -250,7 +279,7 @@ impl Out {
             Ok((file, written, direct))
         });
         Ok(Out {
-            cur: AlignedBuf::new(),
+            cur: AlignedBuf::take(),
             full: Some(full_tx),
             free: free_rx,
             buffers: 1,
@@ -278,7 +307,7 @@ impl Out {
             Ok(b) => b,
             Err(_) if self.buffers < 3 => {
                 self.buffers += 1;
-                AlignedBuf::new()
+                AlignedBuf::take()
             }
             Err(_) => match self.free.recv() {
                 Ok(b) => b,
@@ -306,6 +335,14 @@ impl Out {
         }
     }
 
+    /// Hands this writer's buffers to the next pack.
+    fn recycle(self) {
+        while let Ok(b) = self.free.try_recv() {
+            b.give();
+        }
+        self.cur.give();
+    }
+
     /// Writes everything left and fsyncs.
     fn finish(mut self) -> std::io::Result<File> {
         use std::os::unix::fs::FileExt;
@@ -321,7 +358,7 @@ impl Out {
             file.write_all_at(self.cur.bytes(), written)?;
         }
         // Release the buffers before the (slow) fsync: finishing runs in the background.
-        drop(self);
+        self.recycle();
         file.sync_all()?;
         Ok(file)
     }

@@ -689,7 +689,7 @@ impl Store {
                 let same = std::fs::File::open(&dest)
                     .ok()
                     .and_then(|f| {
-                        self.chunk_file(f, &dest, None, &crate::engine::progress::hidden())
+                        self.chunk_file(&f, &dest, None, &crate::engine::progress::hidden())
                             .ok()
                     })
                     .is_some_and(|m| m.hash() == e.hash);

@@ -1,19 +1,18 @@
-//! `add` and `status`: walking paths, the stat cache, and the chunk -> hash -> compress ->
-//! pack pipeline.
+//! `add`: walking paths, the stat cache and its trust rule, and the chunk -> hash -> compress ->
+//! pack pipeline (`status`, in [`super::status`], applies the same stat-cache rule).
 //!
 //! Files are processed in parallel with rayon. Inside one file, reading and chunking the next
 //! batch overlaps with hashing and compressing the current one (`rayon::join`), so a single
 //! large file also uses every core while memory stays bounded by two batches.
 //!
-//! Size: about 820 lines, one pipeline (walk, stat cache, chunk, hash, compress, pack, commit)
-//! and `status`, which reuses its walk and stat-cache rule.
+//! Size: about 780 lines, one pipeline (walk, stat cache, chunk, hash, compress, pack, commit).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::engine::progress::ProgressBar;
@@ -31,7 +30,52 @@ use crate::error::{Error, Result};
 
 /// A file modified less than this long before it was read is not trusted by the stat cache:
 /// a later write could land within the same timestamp tick without changing size or mtime.
+/// (Files on the store's own filesystem are judged by its clock instead: [`Freshness`].)
 const RACY_NS: i64 = 2_000_000_000;
+
+/// The filesystem's own clock at the start of an add, read from the timestamps of a file
+/// created (and removed) in the store's `tmp/` before any file is read. A file on that
+/// filesystem whose mtime and ctime are older than the probe's was last written before the
+/// add began reading it, and any later write gets a timestamp at least the probe's, so its
+/// stat changes: the row can be trusted however recently the file was written, and the first
+/// `status` after an add only stats it. (The same reasoning as git's racy-index rule, with
+/// the probe in place of the index file's mtime; it needs no assumption about the timestamp
+/// granularity.) Files on other filesystems keep the 2 s rule.
+#[derive(Clone, Copy, Debug)]
+struct Freshness {
+    dev: u64,
+    mtime_ns: i64,
+}
+
+impl Freshness {
+    /// Creates, stats and removes the probe; `None` when that fails (the 2 s rule then applies
+    /// to every file).
+    fn probe(tmp_dir: &Path) -> Option<Freshness> {
+        let path = tmp_dir.join(format!(
+            "clock-{}.tmp",
+            crate::engine::util::unique_suffix()
+        ));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ok()?;
+        let meta = file.metadata();
+        drop(file);
+        let _ = fs::remove_file(&path);
+        let meta = meta.ok()?;
+        Some(Freshness {
+            dev: meta.dev(),
+            mtime_ns: (meta.mtime() * 1_000_000_000 + meta.mtime_nsec())
+                .min(meta.ctime() * 1_000_000_000 + meta.ctime_nsec()),
+        })
+    }
+
+    /// True when a file with stat `s` was last changed before the probe was made.
+    fn older(&self, s: &StatEntry) -> bool {
+        s.dev == self.dev && s.mtime_ns < self.mtime_ns && s.ctime_ns < self.mtime_ns
+    }
+}
 
 /// Options for [`Store::add`].
 #[derive(Clone, Debug, Default)]
@@ -121,6 +165,61 @@ pub(crate) struct Sink<'a> {
     state: Mutex<SinkState>,
     /// Hash only: nothing is written (used to compute what a path would hash to).
     dry: bool,
+    level: LevelChoice,
+}
+
+/// zstd level 1 where it compresses this operation's data at least as well as the configured
+/// level. On some data (text of random numbers, e.g. CSV exports) level 1 is both a third
+/// faster and a few percent smaller than level 3, whose extra short matches cost more than
+/// the literals they replace; on most data level 3 is smaller. The first objects and then one
+/// in [`SAMPLE_EVERY`] are compressed at both levels (the smaller result is kept), and the
+/// totals so far decide the level of the others. Stored bytes do not affect any hash.
+#[derive(Default)]
+struct LevelChoice {
+    objects: AtomicU64,
+    fast_bytes: AtomicU64,
+    configured_bytes: AtomicU64,
+    fast: AtomicBool,
+}
+
+/// The level tried against the configured one.
+const FAST_LEVEL: i32 = 1;
+/// Objects compressed at both levels before the totals decide.
+const SAMPLE_FIRST: u64 = 16;
+/// After those, one object in this many is compressed at both levels.
+const SAMPLE_EVERY: u64 = 32;
+
+impl LevelChoice {
+    fn encode(&self, raw: &[u8], configured: i32) -> (Compression, Vec<u8>) {
+        if configured <= FAST_LEVEL {
+            return encode(raw, configured);
+        }
+        let n = self.objects.fetch_add(1, Ordering::Relaxed);
+        if n >= SAMPLE_FIRST && !n.is_multiple_of(SAMPLE_EVERY) {
+            let level = if self.fast.load(Ordering::Relaxed) {
+                FAST_LEVEL
+            } else {
+                configured
+            };
+            return encode(raw, level);
+        }
+        let fast = encode(raw, FAST_LEVEL);
+        let slow = encode(raw, configured);
+        let f = self
+            .fast_bytes
+            .fetch_add(fast.1.len() as u64, Ordering::Relaxed)
+            + fast.1.len() as u64;
+        let c = self
+            .configured_bytes
+            .fetch_add(slow.1.len() as u64, Ordering::Relaxed)
+            + slow.1.len() as u64;
+        self.fast.store(f <= c, Ordering::Relaxed);
+        if fast.1.len() <= slow.1.len() {
+            fast
+        } else {
+            slow
+        }
+    }
 }
 
 #[derive(Default)]
@@ -139,6 +238,7 @@ impl<'a> Sink<'a> {
             store,
             state: Mutex::new(SinkState::default()),
             dry: false,
+            level: LevelChoice::default(),
         }
     }
 
@@ -169,7 +269,7 @@ impl<'a> Sink<'a> {
         if self.known(&hash)? {
             return Ok(());
         }
-        let (compression, stored) = encode(raw, self.store.config().zstd_level);
+        let (compression, stored) = self.level.encode(raw, self.store.config().zstd_level);
         self.append_encoded(kind, hash, compression, raw.len() as u32, &stored)
     }
 
@@ -179,7 +279,7 @@ impl<'a> Sink<'a> {
             return Ok(Stored::Known);
         }
         if try_compress {
-            let (compression, stored) = encode(raw, self.store.config().zstd_level);
+            let (compression, stored) = self.level.encode(raw, self.store.config().zstd_level);
             self.append_encoded(
                 ObjectKind::Chunk,
                 hash,
@@ -358,7 +458,7 @@ impl Walk<'_> {
     }
 }
 
-fn stat_of(meta: &Metadata, hash: Hash, trusted: bool) -> StatEntry {
+pub(super) fn stat_of(meta: &Metadata, hash: Hash, trusted: bool) -> StatEntry {
     StatEntry {
         dev: meta.dev(),
         ino: meta.ino(),
@@ -370,7 +470,7 @@ fn stat_of(meta: &Metadata, hash: Hash, trusted: bool) -> StatEntry {
     }
 }
 
-fn same_stat(a: &StatEntry, b: &StatEntry) -> bool {
+pub(super) fn same_stat(a: &StatEntry, b: &StatEntry) -> bool {
     a.dev == b.dev
         && a.ino == b.ino
         && a.size == b.size
@@ -389,7 +489,7 @@ pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 impl Store {
-    fn store_dir_id(&self) -> Result<(u64, u64)> {
+    pub(super) fn store_dir_id(&self) -> Result<(u64, u64)> {
         let m = fs::metadata(self.dir()).map_err(|e| Error::io(self.dir(), e))?;
         Ok((m.dev(), m.ino()))
     }
@@ -397,13 +497,13 @@ impl Store {
     /// Chunks, hashes and (with a sink) stores one open file; returns its manifest.
     pub(crate) fn chunk_file(
         &self,
-        mut file: File,
+        mut file: &File,
         path: &Path,
         sink: Option<&Sink<'_>>,
         pb: &ProgressBar,
     ) -> Result<FileManifest> {
-        // Adaptive compression: once a whole batch failed to compress, only every 8th chunk
-        // is tried until one compresses again (incompressible data costs no zstd time).
+        // Adaptive compression: once a whole batch failed to compress, only every 32nd chunk
+        // is tried until one compresses again (incompressible data costs little zstd time).
         let incompressible = AtomicBool::new(false);
         let per_batch = chunk_stream(&mut file, self.config().chunking, path, |batch| {
             let skip = incompressible.load(Ordering::Relaxed);
@@ -413,7 +513,7 @@ impl Store {
                     let data = batch.chunk(i);
                     let h = Hash::of(ObjectKind::Chunk, data);
                     let stored = match sink {
-                        Some(s) => s.put_chunk(h, data, !skip || i % 8 == 0)?,
+                        Some(s) => s.put_chunk(h, data, !skip || i % 32 == 0)?,
                         None => Stored::Known,
                     };
                     pb.inc(data.len() as u64);
@@ -441,6 +541,7 @@ impl Store {
         path: &Path,
         meta: &Metadata,
         start_ns: i64,
+        fresh: Option<Freshness>,
         pb: &ProgressBar,
     ) -> Result<(Hash, Option<StatEntry>, u64)> {
         let key = path_key(path);
@@ -453,13 +554,15 @@ impl Store {
             }
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let m = self.chunk_file(file, path, Some(sink), pb)?;
+        let m = self.chunk_file(&file, path, Some(sink), pb)?;
         let hash = m.hash();
         sink.put(ObjectKind::File, hash, &m.encode())?;
-        let after = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        // The stat of the file that was read (a top-level symlink's target, as walked and as
+        // `status` stats it).
+        let after = file.metadata().map_err(|e| Error::io(path, e))?;
         let after = stat_of(&after, hash, false);
-        let trusted =
-            same_stat(&after, &now) && after.size == m.size && after.mtime_ns < start_ns - RACY_NS;
+        let old = after.mtime_ns < start_ns - RACY_NS || fresh.is_some_and(|f| f.older(&after));
+        let trusted = same_stat(&after, &now) && after.size == m.size && old;
         Ok((hash, Some(StatEntry { trusted, ..after }), m.size))
     }
 
@@ -529,6 +632,11 @@ impl Store {
     ) -> Result<AddReport> {
         let _lock = self.lock(LockMode::Shared)?;
         let start_ns = now_ns();
+        let fresh = if opts.dry_run {
+            None
+        } else {
+            Freshness::probe(&self.tmp_dir())
+        };
         let store_canon = fs::canonicalize(self.dir()).map_err(|e| Error::io(self.dir(), e))?;
         let mut walk = Walk {
             store_id: self.store_dir_id()?,
@@ -561,7 +669,7 @@ impl Store {
         let results: Vec<(Hash, Option<StatEntry>, u64)> = walk
             .files
             .par_iter()
-            .map(|(path, meta)| self.add_file(&sink, path, meta, start_ns, &pb))
+            .map(|(path, meta)| self.add_file(&sink, path, meta, start_ns, fresh, &pb))
             .collect::<Result<_>>()?;
         pb.finish_and_clear();
         let sizes: Vec<(Hash, u64)> = results
@@ -667,207 +775,8 @@ impl Store {
         }
         Ok(report)
     }
-
-    /// What changed in tracked paths since each was last added, from the stat cache
-    /// (re-hashing only files whose stat differs or whose cache entry is not trusted).
-    pub fn status(&self) -> Result<Vec<StatusEntry>> {
-        let store_id = self.store_dir_id()?;
-        let mut out = Vec::new();
-        let mut to_check: Vec<(String, PathBuf, Metadata, Hash)> = Vec::new();
-        let roots = self.index().roots()?;
-        let locked = self.lock_differences(&roots)?;
-        for root in roots {
-            let path = PathBuf::from(&root.path);
-            let meta = match fs::metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    out.push(StatusEntry {
-                        path: root.path.clone(),
-                        change: Change::Deleted,
-                    });
-                    continue;
-                }
-                Err(e) => return Err(Error::io(&path, e)),
-            };
-            let mut cached: HashMap<String, StatEntry> = if root.kind == "tree" {
-                self.index().stats_under(&root.path)?.into_iter().collect()
-            } else {
-                self.index()
-                    .stat(&root.path)?
-                    .map(|s| (root.path.clone(), s))
-                    .into_iter()
-                    .collect()
-            };
-            let mut files = Vec::new();
-            let mut links = Vec::new();
-            if meta.is_dir() {
-                list_files(&path, store_id, &mut files, &mut links)?;
-            } else {
-                files.push((path.clone(), meta));
-            }
-            if root.kind == "tree" {
-                // Links are not in the stat cache: compare them with the tree as added.
-                let mut added = HashMap::new();
-                self.tree_links(&root.hash, &path, &mut added)?;
-                for (p, target) in links {
-                    let key = path_key(&p);
-                    let change = match added.remove(&key) {
-                        None => Some(Change::New),
-                        Some(t) if t != target => Some(Change::Modified),
-                        Some(_) => None,
-                    };
-                    out.extend(change.map(|change| StatusEntry { path: key, change }));
-                }
-                out.extend(added.into_keys().map(|path| StatusEntry {
-                    path,
-                    change: Change::Deleted,
-                }));
-            }
-            for (p, m) in files {
-                let key = path_key(&p);
-                match cached.remove(&key) {
-                    None => out.push(StatusEntry {
-                        path: key,
-                        change: Change::New,
-                    }),
-                    Some(c) => {
-                        let now = stat_of(&m, c.hash, false);
-                        if !(c.trusted && same_stat(&c, &now)) {
-                            if c.size != now.size {
-                                out.push(StatusEntry {
-                                    path: key,
-                                    change: Change::Modified,
-                                });
-                            } else {
-                                to_check.push((key, p, m, c.hash));
-                            }
-                        }
-                    }
-                }
-            }
-            for (p, _) in cached {
-                out.push(StatusEntry {
-                    path: p,
-                    change: Change::Deleted,
-                });
-            }
-        }
-        let hidden = crate::engine::progress::hidden();
-        let rehashed: Vec<Option<StatusEntry>> = to_check
-            .par_iter()
-            .map(|(key, p, _, old)| {
-                let f = File::open(p).map_err(|e| Error::io(p, e))?;
-                let h = self.chunk_file(f, p, None, &hidden)?.hash();
-                Ok((h != *old).then(|| StatusEntry {
-                    path: key.clone(),
-                    change: Change::Modified,
-                }))
-            })
-            .collect::<Result<_>>()?;
-        out.extend(rehashed.into_iter().flatten());
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        out.dedup();
-        // A path both gone and new changed kind (a file became a link, or a link a file).
-        let mut merged: Vec<StatusEntry> = Vec::with_capacity(out.len());
-        for e in out {
-            match merged.last_mut() {
-                Some(last) if last.path == e.path => last.change = Change::Modified,
-                _ => merged.push(e),
-            }
-        }
-        merged.extend(locked);
-        merged.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(merged)
-    }
-
-    /// The paths `store.lock` puts at another version than the one last added here.
-    fn lock_differences(&self, roots: &[Root]) -> Result<Vec<StatusEntry>> {
-        let Some(lock) = self.read_lock()? else {
-            return Ok(Vec::new());
-        };
-        let here: HashMap<String, Hash> = roots
-            .iter()
-            .filter_map(|r| Some((self.lock_key(Path::new(&r.path))?, r.hash)))
-            .collect();
-        let ws = self.workspace();
-        let mut out = Vec::new();
-        for (key, e) in &lock.paths {
-            if here.get(key) != Some(&e.hash()?) {
-                out.push(StatusEntry {
-                    path: path_key(&ws.join(key)),
-                    change: Change::LockDiffers,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// The symbolic links of a tree as added: absolute path key -> target bytes.
-    fn tree_links(&self, tree: &Hash, at: &Path, out: &mut HashMap<String, Vec<u8>>) -> Result<()> {
-        for e in self.tree_manifest(tree)?.entries {
-            let p = at.join(std::ffi::OsStr::from_bytes(&e.name));
-            match e.kind {
-                EntryKind::Symlink(target) => {
-                    out.insert(path_key(&p), target);
-                }
-                EntryKind::Dir(h) => self.tree_links(&h, &p, out)?,
-                EntryKind::File(_) => {}
-            }
-        }
-        Ok(())
-    }
 }
 
-/// The regular files (with their metadata) and symbolic links (with their targets) under `dir`,
-/// outside the store's own directory.
-fn list_files(
-    dir: &Path,
-    store_id: (u64, u64),
-    out: &mut Vec<(PathBuf, Metadata)>,
-    links: &mut Vec<(PathBuf, Vec<u8>)>,
-) -> Result<()> {
-    for ent in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let ent = ent.map_err(|e| Error::io(dir, e))?;
-        let p = ent.path();
-        let m = fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
-        if m.is_dir() {
-            if (m.dev(), m.ino()) != store_id {
-                list_files(&p, store_id, out, links)?;
-            }
-        } else if m.is_file() {
-            out.push((p, m));
-        } else if m.is_symlink() {
-            let target = fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
-            links.push((p, target.into_os_string().into_vec()));
-        }
-    }
-    Ok(())
-}
-
-/// A change reported by [`Store::status`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct StatusEntry {
-    /// Absolute path.
-    pub path: String,
-    /// What happened to it.
-    pub change: Change,
-}
-
-/// Kinds of change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    /// Not present at the last add.
-    New,
-    /// Content differs from the last add.
-    Modified,
-    /// Gone since the last add.
-    Deleted,
-    /// `store.lock` names another version than the one last added (or checked out) here,
-    /// e.g. after `git checkout` of an older commit: `store checkout` restores the lock's.
-    #[serde(rename = "lock_differs")]
-    LockDiffers,
-}
-
+pub use super::status::{Change, StatusEntry};
 /// A progress bar on stderr when `show` (and stderr is a terminal), hidden otherwise.
 pub(crate) use crate::engine::progress::bytes as progress_bar;

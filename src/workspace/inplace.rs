@@ -29,7 +29,7 @@ impl Store {
         }
         let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
         Ok(self
-            .chunk_file(f, p, None, &crate::engine::progress::hidden())?
+            .chunk_file(&f, p, None, &crate::engine::progress::hidden())?
             .hash())
     }
 

@@ -1,6 +1,6 @@
 //! The workspace: what a user does with files on disk, on top of the [engine](crate::engine).
 //!
-//! [`add`] walks, chunks and stores paths (and reports `status`); [`checkout`] restores files
+//! [`add`] walks, chunks and stores paths; [`status`] reports what changed since; [`checkout`] restores files
 //! and trees, verified, never following a link below its target; [`maintenance`] holds the
 //! whole-store operations `verify`, `gc`, `reindex` and `stats`; [`lock`] keeps `store.lock`, the workspace's tracked versions for git. It may use the engine and
 //! the error type, nothing above.
@@ -10,3 +10,4 @@ pub mod checkout;
 pub mod inplace;
 pub mod lock;
 pub mod maintenance;
+pub mod status;

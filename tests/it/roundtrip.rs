@@ -226,6 +226,27 @@ fn status_reports_new_modified_and_deleted() {
     assert_eq!(ws.ok(&["status"]), "nothing changed\n");
 }
 
+/// Files written just before an add are trusted by the stat cache once the store's filesystem
+/// clock has moved past them (the add's timestamp probe): a second add reads none of them, and
+/// a same-size rewrite right after the add is still seen (its timestamps move past the probe's).
+#[test]
+fn files_written_just_before_add_are_not_reread() {
+    let ws = Ws::new();
+    for i in 0..20u64 {
+        ws.write(&format!("d/f{i}"), &pseudo_random(1000, i));
+    }
+    ws.add("d");
+    let v: serde_json::Value = serde_json::from_str(&ws.ok(&["add", "--json", "d"])).expect("json");
+    assert_eq!(v["files_read"], 0, "{v}");
+    assert_eq!(ws.ok(&["status"]), "nothing changed\n");
+    let mut changed = pseudo_random(1000, 3);
+    changed[500] ^= 1;
+    ws.write("d/f3", &changed);
+    assert_eq!(status_changes(&ws), vec![("f3".into(), "modified".into())]);
+    let v: serde_json::Value = serde_json::from_str(&ws.ok(&["add", "--json", "d"])).expect("json");
+    assert_eq!(v["files_read"], 1, "{v}");
+}
+
 #[test]
 fn dedup_means_second_add_of_same_content_stores_nothing() {
     let ws = Ws::new();
