@@ -123,11 +123,7 @@ impl Store {
         remote: Option<(String, String)>,
         git: Option<PendingGit>,
     ) -> Result<PendingPush> {
-        let mut p = self.pending_push(run_id)?.unwrap_or(PendingPush {
-            run_id: run_id.to_string(),
-            since_ns: crate::engine::util::now_ns(),
-            ..PendingPush::default()
-        });
+        let mut p = self.pending_or_new(run_id)?;
         let redact = crate::run::git::redact;
         if let Some((name, why)) = remote {
             p.remote = Some((name, redact(&why)));
@@ -143,15 +139,20 @@ impl Store {
     /// Records that run `run_id`'s catalog commit is not on the metadata repository's
     /// `origin` yet.
     pub fn mark_metadata_pending(&self, run_id: &str, mut g: PendingGit) -> Result<PendingPush> {
-        let mut p = self.pending_push(run_id)?.unwrap_or(PendingPush {
-            run_id: run_id.to_string(),
-            since_ns: crate::engine::util::now_ns(),
-            ..PendingPush::default()
-        });
+        let mut p = self.pending_or_new(run_id)?;
         g.error = crate::run::git::redact(&g.error);
         p.metadata = Some(g);
         self.write_pending(&p)?;
         Ok(p)
+    }
+
+    /// What is pending for `run_id`, or a new empty record left pending from now.
+    fn pending_or_new(&self, run_id: &str) -> Result<PendingPush> {
+        Ok(self.pending_push(run_id)?.unwrap_or(PendingPush {
+            run_id: run_id.to_string(),
+            since_ns: crate::engine::util::now_ns(),
+            ..PendingPush::default()
+        }))
     }
 
     fn write_pending(&self, p: &PendingPush) -> Result<()> {
@@ -170,11 +171,7 @@ impl Store {
 
     /// Records that run `run_id`'s view is still to be published on remote `name`.
     pub fn mark_publish_pending(&self, run_id: &str, name: &str, why: &str) -> Result<()> {
-        let mut p = self.pending_push(run_id)?.unwrap_or(PendingPush {
-            run_id: run_id.to_string(),
-            since_ns: crate::engine::util::now_ns(),
-            ..PendingPush::default()
-        });
+        let mut p = self.pending_or_new(run_id)?;
         p.publish = Some((name.to_string(), crate::run::git::redact(why)));
         self.write_pending(&p)
     }
