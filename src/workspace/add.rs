@@ -12,7 +12,7 @@ use std::fs::{self, File, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::engine::progress::ProgressBar;
@@ -23,7 +23,7 @@ use crate::engine::chunker::chunk_stream;
 use crate::engine::hash::{Hash, ObjectKind};
 use crate::engine::index::{Commit, Root, StatEntry};
 use crate::engine::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
-use crate::engine::pack::{encode, Compression, FinishedPack, PackWriter};
+use crate::engine::pack::{Compression, FinishedPack, LevelChoice, PackWriter};
 use crate::engine::store::{LockMode, Store};
 use crate::engine::util::now_ns;
 use crate::error::{Error, Result};
@@ -166,60 +166,6 @@ pub(crate) struct Sink<'a> {
     /// Hash only: nothing is written (used to compute what a path would hash to).
     dry: bool,
     level: LevelChoice,
-}
-
-/// zstd level 1 where it compresses this operation's data at least as well as the configured
-/// level. On some data (text of random numbers, e.g. CSV exports) level 1 is both a third
-/// faster and a few percent smaller than level 3, whose extra short matches cost more than
-/// the literals they replace; on most data level 3 is smaller. The first objects and then one
-/// in [`SAMPLE_EVERY`] are compressed at both levels (the smaller result is kept), and the
-/// totals so far decide the level of the others. Stored bytes do not affect any hash.
-#[derive(Default)]
-struct LevelChoice {
-    objects: AtomicU64,
-    fast_bytes: AtomicU64,
-    configured_bytes: AtomicU64,
-    fast: AtomicBool,
-}
-
-/// The level tried against the configured one.
-const FAST_LEVEL: i32 = 1;
-/// Objects compressed at both levels before the totals decide.
-const SAMPLE_FIRST: u64 = 16;
-/// After those, one object in this many is compressed at both levels.
-const SAMPLE_EVERY: u64 = 32;
-
-impl LevelChoice {
-    fn encode(&self, raw: &[u8], configured: i32) -> (Compression, Vec<u8>) {
-        if configured <= FAST_LEVEL {
-            return encode(raw, configured);
-        }
-        let n = self.objects.fetch_add(1, Ordering::Relaxed);
-        if n >= SAMPLE_FIRST && !n.is_multiple_of(SAMPLE_EVERY) {
-            let level = if self.fast.load(Ordering::Relaxed) {
-                FAST_LEVEL
-            } else {
-                configured
-            };
-            return encode(raw, level);
-        }
-        let fast = encode(raw, FAST_LEVEL);
-        let slow = encode(raw, configured);
-        let f = self
-            .fast_bytes
-            .fetch_add(fast.1.len() as u64, Ordering::Relaxed)
-            + fast.1.len() as u64;
-        let c = self
-            .configured_bytes
-            .fetch_add(slow.1.len() as u64, Ordering::Relaxed)
-            + slow.1.len() as u64;
-        self.fast.store(f <= c, Ordering::Relaxed);
-        if fast.1.len() <= slow.1.len() {
-            fast
-        } else {
-            slow
-        }
-    }
 }
 
 #[derive(Default)]
