@@ -23,11 +23,11 @@ fn creds_file(content: &str) -> (tempfile::TempDir, PathBuf) {
     (d, p)
 }
 
-fn user_creds() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn user_creds() -> (tempfile::TempDir, PathBuf) {
     creds_file(&FakeDrive::user_credentials(fake::REFRESH_TOKEN))
 }
 
-fn spec(fake: &FakeDrive, url: &str, creds: &Path) -> RemoteSpec {
+pub(crate) fn spec(fake: &FakeDrive, url: &str, creds: &Path) -> RemoteSpec {
     let mut options = BTreeMap::new();
     options.insert("api_url".to_string(), fake.base.clone());
     options.insert("token_url".to_string(), fake.token_url());

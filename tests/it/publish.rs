@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use store::remote::{Backend, DirBackend, RemoteSpec};
+use store::remote::{Backend, DirBackend};
 
 use crate::common::{pseudo_random, Ws};
 use crate::remote::{json, new_bucket, run_ok, s3_endpoint, with_s3_env};
@@ -295,11 +295,9 @@ fn publish_on_s3_copies_server_side() {
 
 #[test]
 fn publish_on_drive_uses_files_copy() {
-    use crate::gdrive::fake::{self, FakeDrive, Route};
+    use crate::gdrive::fake::{FakeDrive, Route};
     let fake = FakeDrive::start();
-    let d = tempfile::tempdir().expect("tmp");
-    let creds = d.path().join("credentials.json");
-    std::fs::write(&creds, FakeDrive::user_credentials(fake::REFRESH_TOKEN)).expect("creds");
+    let (_d, creds) = crate::gdrive::user_creds();
     let ws = Ws::new();
     let files = two_runs(&ws);
     let token_url = fake.token_url();
@@ -316,14 +314,7 @@ fn publish_on_drive_uses_files_copy() {
         "--credentials-file",
         &creds_s,
     ]);
-    let mut options = BTreeMap::new();
-    options.insert("api_url".to_string(), fake.base.clone());
-    options.insert("token_url".to_string(), token_url.clone());
-    options.insert("credentials_file".to_string(), creds_s.clone());
-    let spec = RemoteSpec {
-        url: "gdrive://Lab/store".into(),
-        options,
-    };
+    let spec = crate::gdrive::spec(&fake, "gdrive://Lab/store", &creds);
     let view = spec.open().expect("open");
     let fetch = |urls: &[String]| {
         let u = urls
