@@ -53,7 +53,7 @@ for set in $SETS; do
             "$STORE" remote add origin "s3://$b/store" --endpoint "$EP" --allow-http
             read -r pt pr < <(timed "$STORE" push -q --jobs "$JOBS")
             cd "$WORK"
-            read -r lt lr < <(timed bash -c "'$STORE' clone -q 's3://$b/store' '$set-store-pull' --endpoint '$EP' --allow-http --jobs $JOBS && cd '$set-store-pull' && '$STORE' pull -q --jobs $JOBS && '$STORE' checkout -q \$('$STORE' ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"hash\"])') --to data")
+            read -r lt lr < <(timed bash -c "'$STORE' clone -q 's3://$b/store' '$set-store-pull' --endpoint '$EP' --allow-http --jobs $JOBS && cd '$set-store-pull' && '$STORE' checkout -q \$('$STORE' ls --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"hash\"])') --to data")
             diff -rq "$src" "$WORK/$set-store-pull/data" >/dev/null && ok=ok || ok=DIFF
         else
             git init -q; dvc init -q; dvc add -q data >/dev/null 2>&1
@@ -71,5 +71,6 @@ for set in $SETS; do
     done
 done
 echo
-echo "Pull for store = clone (metadata) + pull (all content) + checkout into a fresh workspace;"
+echo "Pull for store = clone (metadata) + checkout into a fresh workspace (the checkout downloads"
+echo "the content, writing it into the files as it arrives, and keeps it in the store);"
 echo "for DVC = dvc pull (fetch + checkout) in a fresh git clone. Requests counted in moto's log."

@@ -193,7 +193,20 @@ pub trait ObjectSource: Send + Sync {
     /// Makes every object under `starts` (the graph below them) local; returns how many objects
     /// were fetched.
     fn ensure_local(&self, store: &Store, starts: &[Hash]) -> Result<u64>;
+
+    /// Makes the records and manifests under `starts` local, not the chunks of file content;
+    /// returns how many objects were fetched.
+    fn ensure_manifests(&self, store: &Store, starts: &[Hash]) -> Result<u64>;
+
+    /// Fetches `chunks` (absent here), keeps them in the store, and hands each batch of
+    /// verified contents to `sink` as it arrives, so that a restore writes files while the
+    /// rest downloads. Fails, naming what, when one of them cannot be had.
+    fn fetch_chunks(&self, store: &Store, chunks: &[Hash], sink: &ChunkSink<'_>) -> Result<u64>;
 }
+
+/// Receives verified chunk contents (hash, raw bytes) as [`ObjectSource::fetch_chunks`] gets
+/// them, from several threads at once.
+pub type ChunkSink<'a> = dyn Fn(&[(Hash, &[u8])]) -> Result<()> + Sync + 'a;
 
 /// Kinds of lock on the store: writers share it, `gc` and `reindex` need it alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -603,6 +616,30 @@ impl Store {
         match self.source.get() {
             Some(s) => s.ensure_local(self, starts),
             None => Ok(0),
+        }
+    }
+
+    /// True when missing objects can be fetched (an [`ObjectSource`] is installed).
+    pub(crate) fn has_object_source(&self) -> bool {
+        self.source.get().is_some()
+    }
+
+    /// Makes the records and manifests under `starts` local through the installed
+    /// [`ObjectSource`], if any (file content stays where it is).
+    pub(crate) fn ensure_manifests(&self, starts: &[Hash]) -> Result<u64> {
+        match self.source.get() {
+            Some(s) => s.ensure_manifests(self, starts),
+            None => Ok(0),
+        }
+    }
+
+    /// Fetches the absent `chunks` through the installed [`ObjectSource`], handing each batch
+    /// of verified contents to `sink`; without a source, the first is not found.
+    pub(crate) fn fetch_chunks(&self, chunks: &[Hash], sink: &ChunkSink<'_>) -> Result<u64> {
+        match (self.source.get(), chunks.first()) {
+            (_, None) => Ok(0),
+            (Some(s), _) => s.fetch_chunks(self, chunks, sink),
+            (None, Some(h)) => Err(Error::ObjectNotFound(h.to_hex())),
         }
     }
 

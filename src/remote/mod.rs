@@ -285,7 +285,24 @@ impl crate::engine::store::ObjectSource for DefaultRemote {
         store: &crate::engine::store::Store,
         starts: &[crate::engine::hash::Hash],
     ) -> Result<u64> {
-        store.fetch_missing(starts)
+        store.fetch_missing(starts, true)
+    }
+
+    fn ensure_manifests(
+        &self,
+        store: &crate::engine::store::Store,
+        starts: &[crate::engine::hash::Hash],
+    ) -> Result<u64> {
+        store.fetch_missing(starts, false)
+    }
+
+    fn fetch_chunks(
+        &self,
+        store: &crate::engine::store::Store,
+        chunks: &[crate::engine::hash::Hash],
+        sink: &crate::engine::store::ChunkSink<'_>,
+    ) -> Result<u64> {
+        store.fetch_chunks_into(chunks, sink)
     }
 }
 

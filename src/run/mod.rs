@@ -44,7 +44,7 @@ pub use crate::engine::run_object::{
 };
 use crate::error::{Error, Result};
 use crate::workspace::add::{AddOptions, Sink};
-use crate::workspace::checkout::{CheckoutOptions, CheckoutReport};
+use crate::workspace::checkout::{CheckoutOptions, CheckoutReport, Restore};
 
 /// Which run, and which job in it, a record belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -647,18 +647,21 @@ impl Store {
             .iter()
             .filter(|e| roles.is_empty() || roles.contains(&e.role))
             .collect();
-        // A clone fetches the content it lacks from its default remote.
+        // A clone fetches the manifests it lacks from its default remote now, file content
+        // while the files are written.
         let content: Vec<Hash> = wanted
             .iter()
             .filter(|e| e.kind == "file" || e.kind == "tree")
             .map(|e| e.hash)
             .collect();
-        self.ensure_local(&content)?;
+        self.ensure_manifests(&content)?;
         // Code restored from the store must be what git holds for the run, where git is at hand.
         let wants_code = roles.is_empty() || roles.contains(&Role::Code);
         if let Some(code) = snap.code.as_ref().filter(|_| wants_code) {
             let repo = Path::new(&code.repo);
             if repo.exists() {
+                let hashes: Vec<Hash> = code.files.iter().map(|(_, h)| *h).collect();
+                self.ensure_local(&hashes)?;
                 for (path, hash) in &code.files {
                     let mut ours = Vec::new();
                     self.cat_unlocked(hash, &mut ours)?;
@@ -700,22 +703,22 @@ impl Store {
             plan.push((e, dest));
         }
         std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-        let mut total = CheckoutReport {
-            path: to.to_path_buf(),
-            ..CheckoutReport::default()
-        };
-        for (e, dest) in plan {
-            let kind = if e.kind == "tree" {
-                ObjectKind::Tree
-            } else {
-                ObjectKind::File
-            };
-            let r = self.restore_to(&e.hash, kind, to, &dest, e.mode, opts)?;
-            total.files += r.files;
-            total.bytes += r.bytes;
-            total.reflinked += r.reflinked;
-            total.hardlinked += r.hardlinked;
-        }
+        let items: Vec<Restore<'_>> = plan
+            .into_iter()
+            .map(|(e, dest)| Restore {
+                hash: e.hash,
+                kind: if e.kind == "tree" {
+                    ObjectKind::Tree
+                } else {
+                    ObjectKind::File
+                },
+                root: to,
+                dest,
+                mode: e.mode,
+            })
+            .collect();
+        let mut total = self.restore_many(&items, opts)?;
+        total.path = to.to_path_buf();
         Ok((run, total))
     }
 }

@@ -69,11 +69,21 @@ pub struct CheckoutReport {
     pub path: PathBuf,
 }
 
-struct Job {
-    hash: Hash,
-    dest: PathBuf,
-    mode: u32,
-    size: u64,
+pub(super) struct Job {
+    pub(super) hash: Hash,
+    pub(super) dest: PathBuf,
+    pub(super) mode: u32,
+    pub(super) size: u64,
+}
+
+/// One object for [`Store::restore_many`]: file or tree `hash` to restore at `dest`, which
+/// lies under the existing directory `root`; a file gets `mode` (default 0644).
+pub(crate) struct Restore<'a> {
+    pub(crate) hash: Hash,
+    pub(crate) kind: ObjectKind,
+    pub(crate) root: &'a Path,
+    pub(crate) dest: PathBuf,
+    pub(crate) mode: Option<u32>,
 }
 
 impl Store {
@@ -87,8 +97,9 @@ impl Store {
     ) -> Result<CheckoutReport> {
         // Shared with writers, exclusive of gc: no pack disappears while we read.
         let _lock = self.lock(crate::engine::store::LockMode::Shared)?;
-        // A clone fetches file content on demand from its default remote.
-        self.ensure_local(&[*hash])?;
+        // A clone fetches records and manifests on demand from its default remote; file
+        // content comes while the files are written.
+        self.ensure_manifests(&[*hash])?;
         let kind = self.locate(hash)?.entry.kind;
         let dest = match kind {
             ObjectKind::Tree => to.to_path_buf(),
@@ -126,44 +137,61 @@ impl Store {
         mode: Option<u32>,
         opts: &CheckoutOptions,
     ) -> Result<CheckoutReport> {
+        let one = Restore {
+            hash: *hash,
+            kind,
+            root,
+            dest: dest.to_path_buf(),
+            mode,
+        };
+        let mut r = self.restore_many(&[one], opts)?;
+        r.path = dest.to_path_buf();
+        Ok(r)
+    }
+
+    /// [`Store::restore_to`] for several objects at once (their manifests local): all their
+    /// files are restored together, content this store lacks fetched from its object source
+    /// while the files are written. Where two name the same file, the later one is restored.
+    pub(crate) fn restore_many(
+        &self,
+        items: &[Restore<'_>],
+        opts: &CheckoutOptions,
+    ) -> Result<CheckoutReport> {
         let mut jobs = Vec::new();
         let mut links = Vec::new();
-        if kind == ObjectKind::Tree {
-            real_dirs_below(root, dest)?;
-            self.plan_tree(hash, dest, &mut jobs, &mut links)?;
-        } else {
-            if let Some(parent) = dest.parent() {
-                real_dirs_below(root, parent)?;
+        for it in items {
+            if it.kind == ObjectKind::Tree {
+                real_dirs_below(it.root, &it.dest)?;
+                self.plan_tree(&it.hash, &it.dest, &mut jobs, &mut links)?;
+            } else {
+                if let Some(parent) = it.dest.parent() {
+                    real_dirs_below(it.root, parent)?;
+                }
+                let m = self.file_manifest(&it.hash)?;
+                jobs.push(Job {
+                    hash: it.hash,
+                    dest: it.dest.clone(),
+                    mode: it.mode.unwrap_or(0o644),
+                    size: m.size,
+                });
             }
-            let m = self.file_manifest(hash)?;
-            jobs.push(Job {
-                hash: *hash,
-                dest: dest.to_path_buf(),
-                mode: mode.unwrap_or(0o644),
-                size: m.size,
-            });
         }
-        let target = dest.to_path_buf();
+        if items.len() > 1 {
+            let mut seen = std::collections::HashSet::new();
+            jobs.reverse();
+            jobs.retain(|j| seen.insert(j.dest.clone()));
+            jobs.reverse();
+        }
         let total = jobs.iter().map(|j| j.size).sum();
         let pb = progress_bar(opts.progress, total, "restoring");
-        let outcomes: Vec<Outcome> = jobs
-            .par_iter()
-            .map(|j| {
-                let o = self.restore_file(j, opts.link)?;
-                pb.inc(j.size);
-                Ok(o)
-            })
-            .collect::<Result<_>>()?;
+        let outcomes = self.restore_jobs(&jobs, opts.link, &pb)?;
         pb.finish_and_clear();
         for (link, target_bytes) in links {
             let _ = fs::remove_file(&link);
             std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target_bytes), &link)
                 .map_err(|e| Error::io(&link, e))?;
         }
-        let mut r = CheckoutReport {
-            path: target,
-            ..CheckoutReport::default()
-        };
+        let mut r = CheckoutReport::default();
         for (j, o) in jobs.iter().zip(outcomes) {
             r.files += 1;
             r.bytes += j.size;
@@ -174,6 +202,31 @@ impl Store {
             }
         }
         Ok(r)
+    }
+
+    /// Restores every file of `jobs`; with an object source (a clone), what this store lacks
+    /// is fetched, written into the files as it arrives (hard links need it in the store
+    /// first).
+    fn restore_jobs(
+        &self,
+        jobs: &[Job],
+        link: LinkMode,
+        pb: &crate::engine::progress::ProgressBar,
+    ) -> Result<Vec<Outcome>> {
+        if self.has_object_source() {
+            if link != LinkMode::Hardlink {
+                return self.restore_fetching(jobs, link, pb);
+            }
+            let files: Vec<Hash> = jobs.iter().map(|j| j.hash).collect();
+            self.ensure_local(&files)?;
+        }
+        jobs.par_iter()
+            .map(|j| {
+                let o = self.restore_file(j, link)?;
+                pb.inc(j.size);
+                Ok(o)
+            })
+            .collect()
     }
 
     fn plan_tree(
@@ -209,7 +262,7 @@ impl Store {
         Ok(())
     }
 
-    fn restore_file(&self, job: &Job, link: LinkMode) -> Result<Outcome> {
+    pub(super) fn restore_file(&self, job: &Job, link: LinkMode) -> Result<Outcome> {
         match link {
             LinkMode::Reflink => {
                 if let Some(o) = self.copy_from_workspace(job)? {
@@ -428,7 +481,7 @@ impl Store {
     /// filesystem shares extents, and re-hashes the clone chunk by chunk against the manifest
     /// before renaming it into place: as verified as a restore from packs. (An in-kernel copy
     /// was measured slower here than restoring from packs with O_DIRECT, so there is none.)
-    fn copy_from_workspace(&self, job: &Job) -> Result<Option<Outcome>> {
+    pub(super) fn copy_from_workspace(&self, job: &Job) -> Result<Option<Outcome>> {
         let Some(src_file) = self.workspace_source(job)? else {
             return Ok(None);
         };
@@ -533,7 +586,7 @@ impl AlignedWindow {
 
 use crate::engine::store::Store;
 
-enum Outcome {
+pub(super) enum Outcome {
     Written,
     Reflinked,
     Hardlinked,
@@ -592,7 +645,7 @@ fn real_dir(p: &Path) -> Result<()> {
     Err(Error::SymlinkInPath(p.to_path_buf()))
 }
 
-fn tmp_beside(dest: &Path) -> PathBuf {
+pub(super) fn tmp_beside(dest: &Path) -> PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -173,7 +173,7 @@ impl Store {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         let r = {
             let _lock = self.lock(LockMode::Shared)?;
-            self.ensure_local(&[t.hash])?;
+            self.ensure_manifests(&[t.hash])?;
             let side = |what: &str| {
                 parent.join(format!(
                     ".{}.store-{what}-{}",

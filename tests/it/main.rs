@@ -10,6 +10,7 @@ mod crash;
 mod diskfull;
 mod dvc;
 mod examples;
+mod fetching;
 mod fidelity;
 mod fuzz;
 mod gdrive;

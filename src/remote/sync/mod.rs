@@ -63,6 +63,8 @@ pub const SEGMENT_CONTEXT: &str = "store 2026-11 remote segment v1";
 /// Adjacent objects of one pack are fetched in one ranged read when the gap between them is
 /// at most this many bytes.
 const COALESCE_GAP: u64 = 1 << 20;
+/// Concurrent ranged reads of a fetch on demand (a checkout or `cat` in a clone).
+const ON_DEMAND_JOBS: usize = 8;
 /// Upper bound of one ranged read.
 const MAX_RANGE: u64 = 64 << 20;
 /// A pack of records and manifests up to this size is fetched whole, the first time any of

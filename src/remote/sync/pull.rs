@@ -11,7 +11,7 @@ use crate::engine::hash::{Hash, ObjectKind};
 use crate::engine::index::{Commit, Root, RunRow};
 use crate::engine::manifest::{EntryKind, RootRecord};
 use crate::engine::pack::{Entry, PackWriter};
-use crate::engine::store::{InitOptions, LockMode, Store};
+use crate::engine::store::{ChunkSink, InitOptions, LockMode, Store};
 use crate::error::{Error, Result};
 use crate::remote::{Backend, RemoteSpec};
 use crate::workspace::maintenance::Problem;
@@ -294,7 +294,7 @@ impl Store {
                 .map(|(h, _)| *h)
                 .collect();
             all.sort();
-            let f = self.fetch_objects(&ctx, &self.absent(&all)?)?;
+            let f = self.fetch_objects(&ctx, &self.absent(&all)?, None)?;
             report.objects += f.objects;
             report.bytes += f.bytes;
             bad.extend(f.damaged);
@@ -505,14 +505,34 @@ impl Store {
         Ok(origin)
     }
 
-    /// Makes sure every object under `starts` is local, fetching what is missing from the
-    /// default remote when one is configured. Returns the objects fetched. Damage on the way
-    /// fails it (exit 5, naming the key): whoever asked needs every one of those objects.
-    pub(crate) fn fetch_missing(&self, starts: &[Hash]) -> Result<u64> {
-        let remotes = self.remotes()?;
-        if remotes.remotes.is_empty() || !self.missing_under(starts)? {
+    /// Makes sure every object under `starts` is local (file content too when `chunks`),
+    /// fetching what is missing from the default remote when one is configured. Returns the
+    /// objects fetched. Damage on the way fails it (exit 5, naming the key): whoever asked
+    /// needs every one of those objects.
+    pub(crate) fn fetch_missing(&self, starts: &[Hash], chunks: bool) -> Result<u64> {
+        if self.remotes()?.remotes.is_empty() || !self.missing_under(starts, chunks)? {
             return Ok(0);
         }
+        self.fetch_from_default(true, |ctx| self.fetch_closure(ctx, starts, chunks))
+    }
+
+    /// Fetches `chunks` (absent here) from the default remote into local packs, handing each
+    /// batch of verified contents to `sink` as it arrives (a restore writing files from
+    /// downloaded bytes, which shows its own progress). Damage fails it, naming the key.
+    pub(crate) fn fetch_chunks_into(&self, chunks: &[Hash], sink: &ChunkSink<'_>) -> Result<u64> {
+        if let (true, Some(h)) = (self.remotes()?.remotes.is_empty(), chunks.first()) {
+            return Err(Error::ObjectNotFound(h.to_hex()));
+        }
+        self.fetch_from_default(false, |ctx| self.fetch_objects(ctx, chunks, Some(sink)))
+    }
+
+    /// Runs `fetch` against the default remote, turning the first damaged object it met into
+    /// an error; returns the objects fetched.
+    fn fetch_from_default(
+        &self,
+        progress: bool,
+        fetch: impl FnOnce(&Fetch<'_>) -> Result<Fetched>,
+    ) -> Result<u64> {
         let (name, spec) = self.remote_spec(None)?;
         let backend = spec.open()?;
         let state = self.remote_state(&name, &*backend)?;
@@ -520,10 +540,10 @@ impl Store {
             name: &name,
             backend: &*backend,
             state: &state,
-            jobs: 4,
-            progress: true,
+            jobs: ON_DEMAND_JOBS,
+            progress,
         };
-        let f = self.fetch_closure(&ctx, starts, true)?;
+        let f = fetch(&ctx)?;
         if let Some(p) = f.damaged.into_values().next() {
             return Err(Error::corrupt(
                 format!("remote {name} {}", p.pack),
@@ -536,12 +556,12 @@ impl Store {
         Ok(f.objects)
     }
 
-    /// True when some object under `starts` is not in the local index. Walks the graph level
-    /// by level with one index query per level.
-    pub(super) fn missing_under(&self, starts: &[Hash]) -> Result<bool> {
+    /// True when some object under `starts` (chunks included when `chunks`) is not in the
+    /// local index. Walks the graph level by level with one index query per level.
+    pub(super) fn missing_under(&self, starts: &[Hash], with_chunks: bool) -> Result<bool> {
         let mut seen = HashSet::new();
         let mut level: Vec<Hash> = starts.to_vec();
-        let mut chunks = Vec::new();
+        let mut chunk_refs = Vec::new();
         while !level.is_empty() {
             level.retain(|h| seen.insert(*h));
             let locs = self.index().locate_many(&level)?;
@@ -549,13 +569,16 @@ impl Store {
             for (h, l) in level.iter().zip(locs) {
                 let Some(l) = l else { return Ok(true) };
                 let bytes = self.reader(&l.pack)?.read(&l.entry)?;
-                children(h, l.entry.kind, &bytes, &mut next, &mut chunks)?;
+                children(h, l.entry.kind, &bytes, &mut next, &mut chunk_refs)?;
             }
             level = next;
         }
-        chunks.sort();
-        chunks.dedup();
-        Ok(!self.absent(&chunks)?.is_empty())
+        if !with_chunks {
+            return Ok(false);
+        }
+        chunk_refs.sort();
+        chunk_refs.dedup();
+        Ok(!self.absent(&chunk_refs)?.is_empty())
     }
 
     /// Those of `hashes` that the local index does not hold (one query).
@@ -583,7 +606,7 @@ impl Store {
         let mut chunk_set: Vec<Hash> = Vec::new();
         while !level.is_empty() {
             level.retain(|h| seen.insert(*h));
-            total.add(self.fetch_objects(ctx, &self.absent(&level)?)?);
+            total.add(self.fetch_objects(ctx, &self.absent(&level)?, None)?);
             let mut next = Vec::new();
             for h in &level {
                 if total.damaged.contains_key(h) {
@@ -608,7 +631,7 @@ impl Store {
         if chunks {
             chunk_set.sort();
             chunk_set.dedup();
-            total.add(self.fetch_objects(ctx, &self.absent(&chunk_set)?)?);
+            total.add(self.fetch_objects(ctx, &self.absent(&chunk_set)?, None)?);
         }
         Ok(total)
     }
@@ -616,8 +639,15 @@ impl Store {
     /// Downloads `hashes` with ranged reads of the remote packs holding them, checks each
     /// against its hash and decodes it as its reader would ([`check_object`]), writes those that
     /// pass into new local packs and commits those. Those that fail (or that no segment places,
-    /// or whose pack is missing or short) are returned as damage, by key.
-    pub(super) fn fetch_objects(&self, ctx: &Fetch<'_>, hashes: &[Hash]) -> Result<Fetched> {
+    /// or whose pack is missing or short) are returned as damage, by key. With `sink`, the
+    /// verified content of each asked-for object goes to it as soon as it is checked; an error
+    /// of the sink fails the fetch.
+    pub(super) fn fetch_objects(
+        &self,
+        ctx: &Fetch<'_>,
+        hashes: &[Hash],
+        sink: Option<&ChunkSink<'_>>,
+    ) -> Result<Fetched> {
         let mut out = Fetched::default();
         if hashes.is_empty() {
             return Ok(out);
@@ -739,6 +769,11 @@ impl Store {
                     .and_then(|stored| {
                         let raw = crate::engine::pack::decode_verified(e, stored, &what)?;
                         check_object(e.kind, &raw, &e.hash)?;
+                        // Handed over at once: a range's contents are never all held twice.
+                        match sink {
+                            Some(sink) if wanted.contains(&e.hash) => sink(&[(e.hash, &raw)])?,
+                            _ => {}
+                        }
                         Ok(stored)
                     });
                 match r {
