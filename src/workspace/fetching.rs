@@ -27,14 +27,13 @@ struct Assembling {
     left: AtomicUsize,
 }
 
-/// A file created for assembly, with the placements (chunk, offset) still to be written.
-type Prepared = (Assembling, Vec<(Hash, u64)>);
-
 impl Store {
     /// Restores `jobs` (their manifests local), fetching the chunks this store lacks from its
-    /// object source: files with all their chunks here are restored as always, at the same
-    /// time as the others are assembled from downloaded chunks. A file is renamed into place
-    /// once its last chunk is written; on failure no temporary file is left behind.
+    /// object source. A file none of whose chunks is here is assembled from the downloaded
+    /// chunks as they arrive and renamed into place once its last chunk is written; files
+    /// with all their chunks here are restored as always meanwhile; a file with some of its
+    /// chunks here is restored as always once the fetch is done (its local part is read at
+    /// full speed, window by window). On failure no temporary file is left behind.
     pub(super) fn restore_fetching(
         &self,
         jobs: &[Job],
@@ -52,51 +51,50 @@ impl Store {
         all.sort();
         all.dedup();
         let locs = self.index().locate_many(&all)?;
-        let missing: HashSet<Hash> = all
+        let missing: Vec<Hash> = all
             .iter()
             .zip(locs)
             .filter(|(_, l)| l.is_none())
             .map(|(h, _)| *h)
             .collect();
+        let missing_set: HashSet<Hash> = missing.iter().copied().collect();
         let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
-        let mut here = Vec::new();
-        let mut remote = Vec::new();
+        let (mut here, mut after, mut stream) = (Vec::new(), Vec::new(), Vec::new());
         for (i, m) in manifests.iter().enumerate() {
-            if m.chunks.iter().any(|c| missing.contains(&c.0)) {
-                remote.push(i);
-            } else {
+            let lacking = m
+                .chunks
+                .iter()
+                .filter(|c| missing_set.contains(&c.0))
+                .count();
+            if lacking == 0 {
                 here.push(i);
+                continue;
             }
-        }
-        // A verified workspace copy beats a download.
-        if link == LinkMode::Reflink {
-            let mut still = Vec::new();
-            for i in remote {
-                match self.copy_from_workspace(&jobs[i])? {
-                    Some(o) => outcomes[i] = Some(o),
-                    None => still.push(i),
+            // A verified workspace copy beats a download.
+            if link == LinkMode::Reflink {
+                if let Some(o) = self.copy_from_workspace(&jobs[i])? {
+                    outcomes[i] = Some(o);
+                    continue;
                 }
             }
-            remote = still;
+            if lacking == m.chunks.len() {
+                stream.push(i);
+            } else {
+                after.push(i);
+            }
         }
 
-        // Each file to assemble: created under its temporary name, its local chunks written
-        // now, its missing ones placed in `wants`.
-        let prepared: Vec<Result<Prepared>> = remote
+        // Each file to assemble, created under its temporary name; where each missing chunk
+        // goes.
+        let created: Vec<Result<Assembling>> = stream
             .par_iter()
-            .map(|&i| self.prepare(i, &jobs[i], &manifests[i], &missing))
+            .map(|&i| create(i, &jobs[i], manifests[i].chunks.len()))
             .collect();
-        let mut files = Vec::with_capacity(prepared.len());
-        let mut wants: HashMap<Hash, Vec<(usize, u64)>> = HashMap::new();
+        let mut files = Vec::with_capacity(created.len());
         let mut failed = None;
-        for p in prepared {
-            match p {
-                Ok((a, placements)) => {
-                    for (h, off) in placements {
-                        wants.entry(h).or_default().push((files.len(), off));
-                    }
-                    files.push(a);
-                }
+        for c in created {
+            match c {
+                Ok(a) => files.push(a),
                 Err(e) => failed = failed.or(Some(e)),
             }
         }
@@ -104,7 +102,14 @@ impl Store {
             remove_unfinished(&files);
             return Err(e);
         }
-        let chunks: Vec<Hash> = wants.keys().copied().collect();
+        let mut wants: HashMap<Hash, Vec<(usize, u64)>> = HashMap::new();
+        for (k, a) in files.iter().enumerate() {
+            let mut off = 0u64;
+            for (h, len) in &manifests[a.job].chunks {
+                wants.entry(*h).or_default().push((k, off));
+                off += u64::from(*len);
+            }
+        }
         let wants = Mutex::new(wants);
         let sink = |batch: &[(Hash, &[u8])]| -> Result<()> {
             for (h, raw) in batch {
@@ -124,18 +129,18 @@ impl Store {
             }
             Ok(())
         };
-        let (fetched, restored) = rayon::join(
-            || self.fetch_chunks(&chunks, &sink),
-            || {
-                here.par_iter()
-                    .map(|&i| {
-                        let o = self.restore_file(&jobs[i], link)?;
-                        pb.inc(jobs[i].size);
-                        Ok((i, o))
-                    })
-                    .collect::<Result<Vec<_>>>()
-            },
-        );
+        let restore = |which: &[usize]| {
+            which
+                .par_iter()
+                .map(|&i| {
+                    let o = self.restore_file(&jobs[i], link)?;
+                    pb.inc(jobs[i].size);
+                    Ok((i, o))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let (fetched, restored) =
+            rayon::join(|| self.fetch_chunks(&missing, &sink), || restore(&here));
         let left = wants.into_inner().unwrap_or_default();
         let restored = match (fetched, restored) {
             // The source delivered less than asked without saying why.
@@ -152,7 +157,7 @@ impl Store {
                 return Err(e);
             }
         };
-        for (i, o) in restored {
+        for (i, o) in restored.into_iter().chain(restore(&after)?) {
             outcomes[i] = Some(o);
         }
         for a in &files {
@@ -164,48 +169,26 @@ impl Store {
             .map(|(o, j)| o.ok_or_else(|| Error::ObjectNotFound(j.hash.to_hex())))
             .collect()
     }
+}
 
-    /// Creates job `i`'s file under a temporary name, writes the chunks this store has, and
-    /// returns it with the placements (chunk, offset) still to be written.
-    fn prepare(
-        &self,
-        i: usize,
-        job: &Job,
-        m: &crate::engine::manifest::FileManifest,
-        missing: &HashSet<Hash>,
-    ) -> Result<Prepared> {
-        let tmp = tmp_beside(&job.dest);
-        let f = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e))?;
-        let mut placements = Vec::new();
-        let written = (|| -> Result<()> {
-            f.set_len(m.size).map_err(|e| Error::io(&tmp, e))?;
-            let mut off = 0u64;
-            for (h, len) in &m.chunks {
-                if missing.contains(h) {
-                    placements.push((*h, off));
-                } else {
-                    let data = self.read_kind(h, crate::engine::hash::ObjectKind::Chunk)?;
-                    f.write_all_at(&data, off).map_err(|e| Error::io(&tmp, e))?;
-                }
-                off += u64::from(*len);
-            }
-            Ok(())
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let a = Assembling {
-            job: i,
-            tmp,
-            left: AtomicUsize::new(placements.len()),
-        };
-        Ok((a, placements))
+/// Creates job `i`'s file (of `chunks` chunk placements, none written yet) under a temporary
+/// name beside its destination.
+fn create(i: usize, job: &Job, chunks: usize) -> Result<Assembling> {
+    let tmp = tmp_beside(&job.dest);
+    let f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    if let Err(e) = f.set_len(job.size) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
     }
+    Ok(Assembling {
+        job: i,
+        tmp,
+        left: AtomicUsize::new(chunks),
+    })
 }
 
 /// Gives an assembled file its mode and its name (or removes it).

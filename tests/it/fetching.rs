@@ -69,6 +69,13 @@ fn checkout_in_a_clone_writes_downloaded_chunks_straight_into_files() {
         String::from_utf8(out.stdout).expect("utf8")
     };
     ok(&ws, &["add", "-q", "mine.bin"]);
+    let packed = || -> u64 {
+        crate::common::packs(&ws.join(".store"))
+            .iter()
+            .map(|p| std::fs::metadata(p).expect("pack").len())
+            .sum()
+    };
+    let before = packed();
     let report = json(&ok(&ws, &["checkout", &tree, "--to", "restored", "--json"]));
     assert_eq!(report["files"], 45, "{report}");
     let got = ws.join("restored");
@@ -93,6 +100,13 @@ fn checkout_in_a_clone_writes_downloaded_chunks_straight_into_files() {
         Path::new("big.bin")
     );
     no_leftovers(&got);
+    // Only what the clone lacked came down: big.bin's last 2 MB (its first 3 MB are mine.bin's
+    // chunks), one copy of the repeated block, the small files.
+    let fetched = packed() - before;
+    assert!(
+        (3_400_000..4_600_000).contains(&fetched),
+        "fetched {fetched} bytes"
+    );
     // What came down is in the store, verified: with the remote gone, another checkout (this
     // time a copy from packs, hard links too) needs nothing from it.
     ok(&ws, &["verify"]);
