@@ -157,9 +157,14 @@ impl Store {
         items: &[Restore<'_>],
         opts: &CheckoutOptions,
     ) -> Result<CheckoutReport> {
+        // Planned one after the other, each object's links made before the next is planned: a
+        // later object never passes through a link an earlier one restored (refused as a
+        // symbolic link on the way), and a link replaces an earlier object's file at its
+        // place, as restoring them one after the other would.
         let mut jobs = Vec::new();
-        let mut links = Vec::new();
         for it in items {
+            let earlier = jobs.len();
+            let mut links = Vec::new();
             if it.kind == ObjectKind::Tree {
                 real_dirs_below(it.root, &it.dest)?;
                 self.plan_tree(&it.hash, &it.dest, &mut jobs, &mut links)?;
@@ -175,6 +180,19 @@ impl Store {
                     size: m.size,
                 });
             }
+            if earlier > 0 && !links.is_empty() {
+                let at: std::collections::HashSet<&PathBuf> = links.iter().map(|l| &l.0).collect();
+                let mut i = 0;
+                jobs.retain(|j| {
+                    i += 1;
+                    i > earlier || !at.contains(&j.dest)
+                });
+            }
+            for (link, target_bytes) in links {
+                let _ = fs::remove_file(&link);
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target_bytes), &link)
+                    .map_err(|e| Error::io(&link, e))?;
+            }
         }
         if items.len() > 1 {
             let mut seen = std::collections::HashSet::new();
@@ -186,11 +204,6 @@ impl Store {
         let pb = progress_bar(opts.progress, total, "restoring");
         let outcomes = self.restore_jobs(&jobs, opts.link, &pb)?;
         pb.finish_and_clear();
-        for (link, target_bytes) in links {
-            let _ = fs::remove_file(&link);
-            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target_bytes), &link)
-                .map_err(|e| Error::io(&link, e))?;
-        }
         let mut r = CheckoutReport::default();
         for (j, o) in jobs.iter().zip(outcomes) {
             r.files += 1;
