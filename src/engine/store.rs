@@ -194,6 +194,10 @@ pub trait ObjectSource: Send + Sync {
     /// were fetched.
     fn ensure_local(&self, store: &Store, starts: &[Hash]) -> Result<u64>;
 
+    /// True when this source may have something to fetch for `store` (a remote is
+    /// configured): otherwise restores need not look for missing content first.
+    fn can_fetch(&self, store: &Store) -> bool;
+
     /// Makes the records and manifests under `starts` local, not the chunks of file content;
     /// returns how many objects were fetched.
     fn ensure_manifests(&self, store: &Store, starts: &[Hash]) -> Result<u64>;
@@ -619,9 +623,10 @@ impl Store {
         }
     }
 
-    /// True when missing objects can be fetched (an [`ObjectSource`] is installed).
-    pub(crate) fn has_object_source(&self) -> bool {
-        self.source.get().is_some()
+    /// True when missing objects may be fetched (an [`ObjectSource`] is installed and has
+    /// somewhere to fetch from).
+    pub(crate) fn can_fetch(&self) -> bool {
+        self.source.get().is_some_and(|s| s.can_fetch(self))
     }
 
     /// Makes the records and manifests under `starts` local through the installed

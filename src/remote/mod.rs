@@ -288,6 +288,11 @@ impl crate::engine::store::ObjectSource for DefaultRemote {
         store.fetch_missing(starts, true)
     }
 
+    fn can_fetch(&self, store: &crate::engine::store::Store) -> bool {
+        // An unreadable remotes file is reported by the fetch itself.
+        store.remotes().map_or(true, |r| !r.remotes.is_empty())
+    }
+
     fn ensure_manifests(
         &self,
         store: &crate::engine::store::Store,

@@ -226,7 +226,7 @@ impl Store {
         link: LinkMode,
         pb: &crate::engine::progress::ProgressBar,
     ) -> Result<Vec<Outcome>> {
-        if self.has_object_source() {
+        if self.can_fetch() {
             if link != LinkMode::Hardlink {
                 return self.restore_fetching(jobs, link, pb);
             }
