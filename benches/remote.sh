@@ -5,7 +5,7 @@
 # Usage: benches/remote.sh [DATA_DIR] [STORE_BIN] > result.md
 #   DATA_DIR   default /tmp/benchdata (../shared/bench/gen-data.py); datasets: $SETS
 #   STORE_BIN  default target/release/store
-# Environment: SETS="small ml", TOOLS="store dvc", JOBS=8, BENCH_WORK=/tmp/bench-remote
+# Environment: SETS="small ml", TOOLS="store dvc", JOBS=8, SETTLE=2, BENCH_WORK=/tmp/bench-remote
 # Needs: moto_server ('moto[s3]' flask flask-cors), dvc + dvc-s3, git.
 set -euo pipefail
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -24,14 +24,18 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 EP="http://127.0.0.1:$PORT"
 moto_server -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
 MOTO=$!
-trap 'kill $MOTO 2>/dev/null || true' EXIT
+trap 'kill $MOTO 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do curl -fsS "$EP/" >/dev/null 2>&1 && break; sleep 0.2; done
 
 requests() { grep -c 'HTTP/1.1"' "$WORK/moto.log" || true; }
 bucket() { curl -fsS -X PUT "$EP/$1" >/dev/null; }
-# timed LABEL CMD...: runs CMD, prints "seconds requests"
+# timed LABEL CMD...: runs CMD, prints "seconds requests". Nothing is deleted until the end:
+# on ext4 without a journal, creating files scans past inodes freed in the last 60 s (300 s
+# more while their inode table is dirty: `recently_deleted`), which would bill one tool for the
+# other's clean-up. Leave a minute between runs for the same reason.
 timed() {
     local before after t0 t1
+    sync; sleep "${SETTLE:-2}"
     before=$(requests); t0=$(date +%s.%N)
     "$@" >"$WORK/last.out" 2>"$WORK/last.err" || { log "FAILED: $*"; cat "$WORK/last.err" >&2; echo "n/a n/a"; return; }
     t1=$(date +%s.%N); sleep 0.3; after=$(requests)
@@ -67,7 +71,6 @@ for set in $SETS; do
         fi
         cd "$WORK"
         echo "| $set | $nfiles | $tool | $pt | $pr | $lt ($ok) | $lr |"
-        rm -rf "$ws" "$WORK/$set-$tool-pull" "$WORK/$set-store-pull" "$WORK/$set-dvc-pull"
     done
 done
 echo
