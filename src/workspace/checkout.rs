@@ -473,7 +473,7 @@ impl Store {
         if job.size < WORKSPACE_COPY_MIN {
             return Ok(None);
         }
-        let Some((src, cached)) = self.index().path_with_hash(&job.hash)? else {
+        let Some((src, cached)) = self.index().large_path_with_hash(&job.hash)? else {
             return Ok(None);
         };
         let Ok(meta) = fs::symlink_metadata(&src) else {
@@ -670,8 +670,8 @@ pub(super) fn tmp_beside(dest: &Path) -> PathBuf {
 }
 
 /// Files smaller than this are always restored from packs (a workspace lookup per small file
-/// costs more than a clone saves).
-const WORKSPACE_COPY_MIN: u64 = 1 << 20;
+/// costs more than a clone saves); the stat cache indexes by hash only files this large.
+const WORKSPACE_COPY_MIN: u64 = crate::engine::index::STAT_BY_HASH_MIN;
 
 /// True when `f` holds exactly the chunks of `m` (each chunk re-hashed, in parallel).
 fn verify_file(f: &File, m: &FileManifest) -> bool {

@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// [`Index::large_path_with_hash`]: its `size` bound is migration 3's literal, so SQLite uses
+/// the partial index `stat_cache_large_by_hash`.
+pub(super) const LARGE_PATH_WITH_HASH: &str =
+    "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
+     WHERE hash = ?1 AND trusted = 1 AND size >= 1048576 LIMIT 1";
+
 impl Index {
     /// Where `hash` is stored, if anywhere.
     pub fn locate(&self, hash: &Hash) -> Result<Option<Location>> {
@@ -208,14 +214,12 @@ impl Index {
             .map_err(self.sql("stat rows"))
     }
 
-    /// A path whose stat-cache row holds `hash` (a candidate source for reflinks).
-    pub fn path_with_hash(&self, hash: &Hash) -> Result<Option<(String, StatEntry)>> {
+    /// A path whose stat-cache row holds `hash` (a candidate source for reflinks), among files
+    /// of at least [`STAT_BY_HASH_MIN`] bytes (the only ones indexed by hash).
+    pub fn large_path_with_hash(&self, hash: &Hash) -> Result<Option<(String, StatEntry)>> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
-                 WHERE hash = ?1 AND trusted = 1 LIMIT 1",
-            )
+            .prepare_cached(LARGE_PATH_WITH_HASH)
             .map_err(self.sql("prepare path_with_hash"))?;
         st.query_row([&hash.0[..]], |r| {
             Ok((r.get::<_, String>(7)?, stat_row(r)?))

@@ -174,3 +174,86 @@ impl Index {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat_row(conn: &Connection, path: &str, size: u64, hash: u8) {
+        conn.execute(
+            "INSERT INTO stat_cache (path, dev, ino, size, mtime_ns, ctime_ns, hash, trusted)
+             VALUES (?1, 1, 2, ?2, 3, 4, ?3, 1)",
+            params![path, size, vec![hash; 32]],
+        )
+        .expect("insert");
+    }
+
+    /// An index of schema 2 is migrated in place: its stat cache keeps every row, and only
+    /// files of at least 1 MiB are indexed (and found) by hash, through the partial index.
+    #[test]
+    fn migration_3_indexes_only_large_files_by_hash() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("index.sqlite");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(MIGRATIONS[0]).expect("migration 1");
+            conn.execute_batch(MIGRATIONS[1]).expect("migration 2");
+            conn.pragma_update(None, "user_version", 2)
+                .expect("version");
+            stat_row(&conn, "/w/small.txt", 100, 7);
+            stat_row(&conn, "/w/big.bin", STAT_BY_HASH_MIN, 9);
+        }
+        let idx = Index::open(&path).expect("migrate");
+        let v: i64 = idx
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, i64::from(SCHEMA_VERSION));
+        let names: Vec<String> = idx
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE tbl_name = 'stat_cache' AND type = 'index'",
+            )
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert!(
+            names.contains(&"stat_cache_large_by_hash".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"stat_cache_by_hash".to_string()),
+            "{names:?}"
+        );
+        assert_eq!(
+            idx.stat("/w/small.txt").expect("stat").map(|s| s.size),
+            Some(100)
+        );
+        let big = idx
+            .large_path_with_hash(&Hash([9; 32]))
+            .expect("lookup")
+            .map(|(p, _)| p);
+        assert_eq!(big.as_deref(), Some("/w/big.bin"));
+        assert!(idx
+            .large_path_with_hash(&Hash([7; 32]))
+            .expect("lookup")
+            .is_none());
+        let plan: Vec<String> = idx
+            .conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                super::queries::LARGE_PATH_WITH_HASH
+            ))
+            .expect("prepare")
+            .query_map([vec![9u8; 32]], |r| r.get(3))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert!(
+            plan.iter().any(|p| p.contains("stat_cache_large_by_hash")),
+            "{plan:?}"
+        );
+    }
+}
