@@ -202,15 +202,15 @@ pub trait ObjectSource: Send + Sync {
     /// returns how many objects were fetched.
     fn ensure_manifests(&self, store: &Store, starts: &[Hash]) -> Result<u64>;
 
-    /// Fetches `chunks` (absent here), keeps them in the store, and hands each batch of
-    /// verified contents to `sink` as it arrives, so that a restore writes files while the
-    /// rest downloads. Fails, naming what, when one of them cannot be had.
+    /// Fetches `chunks` (absent here), keeps them in the store, and hands each verified
+    /// content to `sink` as it arrives, so that a restore writes files while the rest
+    /// downloads. Fails, naming what, when one of them cannot be had.
     fn fetch_chunks(&self, store: &Store, chunks: &[Hash], sink: &ChunkSink<'_>) -> Result<u64>;
 }
 
-/// Receives verified chunk contents (hash, raw bytes) as [`ObjectSource::fetch_chunks`] gets
-/// them, from several threads at once.
-pub type ChunkSink<'a> = dyn Fn(&[(Hash, &[u8])]) -> Result<()> + Sync + 'a;
+/// Receives each verified chunk (hash, raw bytes) as [`ObjectSource::fetch_chunks`] gets it,
+/// from several threads at once.
+pub type ChunkSink<'a> = dyn Fn(&Hash, &[u8]) -> Result<()> + Sync + 'a;
 
 /// Kinds of lock on the store: writers share it, `gc` and `reindex` need it alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -638,8 +638,8 @@ impl Store {
         }
     }
 
-    /// Fetches the absent `chunks` through the installed [`ObjectSource`], handing each batch
-    /// of verified contents to `sink`; without a source, the first is not found.
+    /// Fetches the absent `chunks` through the installed [`ObjectSource`], handing each
+    /// verified content to `sink`; without a source, the first is not found.
     pub(crate) fn fetch_chunks(&self, chunks: &[Hash], sink: &ChunkSink<'_>) -> Result<u64> {
         match (self.source.get(), chunks.first()) {
             (_, None) => Ok(0),

@@ -111,20 +111,18 @@ impl Store {
             }
         }
         let wants = Mutex::new(wants);
-        let sink = |batch: &[(Hash, &[u8])]| -> Result<()> {
-            for (h, raw) in batch {
-                let placements = wants.lock().ok().and_then(|mut w| w.remove(h));
-                for (k, off) in placements.unwrap_or_default() {
-                    let a = &files[k];
-                    File::options()
-                        .write(true)
-                        .open(&a.tmp)
-                        .and_then(|f| f.write_all_at(raw, off))
-                        .map_err(|e| Error::io(&a.tmp, e))?;
-                    if a.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        finish(a, &jobs[a.job])?;
-                        pb.inc(jobs[a.job].size);
-                    }
+        let sink = |h: &Hash, raw: &[u8]| -> Result<()> {
+            let placements = wants.lock().ok().and_then(|mut w| w.remove(h));
+            for (k, off) in placements.unwrap_or_default() {
+                let a = &files[k];
+                File::options()
+                    .write(true)
+                    .open(&a.tmp)
+                    .and_then(|f| f.write_all_at(raw, off))
+                    .map_err(|e| Error::io(&a.tmp, e))?;
+                if a.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    finish(a, &jobs[a.job])?;
+                    pb.inc(jobs[a.job].size);
                 }
             }
             Ok(())

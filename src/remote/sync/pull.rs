@@ -517,12 +517,9 @@ impl Store {
     }
 
     /// Fetches `chunks` (absent here) from the default remote into local packs, handing each
-    /// batch of verified contents to `sink` as it arrives (a restore writing files from
-    /// downloaded bytes, which shows its own progress). Damage fails it, naming the key.
+    /// verified content to `sink` as it arrives (a restore writing files from downloaded
+    /// bytes, which shows its own progress). Damage fails it, naming the key.
     pub(crate) fn fetch_chunks_into(&self, chunks: &[Hash], sink: &ChunkSink<'_>) -> Result<u64> {
-        if let (true, Some(h)) = (self.remotes()?.remotes.is_empty(), chunks.first()) {
-            return Err(Error::ObjectNotFound(h.to_hex()));
-        }
         self.fetch_from_default(false, |ctx| self.fetch_objects(ctx, chunks, Some(sink)))
     }
 
@@ -771,7 +768,7 @@ impl Store {
                         check_object(e.kind, &raw, &e.hash)?;
                         // Handed over at once: a range's contents are never all held twice.
                         match sink {
-                            Some(sink) if wanted.contains(&e.hash) => sink(&[(e.hash, &raw)])?,
+                            Some(sink) if wanted.contains(&e.hash) => sink(&e.hash, &raw)?,
                             _ => {}
                         }
                         Ok(stored)
