@@ -11,6 +11,10 @@
 #   BENCH_WORK=/tmp/bench-work   scratch dir for workspaces (emptied at start)
 #   TOOLS="store dvc restic borg borg64k limit"   columns to run
 #   ML=1            also add the ml dataset (time + stored size)
+#   TREE=DIR        also add DIR, a real directory tree (e.g. a project with its venv): time,
+#                   and stored size twice: the durable part (store's packs, restic's or borg's
+#                   repository, DVC's cache) and everything (with store's index, restic's and
+#                   borg's local caches)
 #   VERIFY=1        compare every checkout/restore with the source data (rep 1 only, untimed)
 #   CHUNK_SWEEP=0   1: store chunk-size sweep (32/64/128 KiB avg) on big -> big-v2
 #   TIMEOUT=1800    seconds before a timed command is killed (and reported as failed)
@@ -358,6 +362,30 @@ group_ml() { # TOOL
     drop "$ws"
 }
 
+group_tree() { # TOOL
+    local tool=$1 ws="$WORK/$1-tree-r$REP" repo local_state
+    [ "$tool" = limit ] && return 0
+    fresh "$ws"; cd "$ws"; tool_env "$ws"
+    tool_init "$tool"
+    link_data "$TREE" tree
+    warm tree
+    tool_add_cmd "$tool" tree v1
+    run_timed add_tree "$tool" "${CMD[@]}"
+    if [ "$TIMED_OK" = 1 ]; then
+        repo=$(tool_repo "$tool")
+        case $tool in
+        store) record durable_tree "$tool" "$(bytes_of "$repo/packs")"; local_state=0 ;;
+        restic) record durable_tree "$tool" "$(bytes_of "$repo")"
+            local_state=$(bytes_of "$RESTIC_CACHE_DIR" 2>/dev/null || echo 0) ;;
+        borg | borg64k) record durable_tree "$tool" "$(bytes_of "$repo")"
+            local_state=$(bytes_of "$BORG_BASE_DIR" 2>/dev/null || echo 0) ;;
+        *) record durable_tree "$tool" "$(bytes_of "$repo")"; local_state=0 ;;
+        esac
+        record stored_tree "$tool" "$(( $(bytes_of "$repo") + local_state ))"
+    fi
+    drop "$ws"
+}
+
 group_sweep() { # AVG
     local avg=$1 ws="$WORK/store-sweep-$1" s1 s2
     fresh "$ws"; cd "$ws"; tool_env "$ws"
@@ -430,7 +458,11 @@ mkdir -p "$WORK"
 find "$WORK" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
 RES=$WORK/results
 mkdir -p "$RES"
-export DATA STORE_BIN WORK RES REPS TIMEOUT
+if [ -n "${TREE:-}" ]; then
+    TREE=$(readlink -f "$TREE")
+    [ -d "$TREE" ] || { echo "TREE=$TREE is not a directory" >&2; exit 1; }
+fi
+export DATA STORE_BIN WORK RES REPS TIMEOUT TREE
 log "data $DATA, store $STORE_BIN, reps $REPS, tools: ${ACTIVE[*]:-none}"
 # never let another repo's settings leak in
 unset STORE_DIR
@@ -451,6 +483,9 @@ for REP in $(seq 1 "$REPS"); do
     if [ -d "$DATA/ml" ] && [ "${ML:-1}" = 1 ]; then
         for t in "${ORDER[@]}"; do run_group ml "$t"; done
     fi
+    if [ -n "${TREE:-}" ]; then
+        for t in "${ORDER[@]}"; do run_group tree "$t"; done
+    fi
 done
 if [ "${CHUNK_SWEEP:-0}" = 1 ] && [[ " ${ACTIVE[*]} " == *" store "* ]]; then
     REP=1
@@ -465,6 +500,11 @@ fi
     echo "reps=$REPS"
     echo "big_mib=$(( $(du -sb "$DATA/big" | cut -f1) / 1048576 ))"
     echo "small_files=$(find "$DATA/small" -type f | wc -l)"
+    if [ -n "${TREE:-}" ]; then
+        echo "tree=$TREE"
+        echo "tree_mib=$(( $(du -sb "$TREE" | cut -f1) / 1048576 ))"
+        echo "tree_files=$(find "$TREE" -type f | wc -l)"
+    fi
     for t in "${ACTIVE[@]}"; do echo "version_$t=${VERSION[$t]}"; done
 } >"$RES/meta"
 
@@ -504,6 +544,10 @@ rows = [
     ("checkout_small", "checkout / restore small-v2 (copy)", "time"),
     ("add_ml", "add ml", "time"),
     ("stored_ml", "stored size ml", "bytes"),
+    ("add_tree", "add TREE (%s MiB, %s files)" % (meta.get("tree_mib"), meta.get("tree_files")), "time"),
+    ("durable_tree", "stored size TREE, durable (packs / repository / cache)", "bytes1"),
+    ("stored_tree", "stored size TREE, all (with index / local caches)", "bytes1"),
+    ("add_tree_rss", "peak RSS, add TREE", "rss"),
 ]
 limit_of = {"add_big": "b3sum", "write_big": "dd oflag=direct", "checkout_big": "cp -r", "add_small": "tar|zstd -1",
             "status_small": "find -printf", "checkout_small": "cp -r"}
@@ -524,6 +568,8 @@ def cell(op, tool, kind):
         return "%+.1f%%" % m
     if kind == "bytes":
         return "%.0f MiB" % (m / MiB)
+    if kind == "bytes1":
+        return "%.1f MiB" % (m / MiB)
     if kind == "rss":
         return "%.0f MiB" % (m / 1024)
     return str(m)
@@ -533,6 +579,8 @@ ratio_cols = [c for c in shown if c not in ("store", "limit")] if "store" in sho
 print("# store vs DVC / restic / borg\n")
 print("- %s; %s; data %s; REPS=%s (median, min in parentheses)" % (
     meta["date"], meta["machine"], meta["data"], meta["reps"]))
+if "tree" in meta:
+    print("- TREE: %s" % meta["tree"])
 for c in shown:
     print("- %s: %s" % (names[c], meta.get("version_" + c, "")))
 print()
