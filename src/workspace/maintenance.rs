@@ -337,6 +337,7 @@ impl Store {
         let live = self.live_objects(&roots)?;
         let indexed = self.index().packs()?;
         let indexed_set: HashSet<Hash> = indexed.iter().map(|(h, _)| *h).collect();
+        let mut rows = self.index().object_rows_by_pack()?;
         let mut delete = Vec::new();
         let mut repack = Vec::new();
         // Packs under 1/8 of the target size (each tracking job of a workflow writes one) are
@@ -348,11 +349,11 @@ impl Store {
             pb.inc(1);
             // An entry is dead when nothing references it, or when the index locates that
             // object in another pack (a duplicate written by a racing writer).
-            let here: HashSet<Hash> = self
-                .index()
-                .objects_in_pack(id)?
+            let here: HashSet<Hash> = rows
+                .remove(id)
+                .unwrap_or_default()
                 .into_iter()
-                .map(|o| o.0)
+                .map(|o| o.hash)
                 .collect();
             let entries = self.reader(id)?.entries()?;
             let dead: Vec<_> = entries
@@ -805,6 +806,13 @@ impl Store {
     ) -> Vec<(Option<String>, String)> {
         let mut out = Vec::new();
         let paths: HashMap<Hash, &PathBuf> = on_disk.iter().map(|(h, p)| (*h, p)).collect();
+        let mut by_pack = match self.index().object_rows_by_pack() {
+            Ok(rows) => rows,
+            Err(e) => {
+                out.push((None, format!("object rows: {}", index_detail(&e))));
+                HashMap::new()
+            }
+        };
         for (id, size) in indexed {
             let Some(path) = paths.get(id) else {
                 continue;
@@ -824,18 +832,7 @@ impl Store {
             }
             let toc: HashMap<Hash, &crate::engine::pack::Entry> =
                 entries.iter().map(|e| (e.hash, e)).collect();
-            let rows = self.index().object_rows(id);
-            let rows = match rows {
-                Ok(rows) => rows,
-                Err(e) => {
-                    out.push((
-                        None,
-                        format!("object rows of pack {what}: {}", index_detail(&e)),
-                    ));
-                    continue;
-                }
-            };
-            for row in rows {
+            for row in by_pack.remove(id).unwrap_or_default() {
                 let stored = |o: i64, s: i64, raw: i64, k: u8, c: u8| {
                     format!("offset {o}, {s} bytes stored, {raw} raw, kind {k}, compression {c}")
                 };

@@ -1,5 +1,7 @@
 //! Integrity and totals: SQLite's own checks, rows per pack, dangling objects, and the sums `stats` reports.
 
+use std::collections::HashMap;
+
 use super::*;
 
 impl Index {
@@ -34,30 +36,38 @@ impl Index {
             .map_err(self.sql("dangling objects"))
     }
 
-    /// Every object row naming pack `pack`, as it is stored (kind and compression as raw
-    /// numbers, so that a damaged value is seen rather than mapped).
-    pub fn object_rows(&self, pack: &Hash) -> Result<Vec<ObjectRow>> {
+    /// Every object row, by the pack it names, as it is stored (kind and compression as raw
+    /// numbers, so that a damaged value is seen rather than mapped). One scan: rows have no
+    /// index by pack (migration 4).
+    pub fn object_rows_by_pack(&self) -> Result<HashMap<Hash, Vec<ObjectRow>>> {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT o.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
-                 FROM objects o JOIN packs p ON p.id = o.pack WHERE p.hash = ?1",
+                "SELECT p.hash, o.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
+                 FROM objects o JOIN packs p ON p.id = o.pack",
             )
             .map_err(self.sql("prepare object rows"))?;
         let rows = st
-            .query_map([&pack.0[..]], |r| {
-                Ok(ObjectRow {
-                    hash: hash_col(r.get(0)?)?,
-                    kind: r.get(1)?,
-                    offset: r.get(2)?,
-                    stored_len: r.get(3)?,
-                    raw_len: r.get(4)?,
-                    compression: r.get(5)?,
-                })
+            .query_map([], |r| {
+                Ok((
+                    hash_col(r.get(0)?)?,
+                    ObjectRow {
+                        hash: hash_col(r.get(1)?)?,
+                        kind: r.get(2)?,
+                        offset: r.get(3)?,
+                        stored_len: r.get(4)?,
+                        raw_len: r.get(5)?,
+                        compression: r.get(6)?,
+                    },
+                ))
             })
             .map_err(self.sql("object rows"))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(self.sql("object rows"))
+        let mut by_pack: HashMap<Hash, Vec<ObjectRow>> = HashMap::new();
+        for row in rows {
+            let (pack, row) = row.map_err(self.sql("object rows"))?;
+            by_pack.entry(pack).or_default().push(row);
+        }
+        Ok(by_pack)
     }
 
     /// Totals: (objects, chunks, stored bytes of objects, raw bytes of objects, pack bytes).

@@ -44,16 +44,30 @@ impl Index {
             .map_err(sql("clear for reindex"))?;
         }
         {
-            let mut del_obj = tx
-                .prepare_cached(
-                    "DELETE FROM objects WHERE pack = (SELECT id FROM packs WHERE hash = ?1)",
+            // Object rows have no index by pack (migration 4): the rows of every removed pack
+            // go in one scan, by the packs' integer ids.
+            let mut pack_id = tx
+                .prepare_cached("SELECT id FROM packs WHERE hash = ?1")
+                .map_err(sql("prepare pack id"))?;
+            let mut ids = Vec::new();
+            for p in &c.remove_packs {
+                let id: Option<i64> = pack_id
+                    .query_row([&p.0[..]], |r| r.get(0))
+                    .optional()
+                    .map_err(sql("pack id"))?;
+                ids.extend(id.map(|i| i.to_string()));
+            }
+            if !ids.is_empty() {
+                tx.execute(
+                    &format!("DELETE FROM objects WHERE pack IN ({})", ids.join(",")),
+                    [],
                 )
-                .map_err(sql("prepare delete objects"))?;
+                .map_err(sql("delete objects"))?;
+            }
             let mut del_pack = tx
                 .prepare_cached("DELETE FROM packs WHERE hash = ?1")
                 .map_err(sql("prepare delete pack"))?;
             for p in &c.remove_packs {
-                del_obj.execute([&p.0[..]]).map_err(sql("delete objects"))?;
                 del_pack.execute([&p.0[..]]).map_err(sql("delete pack"))?;
             }
             let mut del_stat = tx

@@ -96,6 +96,10 @@ const MIGRATIONS: &[&str] = &[
     // of a tree of small files was this index).
     "DROP INDEX stat_cache_by_hash;
     CREATE INDEX stat_cache_large_by_hash ON stat_cache(hash) WHERE size >= 1048576;",
+    // 4: object rows are never looked up by pack on a hot path (only by push, gc and verify,
+    // which read them all in one scan): the index by pack cost a fifth of the index file and
+    // an insert per object.
+    "DROP INDEX objects_by_pack;",
 ];
 
 /// Files at least this large are found in the stat cache by hash
@@ -166,7 +170,7 @@ impl Root {
     }
 }
 
-/// An object row as stored (see [`Index::object_rows`]).
+/// An object row as stored (see [`Index::object_rows_by_pack`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectRow {
     /// The object's hash.

@@ -176,27 +176,17 @@ impl Index {
             .map_err(self.sql("packs"))
     }
 
-    /// Objects indexed in pack `pack`: (hash, kind, stored_len, raw_len).
-    pub fn objects_in_pack(&self, pack: &Hash) -> Result<Vec<(Hash, u8, u64, u64)>> {
+    /// Every indexed object (one scan).
+    pub fn object_hashes(&self) -> Result<Vec<Hash>> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT o.hash, o.kind, o.stored_len, o.raw_len FROM objects o JOIN packs p ON p.id = o.pack
-                 WHERE p.hash = ?1",
-            )
-            .map_err(self.sql("prepare objects_in_pack"))?;
+            .prepare_cached("SELECT o.hash FROM objects o JOIN packs p ON p.id = o.pack")
+            .map_err(self.sql("prepare object hashes"))?;
         let rows = st
-            .query_map([&pack.0[..]], |r| {
-                Ok((
-                    hash_col(r.get(0)?)?,
-                    r.get(1)?,
-                    r.get::<_, i64>(2)? as u64,
-                    r.get::<_, i64>(3)? as u64,
-                ))
-            })
-            .map_err(self.sql("objects_in_pack"))?;
+            .query_map([], |r| hash_col(r.get(0)?))
+            .map_err(self.sql("object hashes"))?;
         rows.collect::<rusqlite::Result<_>>()
-            .map_err(self.sql("objects_in_pack"))
+            .map_err(self.sql("object hashes"))
     }
 
     /// Every stat-cache row (carried over by a rebuild).

@@ -256,4 +256,72 @@ mod tests {
             "{plan:?}"
         );
     }
+
+    /// An index of schema 3 loses its index of objects by pack, keeps every row, and the
+    /// queries that used that index still answer by pack: the rows grouped by pack, every
+    /// hash, and a commit removing two packs deletes exactly their rows.
+    #[test]
+    fn migration_4_drops_the_index_by_pack() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("index.sqlite");
+        {
+            let conn = Connection::open(&path).expect("open");
+            for m in &MIGRATIONS[..3] {
+                conn.execute_batch(m).expect("migration");
+            }
+            conn.pragma_update(None, "user_version", 3)
+                .expect("version");
+            for p in 1..=3u8 {
+                conn.execute(
+                    "INSERT INTO packs (id, hash, size, created_ns) VALUES (?1, ?2, 100, 0)",
+                    params![p, vec![p; 32]],
+                )
+                .expect("pack");
+                for o in 0..4u8 {
+                    conn.execute(
+                        "INSERT INTO objects (hash, kind, pack, offset, stored_len, raw_len, compression)
+                         VALUES (?1, 1, ?2, ?3, 10, 10, 0)",
+                        params![vec![p * 16 + o; 32], p, i64::from(o) * 10],
+                    )
+                    .expect("object");
+                }
+            }
+        }
+        let mut idx = Index::open(&path).expect("migrate");
+        let by_pack_index: i64 = idx
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'objects_by_pack'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(by_pack_index, 0);
+        let rows = idx.object_rows_by_pack().expect("rows");
+        assert_eq!(rows.len(), 3);
+        for p in 1..=3u8 {
+            let mut hashes: Vec<Hash> = rows[&Hash([p; 32])].iter().map(|r| r.hash).collect();
+            hashes.sort();
+            let want: Vec<Hash> = (0..4u8).map(|o| Hash([p * 16 + o; 32])).collect();
+            assert_eq!(hashes, want, "pack {p}");
+        }
+        assert_eq!(idx.object_hashes().expect("hashes").len(), 12);
+        idx.commit(&Commit {
+            remove_packs: vec![Hash([1; 32]), Hash([3; 32]), Hash([9; 32])],
+            ..Commit::default()
+        })
+        .expect("commit");
+        let rows = idx.object_rows_by_pack().expect("rows");
+        assert_eq!(
+            rows.keys().copied().collect::<Vec<_>>(),
+            vec![Hash([2; 32])]
+        );
+        assert_eq!(rows[&Hash([2; 32])].len(), 4);
+        let left: i64 = idx
+            .conn
+            .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 4);
+        assert_eq!(idx.packs().expect("packs").len(), 1);
+    }
 }

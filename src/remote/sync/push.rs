@@ -48,13 +48,7 @@ impl Store {
         let (runs, roots, wanted) = if opts.runs.is_empty() {
             let runs = self.index().runs(None)?;
             let roots: Vec<Root> = self.index().root_history(None)?;
-            let mut wanted = Vec::new();
-            let packs = self.index().packs()?;
-            for (p, _) in packs {
-                let objs = self.index().objects_in_pack(&p)?;
-                wanted.extend(objs.into_iter().map(|(h, ..)| h));
-            }
-            (runs, roots, wanted)
+            (runs, roots, self.index().object_hashes()?)
         } else {
             let mut runs = Vec::new();
             let mut live = HashSet::new();
