@@ -337,7 +337,6 @@ impl Store {
         let live = self.live_objects(&roots)?;
         let indexed = self.index().packs()?;
         let indexed_set: HashSet<Hash> = indexed.iter().map(|(h, _)| *h).collect();
-        let mut rows = self.index().object_rows_by_pack()?;
         let mut delete = Vec::new();
         let mut repack = Vec::new();
         // Packs under 1/8 of the target size (each tracking job of a workflow writes one) are
@@ -349,13 +348,14 @@ impl Store {
             pb.inc(1);
             // An entry is dead when nothing references it, or when the index locates that
             // object in another pack (a duplicate written by a racing writer).
-            let here: HashSet<Hash> = rows
-                .remove(id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|o| o.hash)
-                .collect();
             let entries = self.reader(id)?.entries()?;
+            let hashes: Vec<Hash> = entries.iter().map(|e| e.hash).collect();
+            let here: HashSet<Hash> = hashes
+                .iter()
+                .zip(self.index().locate_many(&hashes)?)
+                .filter(|(_, at)| at.as_ref().is_some_and(|at| at.pack == *id))
+                .map(|(h, _)| *h)
+                .collect();
             let dead: Vec<_> = entries
                 .iter()
                 .filter(|e| !(live.contains(&e.hash) && here.contains(&e.hash)))
@@ -793,6 +793,34 @@ fn verify_pack(id: &Hash, path: &Path) -> (u64, u64, Vec<Problem>) {
 }
 
 impl Store {
+    /// The object rows naming pack `id`: those its table of contents finds by hash and, only
+    /// when the index holds more rows naming it (`count`) than that, all of them by a scan.
+    fn rows_naming(
+        &self,
+        id: &Hash,
+        entries: &[crate::engine::pack::Entry],
+        count: Option<u64>,
+    ) -> Result<Vec<crate::engine::index::ObjectRow>> {
+        let hashes: Vec<Hash> = entries
+            .iter()
+            .map(|e| e.hash)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let found: Vec<_> = self
+            .index()
+            .object_rows_of(&hashes)?
+            .into_iter()
+            .flatten()
+            .filter(|(pack, _)| pack == id)
+            .map(|(_, row)| row)
+            .collect();
+        if count.unwrap_or(0) > found.len() as u64 {
+            return self.index().object_rows(id);
+        }
+        Ok(found)
+    }
+
     /// Index-vs-pack consistency, for `verify`: every object row of every indexed pack on disk
     /// must match an entry of that pack's table of contents (offset, lengths, kind,
     /// compression), no object row may name a pack the index does not list, every indexed
@@ -806,8 +834,8 @@ impl Store {
     ) -> Vec<(Option<String>, String)> {
         let mut out = Vec::new();
         let paths: HashMap<Hash, &PathBuf> = on_disk.iter().map(|(h, p)| (*h, p)).collect();
-        let mut by_pack = match self.index().object_rows_by_pack() {
-            Ok(rows) => rows,
+        let counts = match self.index().rows_per_pack() {
+            Ok(counts) => counts,
             Err(e) => {
                 out.push((None, format!("object rows: {}", index_detail(&e))));
                 HashMap::new()
@@ -832,7 +860,17 @@ impl Store {
             }
             let toc: HashMap<Hash, &crate::engine::pack::Entry> =
                 entries.iter().map(|e| (e.hash, e)).collect();
-            for row in by_pack.remove(id).unwrap_or_default() {
+            let rows = match self.rows_naming(id, &entries, counts.get(id).copied()) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    out.push((
+                        None,
+                        format!("object rows of pack {what}: {}", index_detail(&e)),
+                    ));
+                    continue;
+                }
+            };
+            for row in rows {
                 let stored = |o: i64, s: i64, raw: i64, k: u8, c: u8| {
                     format!("offset {o}, {s} bytes stored, {raw} raw, kind {k}, compression {c}")
                 };

@@ -36,38 +36,69 @@ impl Index {
             .map_err(self.sql("dangling objects"))
     }
 
-    /// Every object row, by the pack it names, as it is stored (kind and compression as raw
-    /// numbers, so that a damaged value is seen rather than mapped). One scan: rows have no
-    /// index by pack (migration 4).
-    pub fn object_rows_by_pack(&self) -> Result<HashMap<Hash, Vec<ObjectRow>>> {
+    /// How many object rows name each pack (one scan; memory per pack, not per object).
+    pub fn rows_per_pack(&self) -> Result<HashMap<Hash, u64>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.hash, count(*) FROM objects o JOIN packs p ON p.id = o.pack GROUP BY o.pack",
+            )
+            .map_err(self.sql("prepare rows per pack"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((hash_col(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(self.sql("rows per pack"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("rows per pack"))
+    }
+
+    /// The object rows of `hashes` (looked up by hash), each with the pack it names, as they
+    /// are stored (kind and compression as raw numbers, so that a damaged value is seen rather
+    /// than mapped).
+    pub fn object_rows_of(&self, hashes: &[Hash]) -> Result<Vec<Option<(Hash, ObjectRow)>>> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.sql("begin read"))?;
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT p.hash, o.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
-                 FROM objects o JOIN packs p ON p.id = o.pack",
+                 FROM objects o JOIN packs p ON p.id = o.pack WHERE o.hash = ?1",
+            )
+            .map_err(self.sql("prepare object rows"))?;
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            let row = st
+                .query_row([&h.0[..]], |r| {
+                    Ok((hash_col(r.get(0)?)?, object_row(r, 1)?))
+                })
+                .optional()
+                .map_err(self.sql("object rows"))?;
+            out.push(row);
+        }
+        drop(st);
+        tx.finish().map_err(self.sql("end read"))?;
+        Ok(out)
+    }
+
+    /// Every object row naming pack `pack`, as it is stored. A scan of all rows (they have no
+    /// index by pack since migration 4): `verify` calls it only for a pack that more rows
+    /// name than its table of contents finds.
+    pub fn object_rows(&self, pack: &Hash) -> Result<Vec<ObjectRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT o.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
+                 FROM objects o JOIN packs p ON p.id = o.pack WHERE p.hash = ?1",
             )
             .map_err(self.sql("prepare object rows"))?;
         let rows = st
-            .query_map([], |r| {
-                Ok((
-                    hash_col(r.get(0)?)?,
-                    ObjectRow {
-                        hash: hash_col(r.get(1)?)?,
-                        kind: r.get(2)?,
-                        offset: r.get(3)?,
-                        stored_len: r.get(4)?,
-                        raw_len: r.get(5)?,
-                        compression: r.get(6)?,
-                    },
-                ))
-            })
+            .query_map([&pack.0[..]], |r| object_row(r, 0))
             .map_err(self.sql("object rows"))?;
-        let mut by_pack: HashMap<Hash, Vec<ObjectRow>> = HashMap::new();
-        for row in rows {
-            let (pack, row) = row.map_err(self.sql("object rows"))?;
-            by_pack.entry(pack).or_default().push(row);
-        }
-        Ok(by_pack)
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.sql("object rows"))
     }
 
     /// Totals: (objects, chunks, stored bytes of objects, raw bytes of objects, pack bytes).
@@ -104,4 +135,17 @@ impl Index {
             .map(|v| v as u64)
             .map_err(self.sql("chunk bytes"))
     }
+}
+
+/// An object row from columns `at..at + 6` (hash, kind, offset, stored_len, raw_len,
+/// compression).
+fn object_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        hash: hash_col(r.get(at)?)?,
+        kind: r.get(at + 1)?,
+        offset: r.get(at + 2)?,
+        stored_len: r.get(at + 3)?,
+        raw_len: r.get(at + 4)?,
+        compression: r.get(at + 5)?,
+    })
 }

@@ -170,7 +170,7 @@ impl Root {
     }
 }
 
-/// An object row as stored (see [`Index::object_rows_by_pack`]).
+/// An object row as stored (see [`Index::object_rows`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectRow {
     /// The object's hash.

@@ -258,8 +258,9 @@ mod tests {
     }
 
     /// An index of schema 3 loses its index of objects by pack, keeps every row, and the
-    /// queries that used that index still answer by pack: the rows grouped by pack, every
-    /// hash, and a commit removing two packs deletes exactly their rows.
+    /// queries that used that index still answer by pack: rows and row counts by pack, every
+    /// hash, rows by hash with their pack, and a commit removing two packs deletes exactly
+    /// their rows.
     #[test]
     fn migration_4_drops_the_index_by_pack() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -297,13 +298,23 @@ mod tests {
             )
             .expect("count");
         assert_eq!(by_pack_index, 0);
-        let rows = idx.object_rows_by_pack().expect("rows");
-        assert_eq!(rows.len(), 3);
+        let counts = idx.rows_per_pack().expect("counts");
+        assert_eq!(counts.len(), 3);
         for p in 1..=3u8 {
-            let mut hashes: Vec<Hash> = rows[&Hash([p; 32])].iter().map(|r| r.hash).collect();
+            assert_eq!(counts[&Hash([p; 32])], 4, "pack {p}");
+            let mut hashes: Vec<Hash> = idx
+                .object_rows(&Hash([p; 32]))
+                .expect("rows")
+                .iter()
+                .map(|r| r.hash)
+                .collect();
             hashes.sort();
             let want: Vec<Hash> = (0..4u8).map(|o| Hash([p * 16 + o; 32])).collect();
             assert_eq!(hashes, want, "pack {p}");
+            let found = idx.object_rows_of(&want).expect("by hash");
+            assert!(found
+                .iter()
+                .all(|f| f.as_ref().is_some_and(|(at, _)| *at == Hash([p; 32]))));
         }
         assert_eq!(idx.object_hashes().expect("hashes").len(), 12);
         idx.commit(&Commit {
@@ -311,12 +322,12 @@ mod tests {
             ..Commit::default()
         })
         .expect("commit");
-        let rows = idx.object_rows_by_pack().expect("rows");
+        let counts = idx.rows_per_pack().expect("counts");
         assert_eq!(
-            rows.keys().copied().collect::<Vec<_>>(),
-            vec![Hash([2; 32])]
+            counts.into_iter().collect::<Vec<_>>(),
+            vec![(Hash([2; 32]), 4)]
         );
-        assert_eq!(rows[&Hash([2; 32])].len(), 4);
+        assert_eq!(idx.object_rows(&Hash([2; 32])).expect("rows").len(), 4);
         let left: i64 = idx
             .conn
             .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
