@@ -350,11 +350,11 @@ impl Store {
             // object in another pack (a duplicate written by a racing writer).
             let entries = self.reader(id)?.entries()?;
             let hashes: Vec<Hash> = entries.iter().map(|e| e.hash).collect();
-            let here: HashSet<Hash> = hashes
-                .iter()
-                .zip(self.index().locate_many(&hashes)?)
-                .filter(|(_, at)| at.as_ref().is_some_and(|at| at.pack == *id))
-                .map(|(h, _)| *h)
+            let here: HashSet<Hash> = self
+                .index()
+                .rows_in_pack_of(id, &hashes)?
+                .into_iter()
+                .map(|row| row.hash)
                 .collect();
             let dead: Vec<_> = entries
                 .iter()
@@ -807,14 +807,7 @@ impl Store {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let found: Vec<_> = self
-            .index()
-            .object_rows_of(&hashes)?
-            .into_iter()
-            .flatten()
-            .filter(|(pack, _)| pack == id)
-            .map(|(_, row)| row)
-            .collect();
+        let found = self.index().rows_in_pack_of(id, &hashes)?;
         if count.unwrap_or(0) > found.len() as u64 {
             return self.index().object_rows(id);
         }

@@ -53,32 +53,38 @@ impl Index {
             .map_err(self.sql("rows per pack"))
     }
 
-    /// The object rows of `hashes` (looked up by hash), each with the pack it names, as they
-    /// are stored (kind and compression as raw numbers, so that a damaged value is seen rather
-    /// than mapped).
-    pub fn object_rows_of(&self, hashes: &[Hash]) -> Result<Vec<Option<(Hash, ObjectRow)>>> {
+    /// The object rows among those of `hashes` (looked up by hash) that name pack `pack`, as
+    /// they are stored (kind and compression as raw numbers, so that a damaged value is seen
+    /// rather than mapped).
+    pub fn rows_in_pack_of(&self, pack: &Hash, hashes: &[Hash]) -> Result<Vec<ObjectRow>> {
         let tx = self
             .conn
             .unchecked_transaction()
             .map_err(self.sql("begin read"))?;
-        let mut st = self
+        let id: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT p.hash, o.hash, o.kind, o.offset, o.stored_len, o.raw_len, o.compression
-                 FROM objects o JOIN packs p ON p.id = o.pack WHERE o.hash = ?1",
-            )
-            .map_err(self.sql("prepare object rows"))?;
-        let mut out = Vec::with_capacity(hashes.len());
-        for h in hashes {
-            let row = st
-                .query_row([&h.0[..]], |r| {
-                    Ok((hash_col(r.get(0)?)?, object_row(r, 1)?))
-                })
-                .optional()
-                .map_err(self.sql("object rows"))?;
-            out.push(row);
+            .query_row("SELECT id FROM packs WHERE hash = ?1", [&pack.0[..]], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.sql("pack id"))?;
+        let mut out = Vec::new();
+        if let Some(id) = id {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT hash, kind, offset, stored_len, raw_len, compression FROM objects
+                     WHERE hash = ?1 AND pack = ?2",
+                )
+                .map_err(self.sql("prepare object rows"))?;
+            for h in hashes {
+                let row = st
+                    .query_row(params![&h.0[..], id], |r| object_row(r, 0))
+                    .optional()
+                    .map_err(self.sql("object rows"))?;
+                out.extend(row);
+            }
         }
-        drop(st);
         tx.finish().map_err(self.sql("end read"))?;
         Ok(out)
     }

@@ -259,7 +259,7 @@ mod tests {
 
     /// An index of schema 3 loses its index of objects by pack, keeps every row, and the
     /// queries that used that index still answer by pack: rows and row counts by pack, every
-    /// hash, rows by hash with their pack, and a commit removing two packs deletes exactly
+    /// hash, rows by hash within a pack, and a commit removing two packs deletes exactly
     /// their rows.
     #[test]
     fn migration_4_drops_the_index_by_pack() {
@@ -311,10 +311,13 @@ mod tests {
             hashes.sort();
             let want: Vec<Hash> = (0..4u8).map(|o| Hash([p * 16 + o; 32])).collect();
             assert_eq!(hashes, want, "pack {p}");
-            let found = idx.object_rows_of(&want).expect("by hash");
-            assert!(found
-                .iter()
-                .all(|f| f.as_ref().is_some_and(|(at, _)| *at == Hash([p; 32]))));
+            let found = idx.rows_in_pack_of(&Hash([p; 32]), &want).expect("by hash");
+            assert_eq!(found.len(), 4, "pack {p}");
+            let other = Hash([p % 3 + 1; 32]);
+            assert!(idx
+                .rows_in_pack_of(&other, &want)
+                .expect("by hash")
+                .is_empty());
         }
         assert_eq!(idx.object_hashes().expect("hashes").len(), 12);
         idx.commit(&Commit {
