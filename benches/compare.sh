@@ -349,15 +349,22 @@ group_small() { # TOOL
     drop "$ws"
 }
 
+# add_fresh TOOL WS SRC NAME OP: a fresh workspace WS holding SRC (linked in as NAME), added
+# once, timed as OP; leaves the current directory in WS
+add_fresh() {
+    local tool=$1 ws=$2 src=$3 name=$4 op=$5
+    fresh "$ws"; cd "$ws"; tool_env "$ws"
+    tool_init "$tool"
+    link_data "$src" "$name"
+    warm "$name"
+    tool_add_cmd "$tool" "$name" v1
+    run_timed "$op" "$tool" "${CMD[@]}"
+}
+
 group_ml() { # TOOL
     local tool=$1 ws="$WORK/$1-ml-r$REP"
     [ "$tool" = limit ] && return 0
-    fresh "$ws"; cd "$ws"; tool_env "$ws"
-    tool_init "$tool"
-    link_data "$DATA/ml" ml
-    warm ml
-    tool_add_cmd "$tool" ml v1
-    run_timed add_ml "$tool" "${CMD[@]}"
+    add_fresh "$tool" "$ws" "$DATA/ml" ml add_ml
     [ "$TIMED_OK" = 1 ] && record stored_ml "$tool" "$(bytes_of "$(tool_repo "$tool")")"
     drop "$ws"
 }
@@ -365,12 +372,7 @@ group_ml() { # TOOL
 group_tree() { # TOOL
     local tool=$1 ws="$WORK/$1-tree-r$REP" repo local_state
     [ "$tool" = limit ] && return 0
-    fresh "$ws"; cd "$ws"; tool_env "$ws"
-    tool_init "$tool"
-    link_data "$TREE" tree
-    warm tree
-    tool_add_cmd "$tool" tree v1
-    run_timed add_tree "$tool" "${CMD[@]}"
+    add_fresh "$tool" "$ws" "$TREE" tree add_tree
     if [ "$TIMED_OK" = 1 ]; then
         repo=$(tool_repo "$tool")
         case $tool in
