@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 # notebook (examples/python/notebook.py) builds pandas DataFrames. Versions are pinned to the
 # ones the suite last passed with.
 VENV=.venv/tests
-if ! "$VENV/bin/python3" -c "import Pegasus.api, Pegasus.workflow, mlflow, moto, maturin, pytest, pandas" 2>/dev/null; then
-    python3 -m venv "$VENV"
+# The scripts are run too: a venv that was moved or copied imports fine but its scripts name
+# the old interpreter path; it is rebuilt (--clear) rather than half-reused.
+if ! "$VENV/bin/python3" -c "import Pegasus.api, Pegasus.workflow, mlflow, moto, maturin, pytest, pandas" 2>/dev/null ||
+    ! "$VENV/bin/moto_server" --help >/dev/null 2>&1 || ! "$VENV/bin/pytest" --version >/dev/null 2>&1; then
+    python3 -m venv --clear "$VENV"
     "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check pegasus-wms.api==5.1.3 \
         pegasus-wms==5.1.3 'moto[s3]==5.2.1' flask flask-cors mlflow-skinny==3.17.2 \
         maturin==1.9.4 pytest==9.2.0 pandas==3.1.1
@@ -23,8 +26,8 @@ python3 -c "import Pegasus.api, Pegasus.workflow, mlflow"
 MLFLOW_VENV=.venv/mlflow-server
 MLFLOW_VERSION=3.17.2
 if ! "$MLFLOW_VENV/bin/mlflow" --version 2>/dev/null | grep -qF "$MLFLOW_VERSION"; then
-    python3 -m venv "$MLFLOW_VENV"
-    "$MLFLOW_VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+    python3 -m venv --clear "$MLFLOW_VENV"
+    "$MLFLOW_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
 fi
 
 # The report tests open pages in a real headless browser: Debian's chromium.
