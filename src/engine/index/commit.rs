@@ -45,7 +45,8 @@ impl Index {
         }
         {
             // Object rows have no index by pack (migration 4): the rows of every removed pack
-            // go in one scan, by the packs' integer ids.
+            // go in one scan, by the packs' integer ids, before the packs themselves (rows
+            // reference packs, and foreign keys are enforced).
             let mut pack_id = tx
                 .prepare_cached("SELECT id FROM packs WHERE hash = ?1")
                 .map_err(sql("prepare pack id"))?;
