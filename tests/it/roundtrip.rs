@@ -504,7 +504,7 @@ fn checkout_from_workspace_copy_verifies_every_chunk() {
     let meta = std::fs::metadata(ws.p("big.bin")).expect("meta");
     let script = format!(
         "import sqlite3; c = sqlite3.connect({db:?}); \
-         n = c.execute('UPDATE stat_cache SET ino=?, mtime_ns=?, ctime_ns=?, trusted=1', \
+         n = c.execute('UPDATE stat_files SET ino=?, mtime_ns=?, ctime_ns=?, trusted=1', \
          ({ino}, {m}, {c})).rowcount; c.commit(); assert n == 1, n",
         db = ws.p(".store/index.sqlite").to_str().expect("utf8"),
         ino = meta.ino(),

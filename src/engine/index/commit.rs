@@ -71,11 +71,23 @@ impl Index {
             for p in &c.remove_packs {
                 del_pack.execute([&p.0[..]]).map_err(sql("delete pack"))?;
             }
+            // A directory whose last file is forgotten goes with it.
             let mut del_stat = tx
-                .prepare_cached("DELETE FROM stat_cache WHERE path = ?1")
+                .prepare_cached(
+                    "DELETE FROM stat_files
+                     WHERE dir = (SELECT id FROM stat_dirs WHERE path = ?1) AND name = ?2",
+                )
                 .map_err(sql("prepare forget"))?;
+            let mut del_dir = tx
+                .prepare_cached(
+                    "DELETE FROM stat_dirs WHERE path = ?1
+                     AND NOT EXISTS (SELECT 1 FROM stat_files f WHERE f.dir = stat_dirs.id)",
+                )
+                .map_err(sql("prepare forget dir"))?;
             for p in &c.forget {
-                del_stat.execute([p]).map_err(sql("forget stat"))?;
+                let (dir, name) = stat_key(p);
+                del_stat.execute([dir, name]).map_err(sql("forget stat"))?;
+                del_dir.execute([dir]).map_err(sql("forget stat dir"))?;
             }
         }
         {
@@ -142,16 +154,37 @@ impl Index {
             for r in &c.drop_roots {
                 del_root.execute([&r.0[..]]).map_err(sql("delete root"))?;
             }
+            let mut ins_dir = tx
+                .prepare_cached("INSERT OR IGNORE INTO stat_dirs (path) VALUES (?1)")
+                .map_err(sql("prepare stat dir insert"))?;
+            let mut dir_id = tx
+                .prepare_cached("SELECT id FROM stat_dirs WHERE path = ?1")
+                .map_err(sql("prepare stat dir id"))?;
             let mut ins_stat = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO stat_cache (path, dev, ino, size, mtime_ns, ctime_ns, hash, trusted)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR REPLACE INTO stat_files (dir, name, dev, ino, size, mtime_ns, ctime_ns, hash, trusted)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(sql("prepare stat upsert"))?;
+            // Rows come directory by directory: the last directory's id is reused.
+            let mut last: Option<(&str, i64)> = None;
             for (path, s) in &c.stats {
+                let (dir, name) = stat_key(path);
+                let id = match last {
+                    Some((d, id)) if d == dir => id,
+                    _ => {
+                        ins_dir.execute([dir]).map_err(sql("insert stat dir"))?;
+                        let id: i64 = dir_id
+                            .query_row([dir], |r| r.get(0))
+                            .map_err(sql("stat dir id"))?;
+                        last = Some((dir, id));
+                        id
+                    }
+                };
                 ins_stat
                     .execute(params![
-                        path,
+                        id,
+                        name,
                         s.dev as i64,
                         s.ino as i64,
                         s.size as i64,

@@ -100,11 +100,40 @@ const MIGRATIONS: &[&str] = &[
     // which read them all in one scan): the index by pack cost a fifth of the index file and
     // an insert per object.
     "DROP INDEX objects_by_pack;",
+    // 5: the stat cache is keyed by (directory, name) instead of by absolute path: a tree's
+    // files share a few thousand directories, and the repeated directory part was half of the
+    // stat cache (its largest table). A directory's path ends in '/' and a file's path is its
+    // directory's path followed by its name; `rtrim(p, replace(p, '/', ''))` is `p` up to
+    // and including its last '/'.
+    "CREATE TABLE stat_dirs (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO stat_dirs (path)
+        SELECT DISTINCT rtrim(path, replace(path, '/', '')) FROM stat_cache ORDER BY 1;
+    CREATE TABLE stat_files (
+        dir INTEGER NOT NULL REFERENCES stat_dirs(id),
+        name TEXT NOT NULL,
+        dev INTEGER NOT NULL,
+        ino INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        trusted INTEGER NOT NULL,
+        PRIMARY KEY (dir, name)
+    ) WITHOUT ROWID;
+    INSERT INTO stat_files
+        SELECT d.id, substr(s.path, length(d.path) + 1), s.dev, s.ino, s.size, s.mtime_ns,
+               s.ctime_ns, s.hash, s.trusted
+        FROM stat_cache s JOIN stat_dirs d ON d.path = rtrim(s.path, replace(s.path, '/', ''));
+    DROP TABLE stat_cache;
+    CREATE INDEX stat_files_large_by_hash ON stat_files(hash) WHERE size >= 1048576;",
 ];
 
 /// Files at least this large are found in the stat cache by hash
-/// ([`Index::large_path_with_hash`]); the literal in migration 3 and that query must match
-/// it for SQLite to use the partial index.
+/// ([`Index::large_path_with_hash`]); the literal in migrations 3 and 5 and that query must
+/// match it for SQLite to use the partial index.
 pub const STAT_BY_HASH_MIN: u64 = 1 << 20;
 
 /// The schema version this program writes (number of migrations).
@@ -344,6 +373,20 @@ fn header_problem(path: &Path) -> Option<String> {
     }
     None
 }
+
+/// A stat-cache path as stored (migration 5): its directory, up to and including the last
+/// '/' (empty when there is none), and its name (the rest).
+fn stat_key(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => path.split_at(i + 1),
+        None => ("", path),
+    }
+}
+
+/// The columns a stat-cache row is read from by [`stat_row`], then its full path, from
+/// `stat_files f JOIN stat_dirs d`.
+const STAT_COLUMNS: &str =
+    "f.dev, f.ino, f.size, f.mtime_ns, f.ctime_ns, f.hash, f.trusted, d.path || f.name";
 
 fn stat_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StatEntry> {
     Ok(StatEntry {

@@ -2,11 +2,12 @@
 
 use super::*;
 
-/// [`Index::large_path_with_hash`]: its `size` bound is migration 3's literal, so SQLite uses
-/// the partial index `stat_cache_large_by_hash`.
+/// [`Index::large_path_with_hash`]: its `size` bound is migration 5's literal, so SQLite uses
+/// the partial index `stat_files_large_by_hash`.
 pub(super) const LARGE_PATH_WITH_HASH: &str =
-    "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
-     WHERE hash = ?1 AND trusted = 1 AND size >= 1048576 LIMIT 1";
+    "SELECT f.dev, f.ino, f.size, f.mtime_ns, f.ctime_ns, f.hash, f.trusted, d.path || f.name
+     FROM stat_files f JOIN stat_dirs d ON d.id = f.dir
+     WHERE f.hash = ?1 AND f.trusted = 1 AND f.size >= 1048576 LIMIT 1";
 
 impl Index {
     /// Where `hash` is stored, if anywhere.
@@ -85,9 +86,13 @@ impl Index {
     pub fn stat(&self, path: &str) -> Result<Option<StatEntry>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted FROM stat_cache WHERE path = ?1")
+            .prepare_cached(&format!(
+                "SELECT {STAT_COLUMNS} FROM stat_dirs d JOIN stat_files f ON f.dir = d.id
+                 WHERE d.path = ?1 AND f.name = ?2"
+            ))
             .map_err(self.sql("prepare stat"))?;
-        st.query_row([path], stat_row)
+        let (dir, name) = stat_key(path);
+        st.query_row([dir, name], stat_row)
             .optional()
             .map_err(self.sql("read stat cache"))
     }
@@ -98,10 +103,10 @@ impl Index {
         let hi = format!("{}0", dir.trim_end_matches('/'));
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache
-                 WHERE path >= ?1 AND path < ?2 ORDER BY path",
-            )
+            .prepare_cached(&format!(
+                "SELECT {STAT_COLUMNS} FROM stat_dirs d JOIN stat_files f ON f.dir = d.id
+                 WHERE d.path >= ?1 AND d.path < ?2"
+            ))
             .map_err(self.sql("prepare stats_under"))?;
         let rows = st
             .query_map([lo, hi], |r| Ok((r.get::<_, String>(7)?, stat_row(r)?)))
@@ -193,9 +198,9 @@ impl Index {
     pub fn stat_rows(&self) -> Result<Vec<(String, StatEntry)>> {
         let mut st = self
             .conn
-            .prepare(
-                "SELECT dev, ino, size, mtime_ns, ctime_ns, hash, trusted, path FROM stat_cache",
-            )
+            .prepare(&format!(
+                "SELECT {STAT_COLUMNS} FROM stat_dirs d JOIN stat_files f ON f.dir = d.id"
+            ))
             .map_err(self.sql("prepare stat rows"))?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(7)?, stat_row(r)?)))

@@ -189,7 +189,8 @@ mod tests {
     }
 
     /// An index of schema 2 is migrated in place: its stat cache keeps every row, and only
-    /// files of at least 1 MiB are indexed (and found) by hash, through the partial index.
+    /// files of at least 1 MiB are indexed (and found) by hash, through the partial index
+    /// (migration 3's, rebuilt on the new table by migration 5).
     #[test]
     fn migration_3_indexes_only_large_files_by_hash() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -212,7 +213,7 @@ mod tests {
         let names: Vec<String> = idx
             .conn
             .prepare(
-                "SELECT name FROM sqlite_master WHERE tbl_name = 'stat_cache' AND type = 'index'",
+                "SELECT name FROM sqlite_master WHERE tbl_name = 'stat_files' AND type = 'index'",
             )
             .expect("prepare")
             .query_map([], |r| r.get(0))
@@ -220,13 +221,18 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .expect("rows");
         assert!(
-            names.contains(&"stat_cache_large_by_hash".to_string()),
+            names.contains(&"stat_files_large_by_hash".to_string()),
             "{names:?}"
         );
-        assert!(
-            !names.contains(&"stat_cache_by_hash".to_string()),
-            "{names:?}"
-        );
+        let old_index: i64 = idx
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'stat_cache%'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(old_index, 0);
         assert_eq!(
             idx.stat("/w/small.txt").expect("stat").map(|s| s.size),
             Some(100)
@@ -252,7 +258,7 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .expect("rows");
         assert!(
-            plan.iter().any(|p| p.contains("stat_cache_large_by_hash")),
+            plan.iter().any(|p| p.contains("stat_files_large_by_hash")),
             "{plan:?}"
         );
     }
@@ -337,5 +343,103 @@ mod tests {
             .expect("count");
         assert_eq!(left, 4);
         assert_eq!(idx.packs().expect("packs").len(), 1);
+    }
+
+    /// An index of schema 4 moves its stat cache to (directory, name) rows: every row keeps
+    /// its path and fields, `stats_under` still finds exactly the paths strictly under a
+    /// directory (not a sibling sharing its prefix), and commits add rows to known and new
+    /// directories and drop a directory with its last forgotten file.
+    #[test]
+    fn migration_5_keys_the_stat_cache_by_directory_and_name() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("index.sqlite");
+        let paths = [
+            "/w/a.txt",
+            "/w/sub/b.txt",
+            "/w/sub/deeper/c é.txt",
+            "/w2/d.txt",
+            "/top",
+            "relative",
+        ];
+        {
+            let conn = Connection::open(&path).expect("open");
+            for m in &MIGRATIONS[..4] {
+                conn.execute_batch(m).expect("migration");
+            }
+            conn.pragma_update(None, "user_version", 4)
+                .expect("version");
+            for (i, p) in paths.iter().enumerate() {
+                stat_row(&conn, p, 10 + i as u64, i as u8);
+            }
+        }
+        let mut idx = Index::open(&path).expect("migrate");
+        for (i, p) in paths.iter().enumerate() {
+            let s = idx.stat(p).expect("stat").expect(p);
+            assert_eq!(
+                (s.size, s.hash, s.ino),
+                (10 + i as u64, Hash([i as u8; 32]), 2)
+            );
+        }
+        assert!(idx.stat("/w/sub").expect("stat").is_none());
+        let mut all: Vec<String> = idx
+            .stat_rows()
+            .expect("rows")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        all.sort();
+        let mut want: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        want.sort();
+        assert_eq!(all, want);
+        let under = |idx: &Index, d: &str| {
+            let mut v: Vec<String> = idx
+                .stats_under(d)
+                .expect("under")
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            under(&idx, "/w"),
+            ["/w/a.txt", "/w/sub/b.txt", "/w/sub/deeper/c é.txt"]
+        );
+        assert_eq!(
+            under(&idx, "/w/sub/"),
+            ["/w/sub/b.txt", "/w/sub/deeper/c é.txt"]
+        );
+        let entry = |n: u8| StatEntry {
+            dev: 5,
+            ino: 6,
+            size: 7,
+            mtime_ns: 8,
+            ctime_ns: 9,
+            hash: Hash([n; 32]),
+            trusted: true,
+        };
+        idx.commit(&Commit {
+            forget: vec!["/w/sub/deeper/c é.txt".into(), "/w2/d.txt".into()],
+            stats: vec![
+                ("/w/sub/e.txt".into(), entry(40)),
+                ("/w/a.txt".into(), entry(41)),
+                ("/w3/f.txt".into(), entry(42)),
+            ],
+            ..Commit::default()
+        })
+        .expect("commit");
+        assert_eq!(under(&idx, "/w/sub"), ["/w/sub/b.txt", "/w/sub/e.txt"]);
+        assert_eq!(idx.stat("/w/a.txt").expect("stat"), Some(entry(41)));
+        assert_eq!(idx.stat("/w3/f.txt").expect("stat"), Some(entry(42)));
+        assert!(idx.stat("/w2/d.txt").expect("stat").is_none());
+        let dirs: Vec<String> = idx
+            .conn
+            .prepare("SELECT path FROM stat_dirs ORDER BY path")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert_eq!(dirs, ["", "/", "/w/", "/w/sub/", "/w3/"]);
     }
 }
