@@ -481,6 +481,47 @@ impl Store {
     }
 
     /// Hashes (and stores) one file, consulting the stat cache first.
+    /// For each walked file, its stat-cache row when the file need not be read: the row is
+    /// trusted, all five stat fields are unchanged and the index still holds the file hash
+    /// (10.1). The rows of a directory are read in one range scan and the hashes checked in
+    /// one read transaction, not two queries per file.
+    fn unchanged_files(
+        &self,
+        files: &[(PathBuf, Metadata)],
+        tops: &[(PathBuf, PathBuf, Option<Node>)],
+    ) -> Result<Vec<Option<StatEntry>>> {
+        let mut rows: HashMap<String, StatEntry> = HashMap::new();
+        {
+            let idx = self.index();
+            for (_, abs, node) in tops {
+                let key = path_key(abs);
+                match node {
+                    Some(Node::Dir { .. }) => rows.extend(idx.stats_under(&key)?),
+                    Some(_) => rows.extend(idx.stat(&key)?.map(|s| (key, s))),
+                    None => {}
+                }
+            }
+        }
+        let mut found: Vec<Option<StatEntry>> = files
+            .iter()
+            .map(|(path, meta)| {
+                let now = stat_of(meta, Hash([0; 32]), false);
+                rows.get(&path_key(path))
+                    .cloned()
+                    .filter(|c| c.trusted && same_stat(c, &now))
+            })
+            .collect();
+        let hashes: Vec<Hash> = found.iter().flatten().map(|c| c.hash).collect();
+        let held = self.index().contains_many(&hashes)?;
+        let mut held = held.into_iter();
+        for f in &mut found {
+            if f.is_some() && !held.next().unwrap_or(false) {
+                *f = None;
+            }
+        }
+        Ok(found)
+    }
+
     fn add_file(
         &self,
         sink: &Sink<'_>,
@@ -490,15 +531,7 @@ impl Store {
         fresh: Option<Freshness>,
         pb: &ProgressBar,
     ) -> Result<(Hash, Option<StatEntry>, u64)> {
-        let key = path_key(path);
         let now = stat_of(meta, Hash([0; 32]), false);
-        let cached = self.index().stat(&key)?;
-        if let Some(cached) = cached {
-            if cached.trusted && same_stat(&cached, &now) && self.index().contains(&cached.hash)? {
-                pb.inc(meta.size());
-                return Ok((cached.hash, None, cached.size));
-            }
-        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let m = self.chunk_file(&file, path, Some(sink), pb)?;
         let hash = m.hash();
@@ -612,10 +645,18 @@ impl Store {
         } else {
             Sink::new(self)
         };
+        let unchanged = self.unchanged_files(&walk.files, &tops)?;
         let results: Vec<(Hash, Option<StatEntry>, u64)> = walk
             .files
             .par_iter()
-            .map(|(path, meta)| self.add_file(&sink, path, meta, start_ns, fresh, &pb))
+            .zip(&unchanged)
+            .map(|((path, meta), same)| match same {
+                Some(cached) => {
+                    pb.inc(meta.size());
+                    Ok((cached.hash, None, cached.size))
+                }
+                None => self.add_file(&sink, path, meta, start_ns, fresh, &pb),
+            })
             .collect::<Result<_>>()?;
         pb.finish_and_clear();
         let sizes: Vec<(Hash, u64)> = results

@@ -247,6 +247,46 @@ fn files_written_just_before_add_are_not_reread() {
     assert_eq!(v["files_read"], 1, "{v}");
 }
 
+/// A second add reads no unchanged file, given as a directory or by name, but reads again a
+/// file whose hash the index no longer holds (the stat cache alone is not enough to skip it),
+/// and so stores its objects again.
+#[test]
+fn second_add_skips_unchanged_files_only_while_the_index_holds_them() {
+    let ws = Ws::new();
+    for i in 0..5u64 {
+        ws.write(&format!("d/sub/f{i}"), &pseudo_random(3000, i));
+    }
+    ws.write("top.txt", b"top level file\n");
+    let add = |ws: &Ws| -> serde_json::Value {
+        serde_json::from_str(&ws.ok(&["add", "--json", "d", "top.txt"])).expect("json")
+    };
+    add(&ws);
+    let v = add(&ws);
+    assert_eq!(
+        (v["files"].as_u64(), v["files_read"].as_u64()),
+        (Some(6), Some(0)),
+        "{v}"
+    );
+    let store = ws.open();
+    let f2 = store::Store::resolve(&store, &ws.add("d/sub/f2")).expect("hash");
+    drop(store);
+    let conn = rusqlite::Connection::open(ws.p(".store/index.sqlite")).expect("open index");
+    let gone = conn
+        .execute("DELETE FROM objects WHERE hash = ?1", [&f2.0[..]])
+        .expect("delete row");
+    assert_eq!(gone, 1);
+    drop(conn);
+    let v = add(&ws);
+    assert_eq!(v["files_read"].as_u64(), Some(1), "{v}");
+    assert!(v["new_objects"].as_u64().unwrap_or(0) >= 1, "{v}");
+    ws.ok(&["verify"]);
+    ws.ok(&["checkout", &f2.to_hex(), "--to", "out"]);
+    assert_eq!(
+        std::fs::read(ws.p("out/f2")).expect("restored"),
+        pseudo_random(3000, 2)
+    );
+}
+
 #[test]
 fn dedup_means_second_add_of_same_content_stores_nothing() {
     let ws = Ws::new();

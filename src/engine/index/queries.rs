@@ -73,6 +73,20 @@ impl Index {
         Ok(out)
     }
 
+    /// For each of `hashes`, whether the index knows it, in one read transaction.
+    pub fn contains_many(&self, hashes: &[Hash]) -> Result<Vec<bool>> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.sql("begin read"))?;
+        let out = hashes
+            .iter()
+            .map(|h| self.contains(h))
+            .collect::<Result<Vec<_>>>()?;
+        tx.finish().map_err(self.sql("end read"))?;
+        Ok(out)
+    }
+
     /// True when the index knows `hash`.
     pub fn contains(&self, hash: &Hash) -> Result<bool> {
         let mut st = self
