@@ -9,13 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::engine::progress::ProgressBar;
+use crate::workspace::walk::{Node, Walked};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -330,80 +330,6 @@ enum Stored {
     Skipped,
 }
 
-/// A walked path.
-enum Node {
-    File {
-        idx: usize,
-        mode: u32,
-    },
-    Dir {
-        mode: u32,
-        children: Vec<(Vec<u8>, Node)>,
-    },
-    Symlink {
-        mode: u32,
-        target: Vec<u8>,
-    },
-}
-
-struct Walk<'a> {
-    store_id: (u64, u64),
-    files: Vec<(PathBuf, Metadata)>,
-    warnings: Vec<String>,
-    store: &'a Store,
-}
-
-impl Walk<'_> {
-    fn node(&mut self, path: &Path, meta: Metadata) -> Result<Option<Node>> {
-        let ft = meta.file_type();
-        let mode = meta.mode();
-        if ft.is_symlink() {
-            let target = fs::read_link(path).map_err(|e| Error::io(path, e))?;
-            return Ok(Some(Node::Symlink {
-                mode,
-                target: target.as_os_str().as_bytes().to_vec(),
-            }));
-        }
-        if ft.is_file() {
-            self.files.push((path.to_path_buf(), meta));
-            return Ok(Some(Node::File {
-                idx: self.files.len() - 1,
-                mode,
-            }));
-        }
-        if ft.is_dir() {
-            if (meta.dev(), meta.ino()) == self.store_id {
-                return Ok(None);
-            }
-            let mut children = Vec::new();
-            let rd = fs::read_dir(path).map_err(|e| Error::io(path, e))?;
-            for ent in rd {
-                let ent = ent.map_err(|e| Error::io(path, e))?;
-                let p = ent.path();
-                let m = fs::symlink_metadata(&p).map_err(|e| Error::io(&p, e))?;
-                if let Some(n) = self.node(&p, m)? {
-                    children.push((ent.file_name().as_bytes().to_vec(), n));
-                }
-            }
-            children.sort_by(|a, b| a.0.cmp(&b.0));
-            return Ok(Some(Node::Dir { mode, children }));
-        }
-        let what = if ft.is_fifo() {
-            "fifo"
-        } else if ft.is_socket() {
-            "socket"
-        } else if ft.is_block_device() || ft.is_char_device() {
-            "device"
-        } else {
-            "special file"
-        };
-        let _ = self.store;
-        self.warnings
-            .push(format!("{}: skipped ({what})", path.display()));
-        Ok(None)
-    }
-}
-
 pub(super) fn stat_of(meta: &Metadata, hash: Hash, trusted: bool) -> StatEntry {
     StatEntry {
         dev: meta.dev(),
@@ -487,7 +413,7 @@ impl Store {
     /// one read transaction, not two queries per file.
     fn unchanged_files(
         &self,
-        files: &[(PathBuf, Metadata)],
+        files: &[(PathBuf, StatEntry)],
         tops: &[(PathBuf, PathBuf, Option<Node>)],
     ) -> Result<Vec<Option<StatEntry>>> {
         let mut rows: HashMap<String, StatEntry> = HashMap::new();
@@ -504,11 +430,10 @@ impl Store {
         }
         let mut found: Vec<Option<StatEntry>> = files
             .iter()
-            .map(|(path, meta)| {
-                let now = stat_of(meta, Hash([0; 32]), false);
+            .map(|(path, now)| {
                 rows.get(&path_key(path))
                     .cloned()
-                    .filter(|c| c.trusted && same_stat(c, &now))
+                    .filter(|c| c.trusted && same_stat(c, now))
             })
             .collect();
         let hashes: Vec<Hash> = found.iter().flatten().map(|c| c.hash).collect();
@@ -526,12 +451,11 @@ impl Store {
         &self,
         sink: &Sink<'_>,
         path: &Path,
-        meta: &Metadata,
+        now: &StatEntry,
         start_ns: i64,
         fresh: Option<Freshness>,
         pb: &ProgressBar,
     ) -> Result<(Hash, Option<StatEntry>, u64)> {
-        let now = stat_of(meta, Hash([0; 32]), false);
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let m = self.chunk_file(&file, path, Some(sink), pb)?;
         let hash = m.hash();
@@ -541,7 +465,7 @@ impl Store {
         let after = file.metadata().map_err(|e| Error::io(path, e))?;
         let after = stat_of(&after, hash, false);
         let old = after.mtime_ns < start_ns - RACY_NS || fresh.is_some_and(|f| f.older(&after));
-        let trusted = same_stat(&after, &now) && after.size == m.size && old;
+        let trusted = same_stat(&after, now) && after.size == m.size && old;
         Ok((hash, Some(StatEntry { trusted, ..after }), m.size))
     }
 
@@ -617,12 +541,8 @@ impl Store {
             Freshness::probe(&self.tmp_dir())
         };
         let store_canon = fs::canonicalize(self.dir()).map_err(|e| Error::io(self.dir(), e))?;
-        let mut walk = Walk {
-            store_id: self.store_dir_id()?,
-            files: Vec::new(),
-            warnings: Vec::new(),
-            store: self,
-        };
+        let store_id = self.store_dir_id()?;
+        let mut walk = Walked::default();
         let mut tops = Vec::new();
         for p in paths {
             let abs = absolute(p)?;
@@ -635,10 +555,10 @@ impl Store {
                 // Fail early and clearly on an unreadable top-level directory.
                 fs::read_dir(&abs).map_err(|e| Error::io(p, e))?;
             }
-            let node = walk.node(&abs, meta)?;
+            let node = super::walk::walk(&abs, &meta, store_id, &mut walk)?;
             tops.push((p.clone(), abs, node));
         }
-        let total: u64 = walk.files.iter().map(|(_, m)| m.size()).sum();
+        let total: u64 = walk.files.iter().map(|(_, s)| s.size).sum();
         let pb = progress_bar(opts.progress, total, "adding");
         let sink = if opts.dry_run {
             Sink::dry(self)
@@ -650,12 +570,12 @@ impl Store {
             .files
             .par_iter()
             .zip(&unchanged)
-            .map(|((path, meta), same)| match same {
+            .map(|((path, now), same)| match same {
                 Some(cached) => {
-                    pb.inc(meta.size());
+                    pb.inc(now.size);
                     Ok((cached.hash, None, cached.size))
                 }
-                None => self.add_file(&sink, path, meta, start_ns, fresh, &pb),
+                None => self.add_file(&sink, path, now, start_ns, fresh, &pb),
             })
             .collect::<Result<_>>()?;
         pb.finish_and_clear();
@@ -672,11 +592,10 @@ impl Store {
             ..AddReport::default()
         };
         let mut commit = Commit::default();
-        for ((path, meta), (_, stat, read)) in walk.files.iter().zip(&results) {
+        for ((path, _), (_, stat, read)) in walk.files.iter().zip(&results) {
             if let Some(s) = stat {
                 report.files_read += 1;
                 report.bytes_read += read;
-                let _ = meta;
                 commit.stats.push((path_key(path), s.clone()));
             }
         }

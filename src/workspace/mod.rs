@@ -13,3 +13,4 @@ pub mod inplace;
 pub mod lock;
 pub mod maintenance;
 pub mod status;
+mod walk;

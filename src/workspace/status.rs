@@ -203,19 +203,7 @@ fn list_files(dir: &Path, store_id: (u64, u64)) -> Result<Listing> {
         let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io(&p))?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory if (st.st_dev, st.st_ino) != store_id => subdirs.push(p),
-            FileType::RegularFile => {
-                let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
-                let stat = StatEntry {
-                    dev: st.st_dev,
-                    ino: st.st_ino,
-                    size: st.st_size as u64,
-                    mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
-                    ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
-                    hash: Hash([0; 32]),
-                    trusted: false,
-                };
-                out.files.push((p, stat));
-            }
+            FileType::RegularFile => out.files.push((p, super::walk::stat_entry(&st))),
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(&fd, name, Vec::new()).map_err(io(&p))?;
                 out.links.push((p, target.into_bytes()));

@@ -73,16 +73,19 @@ impl Index {
         Ok(out)
     }
 
-    /// For each of `hashes`, whether the index knows it, in one read transaction.
+    /// For each of `hashes`, whether the index knows it, in one read transaction. They are
+    /// looked up in hash order, so each b-tree page is read once, not once per lookup.
     pub fn contains_many(&self, hashes: &[Hash]) -> Result<Vec<bool>> {
+        let mut order: Vec<usize> = (0..hashes.len()).collect();
+        order.sort_unstable_by_key(|&i| hashes[i]);
         let tx = self
             .conn
             .unchecked_transaction()
             .map_err(self.sql("begin read"))?;
-        let out = hashes
-            .iter()
-            .map(|h| self.contains(h))
-            .collect::<Result<Vec<_>>>()?;
+        let mut out = vec![false; hashes.len()];
+        for i in order {
+            out[i] = self.contains(&hashes[i])?;
+        }
         tx.finish().map_err(self.sql("end read"))?;
         Ok(out)
     }
