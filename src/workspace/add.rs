@@ -406,7 +406,6 @@ impl Store {
         Ok(FileManifest { size, chunks })
     }
 
-    /// Hashes (and stores) one file, consulting the stat cache first.
     /// For each walked file, its stat-cache row when the file need not be read: the row is
     /// trusted, all five stat fields are unchanged and the index still holds the file hash
     /// (10.1). The rows of a directory are read in one range scan and the hashes checked in
@@ -447,6 +446,8 @@ impl Store {
         Ok(found)
     }
 
+    /// Hashes (and stores) one file that the stat cache did not vouch for
+    /// ([`Store::unchanged_files`]); `now` is its stat from the walk.
     fn add_file(
         &self,
         sink: &Sink<'_>,
