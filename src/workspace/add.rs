@@ -406,15 +406,15 @@ impl Store {
         Ok(FileManifest { size, chunks })
     }
 
-    /// For each walked file, its stat-cache row when the file need not be read: the row is
-    /// trusted, all five stat fields are unchanged and the index still holds the file hash
-    /// (10.1). The rows of a directory are read in one range scan and the hashes checked in
-    /// one read transaction, not two queries per file.
+    /// The walked files that need not be read (by their place in `files`), with their hash:
+    /// their stat-cache row is trusted, all five stat fields are unchanged (the size too) and
+    /// the index still holds the file hash (10.1). The rows of a directory are read in one
+    /// range scan and the hashes checked in one read transaction, not two queries per file.
     fn unchanged_files(
         &self,
         files: &[(PathBuf, StatEntry)],
         tops: &[(PathBuf, PathBuf, Option<Node>)],
-    ) -> Result<Vec<Option<StatEntry>>> {
+    ) -> Result<HashMap<usize, Hash>> {
         let mut rows: HashMap<String, StatEntry> = HashMap::new();
         {
             let idx = self.index();
@@ -427,23 +427,24 @@ impl Store {
                 }
             }
         }
-        let mut found: Vec<Option<StatEntry>> = files
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let same: Vec<(usize, Hash)> = files
             .iter()
-            .map(|(path, now)| {
-                rows.get(&path_key(path))
-                    .cloned()
-                    .filter(|c| c.trusted && same_stat(c, now))
+            .enumerate()
+            .filter_map(|(i, (path, now))| {
+                let c = rows.get(&path_key(path))?;
+                (c.trusted && same_stat(c, now)).then_some((i, c.hash))
             })
             .collect();
-        let hashes: Vec<Hash> = found.iter().flatten().map(|c| c.hash).collect();
+        let hashes: Vec<Hash> = same.iter().map(|(_, h)| *h).collect();
         let held = self.index().contains_many(&hashes)?;
-        let mut held = held.into_iter();
-        for f in &mut found {
-            if f.is_some() && !held.next().unwrap_or(false) {
-                *f = None;
-            }
-        }
-        Ok(found)
+        Ok(same
+            .into_iter()
+            .zip(held)
+            .filter_map(|(f, held)| held.then_some(f))
+            .collect())
     }
 
     /// Hashes (and stores) one file that the stat cache did not vouch for
@@ -570,11 +571,11 @@ impl Store {
         let results: Vec<(Hash, Option<StatEntry>, u64)> = walk
             .files
             .par_iter()
-            .zip(&unchanged)
-            .map(|((path, now), same)| match same {
-                Some(cached) => {
+            .enumerate()
+            .map(|(i, (path, now))| match unchanged.get(&i) {
+                Some(hash) => {
                     pb.inc(now.size);
-                    Ok((cached.hash, None, cached.size))
+                    Ok((*hash, None, now.size))
                 }
                 None => self.add_file(&sink, path, now, start_ns, fresh, &pb),
             })

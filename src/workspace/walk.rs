@@ -172,13 +172,15 @@ fn number(found: Found, files: &mut Vec<(PathBuf, StatEntry)>) -> Node {
                 mode,
             }
         }
-        Found::Dir(mode, children) => Node::Dir {
-            mode,
-            children: children
-                .into_iter()
-                .map(|(name, f)| (name, number(f, files)))
-                .collect(),
-        },
+        Found::Dir(mode, found) => {
+            // Not `collect()`: collected in place, the nodes would keep the larger
+            // allocation of the found entries (a third of add's peak heap on a 32k-file tree).
+            let mut children = Vec::with_capacity(found.len());
+            for (name, f) in found {
+                children.push((name, number(f, files)));
+            }
+            Node::Dir { mode, children }
+        }
         Found::Symlink(mode, target) => Node::Symlink { mode, target },
     }
 }
