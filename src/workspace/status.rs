@@ -180,40 +180,23 @@ impl Store {
 /// its own descriptor (`statat` resolves one name, not the whole path) and subdirectories are
 /// listed in parallel.
 fn list_files(dir: &Path, store_id: (u64, u64)) -> Result<Listing> {
-    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-    fn io(p: &Path) -> impl Fn(rustix::io::Errno) -> Error + '_ {
-        move |e| Error::io(p, e.into())
-    }
-    let fd = rustix::fs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io(dir))?;
+    use rustix::fs::FileType;
     let mut out = Listing::default();
     let mut subdirs = Vec::new();
-    let mut entries = rustix::fs::Dir::read_from(&fd).map_err(io(dir))?;
-    while let Some(ent) = entries.read() {
-        let ent = ent.map_err(io(dir))?;
-        let name = ent.file_name();
-        if name == c"." || name == c".." {
-            continue;
-        }
-        let p = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-        let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io(&p))?;
+    // Closed before descending: at most one directory is open per thread, however deep.
+    super::walk::each_entry(dir, |fd, name, p, st| {
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory if (st.st_dev, st.st_ino) != store_id => subdirs.push(p),
-            FileType::RegularFile => out.files.push((p, super::walk::stat_entry(&st))),
+            FileType::RegularFile => out.files.push((p, super::walk::stat_entry(st))),
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&fd, name, Vec::new()).map_err(io(&p))?;
+                let target = rustix::fs::readlinkat(fd, name, Vec::new())
+                    .map_err(|e| Error::io(&p, e.into()))?;
                 out.links.push((p, target.into_bytes()));
             }
             _ => {}
         }
-    }
-    // Closed before descending: at most one directory is open per thread, however deep.
-    drop(entries);
-    drop(fd);
+        Ok(())
+    })?;
     let below: Vec<Listing> = subdirs
         .par_iter()
         .map(|d| list_files(d, store_id))

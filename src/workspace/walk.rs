@@ -3,7 +3,9 @@
 //! lookup per entry) and closed before its subdirectories are walked, in parallel, so at most
 //! one directory is open per thread however deep the tree.
 
+use std::ffi::CStr;
 use std::fs::Metadata;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -96,8 +98,14 @@ pub(super) fn walk(
     Ok(Some(number(found, &mut out.files)))
 }
 
-/// Lists directory `dir` (of `mode`), then walks its subdirectories in parallel.
-fn list(dir: &Path, mode: u32, store_id: (u64, u64), warnings: &mut Vec<String>) -> Result<Found> {
+/// Calls `f` with the open descriptor of directory `dir` and, for each of its entries (not
+/// `.` and `..`), its name, path and `lstat` (through the descriptor: `statat` resolves one
+/// name, not the whole path). The directory is closed on return, so a caller that descends
+/// afterwards keeps at most one directory open per thread, however deep the tree.
+pub(crate) fn each_entry(
+    dir: &Path,
+    mut f: impl FnMut(&OwnedFd, &CStr, PathBuf, &rustix::fs::Stat) -> Result<()>,
+) -> Result<()> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |e: rustix::io::Errno| Error::io(&p, e.into())
@@ -108,8 +116,6 @@ fn list(dir: &Path, mode: u32, store_id: (u64, u64), warnings: &mut Vec<String>)
         Mode::empty(),
     )
     .map_err(io(dir))?;
-    let mut children = Vec::new();
-    let mut subdirs = Vec::new();
     let mut entries = rustix::fs::Dir::read_from(&fd).map_err(io(dir))?;
     while let Some(ent) = entries.read() {
         let ent = ent.map_err(io(dir))?;
@@ -117,25 +123,36 @@ fn list(dir: &Path, mode: u32, store_id: (u64, u64), warnings: &mut Vec<String>)
         if name == c"." || name == c".." {
             continue;
         }
-        let bytes = name.to_bytes().to_vec();
-        let p = dir.join(std::ffi::OsStr::from_bytes(&bytes));
+        let p = dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
         let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io(&p))?;
+        f(&fd, name, p, &st)?;
+    }
+    Ok(())
+}
+
+/// Lists directory `dir` (of `mode`), then walks its subdirectories in parallel.
+fn list(dir: &Path, mode: u32, store_id: (u64, u64), warnings: &mut Vec<String>) -> Result<Found> {
+    let mut children = Vec::new();
+    let mut subdirs = Vec::new();
+    each_entry(dir, |fd, name, p, st| {
+        let bytes = name.to_bytes().to_vec();
         let mode = st.st_mode;
         let what = match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => {
-                children.push((bytes, Found::File(p, stat_entry(&st), mode)));
-                continue;
+                children.push((bytes, Found::File(p, stat_entry(st), mode)));
+                return Ok(());
             }
             FileType::Directory => {
                 if (st.st_dev, st.st_ino) != store_id {
                     subdirs.push((bytes, p, mode));
                 }
-                continue;
+                return Ok(());
             }
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&fd, name, Vec::new()).map_err(io(&p))?;
+                let target = rustix::fs::readlinkat(fd, name, Vec::new())
+                    .map_err(|e| Error::io(&p, e.into()))?;
                 children.push((bytes, Found::Symlink(mode, target.into_bytes())));
-                continue;
+                return Ok(());
             }
             FileType::Fifo => "fifo",
             FileType::Socket => "socket",
@@ -143,9 +160,8 @@ fn list(dir: &Path, mode: u32, store_id: (u64, u64), warnings: &mut Vec<String>)
             FileType::Unknown => "special file",
         };
         warnings.push(format!("{}: skipped ({what})", p.display()));
-    }
-    drop(entries);
-    drop(fd);
+        Ok(())
+    })?;
     let below: Vec<(Vec<u8>, Found, Vec<String>)> = subdirs
         .into_par_iter()
         .map(|(name, p, mode)| {
