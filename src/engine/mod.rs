@@ -10,6 +10,7 @@
 //! [`Store`]: store::Store
 
 pub mod chunker;
+pub mod group;
 pub mod hash;
 pub mod index;
 pub mod manifest;

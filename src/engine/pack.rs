@@ -21,7 +21,7 @@ pub const PACK_MAGIC: &[u8; 8] = b"STOREPAK";
 /// Magic bytes at the very end of every pack.
 pub const END_MAGIC: &[u8; 8] = b"STOREEND";
 /// The pack format version this program writes and the newest it reads.
-pub const PACK_VERSION: u32 = 1;
+pub const PACK_VERSION: u32 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: u64 = 16;
 /// One table-of-contents entry, in bytes.
@@ -41,13 +41,18 @@ pub enum Compression {
     Raw = 0,
     /// A single zstd frame.
     Zstd = 1,
+    /// A member of a group frame (small objects compressed together, [`crate::engine::group`]):
+    /// the entry's offset and stored length are the frame's, shared by its members.
+    Group = 2,
 }
 
 impl Compression {
-    fn from_u8(b: u8) -> Option<Compression> {
+    /// The compression with code `b`, if it is one this version knows.
+    pub fn from_u8(b: u8) -> Option<Compression> {
         match b {
             0 => Some(Compression::Raw),
             1 => Some(Compression::Zstd),
+            2 => Some(Compression::Group),
             _ => None,
         }
     }
@@ -185,6 +190,9 @@ pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result
     }
     let raw = match entry.compression {
         Compression::Raw => stored.to_vec(),
+        Compression::Group => {
+            crate::engine::group::member(entry.kind, &entry.hash, entry.raw_len, stored, what)?
+        }
         Compression::Zstd => DECOMPRESSOR
             .with(|d| {
                 let mut d = d.borrow_mut();
@@ -427,6 +435,8 @@ pub struct PackWriter {
     entries: Vec<Entry>,
     len: u64,
     renamed: bool,
+    /// The last group frame written: its offset and bytes.
+    last_group: Option<(u64, Vec<u8>)>,
 }
 
 /// A pack that was written and renamed into place.
@@ -452,6 +462,7 @@ impl PackWriter {
             entries: Vec::new(),
             len: 0,
             renamed: false,
+            last_group: None,
         };
         w.write_all(&pack_header())?;
         Ok(w)
@@ -467,7 +478,9 @@ impl PackWriter {
         Ok(())
     }
 
-    /// Appends one already-encoded object.
+    /// Appends one already-encoded object. A group member whose frame is the last frame
+    /// written shares it: copiers hand over a frame's members one after the other, and the
+    /// frame is written once.
     pub fn append(
         &mut self,
         hash: Hash,
@@ -476,8 +489,16 @@ impl PackWriter {
         raw_len: u32,
         stored: &[u8],
     ) -> Result<()> {
-        let offset = self.len;
-        self.write_all(stored)?;
+        let offset = match &self.last_group {
+            Some((at, bytes)) if compression == Compression::Group && bytes == stored => *at,
+            _ => {
+                let at = self.len;
+                self.write_all(stored)?;
+                self.last_group =
+                    (compression == Compression::Group).then(|| (at, stored.to_vec()));
+                at
+            }
+        };
         self.entries.push(Entry {
             hash,
             kind,
@@ -563,6 +584,8 @@ fn pack_header() -> Vec<u8> {
 pub struct PackBuf {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
+    /// Where the last group frame lies in `bytes`.
+    last_group: Option<std::ops::Range<usize>>,
 }
 
 impl Default for PackBuf {
@@ -570,6 +593,7 @@ impl Default for PackBuf {
         PackBuf {
             bytes: pack_header(),
             entries: Vec::new(),
+            last_group: None,
         }
     }
 }
@@ -584,15 +608,26 @@ impl PackBuf {
         raw_len: u32,
         stored: &[u8],
     ) {
+        let offset = match &self.last_group {
+            Some(r) if compression == Compression::Group && self.bytes[r.clone()] == *stored => {
+                r.start
+            }
+            _ => {
+                let at = self.bytes.len();
+                self.bytes.extend_from_slice(stored);
+                self.last_group =
+                    (compression == Compression::Group).then(|| at..at + stored.len());
+                at
+            }
+        };
         self.entries.push(Entry {
             hash,
             kind,
             compression,
             raw_len,
             stored_len: stored.len() as u32,
-            offset: self.bytes.len() as u64,
+            offset: offset as u64,
         });
-        self.bytes.extend_from_slice(stored);
     }
 
     /// Bytes so far.

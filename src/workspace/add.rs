@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::engine::chunker::chunk_stream;
+use crate::engine::group::{self, Group};
 use crate::engine::hash::{Hash, ObjectKind};
 use crate::engine::index::{Commit, Root, StatEntry};
 use crate::engine::manifest::{EntryKind, FileManifest, RootRecord, TreeEntry, TreeManifest};
@@ -176,6 +177,10 @@ struct SinkState {
     written: HashSet<Hash>,
     objects: u64,
     bytes: u64,
+    /// Small objects waiting to be compressed together (`store-format.md` 5.4), per thread
+    /// (a thread's files are neighbours in the tree, and are restored together): chunks in
+    /// one group, records and manifests in the other (pushes put them in packs apart).
+    groups: HashMap<std::thread::ThreadId, [Group; 2]>,
 }
 
 impl<'a> Sink<'a> {
@@ -215,6 +220,9 @@ impl<'a> Sink<'a> {
         if self.known(&hash)? {
             return Ok(());
         }
+        if raw.len() < group::MEMBER_MAX {
+            return self.put_grouped(kind, hash, raw);
+        }
         let (compression, stored) = self.level.encode(raw, self.store.config().zstd_level);
         self.append_encoded(kind, hash, compression, raw.len() as u32, &stored)
     }
@@ -223,6 +231,10 @@ impl<'a> Sink<'a> {
     fn put_chunk(&self, hash: Hash, raw: &[u8], try_compress: bool) -> Result<Stored> {
         if self.known(&hash)? {
             return Ok(Stored::Known);
+        }
+        if try_compress && raw.len() < group::MEMBER_MAX {
+            self.put_grouped(ObjectKind::Chunk, hash, raw)?;
+            return Ok(Stored::Compressed);
         }
         if try_compress {
             let (compression, stored) = self.level.encode(raw, self.store.config().zstd_level);
@@ -250,6 +262,50 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Puts a small new object in its group; a group that is full is compressed and written.
+    fn put_grouped(&self, kind: ObjectKind, hash: Hash, raw: &[u8]) -> Result<()> {
+        let full = {
+            let mut st = self.state();
+            if self.dry || !st.written.insert(hash) {
+                return Ok(());
+            }
+            let g = &mut st.groups.entry(std::thread::current().id()).or_default()
+                [usize::from(kind != ObjectKind::Chunk)];
+            let full = g.would_overflow(raw.len()).then(|| std::mem::take(g));
+            g.push(hash, kind, raw);
+            full
+        };
+        match full {
+            Some(g) => self.write_group(g),
+            None => Ok(()),
+        }
+    }
+
+    /// Compresses a group into one frame and writes it, or its members one by one when the
+    /// frame would not save 1/32 (or there is only one).
+    fn write_group(&self, g: Group) -> Result<()> {
+        let level = self.store.config().zstd_level;
+        if g.members().len() > 1 {
+            let (compression, stored) = self.level.encode(&g.content(), level);
+            if compression == Compression::Zstd {
+                let mut st = self.state();
+                for &(hash, kind, raw_len) in g.members() {
+                    self.write(&mut st, kind, hash, Compression::Group, raw_len, &stored)?;
+                }
+                st.bytes += stored.len() as u64;
+                return self.rotate(&mut st);
+            }
+        }
+        for (hash, kind, raw) in g.each() {
+            let (compression, stored) = self.level.encode(raw, level);
+            let mut st = self.state();
+            self.write(&mut st, kind, hash, compression, raw.len() as u32, &stored)?;
+            st.bytes += stored.len() as u64;
+            self.rotate(&mut st)?;
+        }
+        Ok(())
+    }
+
     /// Appends an already-encoded object (used by `gc` to move objects without recompressing).
     pub(crate) fn append_encoded(
         &self,
@@ -263,15 +319,37 @@ impl<'a> Sink<'a> {
         if self.dry || !st.written.insert(hash) {
             return Ok(());
         }
+        self.write(&mut st, kind, hash, compression, raw_len, stored)?;
+        st.bytes += stored.len() as u64;
+        self.rotate(&mut st)
+    }
+
+    /// Appends an object to the open pack (opening one if needed).
+    fn write(
+        &self,
+        st: &mut SinkState,
+        kind: ObjectKind,
+        hash: Hash,
+        compression: Compression,
+        raw_len: u32,
+        stored: &[u8],
+    ) -> Result<()> {
         if st.writer.is_none() {
             st.writer = Some(PackWriter::create(&self.store.tmp_dir())?);
         }
         let w = st.writer.as_mut().expect("writer was just created");
         w.append(hash, kind, compression, raw_len, stored)?;
-        let full = w.len() >= self.store.config().pack_target_size;
         st.objects += 1;
-        st.bytes += stored.len() as u64;
-        if full {
+        Ok(())
+    }
+
+    /// Hands the open pack to a finishing thread when it has reached the target size.
+    fn rotate(&self, st: &mut SinkState) -> Result<()> {
+        if st
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.len() >= self.store.config().pack_target_size)
+        {
             let w = st.writer.take().expect("writer exists");
             let dir = self.store.packs_dir();
             st.finishing
@@ -282,9 +360,15 @@ impl<'a> Sink<'a> {
 
     /// Closes the open pack; returns every finished pack and (objects, bytes) written.
     pub(crate) fn finish(self) -> Result<(Vec<FinishedPack>, u64, u64)> {
+        let groups = std::mem::take(&mut self.state().groups);
+        let mut first_err = None;
+        for g in groups.into_values().flatten().filter(|g| !g.is_empty()) {
+            if let Err(e) = self.write_group(g) {
+                first_err.get_or_insert(e);
+            }
+        }
         let mut st = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut finished = Vec::new();
-        let mut first_err = None;
         for h in st.finishing.drain(..) {
             match h.join() {
                 Ok(Ok(p)) => finished.push(p),

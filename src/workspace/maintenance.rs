@@ -361,7 +361,13 @@ impl Store {
                 .filter(|e| !(live.contains(&e.hash) && here.contains(&e.hash)))
                 .collect();
             report.dead_objects += dead.len() as u64;
-            report.dead_bytes += dead.iter().map(|e| u64::from(e.stored_len)).sum::<u64>();
+            // The bytes gc wins back: a group frame goes only with its last live member.
+            report.dead_bytes += crate::engine::group::stored_bytes(&entries)
+                - crate::engine::group::stored_bytes(
+                    entries
+                        .iter()
+                        .filter(|e| live.contains(&e.hash) && here.contains(&e.hash)),
+                );
             if dead.len() == entries.len() {
                 delete.push(*id);
                 report.packs_deleted.push(id.to_hex());

@@ -18,6 +18,17 @@ const FIXTURE: &str = concat!(
     "/tests/fixtures/golden/ws/.store"
 );
 
+/// The pack-version-2 fixture (groups, store-format.md 5.4): the same data, its one pack and
+/// root record, and what the record says.
+const FIXTURE2: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/golden/ws2/.store"
+);
+const PACK2: &str = "071faf3f361d328274eae0591a81925985843f70a19a5f7e2a1c7babaf954312";
+const ROOT_RECORD2: &str = "cfb36bf2103b3fcc77f7ff44ee7bacd4e0c0939e9ba705238cbb42540f4885c4";
+const ROOT_PATH2: &str = "/work/main/tests/fixtures/golden/ws2/data";
+const ROOT_TIME_NS2: i64 = 1_796_544_014_277_951_295;
+
 /// Tree hash printed by `store add data` when the fixture was made.
 const TREE: &str = "16beff5aa6fa321f4a47cf1eab1bd36217e31f3b8c2a618c34e4dd09c58ecf3f";
 /// Tree hash of `data/sub`.
@@ -134,8 +145,13 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
 
 /// A workspace holding a copy of the fixture store, reindexed.
 fn fixture_ws() -> Ws {
+    fixture_ws_of(FIXTURE)
+}
+
+/// A workspace holding a copy of the fixture store `fixture`, reindexed.
+fn fixture_ws_of(fixture: &str) -> Ws {
     let ws = Ws::bare();
-    copy_dir(Path::new(FIXTURE), &ws.p(".store"));
+    copy_dir(Path::new(fixture), &ws.p(".store"));
     let out = ws.ok(&["reindex"]);
     assert!(
         out.contains(&format!("1 packs, {OBJECTS} objects")),
@@ -189,7 +205,8 @@ mod spec {
     pub fn read_pack(name: &str, b: &[u8]) -> Vec<(String, Object)> {
         assert!(b.len() >= 16 + 56, "too short");
         assert_eq!(&b[0..8], b"STOREPAK", "header magic");
-        assert_eq!(u32le(b, 8), 1, "pack version");
+        let version = u32le(b, 8);
+        assert!(version == 1 || version == 2, "pack version {version}");
         assert_eq!(u32le(b, 12), 0, "flags");
         let t = &b[b.len() - 56..];
         assert_eq!(&t[48..56], b"STOREEND", "trailer magic");
@@ -207,6 +224,8 @@ mod spec {
         assert_eq!(hex(&hash(PACK, toc)), name, "pack file name is the pack id");
         let mut next = 16usize;
         let mut out = Vec::new();
+        // The previous entry's (compression, offset, stored_len): group members share a frame.
+        let mut prev = (0u8, 0usize, 0usize);
         for e in toc.chunks_exact(52) {
             let h = &e[0..32];
             let (kind, compression) = (e[32], e[33]);
@@ -214,11 +233,14 @@ mod spec {
             let raw_len = u32le(e, 36) as usize;
             let stored_len = u32le(e, 40) as usize;
             let offset = u64le(e, 44) as usize;
-            // This writer stores objects back to back in TOC order.
-            assert_eq!(offset, next, "objects are contiguous in TOC order");
-            next = offset + stored_len;
+            // This writer stores objects back to back in TOC order, a group's frame once.
+            if (compression, offset, stored_len) != (2, prev.1, prev.2) || prev.0 != 2 {
+                assert_eq!(offset, next, "objects are contiguous in TOC order");
+                next = offset + stored_len;
+            }
+            prev = (compression, offset, stored_len);
             assert!(next <= toc_offset, "object inside the data area");
-            let stored = &b[offset..next];
+            let stored = &b[offset..offset + stored_len];
             let raw = match compression {
                 0 => {
                     assert_eq!(stored_len, raw_len);
@@ -231,6 +253,10 @@ mod spec {
                         "zstd only when it saves 1/32"
                     );
                     zstd::stream::decode_all(stored).expect("one zstd frame")
+                }
+                2 => {
+                    assert_eq!(version, 2, "groups only in pack version 2");
+                    group_member(stored, kind, h)
                 }
                 c => panic!("unknown compression {c}"),
             };
@@ -255,6 +281,38 @@ mod spec {
         }
         assert_eq!(next, toc_offset, "TOC follows the last object");
         out
+    }
+
+    fn context(kind: u8) -> &'static str {
+        match kind {
+            1 => CHUNK,
+            2 => FILE,
+            3 => TREE,
+            4 => ROOT,
+            k => panic!("kind {k} may not appear in this fixture"),
+        }
+    }
+
+    /// The member with hash `h` of a group frame (5.4): content = n u32, n lengths u32, n
+    /// kind bytes, the members; every member is hashed in its kind's domain.
+    fn group_member(frame: &[u8], kind: u8, h: &[u8]) -> Vec<u8> {
+        let c = zstd::stream::decode_all(frame).expect("one zstd frame");
+        let n = u32le(&c, 0) as usize;
+        assert!(n >= 2, "a group has at least 2 members");
+        let kinds = &c[4 + 4 * n..4 + 5 * n];
+        let mut at = 4 + 5 * n;
+        let mut found = None;
+        for (i, &k) in kinds.iter().enumerate() {
+            let len = u32le(&c, 4 + 4 * i) as usize;
+            let m = &c[at..at + len];
+            at += len;
+            if hash(context(k), m) == h {
+                assert_eq!(k, kind, "member kind");
+                found = Some(m.to_vec());
+            }
+        }
+        assert_eq!(at, c.len(), "the members fill the content exactly");
+        found.expect("the entry's object is in its group")
     }
 
     /// File manifest: version 1, size u64, count u32, then (hash 32, len u32) per chunk.
@@ -659,6 +717,79 @@ fn golden_hashes_from_spec() {
     assert_eq!(spec::hex(&spec::hash(spec::TREE, &enc)), TREE);
 }
 
+/// The pack version in a pack file's header.
+fn pack_version(pack: &Path) -> u32 {
+    let b = std::fs::read(pack).expect("pack");
+    u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"))
+}
+
+/// (e) The pack-version-2 fixture, whose small objects are grouped (store-format.md 5.4),
+/// reindexes, verifies and checks out byte for byte; the independent reader finds in it
+/// exactly the format-1 fixture's objects (but the root record), three of them raw and the
+/// rest in three group frames.
+#[test]
+fn golden2_groups_read_back_and_match_spec() {
+    let before = snapshot(Path::new(FIXTURE2));
+    let ws = fixture_ws_of(FIXTURE2);
+    let out = ws.ok(&["verify"]);
+    assert!(out.contains("checked 1 packs, 11 objects"), "{out}");
+    let roots: serde_json::Value = serde_json::from_str(&ws.ok(&["ls", "--json"])).expect("json");
+    assert_eq!(
+        roots,
+        serde_json::json!([{"path": ROOT_PATH2, "kind": "tree", "hash": TREE,
+                             "size": TREE_SIZE, "time_ns": ROOT_TIME_NS2}])
+    );
+    assert_eq!(ws.ok(&["cat", &HELLO[..8]]), "hello, store\n");
+    ws.ok(&["checkout", TREE, "--to", "out", "--link", "copy"]);
+    for (rel, content) in expected_files() {
+        let p = ws.p("out").join(rel);
+        assert!(
+            std::fs::read(&p).expect("restored") == content,
+            "{rel} differs"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(ws.p("out/link")).expect("readlink"),
+        Path::new("hello.txt")
+    );
+
+    let packs = crate::common::packs(Path::new(FIXTURE2));
+    assert_eq!(packs.len(), 1);
+    assert_eq!(packs[0].file_stem().unwrap().to_str().unwrap(), PACK2);
+    assert_eq!(pack_version(&packs[0]), 2);
+    let new = spec::read_store(Path::new(FIXTURE2));
+    let old = spec::read_store(Path::new(FIXTURE));
+    let non_root =
+        |m: &std::collections::HashMap<String, spec::Object>| -> BTreeMap<String, (u8, Vec<u8>)> {
+            m.iter()
+                .filter(|(_, o)| o.kind != 4)
+                .map(|(h, o)| (h.clone(), (o.kind, o.raw.clone())))
+                .collect()
+        };
+    assert_eq!(non_root(&new), non_root(&old));
+    let rec = &new[ROOT_RECORD2];
+    let json = format!(
+        r#"{{"path":"{ROOT_PATH2}","kind":"tree","hash":"{TREE}","size":{TREE_SIZE},"time_ns":{ROOT_TIME_NS2}}}"#
+    );
+    assert_eq!(String::from_utf8(rec.raw.clone()).expect("utf8"), json);
+    let raw: BTreeSet<&str> = new
+        .iter()
+        .filter(|(_, o)| o.compression == 0)
+        .map(|(h, _)| h.as_str())
+        .collect();
+    assert_eq!(
+        raw,
+        BTreeSet::from([RAND_CHUNKS[0].0, RAND_CHUNKS[1].0]),
+        "only the two large chunks are stored alone"
+    );
+    assert!(new.values().all(|o| o.compression != 1));
+    assert_eq!(
+        snapshot(Path::new(FIXTURE2)),
+        before,
+        "the fixture must never be modified"
+    );
+}
+
 /// (d) Adding the same files to a fresh store with the same chunking gives the same hashes
 /// and the same objects (format stability). Only the root record differs (path and time).
 #[test]
@@ -673,6 +804,18 @@ fn golden_readd_is_stable() {
 
     let new = spec::read_store(&ws.p(".store"));
     let old = spec::read_store(Path::new(FIXTURE));
+    // Written today: pack version 2, the trees and the root record (stored last, by one
+    // thread) in one group.
+    for p in crate::common::packs(&ws.p(".store")) {
+        assert_eq!(pack_version(&p), 2);
+    }
+    assert!(
+        new.values()
+            .filter(|o| o.kind >= 3 && o.compression == 2)
+            .count()
+            == 3,
+        "trees and root record grouped"
+    );
     let non_root = |m: &std::collections::HashMap<String, spec::Object>| -> BTreeSet<(String, u8)> {
         m.iter()
             .filter(|(_, o)| o.kind != 4)

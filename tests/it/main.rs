@@ -15,6 +15,7 @@ mod fidelity;
 mod fuzz;
 mod gdrive;
 mod golden;
+mod groups;
 mod hostile_remote;
 mod layers;
 mod mlflow;

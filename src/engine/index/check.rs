@@ -107,13 +107,15 @@ impl Index {
             .map_err(self.sql("object rows"))
     }
 
-    /// Totals: (objects, chunks, stored bytes of objects, raw bytes of objects, pack bytes).
+    /// Totals: (objects, chunks, stored bytes of objects (a group frame once), raw bytes of
+    /// objects, pack bytes).
     pub fn totals(&self) -> Result<(u64, u64, u64, u64, u64)> {
         self.conn
             .query_row(
                 "SELECT (SELECT count(*) FROM objects),
                         (SELECT count(*) FROM objects WHERE kind = 1),
-                        (SELECT coalesce(sum(stored_len), 0) FROM objects),
+                        (SELECT coalesce(sum(n), 0) FROM (SELECT max(stored_len) AS n
+                            FROM objects GROUP BY pack, offset)),
                         (SELECT coalesce(sum(raw_len), 0) FROM objects),
                         (SELECT coalesce(sum(size), 0) FROM packs)",
                 [],

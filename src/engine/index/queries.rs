@@ -38,11 +38,12 @@ impl Index {
             let kind = ObjectKind::from_u8(kind).ok_or_else(|| {
                 Error::corrupt("index", format!("object {hash} has unknown kind {kind}"))
             })?;
-            let compression = if comp == 0 {
-                Compression::Raw
-            } else {
-                Compression::Zstd
-            };
+            let compression = Compression::from_u8(comp).ok_or_else(|| {
+                Error::corrupt(
+                    "index",
+                    format!("object {hash} has unknown compression {comp}"),
+                )
+            })?;
             Ok(Location {
                 pack,
                 entry: Entry {

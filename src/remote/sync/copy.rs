@@ -220,8 +220,9 @@ impl Store {
                 report.packs_found += 1;
                 found.push(pack);
             }
-            entries.sort_by_key(|e| e.offset);
-            entries.dedup_by_key(|e| e.offset);
+            // Members of a group frame share an offset (store-format.md 5.4).
+            entries.sort_by_key(|e| (e.offset, e.hash));
+            entries.dedup_by_key(|e| (e.offset, e.hash));
             if let Some(needed) = &only {
                 entries.retain(|e| needed.contains(&e.hash));
             }

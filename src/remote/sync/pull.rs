@@ -691,7 +691,9 @@ impl Store {
         }
         let mut ranges: Vec<(Hash, Range<u64>, Vec<Entry>)> = Vec::new();
         for (pack, mut entries) in by_pack {
-            entries.sort_by_key(|e| e.offset);
+            // Members of a group frame share an offset (5.4): sorted by hash too, so that a
+            // duplicate is next to its twin.
+            entries.sort_by_key(|e| (e.offset, e.hash));
             entries.dedup_by_key(|e| e.hash);
             let mut cur: Option<(Range<u64>, Vec<Entry>)> = None;
             for e in entries {
@@ -707,6 +709,8 @@ impl Store {
                 }
                 let end = e.offset.saturating_add(u64::from(e.stored_len));
                 match cur.as_mut() {
+                    // Another member of a frame already in the range.
+                    Some((r, v)) if e.offset >= r.start && end <= r.end => v.push(e),
                     Some((r, v))
                         if e.offset >= r.end
                             && e.offset - r.end <= COALESCE_GAP

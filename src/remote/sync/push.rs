@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use crate::engine::hash::{Hash, ObjectKind};
 use crate::engine::index::{Root, RunRow};
-use crate::engine::pack::{Entry, PackBuf};
+use crate::engine::pack::{Compression, Entry, PackBuf};
 use crate::engine::store::{LockMode, Store};
 use crate::error::{Error, Result};
 use crate::remote::{Backend, STALE_UPLOAD_AGE};
@@ -88,16 +88,14 @@ impl Store {
                 groups.push(Vec::new());
                 size = 0;
             }
-            size += u64::from(item.1.stored_len);
             if let Some(g) = groups.last_mut() {
+                if !g.last().is_some_and(|l| same_frame(l, &item)) {
+                    size += u64::from(item.1.stored_len);
+                }
                 g.push(item);
             }
         }
-        let total: u64 = groups
-            .iter()
-            .flatten()
-            .map(|(_, e)| u64::from(e.stored_len))
-            .sum();
+        let total: u64 = groups.iter().map(|g| stored_bytes(g)).sum();
         let pb = crate::workspace::add::progress_bar(opts.progress, total, "uploading");
         // Builds one group's pack: (id, bytes, entries).
         let build = |group: &[(Hash, Entry)]| -> Result<(Hash, Vec<u8>, Vec<Entry>)> {
@@ -110,10 +108,12 @@ impl Store {
                 let mut end = first.offset + u64::from(first.stored_len);
                 while j < group.len()
                     && group[j].0 == *pack
-                    && group[j].1.offset == end
+                    && (group[j].1.offset == end || same_frame(&group[j - 1], &group[j]))
                     && end - first.offset < (8 << 20)
                 {
-                    end += u64::from(group[j].1.stored_len);
+                    if !same_frame(&group[j - 1], &group[j]) {
+                        end += u64::from(group[j].1.stored_len);
+                    }
                     j += 1;
                 }
                 let span = self
@@ -129,7 +129,7 @@ impl Store {
             Ok(buf.finish())
         };
         let uploaded = parallel(groups, opts.jobs.max(1), |group| {
-            let logical: u64 = group.iter().map(|(_, e)| u64::from(e.stored_len)).sum();
+            let logical = stored_bytes(&group);
             let (id, bytes, entries) = build(&group)?;
             let key = pack_key(&id);
             let len = bytes.len() as u64;
@@ -340,4 +340,23 @@ impl Store {
         });
         serde_json::to_vec_pretty(&doc).map_err(|e| Error::Invalid(e.to_string()))
     }
+}
+
+/// True when two located objects are members of one group frame (`store-format.md` 5.4).
+fn same_frame(a: &(Hash, Entry), b: &(Hash, Entry)) -> bool {
+    a.1.compression == Compression::Group
+        && b.1.compression == Compression::Group
+        && a.0 == b.0
+        && a.1.offset == b.1.offset
+}
+
+/// Stored bytes of located objects sorted by pack and offset, a group frame counted once.
+fn stored_bytes(objects: &[(Hash, Entry)]) -> u64 {
+    let mut n = 0;
+    for (i, o) in objects.iter().enumerate() {
+        if i == 0 || !same_frame(&objects[i - 1], o) {
+            n += u64::from(o.1.stored_len);
+        }
+    }
+    n
 }

@@ -157,17 +157,11 @@ impl SegObject {
             found: u32::from(self.1),
             supported: 7,
         })?;
-        let compression = match self.2 {
-            0 => Compression::Raw,
-            1 => Compression::Zstd,
-            c => {
-                return Err(Error::NewerFormat {
-                    what: format!("remote object {}", self.0),
-                    found: u32::from(c),
-                    supported: 1,
-                })
-            }
-        };
+        let compression = Compression::from_u8(self.2).ok_or_else(|| Error::NewerFormat {
+            what: format!("remote object {}", self.0),
+            found: u32::from(self.2),
+            supported: Compression::Group as u32,
+        })?;
         Ok(Entry {
             hash: self.0,
             kind,
@@ -398,8 +392,9 @@ impl RemoteState {
         let packs = by_pack
             .into_iter()
             .map(|(id, mut objects)| {
-                objects.sort_by_key(|o| o.5);
-                objects.dedup_by_key(|o| o.5);
+                // Members of a group frame share an offset (store-format.md 5.4).
+                objects.sort_by_key(|o| (o.5, o.0));
+                objects.dedup_by_key(|o| (o.5, o.0));
                 SegPack {
                     id,
                     size: self

@@ -125,7 +125,10 @@ impl Store {
         };
         // Damage met here is reported as missing objects of the runs needing it.
         self.fetch_closure(&ctx, &starts, false)?;
-        let size = |h: &Hash| state.objects.get(h).map(|(_, e)| u64::from(e.stored_len));
+        // A group member (store-format.md 5.4) counts its share of its frame.
+        let shares =
+            crate::engine::group::stored_shares(state.objects.iter().map(|(h, (p, e))| (h, p, e)));
+        let size = |h: &Hash| shares.get(h).copied();
         let mut closures: Vec<(&SegRun, HashSet<Hash>, u64, Option<i64>)> = Vec::new();
         let mut refs: HashMap<Hash, u32> = HashMap::new();
         let mut wf_refs: HashMap<Hash, HashSet<&str>> = HashMap::new();
@@ -204,11 +207,7 @@ impl Store {
                 out.shared_bytes += s;
             }
         }
-        let placed: u64 = state
-            .objects
-            .values()
-            .map(|(_, e)| u64::from(e.stored_len))
-            .sum();
+        let placed: u64 = shares.values().sum();
         out.other_bytes = placed.saturating_sub(needed);
         Ok(out)
     }
