@@ -174,7 +174,7 @@ fn decode_frame(stored: &[u8], hash: &Hash, what: &dyn Fn() -> String) -> Result
             "declares {size} bytes, more than a group can hold"
         )));
     }
-    let content = zstd::bulk::decompress(stored, size as usize)
+    let content = crate::engine::pack::decompress(stored, size as usize)
         .map_err(|e| bad(format!("does not decompress: {e}")))?;
     if content.len() as u64 != size {
         return Err(bad(format!(

@@ -168,6 +168,20 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// Decompresses one zstd frame of at most `capacity` bytes with this thread's context.
+pub(crate) fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match d.as_mut() {
+            Some(d) => d.decompress(stored, capacity),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    })
+}
+
 /// Decodes stored bytes back to the raw object, checking the length.
 pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
     // The declared length is only believed when the zstd frame says the same and it is no
@@ -193,23 +207,12 @@ pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result
         Compression::Group => {
             crate::engine::group::member(entry.kind, &entry.hash, entry.raw_len, stored, what)?
         }
-        Compression::Zstd => DECOMPRESSOR
-            .with(|d| {
-                let mut d = d.borrow_mut();
-                if d.is_none() {
-                    *d = Some(zstd::bulk::Decompressor::new()?);
-                }
-                match d.as_mut() {
-                    Some(d) => d.decompress(stored, entry.raw_len as usize),
-                    None => Err(std::io::Error::other("no zstd context")),
-                }
-            })
-            .map_err(|e| {
-                Error::corrupt(
-                    what(),
-                    format!("object {} does not decompress: {e}", entry.hash),
-                )
-            })?,
+        Compression::Zstd => decompress(stored, entry.raw_len as usize).map_err(|e| {
+            Error::corrupt(
+                what(),
+                format!("object {} does not decompress: {e}", entry.hash),
+            )
+        })?,
     };
     if raw.len() != entry.raw_len as usize {
         return Err(Error::corrupt(
