@@ -264,54 +264,20 @@ mod tests {
         g.push(Hash::of(ObjectKind::Chunk, b"x"), ObjectKind::Chunk, b"x");
         let what = || "pack p".to_string();
         let h = Hash::of(ObjectKind::Chunk, b"x");
-        // A header claiming more members than the content holds.
-        let mut c = g.content();
-        c[0] = 200;
-        let e = member(
-            ObjectKind::Chunk,
-            &h,
-            1,
-            &zstd::bulk::compress(&c, 3).unwrap(),
-            &what,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("does not fit"), "{e}");
-        // A kind byte no object has.
-        let mut c = g.content();
-        c[8] = 99;
-        let e = member(
-            ObjectKind::Chunk,
-            &h,
-            1,
-            &zstd::bulk::compress(&c, 3).unwrap(),
-            &what,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("of kind 99"), "{e}");
-        // A member whose bytes changed is not found (its hash is another).
-        let mut c = g.content();
-        c[9] = b'y';
-        let e = member(
-            ObjectKind::Chunk,
-            &h,
-            1,
-            &zstd::bulk::compress(&c, 3).unwrap(),
-            &what,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("not in its group"), "{e}");
-        // Lengths that do not add up to the content.
-        let mut c = g.content();
-        c[4] = 2;
-        let e = member(
-            ObjectKind::Chunk,
-            &h,
-            1,
-            &zstd::bulk::compress(&c, 3).unwrap(),
-            &what,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("members take"), "{e}");
+        // One byte of the content changed at a time: the header's count (more members than
+        // the content holds), the member's kind, the member itself, the member's length.
+        for (at, value, why) in [
+            (0, 200, "does not fit"),
+            (8, 99, "of kind 99"),
+            (9, b'y', "not in its group"),
+            (4, 2, "members take"),
+        ] {
+            let mut c = g.content();
+            c[at] = value;
+            let stored = zstd::bulk::compress(&c, 3).unwrap();
+            let e = member(ObjectKind::Chunk, &h, 1, &stored, &what).unwrap_err();
+            assert!(e.to_string().contains(why), "byte {at}: {e}");
+        }
         // Not zstd at all.
         let e = member(ObjectKind::Chunk, &h, 1, b"garbage!", &what).unwrap_err();
         assert!(e.to_string().contains("pack p"), "{e}");

@@ -281,29 +281,53 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Compresses a group into one frame and writes it, or its members one by one when the
-    /// frame would not save 1/32 (or there is only one).
+    /// Compresses a group into one frame and writes it. When the frame would not save 1/32,
+    /// the members are stored raw (alone they would save less than that together); a group
+    /// of one is encoded on its own.
     fn write_group(&self, g: Group) -> Result<()> {
         let level = self.store.config().zstd_level;
-        if g.members().len() > 1 {
-            let (compression, stored) = self.level.encode(&g.content(), level);
-            if compression == Compression::Zstd {
-                let mut st = self.state();
-                for &(hash, kind, raw_len) in g.members() {
-                    self.write(&mut st, kind, hash, Compression::Group, raw_len, &stored)?;
-                }
-                st.bytes += stored.len() as u64;
-                return self.rotate(&mut st);
-            }
-        }
-        for (hash, kind, raw) in g.each() {
+        if let [(hash, kind, _)] = g.members() {
+            let raw = g.each().next().map_or(&[][..], |m| m.2);
             let (compression, stored) = self.level.encode(raw, level);
             let mut st = self.state();
-            self.write(&mut st, kind, hash, compression, raw.len() as u32, &stored)?;
-            st.bytes += stored.len() as u64;
-            self.rotate(&mut st)?;
+            return self.append_new(
+                &mut st,
+                *kind,
+                *hash,
+                compression,
+                raw.len() as u32,
+                &stored,
+            );
         }
-        Ok(())
+        let (compression, frame) = self.level.encode(&g.content(), level);
+        let mut st = self.state();
+        if compression == Compression::Zstd {
+            for &(hash, kind, raw_len) in g.members() {
+                self.write(&mut st, kind, hash, Compression::Group, raw_len, &frame)?;
+            }
+            st.bytes += frame.len() as u64;
+        } else {
+            for (hash, kind, raw) in g.each() {
+                self.write(&mut st, kind, hash, Compression::Raw, raw.len() as u32, raw)?;
+                st.bytes += raw.len() as u64;
+            }
+        }
+        self.rotate(&mut st)
+    }
+
+    /// Appends an encoded object already counted as written.
+    fn append_new(
+        &self,
+        st: &mut SinkState,
+        kind: ObjectKind,
+        hash: Hash,
+        compression: Compression,
+        raw_len: u32,
+        stored: &[u8],
+    ) -> Result<()> {
+        self.write(st, kind, hash, compression, raw_len, stored)?;
+        st.bytes += stored.len() as u64;
+        self.rotate(st)
     }
 
     /// Appends an already-encoded object (used by `gc` to move objects without recompressing).
@@ -319,9 +343,7 @@ impl<'a> Sink<'a> {
         if self.dry || !st.written.insert(hash) {
             return Ok(());
         }
-        self.write(&mut st, kind, hash, compression, raw_len, stored)?;
-        st.bytes += stored.len() as u64;
-        self.rotate(&mut st)
+        self.append_new(&mut st, kind, hash, compression, raw_len, stored)
     }
 
     /// Appends an object to the open pack (opening one if needed).
