@@ -5,9 +5,11 @@
 //! them.
 //!
 //! A group's decompressed content is a header, a `u32` count `n`, `n` `u32` lengths and `n`
-//! kind bytes, followed by the members back to back. A reader hashes every member of a frame
-//! it decodes and finds members by hash, so the table of contents needs no position inside
+//! kind bytes, followed by the members back to back. A reader finds a member by its kind,
+//! length and hash (hashing candidates), so the table of contents needs no position inside
 //! the frame, and finding a member is checking it.
+
+use std::collections::HashMap;
 
 use crate::engine::hash::{Hash, ObjectKind};
 use crate::engine::pack::{Compression, Entry};
@@ -111,12 +113,43 @@ impl Group {
 }
 
 /// A group frame decoded by this thread: restores and copies read a frame's members one after
-/// the other, or nearly.
+/// the other, or nearly. Members are hashed when first looked for, and only those of the kind
+/// and length looked for: a tree among a thousand members hashes one of them.
 struct Decoded {
     stored: Vec<u8>,
+    /// The pack file and offset it was read from, when read from a local pack (packs are
+    /// immutable and named by their content, so the place names the bytes).
+    place: Option<(std::path::PathBuf, u64)>,
     content: Vec<u8>,
-    /// Each member's hash, kind and place in `content`, sorted by hash.
-    members: Vec<(Hash, ObjectKind, std::ops::Range<usize>)>,
+    /// Each member's place in `content`, in frame order.
+    places: Vec<std::ops::Range<usize>>,
+    /// Members hashed so far (index, kind), by hash.
+    found: HashMap<Hash, (usize, ObjectKind)>,
+    /// Members not hashed yet, by kind and length, the last in frame order first.
+    pending: HashMap<(ObjectKind, usize), Vec<usize>>,
+}
+
+impl Decoded {
+    /// The member with `hash`, hashing same-kind same-length members until it is found.
+    fn find(&mut self, kind: ObjectKind, hash: &Hash, raw_len: u32) -> Option<&[u8]> {
+        let len = raw_len as usize;
+        let i = match self.found.get(hash) {
+            Some(&(i, k)) => (k == kind).then_some(i)?,
+            None => {
+                let list = self.pending.get_mut(&(kind, len))?;
+                loop {
+                    let i = list.pop()?;
+                    let h = Hash::of(kind, &self.content[self.places[i].clone()]);
+                    self.found.insert(h, (i, kind));
+                    if h == *hash {
+                        break i;
+                    }
+                }
+            }
+        };
+        let b = &self.content[self.places[i].clone()];
+        (b.len() == len).then_some(b)
+    }
 }
 
 /// Frames each thread keeps decoded, the most recently used first.
@@ -127,12 +160,14 @@ thread_local! {
 }
 
 /// The member of the group frame `stored` with `kind`, `hash` and `raw_len`: found and checked
-/// at once (its bytes hash to `hash`). `what` names the source in errors.
+/// at once (its bytes hash to `hash`). `place` is where the frame was read (pack file and
+/// offset), when it was read from a local pack; `what` names the source in errors.
 pub fn member(
     kind: ObjectKind,
     hash: &Hash,
     raw_len: u32,
     stored: &[u8],
+    place: Option<(&std::path::Path, u64)>,
     what: &dyn Fn() -> String,
 ) -> Result<Vec<u8>> {
     LAST.with(|kept| {
@@ -145,12 +180,11 @@ pub fn member(
                 kept.insert(0, d);
             }
         }
-        let d = &kept[0];
-        if let Ok(i) = d.members.binary_search_by(|(h, _, _)| h.cmp(hash)) {
-            let b = &d.content[d.members[i].2.clone()];
-            if d.members[i].1 == kind && b.len() == raw_len as usize {
-                return Ok(b.to_vec());
-            }
+        if let Some((path, offset)) = place {
+            kept[0].place = Some((path.to_path_buf(), offset));
+        }
+        if let Some(b) = kept[0].find(kind, hash, raw_len) {
+            return Ok(b.to_vec());
         }
         Err(Error::corrupt(
             what(),
@@ -159,6 +193,27 @@ pub fn member(
                 kind.name()
             ),
         ))
+    })
+}
+
+/// The member with `kind`, `hash` and `raw_len` of the frame at `offset` in the pack file
+/// `path`, if this thread has that frame decoded (and the member is in it): no read needed.
+pub fn cached_member(
+    path: &std::path::Path,
+    offset: u64,
+    kind: ObjectKind,
+    hash: &Hash,
+    raw_len: u32,
+) -> Option<Vec<u8>> {
+    LAST.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let i = kept.iter().position(|d| {
+            d.place
+                .as_ref()
+                .is_some_and(|(p, o)| *o == offset && p == path)
+        })?;
+        kept[..=i].rotate_right(1);
+        kept[0].find(kind, hash, raw_len).map(<[u8]>::to_vec)
     })
 }
 
@@ -206,18 +261,20 @@ fn decode_frame(stored: &[u8], hash: &Hash, what: &dyn Fn() -> String) -> Result
         )));
     }
     let kinds = &content[4 + 4 * count..header];
-    let mut members = Vec::with_capacity(count);
-    for (place, &k) in places.into_iter().zip(kinds) {
+    let mut pending: HashMap<(ObjectKind, usize), Vec<usize>> = HashMap::new();
+    for (i, (place, &k)) in places.iter().zip(kinds).enumerate().rev() {
         let kind = ObjectKind::from_u8(k)
             .filter(|k| *k != ObjectKind::Pack)
             .ok_or_else(|| bad(format!("a member of kind {k}")))?;
-        members.push((Hash::of(kind, &content[place.clone()]), kind, place));
+        pending.entry((kind, place.len())).or_default().push(i);
     }
-    members.sort_unstable_by_key(|m| m.0);
     Ok(Decoded {
         stored: stored.to_vec(),
+        place: None,
         content,
-        members,
+        places,
+        found: HashMap::new(),
+        pending,
     })
 }
 
@@ -243,18 +300,18 @@ mod tests {
         for o in objs.iter().rev() {
             let h = Hash::of(ObjectKind::Chunk, o);
             assert_eq!(
-                &member(ObjectKind::Chunk, &h, 100, &stored, &what).unwrap(),
+                &member(ObjectKind::Chunk, &h, 100, &stored, None, &what).unwrap(),
                 o
             );
         }
         let h = Hash::of(ObjectKind::Tree, &tree);
         let len = tree.len() as u32;
         assert_eq!(
-            member(ObjectKind::Tree, &h, len, &stored, &what).unwrap(),
+            member(ObjectKind::Tree, &h, len, &stored, None, &what).unwrap(),
             tree
         );
         // The same bytes under another kind are another object: not in the group.
-        let e = member(ObjectKind::File, &h, len, &stored, &what).unwrap_err();
+        let e = member(ObjectKind::File, &h, len, &stored, None, &what).unwrap_err();
         assert!(e.to_string().contains("not in its group"), "{e}");
     }
 
@@ -275,15 +332,15 @@ mod tests {
             let mut c = g.content();
             c[at] = value;
             let stored = zstd::bulk::compress(&c, 3).unwrap();
-            let e = member(ObjectKind::Chunk, &h, 1, &stored, &what).unwrap_err();
+            let e = member(ObjectKind::Chunk, &h, 1, &stored, None, &what).unwrap_err();
             assert!(e.to_string().contains(why), "byte {at}: {e}");
         }
         // Not zstd at all.
-        let e = member(ObjectKind::Chunk, &h, 1, b"garbage!", &what).unwrap_err();
+        let e = member(ObjectKind::Chunk, &h, 1, b"garbage!", None, &what).unwrap_err();
         assert!(e.to_string().contains("pack p"), "{e}");
         // A frame declaring more than a group may hold allocates nothing.
         let big = zstd::bulk::compress(&vec![0u8; (GROUP_MAX + 1) as usize], 1).unwrap();
-        let e = member(ObjectKind::Chunk, &h, 1, &big, &what).unwrap_err();
+        let e = member(ObjectKind::Chunk, &h, 1, &big, None, &what).unwrap_err();
         assert!(e.to_string().contains("more than a group"), "{e}");
     }
 }

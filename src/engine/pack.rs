@@ -13,6 +13,7 @@ use std::sync::mpsc;
 
 use memmap2::Mmap;
 
+use crate::engine::group;
 use crate::engine::hash::{Hash, ObjectKind};
 use crate::error::{Error, Result};
 
@@ -204,9 +205,14 @@ pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result
     }
     let raw = match entry.compression {
         Compression::Raw => stored.to_vec(),
-        Compression::Group => {
-            crate::engine::group::member(entry.kind, &entry.hash, entry.raw_len, stored, what)?
-        }
+        Compression::Group => crate::engine::group::member(
+            entry.kind,
+            &entry.hash,
+            entry.raw_len,
+            stored,
+            None,
+            what,
+        )?,
         Compression::Zstd => decompress(stored, entry.raw_len as usize).map_err(|e| {
             Error::corrupt(
                 what(),
@@ -656,7 +662,8 @@ impl PackBuf {
 /// remote goes through.
 pub fn decode_verified(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
     let raw = decode(entry, stored, what)?;
-    if Hash::of(entry.kind, &raw) != entry.hash {
+    // A group member is found by its hash: found is checked.
+    if entry.compression != Compression::Group && Hash::of(entry.kind, &raw) != entry.hash {
         return Err(Error::corrupt(
             what(),
             format!("object {} fails its hash check", entry.hash),
@@ -830,8 +837,19 @@ impl PackReader {
         Ok(out)
     }
 
-    /// Reads, decompresses and verifies one object.
+    /// Reads, decompresses and verifies one object. A group member whose frame this thread
+    /// has decoded is not read again.
     pub fn read(&self, entry: &Entry) -> Result<Vec<u8>> {
+        if entry.compression == Compression::Group {
+            let (kind, hash, len) = (entry.kind, &entry.hash, entry.raw_len);
+            if let Some(raw) = group::cached_member(&self.path, entry.offset, kind, hash, len) {
+                return Ok(raw);
+            }
+            let stored = self.read_span(entry.offset, u64::from(entry.stored_len))?;
+            self.check_lengths(entry, &stored)?;
+            let place = Some((self.path.as_path(), entry.offset));
+            return group::member(kind, hash, len, &stored, place, &|| self.what());
+        }
         let stored = self.read_span(entry.offset, u64::from(entry.stored_len))?;
         Ok(self.verify(entry, &stored)?.into_owned())
     }
@@ -873,15 +891,16 @@ impl PackReader {
         entry: &Entry,
         stored: &'a [u8],
     ) -> Result<std::borrow::Cow<'a, [u8]>> {
-        if entry.raw_len > MAX_OBJECT || stored.len() != entry.stored_len as usize {
-            return Err(Error::corrupt(
-                self.what(),
-                format!("object {} has an impossible length", entry.hash),
-            ));
-        }
+        self.check_lengths(entry, stored)?;
         let raw = match entry.compression {
             Compression::Raw if stored.len() == entry.raw_len as usize => {
                 std::borrow::Cow::Borrowed(stored)
+            }
+            // A group member is found by its hash: found is checked.
+            Compression::Group => {
+                return Ok(std::borrow::Cow::Owned(decode(entry, stored, &|| {
+                    self.what()
+                })?))
             }
             _ => std::borrow::Cow::Owned(decode(entry, stored, &|| self.what())?),
         };
@@ -898,6 +917,18 @@ impl PackReader {
             ));
         }
         Ok(raw)
+    }
+
+    /// Refuses an entry whose raw length no object can have, or whose stored bytes are not
+    /// its stored length.
+    fn check_lengths(&self, entry: &Entry, stored: &[u8]) -> Result<()> {
+        if entry.raw_len > MAX_OBJECT || stored.len() != entry.stored_len as usize {
+            return Err(Error::corrupt(
+                self.what(),
+                format!("object {} has an impossible length", entry.hash),
+            ));
+        }
+        Ok(())
     }
 
     /// Recomputes the pack id: the hash of its table of contents in the pack domain. The table

@@ -178,9 +178,10 @@ struct SinkState {
     objects: u64,
     bytes: u64,
     /// Small objects waiting to be compressed together (`store-format.md` 5.4), per thread
-    /// (a thread's files are neighbours in the tree, and are restored together): chunks in
-    /// one group, records and manifests in the other (pushes put them in packs apart).
-    groups: HashMap<std::thread::ThreadId, [Group; 2]>,
+    /// (a thread's files are neighbours in the tree, and are restored together): chunks, file
+    /// manifests, and the other kinds (trees, records), each in a group of their own. Pushes
+    /// put chunks and the rest in packs apart; `status` reads trees and not file manifests.
+    groups: HashMap<std::thread::ThreadId, [Group; 3]>,
 }
 
 impl<'a> Sink<'a> {
@@ -269,8 +270,12 @@ impl<'a> Sink<'a> {
             if self.dry || !st.written.insert(hash) {
                 return Ok(());
             }
-            let g = &mut st.groups.entry(std::thread::current().id()).or_default()
-                [usize::from(kind != ObjectKind::Chunk)];
+            let slot = match kind {
+                ObjectKind::Chunk => 0,
+                ObjectKind::File => 1,
+                _ => 2,
+            };
+            let g = &mut st.groups.entry(std::thread::current().id()).or_default()[slot];
             let full = g.would_overflow(raw.len()).then(|| std::mem::take(g));
             g.push(hash, kind, raw);
             full
