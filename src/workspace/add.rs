@@ -291,18 +291,12 @@ impl<'a> Sink<'a> {
     /// of one is encoded on its own.
     fn write_group(&self, g: Group) -> Result<()> {
         let level = self.store.config().zstd_level;
-        if let [(hash, kind, _)] = g.members() {
-            let raw = g.each().next().map_or(&[][..], |m| m.2);
+        if let Some((hash, kind, raw)) = g.each().next().filter(|_| g.members().len() == 1) {
             let (compression, stored) = self.level.encode(raw, level);
             let mut st = self.state();
-            return self.append_new(
-                &mut st,
-                *kind,
-                *hash,
-                compression,
-                raw.len() as u32,
-                &stored,
-            );
+            self.write(&mut st, kind, hash, compression, raw.len() as u32, &stored)?;
+            st.bytes += stored.len() as u64;
+            return self.rotate(&mut st);
         }
         let (compression, frame) = self.level.encode(&g.content(), level);
         let mut st = self.state();
@@ -320,21 +314,6 @@ impl<'a> Sink<'a> {
         self.rotate(&mut st)
     }
 
-    /// Appends an encoded object already counted as written.
-    fn append_new(
-        &self,
-        st: &mut SinkState,
-        kind: ObjectKind,
-        hash: Hash,
-        compression: Compression,
-        raw_len: u32,
-        stored: &[u8],
-    ) -> Result<()> {
-        self.write(st, kind, hash, compression, raw_len, stored)?;
-        st.bytes += stored.len() as u64;
-        self.rotate(st)
-    }
-
     /// Appends an already-encoded object (used by `gc` to move objects without recompressing).
     pub(crate) fn append_encoded(
         &self,
@@ -348,7 +327,9 @@ impl<'a> Sink<'a> {
         if self.dry || !st.written.insert(hash) {
             return Ok(());
         }
-        self.append_new(&mut st, kind, hash, compression, raw_len, stored)
+        self.write(&mut st, kind, hash, compression, raw_len, stored)?;
+        st.bytes += stored.len() as u64;
+        self.rotate(&mut st)
     }
 
     /// Appends an object to the open pack (opening one if needed).
