@@ -278,4 +278,25 @@ fn push_clone_and_pull_copy_each_frame_once() {
         String::from_utf8_lossy(&co.stderr)
     );
     same_files(&b.p("out"), &files);
+
+    // A clone that checks out at once fetches the frames it needs while restoring.
+    let c = Ws::bare();
+    c.ok(&["clone", url, "ws"]);
+    let co = c
+        .cmd(&["checkout", &tree, "--to", "../out", "--link", "copy"])
+        .current_dir(c.p("ws"))
+        .output()
+        .expect("checkout");
+    assert!(
+        co.status.success(),
+        "{}",
+        String::from_utf8_lossy(&co.stderr)
+    );
+    same_files(&c.p("out"), &files);
+    let v = c
+        .cmd(&["verify"])
+        .current_dir(c.p("ws"))
+        .output()
+        .expect("verify");
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }
