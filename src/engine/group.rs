@@ -22,14 +22,14 @@ pub const GROUP_TARGET: usize = 64 * 1024;
 /// Largest decompressed group a reader accepts (a guard against a damaged or hostile frame).
 pub const GROUP_MAX: u64 = 1 << 20;
 
-/// Stored bytes of a pack's entries, a group frame  counted once however many of its
-/// members are listed.
-pub fn stored_bytes<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> u64 {
+/// Stored bytes of objects given with their pack, a group frame counted once however many of
+/// its members are listed.
+pub fn stored_bytes<'a>(objects: impl IntoIterator<Item = (&'a Hash, &'a Entry)>) -> u64 {
     let mut frames = std::collections::HashSet::new();
-    entries
+    objects
         .into_iter()
-        .filter(|e| e.compression != Compression::Group || frames.insert(e.offset))
-        .map(|e| u64::from(e.stored_len))
+        .filter(|(p, e)| e.compression != Compression::Group || frames.insert((**p, e.offset)))
+        .map(|(_, e)| u64::from(e.stored_len))
         .sum()
 }
 
@@ -300,14 +300,14 @@ mod tests {
         for o in objs.iter().rev() {
             let h = Hash::of(ObjectKind::Chunk, o);
             assert_eq!(
-                &member(ObjectKind::Chunk, &h, 100, &stored, None, &what).unwrap(),
+                &member(ObjectKind::Chunk, &h, 100, &stored, None, &what).expect("found"),
                 o
             );
         }
         let h = Hash::of(ObjectKind::Tree, &tree);
         let len = tree.len() as u32;
         assert_eq!(
-            member(ObjectKind::Tree, &h, len, &stored, None, &what).unwrap(),
+            member(ObjectKind::Tree, &h, len, &stored, None, &what).expect("found"),
             tree
         );
         // The same bytes under another kind are another object: not in the group.
@@ -331,7 +331,7 @@ mod tests {
         ] {
             let mut c = g.content();
             c[at] = value;
-            let stored = zstd::bulk::compress(&c, 3).unwrap();
+            let stored = zstd::bulk::compress(&c, 3).expect("compress");
             let e = member(ObjectKind::Chunk, &h, 1, &stored, None, &what).unwrap_err();
             assert!(e.to_string().contains(why), "byte {at}: {e}");
         }
@@ -339,7 +339,7 @@ mod tests {
         let e = member(ObjectKind::Chunk, &h, 1, b"garbage!", None, &what).unwrap_err();
         assert!(e.to_string().contains("pack p"), "{e}");
         // A frame declaring more than a group may hold allocates nothing.
-        let big = zstd::bulk::compress(&vec![0u8; (GROUP_MAX + 1) as usize], 1).unwrap();
+        let big = zstd::bulk::compress(&vec![0u8; (GROUP_MAX + 1) as usize], 1).expect("compress");
         let e = member(ObjectKind::Chunk, &h, 1, &big, None, &what).unwrap_err();
         assert!(e.to_string().contains("more than a group"), "{e}");
     }

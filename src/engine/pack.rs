@@ -205,14 +205,9 @@ pub fn decode(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result
     }
     let raw = match entry.compression {
         Compression::Raw => stored.to_vec(),
-        Compression::Group => crate::engine::group::member(
-            entry.kind,
-            &entry.hash,
-            entry.raw_len,
-            stored,
-            None,
-            what,
-        )?,
+        Compression::Group => {
+            group::member(entry.kind, &entry.hash, entry.raw_len, stored, None, what)?
+        }
         Compression::Zstd => decompress(stored, entry.raw_len as usize).map_err(|e| {
             Error::corrupt(
                 what(),

@@ -362,12 +362,12 @@ impl Store {
                 .collect();
             report.dead_objects += dead.len() as u64;
             // The bytes gc wins back: a group frame goes only with its last live member.
-            report.dead_bytes += crate::engine::group::stored_bytes(&entries)
-                - crate::engine::group::stored_bytes(
-                    entries
-                        .iter()
-                        .filter(|e| live.contains(&e.hash) && here.contains(&e.hash)),
-                );
+            let kept = entries
+                .iter()
+                .filter(|e| live.contains(&e.hash) && here.contains(&e.hash));
+            report.dead_bytes +=
+                crate::engine::group::stored_bytes(entries.iter().map(|e| (id, e)))
+                    - crate::engine::group::stored_bytes(kept.map(|e| (id, e)));
             if dead.len() == entries.len() {
                 delete.push(*id);
                 report.packs_deleted.push(id.to_hex());

@@ -256,47 +256,29 @@ fn push_clone_and_pull_copy_each_frame_once() {
 
     let b = Ws::bare();
     b.ok(&["clone", url, "ws"]);
-    let pull = b
-        .cmd(&["pull"])
-        .current_dir(b.p("ws"))
-        .output()
-        .expect("pull");
-    assert!(
-        pull.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pull.stderr)
-    );
+    ok_in_clone(&b, &["pull"]);
     assert_eq!(object_bytes(&b.p("ws/.store")), local, "pulled once");
-    let co = b
-        .cmd(&["checkout", &tree, "--to", "../out", "--link", "copy"])
-        .current_dir(b.p("ws"))
-        .output()
-        .expect("checkout");
-    assert!(
-        co.status.success(),
-        "{}",
-        String::from_utf8_lossy(&co.stderr)
-    );
+    ok_in_clone(&b, &["checkout", &tree, "--to", "../out", "--link", "copy"]);
     same_files(&b.p("out"), &files);
 
     // A clone that checks out at once fetches the frames it needs while restoring.
     let c = Ws::bare();
     c.ok(&["clone", url, "ws"]);
-    let co = c
-        .cmd(&["checkout", &tree, "--to", "../out", "--link", "copy"])
-        .current_dir(c.p("ws"))
-        .output()
-        .expect("checkout");
-    assert!(
-        co.status.success(),
-        "{}",
-        String::from_utf8_lossy(&co.stderr)
-    );
+    ok_in_clone(&c, &["checkout", &tree, "--to", "../out", "--link", "copy"]);
     same_files(&c.p("out"), &files);
-    let v = c
-        .cmd(&["verify"])
-        .current_dir(c.p("ws"))
+    ok_in_clone(&c, &["verify"]);
+}
+
+/// Runs the store in the clone `ws/` of `b`; it must succeed.
+fn ok_in_clone(b: &Ws, args: &[&str]) {
+    let out = b
+        .cmd(args)
+        .current_dir(b.p("ws"))
         .output()
-        .expect("verify");
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+        .expect("run store");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -350,13 +350,7 @@ fn same_frame(a: &(Hash, Entry), b: &(Hash, Entry)) -> bool {
         && a.1.offset == b.1.offset
 }
 
-/// Stored bytes of located objects sorted by pack and offset, a group frame counted once.
+/// Stored bytes of located objects (pack, entry), a group frame counted once.
 fn stored_bytes(objects: &[(Hash, Entry)]) -> u64 {
-    let mut n = 0;
-    for (i, o) in objects.iter().enumerate() {
-        if i == 0 || !same_frame(&objects[i - 1], o) {
-            n += u64::from(o.1.stored_len);
-        }
-    }
-    n
+    crate::engine::group::stored_bytes(objects.iter().map(|(p, e)| (p, e)))
 }
