@@ -17,6 +17,9 @@ use crate::engine::group;
 use crate::engine::hash::{Hash, ObjectKind};
 use crate::error::{Error, Result};
 
+mod buf;
+pub use buf::PackBuf;
+
 /// Magic bytes at offset 0 of every pack.
 pub const PACK_MAGIC: &[u8; 8] = b"STOREPAK";
 /// Magic bytes at the very end of every pack.
@@ -584,75 +587,6 @@ fn pack_header() -> Vec<u8> {
     header
 }
 
-/// A pack assembled in memory, in the same format as a pack file (remotes upload these).
-pub struct PackBuf {
-    bytes: Vec<u8>,
-    entries: Vec<Entry>,
-    /// Where the last group frame lies in `bytes`.
-    last_group: Option<std::ops::Range<usize>>,
-}
-
-impl Default for PackBuf {
-    fn default() -> Self {
-        PackBuf {
-            bytes: pack_header(),
-            entries: Vec::new(),
-            last_group: None,
-        }
-    }
-}
-
-impl PackBuf {
-    /// Appends one already-encoded object, as [`PackWriter::append`] does.
-    pub fn append(
-        &mut self,
-        hash: Hash,
-        kind: ObjectKind,
-        compression: Compression,
-        raw_len: u32,
-        stored: &[u8],
-    ) {
-        let offset = match &self.last_group {
-            Some(r) if compression == Compression::Group && self.bytes[r.clone()] == *stored => {
-                r.start
-            }
-            _ => {
-                let at = self.bytes.len();
-                self.bytes.extend_from_slice(stored);
-                self.last_group =
-                    (compression == Compression::Group).then(|| at..at + stored.len());
-                at
-            }
-        };
-        self.entries.push(Entry {
-            hash,
-            kind,
-            compression,
-            raw_len,
-            stored_len: stored.len() as u32,
-            offset: offset as u64,
-        });
-    }
-
-    /// Bytes so far.
-    pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    /// True when no object was appended.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Closes the pack: its id, bytes and table of contents.
-    pub fn finish(mut self) -> (Hash, Vec<u8>, Vec<Entry>) {
-        let (toc, trailer) = toc_and_trailer(&self.entries, self.bytes.len() as u64);
-        self.bytes.extend_from_slice(&toc);
-        self.bytes.extend_from_slice(&trailer);
-        (Hash::of(ObjectKind::Pack, &toc), self.bytes, self.entries)
-    }
-}
-
 /// Decodes `stored` and checks it against the entry's hash: the check every object read from a
 /// remote goes through.
 pub fn decode_verified(entry: &Entry, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
@@ -853,6 +787,14 @@ impl PackReader {
     /// once when restoring). A positioned read costs one copy; faulting the mapping in page by
     /// page costs more and would count the whole pack against our resident memory.
     pub fn read_span(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_span_into(offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`Self::read_span`] appending to `out` (push reads spans straight into the pack it
+    /// builds). On error `out` is as it was.
+    pub fn read_span_into(&self, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let end = offset.checked_add(len);
         if end.is_none_or(|e| e > self.map.len() as u64) || len > u64::from(MAX_OBJECT) * 64 {
@@ -861,11 +803,13 @@ impl PackReader {
                 format!("read of {len} bytes at {offset} lies past the end of the file"),
             ));
         }
-        let mut buf = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| Error::io(&self.path, e))?;
-        Ok(buf)
+        let at = out.len();
+        out.resize(at + len as usize, 0);
+        if let Err(e) = self.file.read_exact_at(&mut out[at..], offset) {
+            out.truncate(at);
+            return Err(Error::io(&self.path, e));
+        }
+        Ok(())
     }
 
     /// Asks the kernel to start reading a range now (restores read packs written around the

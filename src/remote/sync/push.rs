@@ -99,31 +99,30 @@ impl Store {
         let pb = crate::workspace::add::progress_bar(opts.progress, total, "uploading");
         // Builds one group's pack: (id, bytes, entries).
         let build = |group: &[(Hash, Entry)]| -> Result<(Hash, Vec<u8>, Vec<Entry>)> {
-            let mut buf = PackBuf::default();
+            let size = PackBuf::size_for(group.len(), stored_bytes(group));
+            let mut buf = PackBuf::with_capacity(size as usize);
+            let mut entries = Vec::new();
             let mut i = 0;
             while i < group.len() {
-                // Adjacent objects of one local pack are read with one positioned read.
+                // Adjacent objects of one local pack are read with one positioned read,
+                // straight into the pack; a group frame is never split between two reads.
                 let (pack, first) = &group[i];
                 let mut j = i + 1;
                 let mut end = first.offset + u64::from(first.stored_len);
                 while j < group.len()
                     && group[j].0 == *pack
-                    && (group[j].1.offset == end || same_frame(&group[j - 1], &group[j]))
-                    && end - first.offset < (8 << 20)
+                    && (same_frame(&group[j - 1], &group[j])
+                        || (group[j].1.offset == end && end - first.offset < (8 << 20)))
                 {
                     if !same_frame(&group[j - 1], &group[j]) {
                         end += u64::from(group[j].1.stored_len);
                     }
                     j += 1;
                 }
-                let span = self
-                    .reader(pack)?
-                    .read_span(first.offset, end - first.offset)?;
-                for (_, e) in &group[i..j] {
-                    let off = (e.offset - first.offset) as usize;
-                    let stored = &span[off..off + e.stored_len as usize];
-                    buf.append(e.hash, e.kind, e.compression, e.raw_len, stored);
-                }
+                entries.clear();
+                entries.extend(group[i..j].iter().map(|(_, e)| e.clone()));
+                let src = self.reader(pack)?;
+                buf.append_span(&src, first.offset, end - first.offset, &entries)?;
                 i = j;
             }
             Ok(buf.finish())
