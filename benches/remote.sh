@@ -2,7 +2,7 @@
 # Push and pull against a loopback S3 server (moto), store vs DVC (dvc-s3), same data, same
 # server: wall time, number of HTTP requests (counted from the server's request log) and the
 # CPU seconds the server and the client spent (from /proc and getrusage).
-# TOOLS may add `limit`: the server's floor for the same bytes, i.e. the pack files `store add`
+# The `limit` tool is the server's floor for the same bytes, i.e. the pack files `store add`
 # wrote, PUT as they are by curl, JOBS at a time (no signing, no hashing, no client work), and
 # GET back into files (signed: moto refuses anonymous reads). A tool's distance to it is what
 # the client itself costs.
@@ -10,7 +10,7 @@
 # Usage: benches/remote.sh [DATA_DIR] [STORE_BIN] > result.md
 #   DATA_DIR   default /tmp/benchdata (../shared/bench/gen-data.py); datasets: $SETS
 #   STORE_BIN  default target/release/store
-# Environment: SETS="small ml", TOOLS="store dvc", JOBS=8, SETTLE=2, BENCH_WORK=/tmp/bench-remote
+# Environment: SETS="small ml", TOOLS="store dvc limit", JOBS=8, SETTLE=2, BENCH_WORK=/tmp/bench-remote
 # Needs: moto_server ('moto[s3]' flask flask-cors), dvc + dvc-s3, git, curl, GNU time.
 set -euo pipefail
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
@@ -18,7 +18,7 @@ REPO=$(cd "$(dirname "$SELF")/.." && pwd)
 DATA=${1:-/tmp/benchdata}
 STORE=$(readlink -f "${2:-$REPO/target/release/store}")
 SETS=${SETS:-"small ml"}
-TOOLS=${TOOLS:-"store dvc"}
+TOOLS=${TOOLS:-"store dvc limit"}
 JOBS=${JOBS:-8}
 WORK=${BENCH_WORK:-/tmp/bench-remote}
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
