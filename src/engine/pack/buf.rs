@@ -79,7 +79,7 @@ impl PackBuf {
         Ok(())
     }
 
-    /// Appends one already-encoded object, as [`PackWriter::append`] does.
+    /// Appends one already-encoded object, as [`super::PackWriter::append`] does.
     pub fn append(
         &mut self,
         hash: Hash,
