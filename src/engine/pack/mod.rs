@@ -787,15 +787,27 @@ impl PackReader {
     /// once when restoring). A positioned read costs one copy; faulting the mapping in page by
     /// page costs more and would count the whole pack against our resident memory.
     pub fn read_span(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.read_span_into(offset, len, &mut buf)?;
+        self.check_span(offset, len)?;
+        // Zeroed by the allocator (a large one maps fresh zero pages: no memset pass).
+        let mut buf = vec![0u8; len as usize];
+        self.pread(&mut buf, offset)?;
         Ok(buf)
     }
 
     /// [`Self::read_span`] appending to `out` (push reads spans straight into the pack it
     /// builds). On error `out` is as it was.
     pub fn read_span_into(&self, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()> {
-        use std::os::unix::fs::FileExt;
+        self.check_span(offset, len)?;
+        let at = out.len();
+        out.resize(at + len as usize, 0);
+        let r = self.pread(&mut out[at..], offset);
+        if r.is_err() {
+            out.truncate(at);
+        }
+        r
+    }
+
+    fn check_span(&self, offset: u64, len: u64) -> Result<()> {
         let end = offset.checked_add(len);
         if end.is_none_or(|e| e > self.map.len() as u64) || len > u64::from(MAX_OBJECT) * 64 {
             return Err(Error::corrupt(
@@ -803,13 +815,14 @@ impl PackReader {
                 format!("read of {len} bytes at {offset} lies past the end of the file"),
             ));
         }
-        let at = out.len();
-        out.resize(at + len as usize, 0);
-        if let Err(e) = self.file.read_exact_at(&mut out[at..], offset) {
-            out.truncate(at);
-            return Err(Error::io(&self.path, e));
-        }
         Ok(())
+    }
+
+    fn pread(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(&self.path, e))
     }
 
     /// Asks the kernel to start reading a range now (restores read packs written around the
