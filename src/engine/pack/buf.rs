@@ -11,34 +11,28 @@ use crate::error::{Error, Result};
 pub struct PackBuf {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
-    /// Where the last group frame lies in `bytes`.
-    last_group: Option<std::ops::Range<usize>>,
 }
 
 impl Default for PackBuf {
     fn default() -> Self {
-        PackBuf {
-            bytes: pack_header(),
-            entries: Vec::new(),
-            last_group: None,
-        }
+        PackBuf::with_room(0, 0)
     }
 }
 
+/// Bytes of a whole pack of `objects` TOC entries and `stored` bytes of objects.
+fn pack_len(objects: usize, stored: u64) -> u64 {
+    HEADER_LEN + stored + (objects * TOC_ENTRY_LEN) as u64 + TRAILER_LEN
+}
+
 impl PackBuf {
-    /// An empty pack with room for `len` bytes in all (header, objects, table of contents).
-    pub fn with_capacity(len: usize) -> Self {
-        let mut bytes = Vec::with_capacity(len.max(HEADER_LEN as usize));
+    /// An empty pack with room, allocated once, for `objects` entries holding `stored` bytes.
+    pub fn with_room(objects: usize, stored: u64) -> Self {
+        let mut bytes = Vec::with_capacity(pack_len(objects, stored) as usize);
         bytes.extend_from_slice(&pack_header());
         PackBuf {
             bytes,
-            ..PackBuf::default()
+            entries: Vec::with_capacity(objects),
         }
-    }
-
-    /// Room a pack of `objects` objects holding `stored` bytes of them needs in all.
-    pub fn size_for(objects: usize, stored: u64) -> u64 {
-        HEADER_LEN + stored + (objects * TOC_ENTRY_LEN) as u64 + TRAILER_LEN
     }
 
     /// Appends the objects lying in `src` at `start..start + len` (`entries`: theirs in
@@ -63,23 +57,15 @@ impl PackBuf {
         }
         let at = self.bytes.len() as u64;
         src.read_span_into(start, len, &mut self.bytes)?;
-        for e in entries {
-            self.entries.push(Entry {
-                offset: at + (e.offset - start),
-                ..e.clone()
-            });
-        }
-        self.last_group = entries
-            .last()
-            .filter(|e| e.compression == Compression::Group)
-            .map(|e| {
-                let from = (at + (e.offset - start)) as usize;
-                from..from + e.stored_len as usize
-            });
+        // Members of one group frame share its offset here as they did in `src`.
+        self.entries.extend(entries.iter().map(|e| Entry {
+            offset: at + (e.offset - start),
+            ..e.clone()
+        }));
         Ok(())
     }
 
-    /// Appends one already-encoded object, as [`super::PackWriter::append`] does.
+    /// Appends one already-encoded object, stored alone (tests build hostile packs with it).
     pub fn append(
         &mut self,
         hash: Hash,
@@ -88,26 +74,15 @@ impl PackBuf {
         raw_len: u32,
         stored: &[u8],
     ) {
-        let offset = match &self.last_group {
-            Some(r) if compression == Compression::Group && self.bytes[r.clone()] == *stored => {
-                r.start
-            }
-            _ => {
-                let at = self.bytes.len();
-                self.bytes.extend_from_slice(stored);
-                self.last_group =
-                    (compression == Compression::Group).then(|| at..at + stored.len());
-                at
-            }
-        };
         self.entries.push(Entry {
             hash,
             kind,
             compression,
             raw_len,
             stored_len: stored.len() as u32,
-            offset: offset as u64,
+            offset: self.bytes.len() as u64,
         });
+        self.bytes.extend_from_slice(stored);
     }
 
     /// Bytes so far.
@@ -133,8 +108,9 @@ impl PackBuf {
 mod tests {
     use super::*;
 
-    /// A pack of a raw object, a group frame of two members and another raw object, and the
-    /// same pack rebuilt from spans of it (whole, object by object): the same bytes.
+    /// A pack file of a raw object, a group frame of two members and another raw object, and
+    /// the same pack rebuilt in memory from spans of it (whole, object by object): the same
+    /// bytes.
     #[test]
     fn spans_rebuild_the_same_pack() {
         let one = Hash::of(ObjectKind::Chunk, b"one");
@@ -143,29 +119,34 @@ mod tests {
             Hash::of(ObjectKind::Chunk, b"m2"),
         );
         let two = Hash::of(ObjectKind::Chunk, b"two");
-        let mut orig = PackBuf::default();
-        orig.append(one, ObjectKind::Chunk, Compression::Raw, 3, b"one");
-        orig.append(m1, ObjectKind::Chunk, Compression::Group, 2, b"frame");
-        orig.append(m2, ObjectKind::Chunk, Compression::Group, 2, b"frame");
-        orig.append(two, ObjectKind::Chunk, Compression::Raw, 3, b"two");
-        let (id, bytes, entries) = orig.finish();
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut w = super::super::PackWriter::create(dir.path()).expect("writer");
+        w.append(one, ObjectKind::Chunk, Compression::Raw, 3, b"one")
+            .expect("append");
+        w.append(m1, ObjectKind::Chunk, Compression::Group, 2, b"frame")
+            .expect("append");
+        w.append(m2, ObjectKind::Chunk, Compression::Group, 2, b"frame")
+            .expect("append");
+        w.append(two, ObjectKind::Chunk, Compression::Raw, 3, b"two")
+            .expect("append");
+        let done = w.finish(dir.path()).expect("finish");
+        let (id, entries) = (done.id, done.entries);
         assert_eq!(
             entries[1].offset, entries[2].offset,
             "one frame for both members"
         );
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("p.pack");
-        std::fs::write(&path, &bytes).expect("write");
+        let path = super::super::pack_path(dir.path(), &id);
+        let bytes = std::fs::read(&path).expect("read");
         let src = PackReader::open(&path).expect("open");
 
         let end = entries[3].offset + u64::from(entries[3].stored_len);
-        let size = PackBuf::size_for(entries.len(), end - HEADER_LEN) as usize;
-        let mut whole = PackBuf::with_capacity(size);
+        let size = pack_len(entries.len(), end - HEADER_LEN) as usize;
+        let mut whole = PackBuf::with_room(entries.len(), end - HEADER_LEN);
         whole
             .append_span(&src, HEADER_LEN, end - HEADER_LEN, &entries)
             .expect("span");
         let rebuilt = whole.finish();
-        assert_eq!(rebuilt.1.len(), size, "size_for is exact");
+        assert_eq!(rebuilt.1.len(), size, "pack_len is exact");
         assert_eq!((rebuilt.0, &rebuilt.1, &rebuilt.2), (id, &bytes, &entries));
 
         let mut parts = PackBuf::default();

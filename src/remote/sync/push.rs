@@ -99,8 +99,7 @@ impl Store {
         let pb = crate::workspace::add::progress_bar(opts.progress, total, "uploading");
         // Builds one group's pack: (id, bytes, entries).
         let build = |group: &[(Hash, Entry)]| -> Result<(Hash, Vec<u8>, Vec<Entry>)> {
-            let size = PackBuf::size_for(group.len(), stored_bytes(group));
-            let mut buf = PackBuf::with_capacity(size as usize);
+            let mut buf = PackBuf::with_room(group.len(), stored_bytes(group));
             let mut entries = Vec::new();
             let mut i = 0;
             while i < group.len() {
