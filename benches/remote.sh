@@ -36,10 +36,10 @@ requests() { grep -c 'HTTP/1.1"' "$WORK/moto.log" || true; }
 # server_cpu: CPU seconds (user + system) moto has used so far
 server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$MOTO/stat"; }
 bucket() { curl -fsS -X PUT "$EP/$1" >/dev/null; }
-# timed CMD...: runs CMD, prints "seconds requests server-cpu client-cpu". Nothing is deleted until the end:
-# on ext4 without a journal, creating files scans past inodes freed in the last 60 s (300 s
-# more while their inode table is dirty: `recently_deleted`), which would bill one tool for the
-# other's clean-up. Leave a minute between runs for the same reason.
+# timed CMD...: runs CMD, prints "seconds requests server-cpu client-cpu". Nothing is deleted
+# until the end: on ext4 without a journal, creating files scans past inodes freed in the last
+# 60 s (300 s more while their inode table is dirty: `recently_deleted`), which would bill one
+# tool for the other's clean-up. Leave a minute between runs for the same reason.
 timed() {
     local before after t0 t1 c0 c1
     sync; sleep "${SETTLE:-2}"
@@ -50,8 +50,8 @@ timed() {
     echo "$(echo "$t1 - $t0" | bc) $((after - before)) $(echo "$c1 - $c0" | bc)" \
         "$(awk '{ print $1 + $2 }' "$WORK/last.cpu")"
 }
-# fmt SECONDS REQUESTS SERVER CLIENT: one push or pull as table cells
-fmt() { printf '%s | %s | %s / %s' "$1" "$2" "$3" "$4"; }
+# cells SECONDS REQUESTS SERVER CLIENT: one push or pull as table cells
+cells() { printf '%s | %s | %s / %s' "$1" "$2" "$3" "$4"; }
 
 echo "| data | files | tool | push s | push requests | push CPU s, server / client | pull s | pull requests | pull CPU s, server / client |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -92,7 +92,7 @@ for set in $SETS; do
             diff -rq "$src" "$WORK/$set-dvc-pull/data" >/dev/null && ok=ok || ok=DIFF
         fi
         cd "$WORK"
-        echo "| $set | $nfiles | $tool | $(fmt "$pt" "$pr" "$ps" "$pc") | $(fmt "$lt ($ok)" "$lr" "$ls" "$lc") |"
+        echo "| $set | $nfiles | $tool | $(cells "$pt" "$pr" "$ps" "$pc") | $(cells "$lt ($ok)" "$lr" "$ls" "$lc") |"
     done
 done
 echo
